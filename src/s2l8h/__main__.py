@@ -1,0 +1,3 @@
+from s2l8h.cli import main
+
+main()

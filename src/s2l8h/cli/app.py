@@ -1,0 +1,36 @@
+"""Root of the command-line interface."""
+
+from __future__ import annotations
+
+import typer
+
+from s2l8h import __version__
+from s2l8h.cli import models as models_cli
+
+app = typer.Typer(
+    name="s2l8h",
+    help="Landsat-8/9 to Sentinel-2-like 10 m imagery with deep learning and uncertainty.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(models_cli.app, name="models")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"s2l8h {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Landsat-8/9 to Sentinel-2-like 10 m imagery with deep learning and uncertainty."""
+
+
+def main() -> None:
+    app(prog_name="s2l8h")

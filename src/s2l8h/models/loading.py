@@ -1,0 +1,337 @@
+"""Loading and saving weights without executing foreign code.
+
+Sources ``load_model`` understands:
+
+- our release format: a folder with ``config.json`` (``"format": "s2l8h-model"``) and
+  ``model.safetensors``;
+- a hub-layout folder (``model.safetensors`` or ``pytorch_model.bin``, state dict keys prefixed
+  ``model.`` as in the published releases) or a hub id ``owner/name`` fetched through the
+  huggingface_hub cache; the architecture is read off the tensor names and shapes, never from
+  code shipped with the weights;
+- a single weights file: ``.safetensors``, or a pickle (``.bin``/``.pth``/``.pt``/``.ckpt``) such
+  as the paper's training checkpoints (a dict with ``model_state_dict``), opened with
+  ``torch.load(weights_only=True)`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from s2l8h.models.convention import PUBLISHED_CONVENTION, InputConvention
+from s2l8h.models.harmonizer import Harmonizer
+from s2l8h.models.registry import build_network, find_spec, get_spec, list_models
+
+RELEASE_FORMAT = "s2l8h-model"
+RELEASE_FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
+PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class ModelLoadError(ValueError):
+    """Weights or their description could not be loaded; the message names the file."""
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read tensors from a safetensors file or a pickle opened with ``weights_only=True``.
+
+    A pickle may be a plain state dict or a training checkpoint holding one under
+    ``model_state_dict`` (the paper's scripts) or ``state_dict`` (Lightning).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no such weights file")
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(path, device="cpu")
+        except (SafetensorError, OSError, ValueError) as error:
+            raise ModelLoadError(f"{path}: not a readable safetensors file ({error})") from None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ModelLoadError(
+            f"{path}: refused to load: the pickle holds objects other than tensors and plain "
+            f"containers, and executing them could run arbitrary code ({error})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise ModelLoadError(f"{path}: not a readable PyTorch weights file ({error})") from None
+    return _tensors_from_payload(payload, path)
+
+
+def _tensors_from_payload(payload: Any, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(payload, dict):
+        for key in ("model_state_dict", "state_dict"):
+            if isinstance(payload.get(key), dict):
+                payload = payload[key]
+                break
+    if not isinstance(payload, dict) or not payload:
+        raise ModelLoadError(f"{path}: holds no state dict (expected a dict of tensors)")
+    bad = [key for key, value in payload.items() if not isinstance(value, torch.Tensor)]
+    if bad:
+        raise ModelLoadError(f"{path}: entries that are not tensors: {bad[:5]}")
+    return dict(payload)
+
+
+def normalize_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip a common wrapper prefix (``model.``, ``network.``, ``module.``) and map the paper's
+    Gaussian head names (``final_mean`` -> ``final``)."""
+    for prefix in ("model.", "network.", "module."):
+        if all(key.startswith(prefix) for key in state):
+            state = {key[len(prefix):]: value for key, value in state.items()}
+    return {re.sub(r"^final_mean\.", "final.", key): value for key, value in state.items()}
+
+
+def infer_unet_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Read a UNet configuration off its (normalized) state dict's names and shapes."""
+    try:
+        first = state["encoding_module.0.block.0.weight"]
+        final = state["final.weight"]
+    except KeyError as missing:
+        raise ModelLoadError(f"not a UNet state dict: no tensor {missing}") from None
+    depth = len({key.split(".")[1] for key in state if key.startswith("encoding_module.")})
+    base = first.shape[0]
+    growth = round(math.log2(base))
+    if 2**growth != base:
+        raise ModelLoadError(f"UNet base width {base} is not a power of two")
+    up_mode = "upsample"
+    if "decoding_module.0.Upsize.weight" in state:
+        up_mode = "upconv"
+    elif "decoding_module.0.Upsize.3.weight" in state:
+        up_mode = "shuffle"
+    attention = "none"
+    if any(key.startswith("decoding_module.0.attention_gate.") for key in state):
+        width = state["decoding_module.0.conv.block.0.weight"].shape[1]
+        top = state["decoding_module.0.Upsize.1.weight" if up_mode == "upsample" else
+                    "decoding_module.0.Upsize.3.weight" if up_mode == "shuffle" else
+                    "decoding_module.0.Upsize.weight"]
+        out_width = top.shape[1] if up_mode == "upconv" else top.shape[0]
+        attention = "modified" if width == 3 * out_width else "standard"
+    return {
+        "in_channels": int(first.shape[1]),
+        "out_channels": int(final.shape[0]),
+        "depth": depth,
+        "growth_factor": growth,
+        "up_mode": up_mode,
+        "attention": attention,
+        "channel_attention": "encoding_module.0.block.4.conv.weight" in state,
+        "dropout": 0.0,
+        "variance_head": "final_variance.weight" in state,
+    }
+
+
+def load_state_dict_strict(
+    network: torch.nn.Module, state: dict[str, torch.Tensor], source: str
+) -> None:
+    """Load ``state`` into ``network``, failing with the missing/unexpected/mis-shaped keys."""
+    expected = network.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mis_shaped = [
+        f"{key}: file {tuple(state[key].shape)} vs model {tuple(expected[key].shape)}"
+        for key in sorted(set(expected) & set(state))
+        if state[key].shape != expected[key].shape
+    ]
+    if missing or unexpected or mis_shaped:
+        lines = [f"{source}: weights do not match the architecture"]
+        for title, keys in (("missing", missing), ("unexpected", unexpected),
+                            ("wrong shape", mis_shaped)):
+            if keys:
+                more = f", ... ({len(keys)} in all)" if len(keys) > 8 else ""
+                shown = ", ".join(keys[:8]) + more
+                lines.append(f"  {title} keys: {shown}")
+        raise ModelLoadError("\n".join(lines))
+    network.load_state_dict(state, strict=True)
+
+
+def _read_release_config(folder: Path) -> dict[str, Any] | None:
+    config_path = folder / CONFIG_NAME
+    if not config_path.is_file():
+        return None
+    try:
+        document = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelLoadError(f"{config_path}: not valid JSON ({error})") from None
+    if not isinstance(document, dict) or document.get("format") != RELEASE_FORMAT:
+        return None  # e.g. a transformers config.json of a hub release: not ours, not needed
+    for key in ("architecture", "config", "convention"):
+        if key not in document:
+            raise ModelLoadError(f"{config_path}: missing key {key!r}")
+    return document
+
+
+def _weights_in(folder: Path) -> Path:
+    for name in (WEIGHTS_NAME, PICKLE_WEIGHTS_NAME):
+        if (folder / name).is_file():
+            return folder / name
+    raise ModelLoadError(f"{folder}: no {WEIGHTS_NAME} or {PICKLE_WEIGHTS_NAME} in this folder")
+
+
+def _assemble(
+    state: dict[str, torch.Tensor],
+    source: str,
+    document: dict[str, Any] | None,
+    expect_architecture: tuple[str, dict[str, Any]] | None,
+    overrides: dict[str, Any] | None,
+) -> Harmonizer:
+    state = normalize_keys(state)
+    if document is not None:
+        architecture = document["architecture"]
+        config = dict(document["config"])
+        try:
+            convention = InputConvention.from_dict(document["convention"])
+        except (TypeError, ValueError) as error:
+            raise ModelLoadError(f"{source}: bad input convention ({error})") from None
+        name = document.get("name")
+        provenance = dict(document.get("provenance", {}))
+    else:
+        architecture = "unet"
+        config = infer_unet_config(state)
+        spec = find_spec(architecture, config)
+        convention = spec.convention if spec else PUBLISHED_CONVENTION
+        name = spec.name if spec else None
+        provenance = {}
+    if expect_architecture is not None:
+        expected_arch, expected_config = expect_architecture
+        comparable = {**config, "dropout": expected_config.get("dropout", 0.0)}
+        if expected_arch != architecture or comparable != expected_config:
+            raise ModelLoadError(
+                f"{source}: weights are for {architecture} {config}, "
+                f"not the requested {expected_arch} {expected_config}"
+            )
+    config.update(overrides or {})
+    try:
+        network = build_network(architecture, config)
+    except (TypeError, ValueError) as error:
+        raise ModelLoadError(f"{source}: bad architecture config ({error})") from None
+    load_state_dict_strict(network, state, source)
+    provenance.setdefault("weights", source)
+    return Harmonizer(network.eval(), convention, architecture, name=name, provenance=provenance)
+
+
+def download_from_hub(hub_id: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Fetch a release's weights through the huggingface_hub cache; return the local file.
+
+    Prefers ``model.safetensors``; falls back to ``pytorch_model.bin``. Offline and not cached
+    raises a :class:`ModelLoadError` that says how to get the files.
+    """
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
+    except ImportError:  # pragma: no cover - huggingface_hub is a core dependency
+        raise ModelLoadError("loading from the hub needs huggingface_hub") from None
+    failures: list[str] = []
+    for filename in (WEIGHTS_NAME, PICKLE_WEIGHTS_NAME):
+        try:
+            return Path(hf_hub_download(hub_id, filename, cache_dir=cache_dir))
+        except EntryNotFoundError:
+            failures.append(f"{filename}: not in the repository")
+        except Exception as error:  # network, offline mode, auth: report them all below
+            failures.append(f"{filename}: {type(error).__name__}: {error}".splitlines()[0])
+    raise ModelLoadError(
+        f"could not get the weights of {hub_id} from the Hugging Face hub or its local cache "
+        f"({'; '.join(failures)}).\nOn a machine with network access run\n"
+        f"  huggingface-cli download {hub_id}\n"
+        "and copy the cache (HF_HOME), or download the repository's files into a folder and "
+        "pass that folder instead."
+    )
+
+
+def load_model(
+    source: str | os.PathLike[str],
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    expect_architecture: tuple[str, dict[str, Any]] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Harmonizer:
+    """Load a model from a registered name, a folder, a weights file or a hub id.
+
+    The model is returned in eval mode. ``overrides`` change parameter-free config fields
+    (e.g. ``{"dropout": 0.1}`` to run Monte-Carlo dropout on published weights).
+    """
+    text = os.fspath(source)
+    path = Path(text).expanduser()
+    if not path.exists() and text in list_models():
+        spec = get_spec(text)
+        if spec.hub_id is None:
+            raise ModelLoadError(f"model {text!r} has no released weights; pass a path")
+        path = download_from_hub(spec.hub_id, cache_dir)
+        model = _assemble(read_state_dict(path), f"{spec.hub_id} ({path})", None,
+                          (spec.architecture, spec.config), overrides)
+        model.name = spec.name
+        return model
+    if path.is_dir():
+        document = _read_release_config(path)
+        weights = path / WEIGHTS_NAME if document is not None else _weights_in(path)
+        return _assemble(read_state_dict(weights), str(path), document, expect_architecture,
+                         overrides)
+    if path.is_file():
+        document = _read_release_config(path.parent)
+        return _assemble(read_state_dict(path), str(path), document, expect_architecture,
+                         overrides)
+    if _HUB_ID.match(text) and not text.startswith((".", "/", "~")):
+        weights = download_from_hub(text, cache_dir)
+        return _assemble(read_state_dict(weights), f"{text} ({weights})", None,
+                         expect_architecture, overrides)
+    raise ModelLoadError(
+        f"{text}: not a registered model ({', '.join(list_models())}), an existing file or "
+        "folder, or a hub id owner/name"
+    )
+
+
+def save_pretrained(
+    model: Harmonizer,
+    folder: str | os.PathLike[str],
+    *,
+    provenance: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``model`` in our release format (``config.json`` + ``model.safetensors``).
+
+    Files are written under temporary names and renamed; existing files are kept unless
+    ``overwrite``.
+    """
+    from s2l8h import __version__
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    targets = [folder / CONFIG_NAME, folder / WEIGHTS_NAME]
+    existing = [str(target) for target in targets if target.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} already exist; pass overwrite=True")
+    document = {
+        "format": RELEASE_FORMAT,
+        "format_version": RELEASE_FORMAT_VERSION,
+        "name": model.name,
+        "architecture": model.architecture,
+        "config": model.config.to_dict(),
+        "convention": model.convention.to_dict(),
+        "provenance": {**model.provenance, **(provenance or {}), "s2l8h_version": __version__},
+    }
+    state = {key: value.detach().cpu().contiguous() for key, value in
+             model.network.state_dict().items()}
+    with tempfile.NamedTemporaryFile(dir=folder, suffix=".safetensors.tmp", delete=False) as tmp:
+        weights_tmp = Path(tmp.name)
+    config_tmp = folder / f".{CONFIG_NAME}.tmp"
+    try:
+        save_file(state, weights_tmp, metadata={"format": RELEASE_FORMAT,
+                                                 "architecture": model.architecture})
+        config_tmp.write_text(json.dumps(document, indent=2) + "\n")
+        os.replace(weights_tmp, targets[1])
+        os.replace(config_tmp, targets[0])
+    finally:
+        weights_tmp.unlink(missing_ok=True)
+        config_tmp.unlink(missing_ok=True)
+    return folder

@@ -1,0 +1,116 @@
+"""A registry of named model configurations, in the manner of ``timm.create_model``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from s2l8h.models.convention import PUBLISHED_CONVENTION, InputConvention
+from s2l8h.models.harmonizer import Harmonizer
+from s2l8h.models.unet import UNet, UNetConfig
+
+# architecture name -> (network class, config class)
+ARCHITECTURES: dict[str, tuple[Callable[..., nn.Module], Any]] = {"unet": (UNet, UNetConfig)}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A named configuration: architecture, its config, input convention and release."""
+
+    name: str
+    architecture: str
+    config: dict[str, Any]
+    convention: InputConvention = PUBLISHED_CONVENTION
+    hub_id: str | None = None
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    if spec.architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {spec.architecture!r}")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(list_models())
+        raise KeyError(f"unknown model {name!r}; known models: {known}") from None
+
+
+def build_network(architecture: str, config: dict[str, Any]) -> nn.Module:
+    """Instantiate ``architecture`` from a plain config dict (validated by its config class)."""
+    try:
+        network_cls, config_cls = ARCHITECTURES[architecture]
+    except KeyError:
+        raise ValueError(
+            f"unknown architecture {architecture!r}; known: {', '.join(sorted(ARCHITECTURES))}"
+        ) from None
+    return network_cls(config_cls.from_dict(config))
+
+
+def find_spec(architecture: str, config: dict[str, Any]) -> ModelSpec | None:
+    """The registered spec with exactly this architecture and config, if any."""
+    for spec in _REGISTRY.values():
+        if spec.architecture == architecture and spec.config == config:
+            return spec
+    return None
+
+
+def create_model(name: str, pretrained: bool | str | None = None, **overrides: Any) -> Harmonizer:
+    """Build a registered model.
+
+    ``pretrained``: ``None``/``False`` for random weights; ``True`` for the model's release
+    (hub id, through the huggingface_hub cache); a path or hub id to load those weights instead
+    (their architecture must match). ``overrides`` change config fields (e.g. ``dropout=0.1``;
+    parameter-free fields only when loading weights).
+    """
+    spec = get_spec(name)
+    config = {**spec.config, **overrides}
+    if pretrained in (None, False):
+        return Harmonizer(build_network(spec.architecture, config), spec.convention,
+                          spec.architecture, name=spec.name,
+                          provenance={"weights": "random initialization"})
+    from s2l8h.models.loading import load_model
+
+    if pretrained is True:
+        if spec.hub_id is None:
+            raise ValueError(f"model {name!r} has no published weights")
+        source: str = spec.hub_id
+    else:
+        source = str(pretrained)
+    model = load_model(source, expect_architecture=(spec.architecture, spec.config),
+                       overrides=overrides)
+    model.name = spec.name
+    return model
+
+
+def _register_published() -> None:
+    for depth in (5, 6):
+        for up_mode in ("upsample", "shuffle"):
+            register_model(ModelSpec(
+                name=f"unet{depth}-{up_mode}",
+                architecture="unet",
+                config=UNetConfig(depth=depth, growth_factor=6, up_mode=up_mode).to_dict(),
+                hub_id=f"venkatesh-thiru/s2l8h-UNet-{depth}depth-{up_mode}",
+                description=(f"Published UNet, depth {depth}, {up_mode} decoder "
+                             "(Sambandham et al. 2024), trained on real L8/S2 pairs"),
+            ))
+
+
+_register_published()
+PUBLISHED_MODELS: tuple[str, ...] = tuple(list_models())

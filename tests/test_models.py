@@ -1,0 +1,301 @@
+"""The model family, the registry, and safe loading."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from s2l8h import create_model, list_models, load_model, save_pretrained
+from s2l8h.models import (
+    PUBLISHED_MODELS,
+    ModelLoadError,
+    UNet,
+    UNetConfig,
+    count_parameters,
+    get_spec,
+    macs_per_output_pixel,
+)
+from s2l8h.models.registry import build_network
+
+PUBLISHED_PARAMETERS = {
+    "unet5-upsample": 28_945_432,
+    "unet5-shuffle": 56_453_916,
+    "unet6-upsample": 115_984_412,
+    "unet6-shuffle": 226_334_497,
+}
+PUBLISHED_MACS = {  # DESIGN.md: million multiply-adds per output pixel
+    "unet5-upsample": 0.74,
+    "unet5-shuffle": 1.15,
+    "unet6-upsample": 0.91,
+    "unet6-shuffle": 1.42,
+}
+HUB_IDS = {
+    "unet5-upsample": "venkatesh-thiru/s2l8h-UNet-5depth-upsample",
+    "unet5-shuffle": "venkatesh-thiru/s2l8h-UNet-5depth-shuffle",
+    "unet6-upsample": "venkatesh-thiru/s2l8h-UNet-6depth-upsample",
+    "unet6-shuffle": "venkatesh-thiru/s2l8h-UNet-6depth-shuffle",
+}
+
+
+def _inputs(seed: int = 0, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    multispectral = torch.rand(1, 6, size, size, generator=generator) * 0.4
+    pan = torch.rand(1, 1, 2 * size, 2 * size, generator=generator) * 0.4
+    return multispectral, pan
+
+
+def _randomize(model: torch.nn.Module, seed: int = 1) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.02)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMETERS))
+def test_published_parameter_counts_are_exact(name: str) -> None:
+    spec = get_spec(name)
+    with torch.device("meta"):
+        network = build_network(spec.architecture, spec.config)
+    assert count_parameters(network) == PUBLISHED_PARAMETERS[name]
+    assert spec.hub_id == HUB_IDS[name]
+    assert spec.convention.pan_radiometry == "toa-reflectance-no-sun-correction"
+    assert spec.convention.input_grid == "10m-bicubic"
+    assert spec.convention.output_bands == ("B02", "B03", "B04", "B8A", "B11", "B12")
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_MACS))
+def test_published_macs_per_pixel(name: str) -> None:
+    spec = get_spec(name)
+    macs = macs_per_output_pixel(spec.architecture, spec.config, spec.convention)
+    assert macs / 1e6 == pytest.approx(PUBLISHED_MACS[name], abs=0.006)
+
+
+def test_registry_lists_published_models() -> None:
+    assert set(PUBLISHED_MODELS) == set(PUBLISHED_PARAMETERS)
+    assert set(PUBLISHED_MODELS) <= set(list_models())
+    with pytest.raises(KeyError, match="unknown model 'unet7'"):
+        create_model("unet7")
+
+
+OPTION_GRID = list(itertools.product(
+    ("upsample", "shuffle", "upconv"),
+    ("none", "standard", "modified"),
+    (False, True),  # ECA
+    (0.0, 0.1),  # dropout
+    (False, True),  # variance head
+))
+
+
+@pytest.mark.parametrize(("up_mode", "attention", "eca", "dropout", "variance"), OPTION_GRID)
+def test_forward_shapes_every_option(up_mode, attention, eca, dropout, variance) -> None:
+    network = UNet(UNetConfig(depth=3, growth_factor=2, up_mode=up_mode, attention=attention,
+                              channel_attention=eca, dropout=dropout, variance_head=variance))
+    network.eval()
+    inputs = torch.rand(2, 7, 101, 87)
+    with torch.no_grad():
+        output = network(inputs)
+    if variance:
+        mean, var = output
+        assert mean.shape == var.shape == (2, 6, 101, 87)
+        assert float(var.min()) >= 0.0
+    else:
+        assert output.shape == (2, 6, 101, 87)
+
+
+def test_dropout_is_stochastic_only_in_train_mode() -> None:
+    network = UNet(UNetConfig(depth=2, growth_factor=2, dropout=0.5))
+    inputs = torch.rand(1, 7, 24, 24)
+    network.eval()
+    assert torch.equal(network(inputs), network(inputs))
+    network.train()
+    assert not torch.equal(network(inputs), network(inputs))
+
+
+def test_invalid_config_is_refused() -> None:
+    with pytest.raises(ValueError, match="up_mode"):
+        UNetConfig(up_mode="deconv")
+    with pytest.raises(ValueError, match="unknown UNet config keys"):
+        UNetConfig.from_dict({"depth": 3, "width": 9})
+
+
+def test_harmonizer_bicubic_input_convention() -> None:
+    model = create_model("unet5-upsample")
+    multispectral, pan = _inputs(size=8)
+    network_input = model.network_input(multispectral, pan)
+    assert network_input.shape == (1, 7, 24, 24)
+    expected_pan = torch.nn.functional.interpolate(pan, size=(24, 24), mode="bicubic",
+                                                   align_corners=False)
+    assert torch.equal(network_input[:, 6:], expected_pan)
+    with torch.no_grad():
+        assert model(multispectral, pan).shape == (1, 6, 24, 24)
+
+
+def _hub_state_dict(model) -> dict[str, torch.Tensor]:
+    return {f"model.{key}": value.clone() for key, value in model.network.state_dict().items()}
+
+
+def test_hub_layout_folder_loads_strictly_and_reproduces(tmp_path: Path) -> None:
+    reference = create_model("unet5-upsample").eval()
+    _randomize(reference)
+    state = _hub_state_dict(reference)
+    for key in ("model.encoding_module.0.block.0.weight", "model.encoding_module.0.block.1.weight",
+                "model.decoding_module.0.Upsize.1.weight",
+                "model.decoding_module.0.conv.block.2.bias", "model.final.weight"):
+        assert key in state
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    save_file(state, folder / "model.safetensors")
+    # A transformers-style config of the release: not ours, must be ignored, never executed.
+    (folder / "config.json").write_text(json.dumps({"model_type": "s2l8h", "depth": 5}))
+    (folder / "s2l8hModel.py").write_text("raise SystemExit('foreign code executed')\n")
+    loaded = load_model(folder)
+    assert loaded.name == "unet5-upsample"
+    multispectral, pan = _inputs()
+    with torch.no_grad():
+        assert torch.equal(loaded(multispectral, pan), reference(multispectral, pan))
+
+
+def test_hub_layout_pickle_weights_load(tmp_path: Path) -> None:
+    reference = create_model("unet5-shuffle").eval()
+    _randomize(reference)
+    torch.save(_hub_state_dict(reference), tmp_path / "pytorch_model.bin")
+    loaded = create_model("unet5-shuffle", pretrained=str(tmp_path))
+    multispectral, pan = _inputs()
+    with torch.no_grad():
+        assert torch.equal(loaded(multispectral, pan), reference(multispectral, pan))
+
+
+def _hub_cache(cache_dir: Path, hub_id: str, state: dict[str, torch.Tensor]) -> None:
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache_dir / f"models--{hub_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    save_file(state, snapshot / "model.safetensors")
+
+
+@pytest.fixture
+def offline_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def test_hub_id_loads_from_cache(tmp_path: Path, offline_hub: None) -> None:
+    reference = create_model("unet5-upsample").eval()
+    _randomize(reference, seed=3)
+    _hub_cache(tmp_path, HUB_IDS["unet5-upsample"], _hub_state_dict(reference))
+    by_id = load_model(HUB_IDS["unet5-upsample"], cache_dir=tmp_path)
+    by_name = load_model("unet5-upsample", cache_dir=tmp_path)
+    multispectral, pan = _inputs()
+    with torch.no_grad():
+        expected = reference(multispectral, pan)
+        assert torch.equal(by_id(multispectral, pan), expected)
+        assert torch.equal(by_name(multispectral, pan), expected)
+
+
+def test_hub_id_offline_not_cached_says_how_to_get_it(tmp_path: Path, offline_hub: None) -> None:
+    with pytest.raises(ModelLoadError, match="huggingface-cli download venkatesh-thiru"):
+        load_model(HUB_IDS["unet6-shuffle"], cache_dir=tmp_path)
+
+
+def test_release_format_round_trips_bit_exactly(tmp_path: Path) -> None:
+    model = create_model("unet5-upsample", variance_head=True, attention="modified",
+                         channel_attention=True).eval()
+    _randomize(model, seed=5)
+    save_pretrained(model, tmp_path / "release", provenance={"data": "unit test"})
+    document = json.loads((tmp_path / "release" / "config.json").read_text())
+    assert document["format"] == "s2l8h-model"
+    assert document["config"]["variance_head"] is True
+    assert document["provenance"]["data"] == "unit test"
+    loaded = load_model(tmp_path / "release")
+    original_state, loaded_state = model.network.state_dict(), loaded.network.state_dict()
+    assert original_state.keys() == loaded_state.keys()
+    for key in original_state:
+        assert torch.equal(original_state[key], loaded_state[key]), key
+    multispectral, pan = _inputs()
+    with torch.no_grad():
+        for got, want in zip(loaded(multispectral, pan), model(multispectral, pan), strict=True):
+            assert torch.equal(got, want)
+    with pytest.raises(FileExistsError):
+        save_pretrained(model, tmp_path / "release")
+
+
+def test_paper_training_checkpoint_loads(tmp_path: Path) -> None:
+    reference = create_model("unet5-upsample").eval()
+    _randomize(reference, seed=7)
+    optimizer = torch.optim.Adam(reference.parameters(), lr=1e-5)
+    checkpoint = {
+        "epoch": 41,
+        "model_state_dict": reference.network.state_dict(),
+        "optimizer_state_dict": optimizer.state_dict(),
+        "loss": 0.0123,
+    }
+    torch.save(checkpoint, tmp_path / "best_model.pth")
+    loaded = load_model(tmp_path / "best_model.pth")
+    assert loaded.name == "unet5-upsample"
+    multispectral, pan = _inputs()
+    with torch.no_grad():
+        assert torch.equal(loaded(multispectral, pan), reference(multispectral, pan))
+
+
+def test_truncated_files_fail_clearly(tmp_path: Path) -> None:
+    model = create_model("unet5-upsample")
+    save_pretrained(model, tmp_path / "release")
+    weights = tmp_path / "release" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: 1 << 20])
+    with pytest.raises(ModelLoadError, match=r"model\.safetensors: not a readable safetensors"):
+        load_model(tmp_path / "release")
+    pickled = tmp_path / "weights.pth"
+    torch.save(model.network.state_dict(), pickled)
+    pickled.write_bytes(pickled.read_bytes()[:5000])
+    with pytest.raises(ModelLoadError, match=r"weights\.pth: not a readable PyTorch weights"):
+        load_model(pickled)
+
+
+def test_wrong_architecture_fails_with_key_lists(tmp_path: Path) -> None:
+    model = create_model("unet5-upsample")
+    save_pretrained(model, tmp_path / "release")
+    with pytest.raises(ModelLoadError, match="not the requested"):
+        create_model("unet5-shuffle", pretrained=str(tmp_path / "release"))
+    state = _hub_state_dict(model)
+    del state["model.decoding_module.1.conv.block.2.bias"]
+    state["model.extra.weight"] = torch.zeros(3)
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    save_file(state, hub / "model.safetensors")
+    with pytest.raises(ModelLoadError) as info:
+        load_model(hub)
+    message = str(info.value)
+    assert "missing keys: decoding_module.1.conv.block.2.bias" in message
+    assert "unexpected keys: extra.weight" in message
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch PWNED_BY_PICKLE",))
+
+
+def test_malicious_pickle_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "pytorch_model.bin"
+    with path.open("wb") as handle:
+        pickle.dump({"model.final.weight": _Payload()}, handle)
+    with pytest.raises(ModelLoadError, match="refused to load"):
+        load_model(tmp_path)
+    assert not (tmp_path / "PWNED_BY_PICKLE").exists()
+
+
+def test_unknown_source_fails_clearly() -> None:
+    with pytest.raises(ModelLoadError, match="not a registered model"):
+        load_model("no-such-model")
