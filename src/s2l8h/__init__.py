@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from s2l8h.inference.harmonize import harmonize
 from s2l8h.models import (
     create_model,
     list_models,
@@ -9,4 +10,11 @@ from s2l8h.models import (
     save_pretrained,
 )
 
-__all__ = ["__version__", "create_model", "list_models", "load_model", "save_pretrained"]
+__all__ = [
+    "__version__",
+    "create_model",
+    "harmonize",
+    "list_models",
+    "load_model",
+    "save_pretrained",
+]

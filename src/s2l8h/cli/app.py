@@ -6,6 +6,7 @@ import typer
 
 from s2l8h import __version__
 from s2l8h.cli import models as models_cli
+from s2l8h.cli.harmonize import demo_command, harmonize_command
 
 app = typer.Typer(
     name="s2l8h",
@@ -15,6 +16,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(models_cli.app, name="models")
+app.command("harmonize")(harmonize_command)
+app.command("demo")(demo_command)
 
 
 def _version(value: bool) -> None:

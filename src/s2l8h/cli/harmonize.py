@@ -1,0 +1,98 @@
+"""``s2l8h harmonize`` and ``s2l8h demo``."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import typer
+
+from s2l8h.cli._common import console, error_console, fail
+from s2l8h.inference.harmonize import DEFAULT_MODELS, harmonize
+from s2l8h.io.errors import InputError, OutputError
+from s2l8h.io.quality import DEFAULT_MASK_FLAGS, FLAGS
+from s2l8h.models.loading import ModelLoadError
+
+EXPECTED_ERRORS = (InputError, OutputError, ModelLoadError, ValueError, KeyError,
+                   FileExistsError)
+
+
+def _parse_bounds(text: str | None) -> tuple[float, float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(value) for value in text.replace(" ", "").split(","))
+    except ValueError:
+        fail(f"--bounds must be left,bottom,right,top numbers, got {text!r}")
+    if len(values) != 4 or values[0] >= values[2] or values[1] >= values[3]:
+        fail(f"--bounds must be left,bottom,right,top with left<right and bottom<top: {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def harmonize_command(
+    inputs: list[Path] = typer.Argument(..., help="Scene folder, or the scene's files."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output COG path."),
+    model: list[str] = typer.Option(
+        None, "--model", "-m",
+        help=f"Registered name, weights folder/file or hub id; repeat for an ensemble "
+             f"(default: {', '.join(DEFAULT_MODELS)})."),
+    uncertainty: str = typer.Option(
+        "auto", help="auto | ensemble | mc-dropout | head | none"),
+    mc_passes: int = typer.Option(20, help="Passes for --uncertainty mc-dropout."),
+    dropout: float = typer.Option(
+        None, help="Dropout probability to switch on in the model(s) (for MC dropout)."),
+    tile: int = typer.Option(512, help="Tile size in output pixels."),
+    overlap: int = typer.Option(64, help="Tile overlap in output pixels."),
+    batch_size: int = typer.Option(4, help="Tiles per forward pass."),
+    like: Path = typer.Option(None, help="Write exactly on this raster's grid."),
+    crs: str = typer.Option(None, help="Output CRS (e.g. EPSG:32632); default the scene's."),
+    bounds: str = typer.Option(None, help="left,bottom,right,top in the output CRS."),
+    resolution: float = typer.Option(10.0, help="Output resolution in CRS units."),
+    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N | mps"),
+    threads: int = typer.Option(None, help="CPU threads for PyTorch."),
+    dtype: str = typer.Option("uint16", help="uint16 (reflectance x 10000) | float32"),
+    mask: str = typer.Option(
+        ",".join(DEFAULT_MASK_FLAGS),
+        help=f"Quality flags that mark pixels (mask 2, nodata): any of {', '.join(FLAGS)}; "
+             "empty for none."),
+    keep_flagged: bool = typer.Option(False, help="Keep values on flagged pixels."),
+    toa: bool = typer.Option(False, help="Allow a Level-1-only scene (TOA reflectance)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Harmonize a Landsat-8/9 scene into a Sentinel-2-like 10 m COG with uncertainty."""
+    flags = tuple(flag.strip() for flag in mask.split(",") if flag.strip())
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = harmonize(
+                inputs if len(inputs) > 1 else inputs[0], output, models=model or None,
+                uncertainty=uncertainty, like=like, crs=crs, bounds=_parse_bounds(bounds),
+                resolution=resolution, tile=tile, overlap=overlap, batch_size=batch_size,
+                device=device, threads=threads, dtype=dtype, mask_flags=flags,
+                keep_flagged=keep_flagged, toa=toa, mc_passes=mc_passes, dropout=dropout,
+                overwrite=overwrite, progress=not quiet)
+        for warning in caught:
+            error_console.print(f"[yellow]warning:[/yellow] {warning.message}")
+    except EXPECTED_ERRORS as error:
+        fail(error)
+    console.print(f"wrote {result.path} ({result.grid.height} x {result.grid.width} px, "
+                  f"{len(result.models)} model(s), uncertainty: {result.uncertainty}, "
+                  f"{result.tiles} tiles, {result.seconds:.1f} s)")
+
+
+def demo_command(
+    output_dir: Path = typer.Option(Path("s2l8h-demo"), "-o", "--output-dir",
+                                    help="Folder for harmonized.tif and quicklook.png."),
+    overwrite: bool = typer.Option(False, help="Replace earlier demo outputs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Run the whole path on the bundled Landsat-8 crop; write a COG and a PNG quicklook."""
+    from s2l8h.demo import run_demo
+
+    try:
+        result, png = run_demo(output_dir, overwrite=overwrite, progress=not quiet)
+    except EXPECTED_ERRORS as error:
+        fail(error)
+    console.print(f"[bold]{result.extra['label']}[/bold]")
+    console.print(f"wrote {result.path} and {png} ({result.seconds:.1f} s)")

@@ -1,0 +1,56 @@
+"""``s2l8h demo``: the whole harmonize path on the bundled Landsat-8 crop."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from s2l8h.inference.harmonize import HarmonizeResult, harmonize
+from s2l8h.io.cog import check_output_path
+from s2l8h.io.landsat import open_scene
+from s2l8h.io.quicklook import write_quicklook
+from s2l8h.models.registry import create_model
+
+EXAMPLE = "florida_crop"
+RANDOM_LABEL = ("RANDOM WEIGHTS (published unet5-upsample architecture, 2 random seeds): "
+                "the image is not a prediction")
+
+
+def example_scene() -> Path:
+    """Folder of the bundled example (Landsat-8 L1T crop, see its README)."""
+    return Path(str(resources.files("s2l8h") / "examples" / EXAMPLE))
+
+
+def demo_models() -> tuple[list, str]:
+    """The demo's models and their label."""
+    members = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        members.append(create_model("unet5-upsample"))
+    return members, RANDOM_LABEL
+
+
+def run_demo(output_dir: str | os.PathLike[str] = "s2l8h-demo", *, overwrite: bool = False,
+             progress: bool = True) -> tuple[HarmonizeResult, Path]:
+    """Harmonize the bundled crop (TOA mode) into ``output_dir``/harmonized.tif and write
+    ``quicklook.png``."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    cog, png = output_dir / "harmonized.tif", output_dir / "quicklook.png"
+    check_output_path(png, overwrite)
+    models, label = demo_models()
+    import warnings
+
+    from s2l8h.io.landsat import ToaModeWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ToaModeWarning)  # the demo says so itself
+        result = harmonize(example_scene(), cog, models=models, toa=True, overwrite=overwrite,
+                           progress=progress)
+        scene = open_scene(example_scene(), toa=True)
+    write_quicklook(scene, cog, png, title=f"s2l8h demo: {label}")
+    result.extra["label"] = label
+    return result, png

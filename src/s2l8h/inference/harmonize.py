@@ -1,0 +1,220 @@
+"""The main job: a Landsat scene in, a Sentinel-2-like 10 m COG with uncertainty out.
+
+read -> align to the output grid -> tile -> model(s) -> blend -> uncertainty -> write.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from odc.geo.geobox import GeoBox
+from tqdm.auto import tqdm
+
+from s2l8h.inference.tiling import plan_tiles, run_tiled
+from s2l8h.inference.uncertainty import UncertaintyMethod, make_predictor
+from s2l8h.io.cog import (
+    MASK_FLAGGED,
+    MASK_NODATA,
+    MASK_VALID,
+    CogWriter,
+    OutputDtype,
+    check_output_path,
+)
+from s2l8h.io.errors import InputError
+from s2l8h.io.grid import (
+    coarser_grid,
+    grid_like,
+    model_grid,
+    sentinel2_grid,
+    valid_bounds,
+)
+from s2l8h.io.landsat import open_scene
+from s2l8h.io.quality import DEFAULT_MASK_FLAGS
+from s2l8h.io.reader import SceneReader, Strip
+from s2l8h.models.harmonizer import Harmonizer
+from s2l8h.models.loading import load_model
+
+DEFAULT_MODELS: tuple[str, ...] = ("unet5-upsample", "unet5-shuffle", "unet6-upsample",
+                                   "unet6-shuffle")
+
+
+@dataclass
+class HarmonizeResult:
+    """What :func:`harmonize` wrote and how."""
+
+    path: Path
+    grid: GeoBox
+    models: list[str]
+    uncertainty: str
+    tiles: int
+    seconds: float
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def open(self):
+        """The written COG as an ``xarray.DataArray`` (scale/offset applied, nodata as NaN)."""
+        import rioxarray
+
+        return rioxarray.open_rasterio(self.path, mask_and_scale=True)
+
+
+def resolve_models(models: Sequence[str | os.PathLike[str] | Harmonizer] | None,
+                   dropout: float | None = None) -> list[Harmonizer]:
+    """Load models from names, paths or hub ids (instances pass through)."""
+    sources = list(models) if models else list(DEFAULT_MODELS)
+    overrides = {"dropout": dropout} if dropout else None
+    loaded = []
+    for source in sources:
+        if isinstance(source, Harmonizer):
+            loaded.append(source)
+        else:
+            loaded.append(load_model(source, overrides=overrides))
+    conventions = {(m.convention.scale, m.convention.use_pan, m.convention.pan_radiometry,
+                    m.convention.multispectral_radiometry, m.convention.output_bands)
+                   for m in loaded}
+    if len(conventions) > 1:
+        raise ValueError("the models given do not share one input convention; run them apart")
+    return loaded
+
+
+def output_grid(scene_files: Sequence[Path], *, like: str | os.PathLike[str] | None = None,
+                crs: object | None = None,
+                bounds: tuple[float, float, float, float] | None = None,
+                resolution: float = 10.0) -> GeoBox:
+    """The output grid: ``like`` (exactly that raster's grid), ``bounds`` (+ ``crs``, default
+    the scene's) snapped outwards to multiples of ``resolution``, or by default the
+    Sentinel-2 10 m grid in the scene's CRS covering the scene's valid data."""
+    if like is not None:
+        if bounds is not None or crs is not None:
+            raise ValueError("--like cannot be combined with --crs/--bounds")
+        return grid_like(like)
+    scene_bounds, scene_crs = valid_bounds(scene_files[0])
+    if bounds is None:
+        if crs is not None and str(crs) != str(scene_crs):
+            from rasterio.warp import transform_bounds
+
+            scene_bounds = transform_bounds(scene_crs, crs, *scene_bounds)
+        return sentinel2_grid(scene_bounds, crs or scene_crs, resolution)
+    return sentinel2_grid(bounds, crs or scene_crs, resolution)
+
+
+def harmonize(
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    *,
+    models: Sequence[str | os.PathLike[str] | Harmonizer] | None = None,
+    uncertainty: UncertaintyMethod = "auto",
+    like: str | os.PathLike[str] | None = None,
+    crs: object | None = None,
+    bounds: tuple[float, float, float, float] | None = None,
+    resolution: float = 10.0,
+    tile: int = 512,
+    overlap: int = 64,
+    batch_size: int = 4,
+    device: str = "cpu",
+    threads: int | None = None,
+    dtype: OutputDtype = "uint16",
+    mask_flags: tuple[str, ...] = DEFAULT_MASK_FLAGS,
+    keep_flagged: bool = False,
+    toa: bool = False,
+    mc_passes: int = 20,
+    dropout: float | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> HarmonizeResult:
+    """Harmonize one Landsat-8/9 scene into a Sentinel-2-like COG.
+
+    ``inputs``: a scene folder or its files. ``models``: registered names, paths or hub ids
+    (default: the four published UNets, i.e. their ensemble). ``uncertainty``: ``auto``,
+    ``ensemble``, ``mc-dropout``, ``head`` or ``none``. ``tile``/``overlap`` in output pixels.
+    Pixels flagged by the quality band (``mask_flags``) get mask 2 and nodata, unless
+    ``keep_flagged``. Nothing is written unless the whole run succeeds.
+    """
+    started = time.perf_counter()
+    if threads:
+        torch.set_num_threads(threads)
+    check_output_path(output, overwrite)
+    loaded = resolve_models(models, dropout)
+    predictor = make_predictor(loaded, uncertainty, mc_passes=mc_passes)
+    convention = loaded[0].convention
+    scene = open_scene(inputs, toa=toa, need_pan=convention.use_pan)
+    grid = output_grid(scene.multispectral, like=like, crs=crs, bounds=bounds,
+                       resolution=resolution)
+    fine = model_grid(grid)
+    scale = convention.scale
+    plan = plan_tiles(math.ceil(fine.height / scale), math.ceil(fine.width / scale), tile,
+                      overlap, predictor.alignment, scale)
+    lowres = coarser_grid(fine, scale, plan.rows.padded, plan.cols.padded)
+    pan_grid = coarser_grid(fine, scale / 2, 2 * plan.rows.padded, 2 * plan.cols.padded)
+    fine_padded = coarser_grid(fine, 1, scale * plan.rows.padded, scale * plan.cols.padded)
+    torch_device = torch.device(device)
+    predictor.to(torch_device)
+    names = [model.name or str(model.provenance.get("weights", "?")) for model in loaded]
+    tags = {
+        "S2L8H_VERSION": __import__("s2l8h").__version__,
+        "S2L8H_MODELS": json.dumps(names),
+        "S2L8H_MODEL_PROVENANCE": json.dumps([model.provenance for model in loaded]),
+        "S2L8H_UNCERTAINTY": predictor.method,
+        "S2L8H_INPUTS": json.dumps(sorted({str(p) for p, _ in scene.multispectral_sources()}
+                                          | ({str(scene.pan)} if scene.pan else set())
+                                          | ({str(scene.qa)} if scene.qa else set()))),
+        "S2L8H_SCENE": scene.name,
+        "S2L8H_LEVEL": "L2 surface reflectance" if scene.level == "L2" else
+        "L1 TOA reflectance (TOA mode)",
+        "S2L8H_OPTIONS": json.dumps({"tile": tile, "overlap": overlap, "mask_flags":
+                                     list(mask_flags), "keep_flagged": keep_flagged,
+                                     "dtype": dtype, "mc_passes": mc_passes}),
+    }
+    writer = CogWriter(output, grid, fine, convention.output_bands, predictor.gives_variance,
+                       dtype, tags, overwrite)
+    any_valid = False
+    try:
+        with SceneReader(scene, lowres, pan_grid, fine_padded, convention, mask_flags) as reader:
+            current: dict[str, Strip] = {}
+
+            def read_strip(row0: int, rows: int):
+                strip = reader.read_strip(row0, rows)
+                current["strip"] = strip
+                return strip.multispectral, strip.pan, strip.valid
+
+            def emit(out_row0: int, mean: np.ndarray, variance: np.ndarray | None) -> None:
+                nonlocal any_valid
+                if out_row0 >= fine.height:
+                    return
+                strip = current["strip"]
+                rows = mean.shape[1]
+                first = out_row0 // scale - strip.row0
+                valid30 = strip.valid[first:first + math.ceil(rows / scale) + 1]
+                valid = np.kron(valid30, np.ones((scale, scale), dtype=bool))
+                offset = out_row0 - scale * (strip.row0 + first)
+                valid = valid[offset:offset + rows] & np.isfinite(mean).all(axis=0)
+                fill, flagged = reader.read_quality(out_row0, rows, fine_padded.width)
+                valid &= ~fill
+                mask = np.full(valid.shape, MASK_NODATA, dtype=np.uint8)
+                mask[valid] = MASK_VALID
+                mask[valid & flagged] = MASK_FLAGGED
+                any_valid |= bool((mask == MASK_VALID).any())
+                keep = (mask == MASK_VALID) | (keep_flagged & (mask == MASK_FLAGGED))
+                std = None if variance is None else np.sqrt(np.maximum(variance, 0))
+                writer.write_rows(out_row0, mean, std, mask, keep)
+
+            with tqdm(total=plan.count, desc="tiles", unit="tile", disable=not progress) as bar:
+                run_tiled(predictor, plan, read_strip, emit, batch_size=batch_size,
+                          device=torch_device, progress=bar.update)
+        if not any_valid:
+            raise InputError(scene.multispectral[0], "no valid pixel in the output grid "
+                             "(all nodata, or all flagged by the quality band)")
+        path = writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return HarmonizeResult(path=path, grid=grid, models=names, uncertainty=predictor.method,
+                           tiles=plan.count, seconds=time.perf_counter() - started)
+

@@ -1,0 +1,267 @@
+"""Tiled inference with overlap and smooth blending, strip by strip, in bounded memory.
+
+Tiles are laid out on the 30 m input grid; a tile of ``t`` input pixels gives ``scale × t``
+output pixels. Offsets and sizes are multiples of the model's alignment (``2**(depth-1)`` for a
+UNet) so that every tile pools on the same lattice as a whole-image pass would.
+
+Blending: along a side shared with a neighbour, a tile's weight is 0 for the outer quarter of
+the overlap (``margin = overlap // 4`` output pixels), rises as a raised cosine over the middle
+half and is 1 inside; two neighbours' weights sum to exactly 1 across the overlap. Sides on the
+scene border keep weight 1. If ``margin`` is at least the model's receptive-field radius, the
+blended result equals one whole-image forward pass up to float rounding.
+
+Rows are processed as strips of tiles: only one strip of inputs and one strip of weighted sums
+(output rows of one tile height x the scene width) are held at a time, and finished rows are
+handed to ``emit`` as soon as no later tile touches them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from s2l8h.inference.uncertainty import Predictor
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    """Tile starts along one axis, in 30 m input pixels.
+
+    ``padded`` (the scene size rounded up to the alignment) is what the tiles cover; the last
+    tile is moved back to end there, so it may overlap its neighbour by more than ``overlap``.
+    """
+
+    size: int
+    tile: int
+    overlap: int
+    starts: tuple[int, ...]
+
+    @property
+    def padded(self) -> int:
+        return self.starts[-1] + self.tile
+
+    def overlaps(self, index: int) -> tuple[int, int]:
+        """Overlap (input px) of tile ``index`` with its previous and next neighbour."""
+        lead = self.starts[index - 1] + self.tile - self.starts[index] if index > 0 else 0
+        last = len(self.starts) - 1
+        trail = self.starts[index] + self.tile - self.starts[index + 1] if index < last else 0
+        return lead, trail
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    rows: AxisPlan
+    cols: AxisPlan
+    scale: int
+
+    @property
+    def count(self) -> int:
+        return len(self.rows.starts) * len(self.cols.starts)
+
+
+def plan_axis(size: int, tile: int, overlap: int, alignment: int) -> AxisPlan:
+    """Tile starts over ``size`` input pixels (``tile`` and ``overlap`` already in input px)."""
+    if size <= 0:
+        raise ValueError("cannot tile an empty scene")
+    tile = _round_up(max(tile, alignment), alignment)
+    overlap = _round_up(overlap, alignment) if overlap > 0 else 0
+    if overlap >= tile:
+        raise ValueError(f"overlap ({overlap} px at 30 m) must be smaller than the tile ({tile})")
+    padded = _round_up(size, alignment)
+    if padded <= tile:
+        return AxisPlan(size, padded, 0, (0,))
+    stride = tile - overlap
+    count = math.ceil((padded - tile) / stride) + 1
+    starts = [min(index * stride, padded - tile) for index in range(count)]
+    return AxisPlan(size, tile, overlap, tuple(starts))
+
+
+def plan_tiles(rows: int, cols: int, tile_out: int, overlap_out: int, alignment: int,
+               scale: int = 3) -> TilePlan:
+    """Plan tiles for a ``rows`` x ``cols`` input (30 m) scene from output-pixel sizes, rounded
+    up to multiples of ``alignment`` input pixels."""
+    tile = math.ceil(tile_out / scale)
+    overlap = math.ceil(overlap_out / scale)
+    return TilePlan(plan_axis(rows, tile, overlap, alignment),
+                    plan_axis(cols, tile, overlap, alignment), scale)
+
+
+def _half_ramp(length: int, overlap: int) -> np.ndarray:
+    """Rising weights over the first ``overlap`` of ``length`` pixels: 0 over the first quarter,
+    a raised cosine over the middle half, 1 after."""
+    if overlap <= 0:
+        return np.ones(length)
+    margin = overlap // 4
+    width = max(overlap - 2 * margin, 1)
+    distance = np.arange(length, dtype=np.float64) + 0.5
+    return 0.5 - 0.5 * np.cos(np.pi * np.clip((distance - margin) / width, 0.0, 1.0))
+
+
+def axis_weights(axis: AxisPlan, index: int, scale: int) -> np.ndarray:
+    """1-D blending weights (output pixels) of tile ``index`` along ``axis``."""
+    lead, trail = axis.overlaps(index)
+    length = scale * axis.tile
+    return _half_ramp(length, scale * lead) * _half_ramp(length, scale * trail)[::-1]
+
+
+StripReader = Callable[[int, int], tuple[np.ndarray, np.ndarray | None, np.ndarray]]
+RowEmitter = Callable[[int, np.ndarray, np.ndarray | None], None]
+
+
+def run_tiled(
+    predictor: Predictor,
+    plan: TilePlan,
+    read_strip: StripReader,
+    emit: RowEmitter,
+    *,
+    batch_size: int = 4,
+    device: torch.device | str = "cpu",
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Run ``predictor`` over the plan.
+
+    ``read_strip(row0, rows)`` returns, for input rows ``[row0, row0 + rows)`` of the padded
+    scene, ``(multispectral (B, rows, W), pan (1, 2 rows, 2 W) or None, valid (rows, W))``
+    with invalid inputs already filled with finite values. ``emit(out_row0, mean, variance)``
+    receives finished output rows (``mean`` (6, r, scale W), NaN where no tile contributed).
+    ``progress(n)`` is called with the number of tiles done (skipped tiles included).
+    """
+    scale = plan.scale
+    rows, cols = plan.rows, plan.cols
+    width_out = scale * cols.padded
+    col_weights = [axis_weights(cols, index, scale) for index in range(len(cols.starts))]
+    carry: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None
+    carry_row0 = 0
+    with_variance = predictor.gives_variance
+    for row_index, row0 in enumerate(rows.starts):
+        multispectral, pan, valid = read_strip(row0, rows.tile)
+        strip_out0 = scale * row0
+        height_out = scale * rows.tile
+        mean_sum = np.zeros((6, height_out, width_out), dtype=np.float32)
+        variance_sum = np.zeros_like(mean_sum) if with_variance else None
+        weight_sum = np.zeros((height_out, width_out), dtype=np.float32)
+        if carry is not None:  # rows still open from the previous strip
+            offset = carry_row0 - strip_out0
+            count = carry[0].shape[1]
+            mean_sum[:, offset:offset + count] = carry[0]
+            if variance_sum is not None and carry[1] is not None:
+                variance_sum[:, offset:offset + count] = carry[1]
+            weight_sum[offset:offset + count] = carry[2]
+        row_weight = axis_weights(rows, row_index, scale)
+        batch: list[tuple[int, int]] = []
+        for col_index, col0 in enumerate(cols.starts):
+            if not valid[:, col0:col0 + cols.tile].any():
+                if progress:
+                    progress(1)
+                continue
+            batch.append((col_index, col0))
+            if len(batch) == batch_size:
+                _predict_batch(predictor, batch, multispectral, pan, cols.tile, scale, device,
+                               row_weight, col_weights, mean_sum, variance_sum, weight_sum)
+                if progress:
+                    progress(len(batch))
+                batch = []
+        if batch:
+            _predict_batch(predictor, batch, multispectral, pan, cols.tile, scale, device,
+                           row_weight, col_weights, mean_sum, variance_sum, weight_sum)
+            if progress:
+                progress(len(batch))
+        last = row_index == len(rows.starts) - 1
+        done = height_out if last else scale * (rows.starts[row_index + 1] - row0)
+        _emit_rows(emit, strip_out0, mean_sum[:, :done],
+                   None if variance_sum is None else variance_sum[:, :done], weight_sum[:done])
+        carry = (mean_sum[:, done:].copy(),
+                 None if variance_sum is None else variance_sum[:, done:].copy(),
+                 weight_sum[done:].copy())
+        carry_row0 = strip_out0 + done
+
+
+def _predict_batch(predictor: Predictor, batch: list[tuple[int, int]],
+                   multispectral: np.ndarray, pan: np.ndarray | None, tile: int, scale: int,
+                   device: torch.device | str, row_weight: np.ndarray,
+                   col_weights: list[np.ndarray], mean_sum: np.ndarray,
+                   variance_sum: np.ndarray | None, weight_sum: np.ndarray) -> None:
+    ms_tiles = np.stack([multispectral[:, :, col0:col0 + tile] for _, col0 in batch])
+    ms_tensor = torch.from_numpy(ms_tiles).to(device)
+    pan_tensor = None
+    if pan is not None:
+        pan_tiles = np.stack([pan[:, :, 2 * col0:2 * (col0 + tile)] for _, col0 in batch])
+        pan_tensor = torch.from_numpy(pan_tiles).to(device)
+    mean, variance = predictor(ms_tensor, pan_tensor)
+    mean = mean.float().cpu().numpy()
+    variance = None if variance is None else variance.float().cpu().numpy()
+    width = scale * tile
+    for index, (col_index, col0) in enumerate(batch):
+        weight = np.outer(row_weight, col_weights[col_index]).astype(np.float32)
+        x0 = scale * col0
+        mean_sum[:, :, x0:x0 + width] += mean[index] * weight
+        if variance_sum is not None and variance is not None:
+            variance_sum[:, :, x0:x0 + width] += variance[index] * weight
+        weight_sum[:, x0:x0 + width] += weight
+
+
+def _emit_rows(emit: RowEmitter, out_row0: int, mean_sum: np.ndarray,
+               variance_sum: np.ndarray | None, weight_sum: np.ndarray) -> None:
+    covered = weight_sum > 0
+    safe = np.where(covered, weight_sum, 1.0)
+    mean = np.where(covered, mean_sum / safe, np.nan).astype(np.float32)
+    variance = None
+    if variance_sum is not None:
+        variance = np.where(covered, variance_sum / safe, np.nan).astype(np.float32)
+    emit(out_row0, mean, variance)
+
+
+def predict_array(
+    predictor: Predictor,
+    multispectral: np.ndarray,
+    pan: np.ndarray | None,
+    *,
+    tile: int = 512,
+    overlap: int = 64,
+    batch_size: int = 4,
+    device: torch.device | str = "cpu",
+    valid: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Tiled prediction over in-memory arrays (multispectral (B, h, w) at 30 m, pan (1, 2h, 2w)).
+
+    Returns ``(mean, variance)`` of shape (6, scale h, scale w). Inputs are padded at the
+    bottom/right by edge replication to the tile plan and the output cropped back.
+    """
+    _, height, width = multispectral.shape
+    scale = predictor.models[0].convention.scale
+    plan = plan_tiles(height, width, tile, overlap, predictor.alignment, scale)
+    pad_rows, pad_cols = plan.rows.padded - height, plan.cols.padded - width
+    padded_ms = np.pad(multispectral, ((0, 0), (0, pad_rows), (0, pad_cols)), mode="edge")
+    padded_pan = None
+    if pan is not None:
+        padded_pan = np.pad(pan, ((0, 0), (0, 2 * pad_rows), (0, 2 * pad_cols)), mode="edge")
+    valid_mask = np.ones((height, width), dtype=bool) if valid is None else valid
+    padded_valid = np.pad(valid_mask, ((0, pad_rows), (0, pad_cols)), constant_values=False)
+    mean_out = np.full((6, scale * plan.rows.padded, scale * plan.cols.padded), np.nan,
+                       dtype=np.float32)
+    variance_out = np.full_like(mean_out, np.nan) if predictor.gives_variance else None
+
+    def read_strip(row0: int, rows: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        ms = np.ascontiguousarray(padded_ms[:, row0:row0 + rows], dtype=np.float32)
+        strip_pan = None
+        if padded_pan is not None:
+            strip_pan = np.ascontiguousarray(padded_pan[:, 2 * row0:2 * (row0 + rows)],
+                                             dtype=np.float32)
+        return ms, strip_pan, padded_valid[row0:row0 + rows]
+
+    def emit(out_row0: int, mean: np.ndarray, variance: np.ndarray | None) -> None:
+        mean_out[:, out_row0:out_row0 + mean.shape[1]] = mean
+        if variance_out is not None and variance is not None:
+            variance_out[:, out_row0:out_row0 + variance.shape[1]] = variance
+
+    run_tiled(predictor, plan, read_strip, emit, batch_size=batch_size, device=device)
+    crop = (slice(None), slice(0, scale * height), slice(0, scale * width))
+    return mean_out[crop], None if variance_out is None else variance_out[crop]

@@ -1,0 +1,159 @@
+"""One interface for uncertainty: every predictor returns ``(mean, variance)``.
+
+- ``single``: one model; variance ``None`` (no variance head) or its head's variance.
+- ``ensemble``: mean of the members' means; variance = spread of the members' means
+  (epistemic, population variance) + mean of their head variances where they have heads
+  (aleatoric). The default when several models are given.
+- ``mc-dropout``: N stochastic passes of one model with dropout active (everything else in eval
+  mode); variance = spread of the passes + mean head variance if any.
+- ``head``: one model's variance head (aleatoric only).
+
+Variances are in reflectance squared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+
+from s2l8h.models.harmonizer import Harmonizer
+
+UncertaintyMethod = Literal["auto", "ensemble", "mc-dropout", "head", "none"]
+Prediction = tuple[torch.Tensor, torch.Tensor | None]
+
+
+def _split(output: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> Prediction:
+    if isinstance(output, tuple):
+        return output[0], output[1]
+    return output, None
+
+
+class Predictor:
+    """Maps (multispectral 30 m, pan 15 m) batches to ``(mean, variance or None)``."""
+
+    models: list[Harmonizer]
+    method: str
+
+    def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
+        raise NotImplementedError
+
+    @property
+    def alignment(self) -> int:
+        """30 m tile offsets/sizes must be multiples of this for tiling to be exact."""
+        return max(int(getattr(model.config, "alignment", 1)) for model in self.models)
+
+    @property
+    def gives_variance(self) -> bool:
+        raise NotImplementedError
+
+    def to(self, device: torch.device | str) -> Predictor:
+        for model in self.models:
+            model.to(device)
+        return self
+
+
+class SingleModel(Predictor):
+    def __init__(self, model: Harmonizer, use_head: bool = True) -> None:
+        self.models = [model.eval()]
+        self.use_head = use_head and model.has_variance_head
+        self.method = "head" if self.use_head else "none"
+
+    @property
+    def gives_variance(self) -> bool:
+        return self.use_head
+
+    @torch.no_grad()
+    def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
+        mean, variance = _split(self.models[0](multispectral, pan))
+        return mean, variance if self.use_head else None
+
+
+class Ensemble(Predictor):
+    def __init__(self, models: Sequence[Harmonizer]) -> None:
+        if len(models) < 2:
+            raise ValueError("an ensemble needs at least two models")
+        self.models = [model.eval() for model in models]
+        self.method = "ensemble"
+
+    @property
+    def gives_variance(self) -> bool:
+        return True
+
+    @torch.no_grad()
+    def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
+        means, aleatoric = [], []
+        for model in self.models:
+            mean, variance = _split(model(multispectral, pan))
+            means.append(mean)
+            if variance is not None:
+                aleatoric.append(variance)
+        return _combine(means, aleatoric)
+
+
+class MCDropout(Predictor):
+    def __init__(self, model: Harmonizer, passes: int = 20, seed: int = 0) -> None:
+        if not model.has_dropout:
+            raise ValueError(
+                "MC dropout needs a model with dropout > 0 (e.g. load it with dropout=0.1)")
+        if passes < 2:
+            raise ValueError("MC dropout needs at least two passes")
+        self.models = [model.eval()]
+        self.passes = passes
+        self.seed = seed
+        self.method = "mc-dropout"
+
+    @property
+    def gives_variance(self) -> bool:
+        return True
+
+    @torch.no_grad()
+    def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
+        model = self.models[0]
+        dropouts = [module for module in model.modules() if isinstance(module, torch.nn.Dropout)]
+        for module in dropouts:
+            module.train()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                outputs = [_split(model(multispectral, pan)) for _ in range(self.passes)]
+        finally:
+            for module in dropouts:
+                module.eval()
+        return _combine([mean for mean, _ in outputs],
+                        [variance for _, variance in outputs if variance is not None])
+
+
+def _combine(means: list[torch.Tensor], aleatoric: list[torch.Tensor]) -> Prediction:
+    stacked = torch.stack(means)
+    mean = stacked.mean(dim=0)
+    variance = stacked.var(dim=0, unbiased=False)
+    if aleatoric:
+        variance = variance + torch.stack(aleatoric).mean(dim=0)
+    return mean, variance
+
+
+def make_predictor(models: Sequence[Harmonizer], method: UncertaintyMethod = "auto",
+                   mc_passes: int = 20, seed: int = 0) -> Predictor:
+    """Choose the predictor for ``models`` and ``method`` (``auto``: ensemble for several
+    models, the variance head for one model that has one, else none)."""
+    if not models:
+        raise ValueError("no model given")
+    if method == "auto":
+        if len(models) > 1:
+            return Ensemble(models)
+        return SingleModel(models[0])
+    if method == "ensemble":
+        return Ensemble(models)
+    if len(models) > 1:
+        raise ValueError(f"uncertainty {method!r} takes one model, got {len(models)}")
+    if method == "mc-dropout":
+        return MCDropout(models[0], passes=mc_passes, seed=seed)
+    if method == "head":
+        if not models[0].has_variance_head:
+            raise ValueError("uncertainty 'head' needs a model with a variance head")
+        return SingleModel(models[0])
+    if method == "none":
+        return SingleModel(models[0], use_head=False)
+    raise ValueError(f"unknown uncertainty method {method!r}")

@@ -1,0 +1,190 @@
+"""Writing the harmonized image as a Cloud-Optimized GeoTIFF, row block by row block.
+
+Band layout: B02, B03, B04, B8A, B11, B12 reflectance; then (when there is uncertainty) one
+standard-deviation band per output band (``B02_std`` ...); then ``mask``: 0 no data, 1 valid,
+2 flagged by the quality band (cloud, shadow, ... as configured).
+
+Encodings:
+
+- ``uint16`` (default): reflectance DN = round((ρ + 0.1) × 10000) (scale 1e-4, offset -0.1, the
+  Sentinel-2 L2A convention since processing baseline 04.00, so small negative reflectances
+  survive), clipped to 1..65535; standard deviation DN = round(σ × 10000) (scale 1e-4, offset 0),
+  at least 1 on valid pixels (the quantization step); nodata 0 in every band.
+- ``float32``: reflectance and σ as they are, NaN nodata; mask 0/1/2.
+
+Rows are written to a tiled GeoTIFF under a temporary folder next to the output, which is then
+copied into a COG (deflate, internal overviews by nearest neighbour so they never mix valid and
+invalid pixels or mask classes) under a temporary name and renamed: a failed run leaves no
+output file, and an existing file is only replaced with ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from odc.geo.geobox import GeoBox
+from rasterio.enums import Resampling
+from rasterio.warp import reproject
+
+from s2l8h.io.errors import OutputError
+
+OutputDtype = Literal["uint16", "float32"]
+REFLECTANCE_SCALE = 1e-4
+REFLECTANCE_OFFSET = -0.1
+STD_SCALE = 1e-4
+MASK_NODATA, MASK_VALID, MASK_FLAGGED = 0, 1, 2
+BLOCK = 512
+
+
+def encode_reflectance(reflectance: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """uint16 DN of reflectance; 0 where not ``valid``."""
+    scaled = np.rint((np.nan_to_num(reflectance) - REFLECTANCE_OFFSET) / REFLECTANCE_SCALE)
+    encoded = np.clip(scaled, 1, 65535).astype(np.uint16)
+    encoded[..., ~valid] = 0
+    return encoded
+
+
+def encode_std(std: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    encoded = np.clip(np.rint(np.nan_to_num(std) / STD_SCALE), 1, 65535).astype(np.uint16)
+    encoded[..., ~valid] = 0
+    return encoded
+
+
+def decode_reflectance(encoded: np.ndarray) -> np.ndarray:
+    decoded = encoded.astype(np.float64) * REFLECTANCE_SCALE + REFLECTANCE_OFFSET
+    return np.where(encoded == 0, np.nan, decoded)
+
+
+def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> Path:
+    """Fail early if ``path`` exists (without ``overwrite``) or its folder is not writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder, expected an output file name")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path}: already exists; pass --overwrite to replace it")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"{path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: folder {folder} is not writable")
+    return path
+
+
+class CogWriter:
+    """Streams rows into a COG at ``path`` on ``grid``.
+
+    ``rows_grid`` is the 10 m grid rows are written on; when it differs from ``grid`` (another
+    resolution), the result is warped at the end (average for reflectance and σ, nearest for the
+    mask).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], grid: GeoBox, rows_grid: GeoBox,
+                 band_names: tuple[str, ...], with_std: bool, dtype: OutputDtype = "uint16",
+                 tags: dict[str, str] | None = None, overwrite: bool = False) -> None:
+        if dtype not in ("uint16", "float32"):
+            raise ValueError(f"dtype must be uint16 or float32, got {dtype!r}")
+        self.path = check_output_path(path, overwrite)
+        self.grid, self.rows_grid = grid, rows_grid
+        self.band_names, self.with_std, self.dtype = band_names, with_std, dtype
+        self.overwrite = overwrite
+        self.descriptions = [*band_names, *(f"{name}_std" for name in band_names if with_std),
+                             "mask"]
+        self._workdir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent
+                                              if str(self.path.parent) else "."))
+        self._rows_path = self._workdir / "rows.tif"
+        self._dataset = rasterio.open(self._rows_path, "w", **self._profile(rows_grid))
+        self._describe(self._dataset, tags or {})
+
+    def _profile(self, grid: GeoBox) -> dict:
+        return {
+            "driver": "GTiff", "width": grid.width, "height": grid.height,
+            "count": len(self.descriptions), "dtype": self.dtype, "crs": grid.crs.to_wkt(),
+            "transform": grid.affine, "nodata": 0 if self.dtype == "uint16" else np.nan,
+            "tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK, "compress": "deflate",
+            "BIGTIFF": "IF_SAFER",
+        }
+
+    def _describe(self, dataset, tags: dict[str, str]) -> None:
+        bands = len(self.band_names)
+        for index, name in enumerate(self.descriptions, start=1):
+            dataset.set_band_description(index, name)
+        if self.dtype == "uint16":
+            scales = [REFLECTANCE_SCALE] * bands + [STD_SCALE] * (bands if self.with_std else 0)
+            offsets = [REFLECTANCE_OFFSET] * bands + [0.0] * (bands if self.with_std else 0)
+            dataset.scales = (*scales, 1.0)
+            dataset.offsets = (*offsets, 0.0)
+        for index, name in enumerate(self.band_names, start=1):
+            dataset.update_tags(index, BAND=name, QUANTITY="surface reflectance")
+            if self.with_std:
+                dataset.update_tags(index + bands, BAND=name,
+                                    QUANTITY="standard deviation of surface reflectance")
+        dataset.update_tags(len(self.descriptions),
+                            QUANTITY="mask: 0 no data, 1 valid, 2 flagged by quality band")
+        dataset.update_tags(**tags)
+
+    def write_rows(self, row0: int, mean: np.ndarray, std: np.ndarray | None,
+                   mask: np.ndarray, keep: np.ndarray | None = None) -> None:
+        """Write rows ``[row0, row0 + r)``: ``mean``/``std`` (6, r, W) reflectance, ``mask``
+        (r, W) uint8, ``keep`` (r, W) the pixels whose values are written (default: mask
+        valid; the rest are nodata); values outside the writer's grid are cropped."""
+        rows = min(mean.shape[1], self.rows_grid.height - row0)
+        if rows <= 0:
+            return
+        width = self.rows_grid.width
+        mean, mask = mean[:, :rows, :width], mask[:rows, :width]
+        keep = mask == MASK_VALID if keep is None else keep[:rows, :width]
+        if self.dtype == "uint16":
+            layers = [encode_reflectance(mean, keep)]
+            if self.with_std:
+                layers.append(encode_std(std[:, :rows, :width], keep))
+            layers.append(mask[None].astype(np.uint16))
+        else:
+            layers = [np.where(keep, mean, np.nan)]
+            if self.with_std:
+                layers.append(np.where(keep, std[:, :rows, :width], np.nan))
+            layers.append(mask[None].astype(np.float32))
+        block = np.concatenate(layers).astype(self.dtype)
+        self._dataset.write(block, window=rasterio.windows.Window(0, row0, width, rows))
+
+    def commit(self) -> Path:
+        """Finish the COG and move it to its final name."""
+        self._dataset.close()
+        source = self._rows_path
+        try:
+            if self.grid != self.rows_grid:
+                source = self._workdir / "warped.tif"
+                self._warp(source)
+            partial = self._workdir / "final.tif"
+            rasterio.shutil.copy(source, partial, driver="COG", COMPRESS="DEFLATE",
+                                 PREDICTOR="2", BLOCKSIZE=str(BLOCK), OVERVIEWS="AUTO",
+                                 OVERVIEW_RESAMPLING="NEAREST", BIGTIFF="IF_SAFER")
+            if self.path.exists() and not self.overwrite:
+                raise OutputError(f"{self.path}: appeared while running; not overwritten")
+            os.replace(partial, self.path)
+        finally:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+        return self.path
+
+    def _warp(self, destination: Path) -> None:
+        with rasterio.open(self._rows_path) as rows, \
+                rasterio.open(destination, "w", **self._profile(self.grid)) as warped:
+            self._describe(warped, dict(rows.tags()))
+            data_bands = list(range(1, rows.count))
+            reproject(rasterio.band(rows, data_bands), rasterio.band(warped, data_bands),
+                      resampling=Resampling.average)
+            reproject(rasterio.band(rows, rows.count), rasterio.band(warped, rows.count),
+                      resampling=Resampling.nearest)
+
+    def abort(self) -> None:
+        """Drop everything written so far; the output path is left untouched."""
+        try:
+            self._dataset.close()
+        finally:
+            shutil.rmtree(self._workdir, ignore_errors=True)

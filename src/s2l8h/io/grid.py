@@ -1,0 +1,96 @@
+"""Output grids and the model's working grids, as :class:`odc.geo.geobox.GeoBox` objects.
+
+The model runs on a 10 m grid M. Its inputs are read onto two grids that share M's outer
+edges: a 30 m grid (3 x 3 M pixels per pixel) for the multispectral bands and a 15 m grid
+(2 x 2 pixels per 30 m pixel) for the pan. Landsat pixel edges sit at 15 m modulo 30 m, so
+reading Landsat onto a 30 m grid aligned with the Sentinel-2 10 m grid is a 5 m shift: it is done
+with GDAL's cubic convolution through a ``WarpedVRT`` (exact identity when the grids coincide);
+the pan's own grid is treated the same way; quality bands use nearest neighbour.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import rasterio
+from affine import Affine
+from odc.geo.geobox import GeoBox
+from rasterio.errors import RasterioIOError
+
+from s2l8h.io.errors import InputError
+
+SENTINEL2_RESOLUTION = 10.0
+
+
+def sentinel2_grid(bounds: tuple[float, float, float, float], crs: object,
+                   resolution: float = SENTINEL2_RESOLUTION) -> GeoBox:
+    """The grid with pixel edges on multiples of ``resolution`` that covers ``bounds``
+    (left, bottom, right, top in ``crs`` units), snapped outwards."""
+    return GeoBox.from_bbox(bounds, crs, resolution=resolution)
+
+
+def grid_like(path: str | os.PathLike[str]) -> GeoBox:
+    """The exact grid (CRS, transform, shape) of an existing raster."""
+    try:
+        with rasterio.open(path) as dataset:
+            if dataset.crs is None:
+                raise InputError(path, "raster has no CRS")
+            return GeoBox.from_rio(dataset)
+    except RasterioIOError as error:
+        raise InputError(path, f"not a readable raster ({error})") from None
+
+
+def valid_bounds(path: str | os.PathLike[str], band: int = 1,
+                 nodata: float | None = 0) -> tuple[tuple[float, float, float, float], object]:
+    """Bounds (in the raster's CRS) of the pixels that are not ``nodata``, and the CRS.
+
+    Read from the coarsest overview-sized decimation that keeps >= 512 rows, so it is cheap on
+    whole scenes; the result is widened by one decimated pixel to stay conservative.
+    """
+    with rasterio.open(path) as dataset:
+        factor = max(1, min(dataset.height, dataset.width) // 512)
+        shape = (math.ceil(dataset.height / factor), math.ceil(dataset.width / factor))
+        values = dataset.read(band, out_shape=shape, resampling=rasterio.enums.Resampling.nearest)
+        fill = dataset.nodata if dataset.nodata is not None else nodata
+        valid = np.isfinite(values) if fill is None else (values != fill) & ~np.isnan(values)
+        if not valid.any():
+            raise InputError(path, "the scene has no valid pixels (all nodata)")
+        rows = np.flatnonzero(valid.any(axis=1))
+        cols = np.flatnonzero(valid.any(axis=0))
+        scale_y, scale_x = dataset.height / shape[0], dataset.width / shape[1]
+        row0 = max(0, (rows[0] - 1) * scale_y)
+        row1 = min(dataset.height, (rows[-1] + 2) * scale_y)
+        col0 = max(0, (cols[0] - 1) * scale_x)
+        col1 = min(dataset.width, (cols[-1] + 2) * scale_x)
+        left, top = dataset.transform * (col0, row0)
+        right, bottom = dataset.transform * (col1, row1)
+        return (min(left, right), min(top, bottom), max(left, right), max(top, bottom)), \
+            dataset.crs
+
+
+def check_north_up(grid: GeoBox) -> None:
+    affine = grid.affine
+    if affine.b != 0 or affine.d != 0 or affine.a <= 0 or affine.e >= 0:
+        raise ValueError(f"output grid must be north-up and axis-aligned, got {affine}")
+
+
+def model_grid(output: GeoBox, resolution: float = SENTINEL2_RESOLUTION) -> GeoBox:
+    """The 10 m grid the model runs on for ``output``: ``output`` itself when it is a 10 m
+    grid, else a 10 m grid from the same top-left corner covering it."""
+    check_north_up(output)
+    affine = output.affine
+    if math.isclose(affine.a, resolution) and math.isclose(-affine.e, resolution):
+        return output
+    height = math.ceil(output.height * -affine.e / resolution - 1e-9)
+    width = math.ceil(output.width * affine.a / resolution - 1e-9)
+    return GeoBox((height, width), Affine(resolution, 0, affine.c, 0, -resolution, affine.f),
+                  output.crs)
+
+
+def coarser_grid(grid: GeoBox, factor: int, rows: int, cols: int) -> GeoBox:
+    """A grid ``factor`` times coarser than ``grid`` from the same top-left corner."""
+    affine = grid.affine
+    return GeoBox((rows, cols), Affine(affine.a * factor, 0, affine.c, 0, affine.e * factor,
+                                       affine.f), grid.crs)

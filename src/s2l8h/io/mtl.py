@@ -1,0 +1,128 @@
+"""Landsat MTL metadata, as JSON (Collection 2) or as ``GROUP = ... END_GROUP`` text."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from s2l8h.io.errors import InputError
+
+
+def parse_mtl(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse an MTL file into nested dicts; the top level is ``LANDSAT_METADATA_FILE`` (C2) or
+    ``L1_METADATA_FILE`` (Collection 1 and pre-collection). Values stay strings."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="strict")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(path, f"cannot read MTL metadata ({error})") from None
+    if text.lstrip().startswith("{"):
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InputError(path, f"MTL JSON is not valid ({error})") from None
+        if not isinstance(document, dict):
+            raise InputError(path, "MTL JSON is not an object")
+        return document
+    return _parse_odl(text, path)
+
+
+def _parse_odl(text: str, path: Path) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    stack: list[dict[str, Any]] = [root]
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line == "END":
+            continue
+        if "=" not in line:
+            raise InputError(path, f"line {number} is not KEY = value: {line!r}")
+        key, value = (part.strip() for part in line.split("=", 1))
+        if key == "GROUP":
+            group: dict[str, Any] = {}
+            stack[-1][value] = group
+            stack.append(group)
+        elif key == "END_GROUP":
+            if len(stack) == 1:
+                raise InputError(path, f"line {number}: END_GROUP without GROUP")
+            stack.pop()
+        else:
+            stack[-1][key] = value.strip('"')
+    if len(stack) != 1:
+        raise InputError(path, "MTL text ends inside a GROUP (truncated file?)")
+    return root
+
+
+def _find(document: dict[str, Any], key: str) -> str | None:
+    """First value of ``key`` anywhere in the nested groups."""
+    for name, value in document.items():
+        if name == key and not isinstance(value, dict):
+            return str(value)
+        if isinstance(value, dict):
+            found = _find(value, key)
+            if found is not None:
+                return found
+    return None
+
+
+@dataclass(frozen=True)
+class LandsatMetadata:
+    """The MTL facts s2l8h uses. Angles in degrees, dates ISO strings."""
+
+    path: Path
+    spacecraft: str  # LANDSAT_8 | LANDSAT_9
+    scene_id: str
+    date_acquired: str
+    sun_elevation: float
+    processing_level: str  # L2SP, L2SR, L1TP, L1T, ...
+    document: dict[str, Any]
+
+    def require(self, key: str) -> str:
+        value = _find(self.document, key)
+        if value is None:
+            raise InputError(self.path, f"MTL has no {key}")
+        return value
+
+    def reflectance_rescaling(self, band: int) -> tuple[float, float]:
+        """Level-1 TOA reflectance rescaling (mult, add) of ``band``: ρ' = mult × DN + add."""
+        try:
+            mult = float(self.require(f"REFLECTANCE_MULT_BAND_{band}"))
+            add = float(self.require(f"REFLECTANCE_ADD_BAND_{band}"))
+        except ValueError as error:
+            raise InputError(self.path,
+                             f"band {band} rescaling is not a number ({error})") from None
+        return mult, add
+
+    @property
+    def sun_elevation_sine(self) -> float:
+        return math.sin(math.radians(self.sun_elevation))
+
+
+def read_metadata(path: str | os.PathLike[str]) -> LandsatMetadata:
+    """Parse and check an MTL file (JSON or text)."""
+    path = Path(path)
+    document = parse_mtl(path)
+    if not any(key in document for key in ("LANDSAT_METADATA_FILE", "L1_METADATA_FILE")):
+        raise InputError(path, "not a Landsat MTL (no LANDSAT_METADATA_FILE/L1_METADATA_FILE)")
+    level = _find(document, "PROCESSING_LEVEL") or _find(document, "DATA_TYPE") or ""
+    scene_id = _find(document, "LANDSAT_PRODUCT_ID") or _find(document, "LANDSAT_SCENE_ID") or ""
+    metadata = LandsatMetadata(
+        path=path,
+        spacecraft=_find(document, "SPACECRAFT_ID") or "",
+        scene_id=scene_id,
+        date_acquired=_find(document, "DATE_ACQUIRED") or "",
+        sun_elevation=0.0,
+        processing_level=level,
+        document=document,
+    )
+    try:
+        sun = float(metadata.require("SUN_ELEVATION"))
+    except ValueError:
+        raise InputError(path, "SUN_ELEVATION is not a number") from None
+    if metadata.spacecraft not in ("LANDSAT_8", "LANDSAT_9"):
+        raise InputError(path, f"spacecraft {metadata.spacecraft or '?'} is not Landsat-8 or -9")
+    return LandsatMetadata(path, metadata.spacecraft, scene_id, metadata.date_acquired, sun,
+                           level, document)

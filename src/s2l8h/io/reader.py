@@ -1,0 +1,153 @@
+"""Reading a Landsat scene onto the model's working grids, strip by strip.
+
+Multispectral bands and pan are warped with GDAL's cubic convolution (``WarpedVRT``) onto the
+30 m and 15 m working grids; quality bands with nearest neighbour onto the 10 m grid. Only the
+rows asked for are read.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+from odc.geo.geobox import GeoBox
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from s2l8h.io.errors import InputError
+from s2l8h.io.landsat import LandsatScene
+from s2l8h.io.quality import DEFAULT_MASK_FLAGS, quality_mask
+from s2l8h.models.convention import InputConvention
+
+
+@dataclass
+class Strip:
+    """Inputs of rows ``[row0, row0 + rows)`` of the 30 m working grid.
+
+    ``multispectral`` (6, rows, W) and ``pan`` (1, 2 rows, 2 W) are reflectance with invalid
+    pixels set to 0; ``valid`` (rows, W) is True where all six bands have data.
+    """
+
+    row0: int
+    multispectral: np.ndarray
+    pan: np.ndarray | None
+    valid: np.ndarray
+
+
+def _bounds_overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+class SceneReader:
+    """Opens the scene's files once and reads windows of them on the working grids."""
+
+    def __init__(self, scene: LandsatScene, lowres: GeoBox, pan_grid: GeoBox, fine: GeoBox,
+                 convention: InputConvention,
+                 mask_flags: tuple[str, ...] = DEFAULT_MASK_FLAGS) -> None:
+        self.scene = scene
+        self.mask_flags = mask_flags
+        self._stack = ExitStack()
+        try:
+            self._open(scene, lowres, pan_grid, fine, convention)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _vrt(self, path, grid: GeoBox, resampling: Resampling, nodata: float | None):
+        try:
+            dataset = self._stack.enter_context(rasterio.open(path))
+        except RasterioIOError as error:
+            raise InputError(path, f"not a readable raster ({error})") from None
+        if dataset.crs is None:
+            raise InputError(path, "raster has no CRS")
+        target = grid.boundingbox
+        source = dataset.bounds
+        from rasterio.warp import transform_bounds
+
+        source_in_target = transform_bounds(dataset.crs, grid.crs.to_wkt(), *source)
+        if not _bounds_overlap(source_in_target, tuple(target)):
+            raise InputError(path, "does not overlap the output grid "
+                             f"(raster bounds {tuple(round(v, 1) for v in source_in_target)}, "
+                             f"grid bounds {tuple(round(v, 1) for v in target)})")
+        fill = dataset.nodata if dataset.nodata is not None else nodata
+        vrt = WarpedVRT(dataset, crs=grid.crs.to_wkt(), transform=grid.affine, width=grid.width,
+                        height=grid.height, resampling=resampling, src_nodata=fill,
+                        nodata=fill)
+        return self._stack.enter_context(vrt), fill, dataset
+
+    def _open(self, scene, lowres, pan_grid, fine, convention) -> None:
+        self.lowres = lowres
+        self.multispectral = []
+        rescaling = scene.multispectral_rescaling()
+        for (path, band), (scale, offset) in zip(scene.multispectral_sources(), rescaling,
+                                                  strict=True):
+            vrt, fill, dataset = self._vrt(path, lowres, Resampling.cubic, 0)
+            if band > dataset.count:
+                raise InputError(path, f"has {dataset.count} band(s), band {band} is needed")
+            self.multispectral.append((vrt, band, fill, scale, offset, path))
+        if scene.stacked:
+            count = self.multispectral[0][0].count
+            if count not in (6, 7):
+                raise InputError(scene.multispectral[0], f"stacked SR file has {count} bands; "
+                                 "expected 6 (blue, green, red, nir08, swir16, swir22)")
+        self.pan = None
+        if convention.use_pan:
+            if scene.pan is None:
+                raise InputError(None, "the model needs the panchromatic band; none was found")
+            sun_corrected = convention.pan_radiometry == "toa-reflectance-sun-corrected"
+            scale, offset = scene.pan_rescaling(sun_corrected)
+            vrt, fill, _ = self._vrt(scene.pan, pan_grid, Resampling.cubic, 0)
+            self.pan = (vrt, 1, fill, scale, offset, scene.pan)
+        self.quality = None
+        if scene.qa is not None:
+            vrt, _, _ = self._vrt(scene.qa, fine, Resampling.nearest, None)
+            self.quality = vrt
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> SceneReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def _read(source, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        vrt, band, fill, scale, offset, path = source
+        digital_numbers = vrt.read(band, window=window)
+        if np.issubdtype(digital_numbers.dtype, np.floating) and \
+                np.isnan(digital_numbers).any():
+            raise InputError(path, "contains NaN values; Landsat digital numbers are integers "
+                             "(mark missing data with a nodata value)")
+        valid = digital_numbers != fill if fill is not None else \
+            np.ones(digital_numbers.shape, dtype=bool)
+        reflectance = digital_numbers.astype(np.float32) * np.float32(scale) + np.float32(offset)
+        reflectance[~valid] = 0.0
+        return reflectance, valid
+
+    def read_strip(self, row0: int, rows: int) -> Strip:
+        window = Window(0, row0, self.lowres.width, rows)
+        bands, valid = [], np.ones((rows, self.lowres.width), dtype=bool)
+        for source in self.multispectral:
+            reflectance, band_valid = self._read(source, window)
+            bands.append(reflectance)
+            valid &= band_valid
+        pan = None
+        if self.pan is not None:
+            pan_window = Window(0, 2 * row0, 2 * self.lowres.width, 2 * rows)
+            pan_reflectance, _ = self._read(self.pan, pan_window)
+            pan = pan_reflectance[None]
+        return Strip(row0, np.stack(bands), pan, valid)
+
+    def read_quality(self, row0: int, rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(fill, masked)`` for rows ``[row0, row0 + rows)`` of the 10 m grid."""
+        if self.quality is None or self.scene.qa_layout is None:
+            none = np.zeros((rows, width), dtype=bool)
+            return none, none
+        qa = self.quality.read(1, window=Window(0, row0, width, rows))
+        return quality_mask(qa, self.scene.qa_layout, self.mask_flags)
