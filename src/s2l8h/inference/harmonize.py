@@ -59,10 +59,15 @@ class HarmonizeResult:
     extra: dict[str, object] = field(default_factory=dict)
 
     def open(self):
-        """The written COG as an ``xarray.DataArray`` (scale/offset applied, nodata as NaN)."""
+        """The written COG as an ``xarray.DataArray`` (per-band scale/offset applied, nodata as
+        NaN, band names in ``attrs["long_name"]``)."""
+        import warnings
+
         import rioxarray
 
-        return rioxarray.open_rasterio(self.path, mask_and_scale=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="(Scales|Offsets) differ across bands")
+            return rioxarray.open_rasterio(self.path, mask_and_scale=True)
 
 
 def resolve_models(models: Sequence[str | os.PathLike[str] | Harmonizer] | None,

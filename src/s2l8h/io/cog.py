@@ -72,8 +72,11 @@ def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"{path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{path}: folder {folder} is not writable")
+    try:  # os.access is not enough (root, read-only mounts): really create a file
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as error:
+        raise OutputError(f"{path}: folder {folder} is not writable ({error.strerror})") \
+            from None
     return path
 
 

@@ -64,8 +64,8 @@ def valid_bounds(path: str | os.PathLike[str], band: int = 1,
         row1 = min(dataset.height, (rows[-1] + 2) * scale_y)
         col0 = max(0, (cols[0] - 1) * scale_x)
         col1 = min(dataset.width, (cols[-1] + 2) * scale_x)
-        left, top = dataset.transform * (col0, row0)
-        right, bottom = dataset.transform * (col1, row1)
+        left, top = rasterio.transform.xy(dataset.transform, row0, col0, offset="ul")
+        right, bottom = rasterio.transform.xy(dataset.transform, row1, col1, offset="ul")
         return (min(left, right), min(top, bottom), max(left, right), max(top, bottom)), \
             dataset.crs
 

@@ -109,12 +109,19 @@ def _qa_layout_for(path: Path) -> QaLayout:
     return "bqa_c1" if _COLLECTION_NAME.match(path.name) else "bqa_pre"
 
 
-def _band_count(path: Path) -> int:
+def check_raster(path: Path) -> int:
+    """Open ``path``, read its last row (a truncated file fails there) and check it is
+    georeferenced; return its band count."""
     try:
         with rasterio.open(path) as dataset:
+            dataset.read(1, window=rasterio.windows.Window(0, dataset.height - 1,
+                                                           dataset.width, 1))
+            if dataset.crs is None:
+                raise InputError(path, "raster has no CRS (not georeferenced)")
             return dataset.count
     except RasterioIOError as error:
-        raise InputError(path, f"not a readable raster ({error})") from None
+        raise InputError(path, f"not a readable raster, corrupt or truncated ({error})") \
+            from None
 
 
 def _scene_name(paths: Sequence[Path]) -> str:
@@ -172,7 +179,7 @@ def open_scene(
     pan = l1_bands.get(PAN_BAND_NUMBER)
     stacked: Path | None = None
     for path in other_tiffs:
-        count = _band_count(path)
+        count = check_raster(path)
         if count == 1 and pan is None:
             pan = path
         elif count >= 6 and stacked is None:
@@ -211,6 +218,9 @@ def open_scene(
     else:
         raise InputError(items[0], "no Landsat multispectral bands found (expected *_SR_B2.TIF.."
                          "*_SR_B7.TIF, a stacked SR GeoTIFF, or Level-1 *_B2.TIF..*_B7.TIF)")
+    for path in (*multispectral, pan, qa):
+        if path is not None and path != stacked:
+            check_raster(path)
     if need_pan:
         if pan is None:
             raise InputError(items[0], "the panchromatic band is missing (Level-1 *_B8.TIF)")

@@ -20,7 +20,7 @@ def parse_mtl(path: str | os.PathLike[str]) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8", errors="strict")
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(path, f"cannot read MTL metadata ({error})") from None
-    if text.lstrip().startswith("{"):
+    if text.lstrip().startswith(("{", "[")):
         try:
             document = json.loads(text)
         except json.JSONDecodeError as error:

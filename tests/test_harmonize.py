@@ -1,0 +1,400 @@
+"""The harmonize job end to end: grids, masks, encodings, provenance, bad inputs, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from affine import Affine
+from typer.testing import CliRunner
+
+from conftest import (
+    EPSG,
+    FLORIDA,
+    ORIGIN,
+    PRODUCT,
+    Scene,
+    make_scene,
+    tiny_model,
+    write_raster,
+)
+from s2l8h import harmonize
+from s2l8h.cli import app
+from s2l8h.io.cog import decode_reflectance, encode_reflectance
+from s2l8h.io.errors import InputError, OutputError
+
+runner = CliRunner()
+
+
+def _read(path: Path) -> tuple[np.ndarray, rasterio.Affine, object, list[str]]:
+    with rasterio.open(path) as dataset:
+        return dataset.read(), dataset.transform, dataset.crs, list(dataset.descriptions)
+
+
+def test_default_grid_is_sentinel2_aligned_and_covers_valid_data(tmp_path: Path,
+                                                                 scene: Scene) -> None:
+    result = harmonize(scene.folder, tmp_path / "out.tif", models=[tiny_model(0)],
+                       progress=False)
+    data, transform, crs, names = _read(result.path)
+    assert crs.to_epsg() == EPSG
+    assert (transform.a, transform.e) == (10.0, -10.0)
+    assert transform.c % 10 == 0 and transform.f % 10 == 0
+    left, _bottom, _right, top = scene.bounds  # Landsat edges at 15 m modulo 30 m
+    assert transform.c == left - 5 and transform.f == top + 5
+    assert data.shape == (7, 3 * scene.rows + 1, 3 * scene.cols + 1)
+    assert names == ["B02", "B03", "B04", "B8A", "B11", "B12", "mask"]
+    with rasterio.open(result.path) as dataset:
+        assert dataset.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert dataset.nodata == 0
+        assert dataset.scales[0] == pytest.approx(1e-4)
+        assert dataset.offsets[0] == pytest.approx(-0.1)
+        tags = dataset.tags()
+    assert json.loads(tags["S2L8H_MODELS"]) == ["unet5-upsample"]
+    assert tags["S2L8H_UNCERTAINTY"] == "none"
+    assert tags["S2L8H_SCENE"] == PRODUCT
+    assert str(scene.band_path(2)) in json.loads(tags["S2L8H_INPUTS"])
+
+
+def test_output_matches_direct_model_on_landsat_aligned_grid(tmp_path: Path,
+                                                             scene: Scene) -> None:
+    """On a grid that coincides with the Landsat grid ×3, the warp is the identity and the
+    written values equal one forward pass of the model on the scene's reflectance."""
+    model = tiny_model(2)
+    left, _bottom, _right, top = scene.bounds
+    like = write_raster(tmp_path / "like.tif", np.zeros((3 * scene.rows, 3 * scene.cols),
+                                                        dtype=np.uint8),
+                        Affine(10, 0, left, 0, -10, top))
+    result = harmonize(scene.folder, tmp_path / "out.tif", models=[model], like=like,
+                       dtype="float32", tile=96, overlap=48, progress=False)
+    data, transform, _, _ = _read(result.path)
+    assert transform == Affine(10, 0, left, 0, -10, top)
+    reflectance = scene.digital_numbers.astype(np.float32) * np.float32(0.0000275) - \
+        np.float32(0.2)
+    pan = scene.pan.astype(np.float32) * np.float32(2e-5) - np.float32(0.1)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(reflectance)[None],
+                         torch.from_numpy(pan)[None, None])[0].numpy()
+    np.testing.assert_allclose(data[:6], expected, atol=1e-5, rtol=0)
+
+
+def test_like_crs_bounds_resolution_grids(tmp_path: Path, scene: Scene) -> None:
+    like = write_raster(tmp_path / "ref.tif", np.zeros((30, 40), dtype=np.uint8),
+                        Affine(10, 0, 694100, 0, -10, 5699900))
+    out = harmonize(scene.folder, tmp_path / "like.tif", models=[tiny_model()], like=like,
+                    progress=False)
+    _, transform, crs, _ = _read(out.path)
+    with rasterio.open(out.path) as dataset:
+        assert (dataset.height, dataset.width) == (30, 40)
+    assert transform == Affine(10, 0, 694100, 0, -10, 5699900) and crs.to_epsg() == EPSG
+
+    bounds = (694103.0, 5699203.0, 694497.0, 5699601.0)
+    out = harmonize(scene.folder, tmp_path / "bounds.tif", models=[tiny_model()],
+                    bounds=bounds, resolution=20, progress=False)
+    data, transform, _, _ = _read(out.path)
+    assert transform == Affine(20, 0, 694100, 0, -20, 5699620)
+    assert data.shape[1:] == (21, 20)
+    assert (data[6] == 1).all()
+
+    out = harmonize(scene.folder, tmp_path / "utm31.tif", models=[tiny_model()],
+                    crs="EPSG:32631", progress=False)
+    _, transform, crs, _ = _read(out.path)
+    assert crs.to_epsg() == 32631
+    assert transform.a == 10 and transform.c % 10 == 0 and transform.f % 10 == 0
+
+
+def test_quality_fill_and_cloud_become_nodata_and_mask(tmp_path: Path) -> None:
+    scene = make_scene(tmp_path / "cloudy", fill_rows=6, cloud_box=(20, 30, 10, 20))
+    left, _bottom, _right, top = scene.bounds
+    like = write_raster(tmp_path / "like.tif", np.zeros((3 * scene.rows, 3 * scene.cols),
+                                                        dtype=np.uint8),
+                        Affine(10, 0, left, 0, -10, top))
+    result = harmonize(scene.folder, tmp_path / "out.tif", models=[tiny_model()], like=like,
+                       progress=False)
+    data, *_ = _read(result.path)
+    mask = data[6]
+    assert (mask[: 3 * 6] == 0).all() and (data[:, : 3 * 6] == 0).all()  # fill: nodata
+    cloud = mask[3 * 20:3 * 30, 3 * 10:3 * 20]
+    assert (cloud == 2).all() and (data[:6, 3 * 20:3 * 30, 3 * 10:3 * 20] == 0).all()
+    assert (mask[3 * 32:, :] == 1).all() and (data[:6, 3 * 32:] > 0).all()
+    kept = harmonize(scene.folder, tmp_path / "kept.tif", models=[tiny_model()], like=like,
+                     keep_flagged=True, progress=False)
+    kept_data, *_ = _read(kept.path)
+    assert (kept_data[6] == mask).all()
+    assert (kept_data[:6, 3 * 20:3 * 30, 3 * 10:3 * 20] > 0).all()
+    unmasked = harmonize(scene.folder, tmp_path / "noflags.tif", models=[tiny_model()],
+                         like=like, mask_flags=(), progress=False)
+    assert (_read(unmasked.path)[0][6][3 * 20:3 * 30, 3 * 10:3 * 20] == 1).all()
+
+
+def test_uint16_encoding_round_trips() -> None:
+    reflectance = np.array([-0.05, 0.0, 0.12345, 0.5, 1.2], dtype=np.float32)
+    valid = np.ones(5, dtype=bool)
+    decoded = decode_reflectance(encode_reflectance(reflectance, valid))
+    np.testing.assert_allclose(decoded, reflectance, atol=0.5e-4)
+    assert encode_reflectance(reflectance, ~valid).tolist() == [0] * 5
+
+
+def test_uint16_and_float32_outputs_agree(tmp_path: Path, tiny_ensemble, scene: Scene) -> None:
+    common = dict(models=[str(p) for p in tiny_ensemble], progress=False)
+    as_uint16 = harmonize(scene.folder, tmp_path / "u16.tif", **common).open()
+    as_float = harmonize(scene.folder, tmp_path / "f32.tif", dtype="float32", **common).open()
+    assert list(as_uint16.attrs["long_name"])[6:12] == [
+        "B02_std", "B03_std", "B04_std", "B8A_std", "B11_std", "B12_std"]
+    reference = as_float.values[:12]
+    encodable = (reference >= -0.0999) & (reference <= 6.4)  # uint16 range, offset -0.1
+    difference = np.abs(as_uint16.values[:12] - reference)[encodable]
+    assert encodable.mean() > 0.5
+    assert np.nanmax(difference) <= 0.5e-4 + 1e-6
+    clipped = (reference < -0.0999) & np.isfinite(reference)
+    np.testing.assert_allclose(as_uint16.values[:12][clipped], -0.0999, atol=1e-6)
+    assert float(np.nanmin(as_float.values[6:12])) >= 0
+
+
+def test_ensemble_std_matches_members(tmp_path: Path, scene: Scene) -> None:
+    models = [tiny_model(seed) for seed in (5, 6)]
+    left, _bottom, _right, top = scene.bounds
+    like = write_raster(tmp_path / "like.tif", np.zeros((3 * scene.rows, 3 * scene.cols),
+                                                        dtype=np.uint8),
+                        Affine(10, 0, left, 0, -10, top))
+    out = harmonize(scene.folder, tmp_path / "e.tif", models=models, like=like,
+                    dtype="float32", progress=False)
+    data, *_ = _read(out.path)
+    reflectance = torch.from_numpy(scene.digital_numbers.astype(np.float32) * 0.0000275 - 0.2)
+    pan = torch.from_numpy(scene.pan.astype(np.float32) * 2e-5 - 0.1)[None, None]
+    with torch.no_grad():
+        outputs = torch.stack([m(reflectance[None], pan)[0] for m in models]).numpy()
+    np.testing.assert_allclose(data[:6], outputs.mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(data[6:12], outputs.std(axis=0), atol=1e-5)
+
+
+def test_mc_dropout_and_variance_head(tmp_path: Path, scene: Scene) -> None:
+    head = tiny_model(0, variance_head=True)
+    out = harmonize(scene.folder, tmp_path / "head.tif", models=[head], progress=False)
+    assert _read(out.path)[3][6] == "B02_std"
+    assert out.uncertainty == "head"
+    dropout = tiny_model(0, dropout=0.2)
+    first = harmonize(scene.folder, tmp_path / "mc1.tif", models=[dropout],
+                      uncertainty="mc-dropout", mc_passes=4, dtype="float32", progress=False)
+    second = harmonize(scene.folder, tmp_path / "mc2.tif", models=[dropout],
+                       uncertainty="mc-dropout", mc_passes=4, dtype="float32", progress=False)
+    a, b = _read(first.path)[0], _read(second.path)[0]
+    np.testing.assert_array_equal(a, b)  # seeded
+    assert np.nanmean(a[6:12]) > 0
+    with pytest.raises(ValueError, match="MC dropout needs a model with dropout"):
+        harmonize(scene.folder, tmp_path / "x.tif", models=[tiny_model()],
+                  uncertainty="mc-dropout", progress=False)
+    assert not (tmp_path / "x.tif").exists()
+
+
+# ---------------------------------------------------------------- bad inputs ----
+
+def _cli(args: list[str]) -> tuple[int, str]:
+    result = runner.invoke(app, ["harmonize", *args, "-q"])
+    return result.exit_code, result.output
+
+
+def _no_output_left(folder: Path, name: str = "out.tif") -> None:
+    assert not (folder / name).exists()
+    assert not [p for p in folder.iterdir() if p.name.startswith(f".{name}")]
+
+
+@pytest.fixture
+def outdir(tmp_path: Path) -> Path:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    return folder
+
+
+def _bad(tmp_path: Path, outdir: Path, model: Path, mutate, message: str,
+         extra: list[str] | None = None) -> None:
+    scene = make_scene(tmp_path / "bad")
+    inputs = mutate(scene)
+    code, output = _cli([*[str(p) for p in (inputs or [scene.folder])], "-o",
+                         str(outdir / "out.tif"), "--model", str(model), *(extra or [])])
+    assert code != 0, output
+    assert message in output, output
+    _no_output_left(outdir)
+
+
+def test_bad_missing_pan(tmp_path, outdir, tiny_release) -> None:
+    def mutate(scene):
+        next(scene.folder.glob("*_B8.TIF")).unlink()
+    _bad(tmp_path, outdir, tiny_release, mutate, "panchromatic band is missing")
+
+
+def test_bad_missing_mtl_key(tmp_path, outdir, tiny_release) -> None:
+    def mutate(scene):
+        for path in scene.folder.glob("*_MTL.json"):
+            document = json.loads(path.read_text())
+            del document["LANDSAT_METADATA_FILE"]["LEVEL1_RADIOMETRIC_RESCALING"][
+                "REFLECTANCE_MULT_BAND_8"]
+            path.write_text(json.dumps(document))
+    _bad(tmp_path, outdir, tiny_release, mutate, "no MTL with REFLECTANCE_MULT_BAND_8")
+
+
+def test_bad_wrong_band_count(tmp_path, outdir, tiny_release) -> None:
+    def mutate(scene):
+        with rasterio.open(scene.band_path(2)) as band:
+            transform = band.transform
+        stack = write_raster(tmp_path / "stack_SR.tif", scene.digital_numbers[:4], transform)
+        return [stack, *scene.folder.glob("*_B8.TIF"), *scene.folder.glob("*L1TP*_MTL.json")]
+    _bad(tmp_path, outdir, tiny_release, mutate, "stack_SR.tif: unrecognized raster with 4")
+
+
+def test_bad_corrupt_tiff(tmp_path, outdir, tiny_release) -> None:
+    def mutate(scene):
+        path = scene.band_path(4)
+        path.write_bytes(path.read_bytes()[:300])
+    _bad(tmp_path, outdir, tiny_release, mutate, "_SR_B4.TIF: not a readable raster")
+
+
+def test_bad_non_overlapping_pan(tmp_path, outdir, tiny_release) -> None:
+    def mutate(scene):
+        pan = next(scene.folder.glob("*_B8.TIF"))
+        write_raster(pan, scene.pan, Affine(15, 0, ORIGIN[0] + 50_000, 0, -15, ORIGIN[1]),
+                     nodata=0)
+    _bad(tmp_path, outdir, tiny_release, mutate, "_B8.TIF: does not overlap the output grid")
+
+
+def test_bad_all_nodata_scene(tmp_path, outdir, tiny_release) -> None:
+    def mutate(scene):
+        with rasterio.open(scene.band_path(2)) as band:
+            transform = band.transform
+        for number in range(2, 8):
+            write_raster(scene.band_path(number), np.zeros((scene.rows, scene.cols),
+                                                           dtype=np.uint16), transform, nodata=0)
+    _bad(tmp_path, outdir, tiny_release, mutate, "no valid pixels")
+
+
+def test_bad_nans(tmp_path, outdir, tiny_release) -> None:
+    def mutate(scene):
+        with rasterio.open(scene.band_path(2)) as band:
+            transform = band.transform
+        values = scene.digital_numbers[2].astype(np.float32)
+        values[5, 5] = np.nan
+        write_raster(scene.band_path(4), values, transform)
+    _bad(tmp_path, outdir, tiny_release, mutate, "_SR_B4.TIF: contains NaN values")
+
+
+def test_bad_unknown_model(tmp_path, outdir) -> None:
+    _bad(tmp_path, outdir, Path("unet9-magic"), lambda scene: None, "not a registered model")
+
+
+def test_bad_level1_without_toa(tmp_path, outdir, tiny_release) -> None:
+    from conftest import DATA
+
+    code, output = _cli([str(DATA / "marburg"), "-o", str(outdir / "out.tif"), "--model",
+                         str(tiny_release)])
+    assert code != 0 and "run in TOA mode (--toa)" in output
+    _no_output_left(outdir)
+
+
+def test_bad_missing_sr_band(tmp_path, outdir, tiny_release) -> None:
+    def mutate(scene):
+        scene.band_path(6).unlink()
+    _bad(tmp_path, outdir, tiny_release, mutate, "surface-reflectance bands missing: ['SR_B6']")
+
+
+def test_bad_existing_output_is_kept(tmp_path, outdir, tiny_release, scene) -> None:
+    existing = outdir / "out.tif"
+    existing.write_bytes(b"user data")
+    code, output = _cli([str(scene.folder), "-o", str(existing), "--model", str(tiny_release)])
+    assert code != 0 and "already exists; pass --overwrite" in output
+    assert existing.read_bytes() == b"user data"
+    code, output = _cli([str(scene.folder), "-o", str(existing), "--model", str(tiny_release),
+                         "--overwrite"])
+    assert code == 0, output
+    assert rasterio.open(existing).count == 7
+
+
+def _creation_fails(folder: Path) -> bool:
+    import tempfile
+
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError:
+        return True
+    return False
+
+
+def test_bad_unwritable_output_folder(tmp_path, tiny_release, scene) -> None:
+    if os.geteuid() == 0:  # root writes through permissions; /sys is a read-only mount
+        locked = Path("/sys")
+        if os.access(locked, os.W_OK) and not _creation_fails(locked):
+            pytest.skip("no unwritable folder available to root here")
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+    try:
+        code, output = _cli([str(scene.folder), "-o", str(locked / "out.tif"), "--model",
+                             str(tiny_release)])
+        assert code != 0 and "is not writable" in output, output
+        assert not (locked / "out.tif").exists()
+    finally:
+        if locked != Path("/sys"):
+            locked.chmod(0o700)
+
+
+def test_bad_output_folder_missing_or_unwritable_api(tmp_path, scene) -> None:
+    with pytest.raises(OutputError, match="does not exist"):
+        harmonize(scene.folder, tmp_path / "nope" / "out.tif", models=[tiny_model()],
+                  progress=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="does not exist"):
+        harmonize(scene.folder, blocker / "out.tif", models=[tiny_model()], progress=False)
+
+
+def test_failure_mid_run_leaves_nothing(tmp_path, outdir, scene, monkeypatch) -> None:
+    from s2l8h.io import reader
+
+    calls = {"n": 0}
+    original = reader.SceneReader.read_strip
+
+    def flaky(self, row0, rows):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise InputError(scene.band_path(2), "simulated read failure")
+        return original(self, row0, rows)
+
+    monkeypatch.setattr(reader.SceneReader, "read_strip", flaky)
+    with pytest.raises(InputError, match="simulated"):
+        harmonize(scene.folder, outdir / "out.tif", models=[tiny_model()], tile=48,
+                  overlap=12, progress=False)
+    _no_output_left(outdir)
+
+
+def test_cli_harmonize_and_demo(tmp_path: Path, tiny_ensemble, scene: Scene) -> None:
+    code, output = _cli([str(scene.folder), "-o", str(tmp_path / "cli.tif"),
+                         "--model", str(tiny_ensemble[0]), "--model", str(tiny_ensemble[1]),
+                         "--tile", "96", "--overlap", "24", "--dtype", "float32"])
+    assert code == 0, output
+    assert "uncertainty: ensemble" in output
+    assert rasterio.open(tmp_path / "cli.tif").count == 13
+    result = runner.invoke(app, ["demo", "-o", str(tmp_path / "demo"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "RANDOM WEIGHTS" in result.output
+    with rasterio.open(tmp_path / "demo" / "harmonized.tif") as dataset:
+        assert dataset.count == 13 and dataset.res == (10.0, 10.0)
+        assert dataset.crs.to_epsg() == 32616
+    assert (tmp_path / "demo" / "quicklook.png").read_bytes()[:4] == b"\x89PNG"
+    again = runner.invoke(app, ["demo", "-o", str(tmp_path / "demo"), "-q"])
+    assert again.exit_code != 0 and "--overwrite" in again.output
+
+
+def test_florida_crop_runs_in_toa_mode(tmp_path: Path) -> None:
+    copy = tmp_path / "florida"
+    shutil.copytree(FLORIDA, copy)
+    with pytest.warns(UserWarning, match="TOA mode"):
+        result = harmonize(copy, tmp_path / "fl.tif", models=[tiny_model()], toa=True,
+                           progress=False)
+    data, transform, crs, _ = _read(result.path)
+    assert crs.to_epsg() == 32616 and transform.c % 10 == 0
+    assert (data[6] == 1).mean() > 0.9
