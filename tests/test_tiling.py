@@ -35,6 +35,8 @@ def test_plan_axis_covers_aligned_extent() -> None:
     assert moved.starts == (0, 32, 56)  # the last tile ends at 104, not 112
     assert moved.overlaps(2) == (24, 0) and moved.overlaps(1) == (16, 24)
     assert all(start % 16 == 0 for start in axis.starts)
+    shrunk = plan_axis(2000, 344, 24, alignment=4)  # 7 tiles of 308, not 7 of 344
+    assert shrunk.tile == 308 and len(shrunk.starts) == 7 and shrunk.padded == 2000
     small = plan_axis(20, 48, 16, alignment=16)
     assert small.starts == (0,) and small.tile == 32
     with pytest.raises(ValueError, match="overlap"):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import rasterio
 import torch
 from odc.geo.geobox import GeoBox
 from tqdm.auto import tqdm
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 from s2l8h.inference.tiling import plan_tiles, run_tiled
 from s2l8h.inference.uncertainty import UncertaintyMethod, make_predictor
 from s2l8h.io.cog import (
+    GDAL_CACHE_MB,
     MASK_FLAGGED,
     MASK_NODATA,
     MASK_VALID,
@@ -177,6 +179,16 @@ def harmonize(
                                      list(mask_flags), "keep_flagged": keep_flagged,
                                      "dtype": dtype, "mc_passes": mc_passes}),
     }
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        return _run(scene, output, grid, fine, fine_padded, lowres, pan_grid, plan, predictor,
+                    convention, mask_flags, keep_flagged, dtype, tags, overwrite, batch_size,
+                    torch_device, progress, names, started)
+
+
+def _run(scene, output, grid, fine, fine_padded, lowres, pan_grid, plan, predictor, convention,
+         mask_flags, keep_flagged, dtype, tags, overwrite, batch_size, torch_device, progress,
+         names, started) -> HarmonizeResult:
+    scale = convention.scale
     writer = CogWriter(output, grid, fine, convention.output_bands, predictor.gives_variance,
                        dtype, tags, overwrite)
     any_valid = False

@@ -78,8 +78,11 @@ def plan_axis(size: int, tile: int, overlap: int, alignment: int) -> AxisPlan:
     padded = _round_up(size, alignment)
     if padded <= tile:
         return AxisPlan(size, padded, 0, (0,))
+    count = math.ceil((padded - tile) / (tile - overlap)) + 1
+    # The smallest aligned tile that covers the scene with ``count`` tiles: less wasted work
+    # than full-size tiles with the last one pushed back.
+    tile = min(tile, _round_up(math.ceil((padded + (count - 1) * overlap) / count), alignment))
     stride = tile - overlap
-    count = math.ceil((padded - tile) / stride) + 1
     starts = [min(index * stride, padded - tile) for index in range(count)]
     return AxisPlan(size, tile, overlap, tuple(starts))
 

@@ -12,7 +12,8 @@ Encodings:
   at least 1 on valid pixels (the quantization step); nodata 0 in every band.
 - ``float32``: reflectance and σ as they are, NaN nodata; mask 0/1/2.
 
-Rows are written to a tiled GeoTIFF under a temporary folder next to the output, which is then
+Rows are written to an uncompressed tiled GeoTIFF under a temporary folder next to the output
+(GDAL's block cache is capped by the caller, see ``GDAL_CACHE_MB``), which is then
 copied into a COG (deflate, internal overviews by nearest neighbour so they never mix valid and
 invalid pixels or mask classes) under a temporary name and renamed: a failed run leaves no
 output file, and an existing file is only replaced with ``overwrite=True``.
@@ -41,6 +42,7 @@ REFLECTANCE_OFFSET = -0.1
 STD_SCALE = 1e-4
 MASK_NODATA, MASK_VALID, MASK_FLAGGED = 0, 1, 2
 BLOCK = 512
+GDAL_CACHE_MB = 256  # GDAL_CACHEMAX while harmonizing: GDAL's default is 5 % of RAM
 
 
 def encode_reflectance(reflectance: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -110,8 +112,7 @@ class CogWriter:
             "driver": "GTiff", "width": grid.width, "height": grid.height,
             "count": len(self.descriptions), "dtype": self.dtype, "crs": grid.crs.to_wkt(),
             "transform": grid.affine, "nodata": 0 if self.dtype == "uint16" else np.nan,
-            "tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK, "compress": "deflate",
-            "BIGTIFF": "IF_SAFER",
+            "tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK, "BIGTIFF": "IF_SAFER",
         }
 
     def _describe(self, dataset, tags: dict[str, str]) -> None:
@@ -167,7 +168,8 @@ class CogWriter:
             partial = self._workdir / "final.tif"
             rasterio.shutil.copy(source, partial, driver="COG", COMPRESS="DEFLATE",
                                  PREDICTOR="2", BLOCKSIZE=str(BLOCK), OVERVIEWS="AUTO",
-                                 OVERVIEW_RESAMPLING="NEAREST", BIGTIFF="IF_SAFER")
+                                 OVERVIEW_RESAMPLING="NEAREST", BIGTIFF="IF_SAFER",
+                                 NUM_THREADS="ALL_CPUS")
             if self.path.exists() and not self.overwrite:
                 raise OutputError(f"{self.path}: appeared while running; not overwritten")
             os.replace(partial, self.path)
