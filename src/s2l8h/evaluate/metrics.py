@@ -1,0 +1,201 @@
+"""Image-quality and uncertainty metrics, one definition each, all masked.
+
+Conventions: images are reflectance arrays (bands, H, W) or (H, W); ``valid`` (H, W) selects
+the pixels that count (default: all finite pixels of both images). ``data_range`` is 1 for
+reflectance (the paper's protocol) and 2 for normalized indices in [-1, 1].
+
+- PSNR = 10·log10(data_range² / MSE) dB (scikit-image's definition).
+- SSIM: scikit-image's ``structural_similarity`` map (7 x 7 uniform window, K1 0.01, K2 0.03),
+  averaged over valid pixels at least 3 pixels from the image border (scikit-image crops the same
+  border), with invalid pixels filled by the reference before filtering.
+- NRMSE = ||pred - ref||₂ / ||ref||₂ (scikit-image's default 'euclidean' normalization).
+- RMSE, MAE in reflectance.
+- SAM: mean spectral angle between predicted and reference pixel vectors, degrees.
+- ERGAS = 100 · (h / l) · sqrt(mean_k (RMSE_k / mean(ref_k))²), h / l = 10 m / 30 m.
+- Uncertainty (σ = predicted standard deviation, e = pred - ref): Pearson and Spearman
+  correlation of σ with |e|; Gaussian NLL = mean(0.5·log(2πσ²) + e²/(2σ²)); coverage of the
+  central 68 % / 95 % Gaussian intervals (|e| ≤ 0.994·σ / 1.960·σ); the calibration curve (expected vs
+  observed coverage of central intervals at levels 0.05 … 0.95) and its expected calibration
+  error (mean absolute gap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+from scipy.ndimage import binary_erosion
+from skimage.metrics import structural_similarity
+
+RESOLUTION_RATIO = 10.0 / 30.0
+SSIM_WINDOW = 7
+CALIBRATION_LEVELS = tuple(np.round(np.arange(0.05, 1.0, 0.05), 2))
+
+
+def _valid(prediction: np.ndarray, reference: np.ndarray,
+           valid: np.ndarray | None) -> np.ndarray:
+    if prediction.shape != reference.shape:
+        raise ValueError(f"shapes differ: {prediction.shape} vs {reference.shape}")
+    finite = np.isfinite(prediction) & np.isfinite(reference)
+    if finite.ndim == 3:
+        finite = finite.all(axis=0)
+    mask = finite if valid is None else finite & valid
+    if not mask.any():
+        raise ValueError("no valid pixel to compare")
+    return mask
+
+
+def _pixels(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return image[..., mask]
+
+
+def mse(prediction, reference, valid=None) -> float:
+    mask = _valid(prediction, reference, valid)
+    difference = _pixels(prediction, mask).astype(np.float64) - _pixels(reference, mask)
+    return float(np.mean(difference**2))
+
+
+def rmse(prediction, reference, valid=None) -> float:
+    return float(np.sqrt(mse(prediction, reference, valid)))
+
+
+def mae(prediction, reference, valid=None) -> float:
+    mask = _valid(prediction, reference, valid)
+    return float(np.mean(np.abs(_pixels(prediction, mask).astype(np.float64)
+                                - _pixels(reference, mask))))
+
+
+def psnr(prediction, reference, valid=None, data_range: float = 1.0) -> float:
+    error = mse(prediction, reference, valid)
+    return float("inf") if error == 0 else float(10 * np.log10(data_range**2 / error))
+
+
+def nrmse(prediction, reference, valid=None) -> float:
+    mask = _valid(prediction, reference, valid)
+    reference_pixels = _pixels(reference, mask).astype(np.float64)
+    difference = _pixels(prediction, mask) - reference_pixels
+    return float(np.sqrt(np.sum(difference**2)) / np.sqrt(np.sum(reference_pixels**2)))
+
+
+def ssim(prediction, reference, valid=None, data_range: float = 1.0) -> float:
+    """Mean SSIM over valid pixels; for a band stack, the mean over bands."""
+    mask = _valid(prediction, reference, valid)
+    if prediction.ndim == 3:
+        return float(np.mean([ssim(p, r, mask, data_range)
+                              for p, r in zip(prediction, reference, strict=True)]))
+    reference64 = np.where(mask, reference, np.nanmean(reference[mask])).astype(np.float64)
+    prediction64 = np.where(mask, prediction, reference64).astype(np.float64)
+    _, ssim_map = structural_similarity(reference64, prediction64, data_range=data_range,
+                                        win_size=SSIM_WINDOW, full=True)
+    border = (SSIM_WINDOW - 1) // 2
+    inner = np.zeros_like(mask)
+    inner[border:-border, border:-border] = True
+    # Pixels whose window touches an invalid pixel are left out as well.
+    usable = binary_erosion(mask, np.ones((SSIM_WINDOW, SSIM_WINDOW)), border_value=1) & inner
+    if not usable.any():
+        raise ValueError("no valid pixel with a full SSIM window")
+    return float(ssim_map[usable].mean())
+
+
+def sam(prediction, reference, valid=None) -> float:
+    """Mean spectral angle in degrees over valid pixels of (bands, H, W) images."""
+    mask = _valid(prediction, reference, valid)
+    p = _pixels(prediction, mask).astype(np.float64)
+    r = _pixels(reference, mask).astype(np.float64)
+    cosine = np.sum(p * r, axis=0) / (np.linalg.norm(p, axis=0) * np.linalg.norm(r, axis=0))
+    return float(np.degrees(np.mean(np.arccos(np.clip(cosine, -1.0, 1.0)))))
+
+
+def ergas(prediction, reference, valid=None, ratio: float = RESOLUTION_RATIO) -> float:
+    mask = _valid(prediction, reference, valid)
+    p = _pixels(prediction, mask).astype(np.float64)
+    r = _pixels(reference, mask).astype(np.float64)
+    band_rmse = np.sqrt(np.mean((p - r) ** 2, axis=1))
+    return float(100 * ratio * np.sqrt(np.mean((band_rmse / r.mean(axis=1)) ** 2)))
+
+
+def normalized_difference(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        index = (first - second) / (first + second)
+    return np.where(np.isfinite(index), index, np.nan)
+
+
+def pearson(first: np.ndarray, second: np.ndarray) -> float:
+    return float(stats.pearsonr(first.ravel(), second.ravel()).statistic)
+
+
+def spearman(first: np.ndarray, second: np.ndarray) -> float:
+    return float(stats.spearmanr(first.ravel(), second.ravel()).statistic)
+
+
+BANDS = ("B02", "B03", "B04", "B8A", "B11", "B12")
+INDICES = {"NDVI": ("B8A", "B04"), "NDWI_B11": ("B8A", "B11"), "NDWI_B12": ("B8A", "B12")}
+
+
+def image_metrics(prediction: np.ndarray, reference: np.ndarray,
+                  valid: np.ndarray | None = None,
+                  bands: tuple[str, ...] = BANDS) -> dict[str, dict[str, float]]:
+    """Per band and overall PSNR, SSIM, NRMSE, RMSE, MAE (data range 1); overall SAM, ERGAS;
+    NDVI and NDWI (B8A/B11, B8A/B12) agreement (PSNR and SSIM with data range 2, MAE,
+    Pearson r)."""
+    mask = _valid(prediction, reference, valid)
+    results: dict[str, dict[str, float]] = {}
+    for index, band in enumerate(bands):
+        p, r = prediction[index], reference[index]
+        results[band] = {"psnr": psnr(p, r, mask), "ssim": ssim(p, r, mask),
+                         "nrmse": nrmse(p, r, mask), "rmse": rmse(p, r, mask),
+                         "mae": mae(p, r, mask)}
+    results["overall"] = {
+        "psnr": psnr(prediction, reference, mask), "ssim": ssim(prediction, reference, mask),
+        "nrmse": nrmse(prediction, reference, mask), "rmse": rmse(prediction, reference, mask),
+        "mae": mae(prediction, reference, mask), "sam": sam(prediction, reference, mask),
+        "ergas": ergas(prediction, reference, mask),
+    }
+    if all(band in bands for pair in INDICES.values() for band in pair):
+        for name, (first, second) in INDICES.items():
+            i, j = bands.index(first), bands.index(second)
+            p = normalized_difference(prediction[i], prediction[j])
+            r = normalized_difference(reference[i], reference[j])
+            index_mask = _valid(p, r, mask)
+            results[name] = {"psnr": psnr(p, r, index_mask, 2.0),
+                             "ssim": ssim(p, r, index_mask, 2.0), "mae": mae(p, r, index_mask),
+                             "pearson": pearson(p[index_mask], r[index_mask])}
+    return results
+
+
+@dataclass(frozen=True)
+class Calibration:
+    levels: tuple[float, ...]
+    observed: tuple[float, ...]
+
+    @property
+    def expected_calibration_error(self) -> float:
+        return float(np.mean(np.abs(np.asarray(self.observed) - np.asarray(self.levels))))
+
+
+def calibration_curve(error: np.ndarray, std: np.ndarray,
+                      levels: tuple[float, ...] = CALIBRATION_LEVELS) -> Calibration:
+    """Observed fraction of |error| inside the central Gaussian interval of each level."""
+    z = np.abs(error) / np.maximum(std, 1e-12)
+    observed = tuple(float(np.mean(z <= stats.norm.ppf(0.5 + level / 2))) for level in levels)
+    return Calibration(tuple(float(level) for level in levels), observed)
+
+
+def uncertainty_metrics(prediction: np.ndarray, std: np.ndarray, reference: np.ndarray,
+                        valid: np.ndarray | None = None) -> dict[str, float]:
+    """Agreement of predicted σ with the actual error over valid pixels of all bands."""
+    mask = _valid(prediction, reference, valid) & np.isfinite(std).all(axis=0) \
+        if std.ndim == 3 else _valid(prediction, reference, valid) & np.isfinite(std)
+    error = (_pixels(prediction, mask) - _pixels(reference, mask)).astype(np.float64).ravel()
+    sigma = np.maximum(_pixels(std, mask).astype(np.float64).ravel(), 1e-6)
+    calibration = calibration_curve(error, sigma)
+    return {
+        "pearson_std_abs_error": pearson(sigma, np.abs(error)),
+        "spearman_std_abs_error": spearman(sigma, np.abs(error)),
+        "gaussian_nll": float(np.mean(0.5 * np.log(2 * np.pi * sigma**2)
+                                      + error**2 / (2 * sigma**2))),
+        "coverage_68": float(np.mean(np.abs(error) <= stats.norm.ppf(0.84) * sigma)),
+        "coverage_95": float(np.mean(np.abs(error) <= stats.norm.ppf(0.975) * sigma)),
+        "ece": calibration.expected_calibration_error,
+    }
