@@ -6,6 +6,7 @@ import typer
 
 from s2l8h import __version__
 from s2l8h.cli import models as models_cli
+from s2l8h.cli.evaluate import benchmark_command, evaluate_command
 from s2l8h.cli.harmonize import demo_command, harmonize_command
 
 app = typer.Typer(
@@ -18,6 +19,8 @@ app = typer.Typer(
 app.add_typer(models_cli.app, name="models")
 app.command("harmonize")(harmonize_command)
 app.command("demo")(demo_command)
+app.command("evaluate")(evaluate_command)
+app.command("benchmark")(benchmark_command)
 
 
 def _version(value: bool) -> None:

@@ -6,17 +6,17 @@ reflectance (the paper's protocol) and 2 for normalized indices in [-1, 1].
 
 - PSNR = 10·log10(data_range² / MSE) dB (scikit-image's definition).
 - SSIM: scikit-image's ``structural_similarity`` map (7 x 7 uniform window, K1 0.01, K2 0.03),
-  averaged over valid pixels at least 3 pixels from the image border (scikit-image crops the same
-  border), with invalid pixels filled by the reference before filtering.
+  averaged over valid pixels whose whole window is valid and at least 3 pixels from the image
+  border (scikit-image crops the same border); invalid pixels are filled before filtering.
 - NRMSE = ||pred - ref||₂ / ||ref||₂ (scikit-image's default 'euclidean' normalization).
 - RMSE, MAE in reflectance.
 - SAM: mean spectral angle between predicted and reference pixel vectors, degrees.
 - ERGAS = 100 · (h / l) · sqrt(mean_k (RMSE_k / mean(ref_k))²), h / l = 10 m / 30 m.
 - Uncertainty (σ = predicted standard deviation, e = pred - ref): Pearson and Spearman
   correlation of σ with |e|; Gaussian NLL = mean(0.5·log(2πσ²) + e²/(2σ²)); coverage of the
-  central 68 % / 95 % Gaussian intervals (|e| ≤ 0.994·σ / 1.960·σ); the calibration curve (expected vs
-  observed coverage of central intervals at levels 0.05 … 0.95) and its expected calibration
-  error (mean absolute gap).
+  central 68 % / 95 % Gaussian intervals (|e| ≤ 0.994·σ / 1.960·σ); the calibration curve
+  (expected vs observed coverage of central intervals at levels 0.05 … 0.95) and its expected
+  calibration error (mean absolute gap).
 """
 
 from __future__ import annotations

@@ -1,0 +1,269 @@
+"""Reduced-resolution benchmark: simulate Landsat from a Sentinel-2 scene, run every method on
+the same pixels, score them against the Sentinel-2 scene, write tables and a report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from odc.geo.geobox import GeoBox
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+
+from s2l8h.data.simulate import SimulatedScene, simulate_landsat, write_simulated_scene
+from s2l8h.evaluate.baselines import BASELINES, run_baseline
+from s2l8h.evaluate.metrics import BANDS, image_metrics, uncertainty_metrics
+from s2l8h.io.errors import InputError, OutputError
+from s2l8h.io.grid import sentinel2_grid
+from s2l8h.io.sentinel2 import read_sentinel2
+
+TABLE_COLUMNS = (("overall", "psnr", "PSNR"), ("overall", "ssim", "SSIM"),
+                 ("overall", "nrmse", "NRMSE"), ("overall", "rmse", "RMSE"),
+                 ("overall", "mae", "MAE"), ("overall", "sam", "SAM°"),
+                 ("overall", "ergas", "ERGAS"), ("NDVI", "psnr", "NDVI PSNR"),
+                 ("NDVI", "ssim", "NDVI SSIM"), ("NDVI", "pearson", "NDVI r"))
+
+
+def read_prediction(path: str | os.PathLike[str], grid: GeoBox | None = None
+                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Read a harmonized raster: ``(reflectance (6, H, W), std (6, H, W) or None, valid)``.
+
+    Bands are found by description (B02 … B12, B02_std …, mask) or, without descriptions, taken
+    as the first six. Scale/offset and nodata are applied. With ``grid``, the raster is warped
+    onto it (bilinear; mask nearest) if its own grid differs.
+    """
+    path = Path(path)
+    try:
+        with rasterio.open(path) as dataset:
+            own = GeoBox.from_rio(dataset)
+            if grid is not None and own != grid:
+                options = dict(crs=grid.crs.to_wkt(), transform=grid.affine, width=grid.width,
+                               height=grid.height)
+                with WarpedVRT(dataset, resampling=Resampling.bilinear, **options) as vrt:
+                    data = vrt.read(masked=True).astype(np.float64)
+                with WarpedVRT(dataset, resampling=Resampling.nearest, **options) as vrt:
+                    nearest = vrt.read(masked=True).astype(np.float64)
+            else:
+                data = nearest = dataset.read(masked=True).astype(np.float64)
+            names = list(dataset.descriptions)
+            scales, offsets = np.array(dataset.scales), np.array(dataset.offsets)
+    except rasterio.errors.RasterioIOError as error:
+        raise InputError(path, f"not a readable raster ({error})") from None
+    values = (data * scales[:, None, None] + offsets[:, None, None]).filled(np.nan)
+    if all(band in names for band in BANDS):
+        reflectance = np.stack([values[names.index(band)] for band in BANDS])
+        std = np.stack([values[names.index(f"{band}_std")] for band in BANDS]) \
+            if all(f"{band}_std" in names for band in BANDS) else None
+    elif values.shape[0] >= 6:
+        reflectance, std = values[:6], None
+    else:
+        raise InputError(path, f"has {values.shape[0]} band(s); 6 Sentinel-2 bands needed")
+    valid = np.isfinite(reflectance).all(axis=0)
+    if "mask" in names:
+        valid &= nearest[names.index("mask")].filled(0) == 1
+    return reflectance.astype(np.float32), None if std is None else std.astype(np.float32), \
+        valid
+
+
+def evaluate_files(prediction: str | os.PathLike[str], reference: str | os.PathLike[str],
+                   mask: str | os.PathLike[str] | None = None) -> dict[str, dict[str, float]]:
+    """Metrics of a prediction raster against a reference raster (on the reference's grid)."""
+    with rasterio.open(reference) as dataset:
+        grid = GeoBox.from_rio(dataset)
+    reference_values, _, reference_valid = read_prediction(reference)
+    predicted, std, valid = read_prediction(prediction, grid)
+    valid &= reference_valid
+    if mask is not None:
+        with rasterio.open(mask) as dataset:
+            if GeoBox.from_rio(dataset) != grid:
+                raise InputError(mask, "mask is not on the reference's grid")
+            valid &= dataset.read(1) != 0
+    results = image_metrics(predicted, reference_values, valid)
+    if std is not None:
+        results["uncertainty"] = uncertainty_metrics(predicted, std, reference_values, valid)
+    return results
+
+
+@dataclass
+class MethodResult:
+    name: str
+    kind: str  # "model" | "baseline"
+    seconds: float
+    prediction: np.ndarray = field(repr=False)
+    std: np.ndarray | None = field(default=None, repr=False)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass
+class BenchmarkResult:
+    simulation: SimulatedScene
+    methods: list[MethodResult]
+    valid: np.ndarray
+    output_dir: Path
+    settings: dict[str, object]
+
+    def table_rows(self) -> list[dict[str, object]]:
+        rows = []
+        for method in self.methods:
+            row: dict[str, object] = {"method": method.name, "kind": method.kind}
+            for group, key, title in TABLE_COLUMNS:
+                row[title] = method.metrics[group][key]
+            for band in BANDS:
+                row[f"{band} PSNR"] = method.metrics[band]["psnr"]
+            row["seconds"] = method.seconds
+            uncertainty = method.metrics.get("uncertainty")
+            for key in ("coverage_68", "coverage_95", "ece", "spearman_std_abs_error"):
+                row[key] = uncertainty[key] if uncertainty else None
+            rows.append(row)
+        return rows
+
+    def markdown_table(self) -> str:
+        columns = ["method", *[title for _, _, title in TABLE_COLUMNS], "cov68", "s"]
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        for method in self.methods:
+            cells = [method.name]
+            for group, key, _ in TABLE_COLUMNS:
+                value = method.metrics[group][key]
+                cells.append(f"{value:.4f}" if key in ("nrmse", "rmse", "mae", "ssim", "pearson")
+                             else f"{value:.2f}")
+            uncertainty = method.metrics.get("uncertainty")
+            cells.append(f"{uncertainty['coverage_68']:.2f}" if uncertainty else "–")
+            cells.append(f"{method.seconds:.1f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+
+def _crop_grid(grid: GeoBox, bounds: tuple[float, float, float, float] | None) -> GeoBox:
+    if bounds is None:
+        return grid
+    cropped = sentinel2_grid(bounds, grid.crs, grid.affine.a)
+    return cropped
+
+
+def run_benchmark(
+    sentinel2: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    output_dir: str | os.PathLike[str],
+    *,
+    models: Sequence[str | os.PathLike[str]] = (),
+    baselines: Sequence[str] = BASELINES,
+    bounds: tuple[float, float, float, float] | None = None,
+    offset: float = 0.0,
+    platform: str = "S2A",
+    noise_std: float = 0.0,
+    shift_m: tuple[float, float] = (0.0, 0.0),
+    sun_elevation: float = 50.0,
+    uncertainty: str = "auto",
+    tile: int = 512,
+    overlap: int = 64,
+    overwrite: bool = False,
+    progress: bool = False,
+    report: bool = True,
+) -> BenchmarkResult:
+    """Simulate, run ``models`` (each entry a name or path; an entry ``a+b`` is an ensemble)
+    and ``baselines``, score all on the pixels every method covers, write
+    ``results.{md,csv,json}`` (and ``report.html``) into ``output_dir``."""
+    from s2l8h.inference.harmonize import harmonize
+
+    output_dir = Path(output_dir)
+    targets = [output_dir / name for name in ("results.md", "results.csv", "results.json",
+                                              "report.html")]
+    existing = [str(path) for path in targets if path.exists()]
+    if existing and not overwrite:
+        raise OutputError(f"{', '.join(existing)} already exist; pass --overwrite")
+    unknown = sorted(set(baselines) - set(BASELINES))
+    if unknown:
+        raise ValueError(f"unknown baselines {unknown}; known: {', '.join(BASELINES)}")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    reflectance, valid, grid = read_sentinel2(sentinel2, offset=offset)
+    if bounds is not None:
+        grid = _crop_grid(grid, bounds)
+        reflectance, valid, grid = read_sentinel2(sentinel2, offset=offset, grid=grid)
+    simulation = simulate_landsat(reflectance, valid, grid, platform=platform,
+                                  noise_std=noise_std, shift_m=shift_m,
+                                  sun_elevation=sun_elevation)
+    scene_dir, target_path = write_simulated_scene(simulation, output_dir / "simulation",
+                                                   overwrite=True)
+    sine = math.sin(math.radians(sun_elevation))
+    methods: list[MethodResult] = []
+    for name in baselines:
+        started = time.perf_counter()
+        prediction = run_baseline(name, simulation.multispectral, simulation.lowres_grid,
+                                  simulation.pan, simulation.pan_grid, grid,
+                                  platform=platform, pan_sun_sine=sine)
+        methods.append(MethodResult(name, "baseline", time.perf_counter() - started,
+                                    prediction))
+    for entry in models:
+        members = str(entry).split("+")
+        label = " + ".join(Path(member).name or member for member in members)
+        output = output_dir / "predictions" / f"{label.replace(' + ', '+')}.tif"
+        output.parent.mkdir(exist_ok=True)
+        started = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            harmonize(scene_dir, output, models=members, like=target_path,
+                      uncertainty=uncertainty, tile=tile, overlap=overlap, dtype="float32",
+                      overwrite=True, progress=progress, mask_flags=())
+        seconds = time.perf_counter() - started
+        prediction, std, _ = read_prediction(output)
+        methods.append(MethodResult(label, "model", seconds, prediction, std))
+    common = simulation.target_valid.copy()
+    for method in methods:
+        common &= np.isfinite(method.prediction).all(axis=0)
+    # Leave out a margin of one Landsat pixel where the simulation saw the image edge.
+    margin = 6
+    common[:margin] = common[-margin:] = False
+    common[:, :margin] = common[:, -margin:] = False
+    if not common.any():
+        raise InputError(target_path, "no pixel is covered by every method")
+    for method in methods:
+        method.metrics = image_metrics(method.prediction, simulation.target, common)
+        if method.std is not None:
+            method.metrics["uncertainty"] = uncertainty_metrics(
+                method.prediction, method.std, simulation.target, common)
+    settings = {"sentinel2": str(sentinel2), "bounds": bounds, "offset": offset,
+                "platform": platform, "noise_std": noise_std, "shift_m": list(shift_m),
+                "sun_elevation": sun_elevation, "models": [str(m) for m in models],
+                "baselines": list(baselines), "pixels_scored": int(common.sum()),
+                "grid": {"crs": str(grid.crs), "transform": list(grid.affine)[:6],
+                         "shape": list(grid.shape)}}
+    result = BenchmarkResult(simulation, methods, common, output_dir, settings)
+    _write_tables(result)
+    if report:
+        from s2l8h.evaluate.report import write_report
+
+        write_report(result, output_dir / "report.html")
+    return result
+
+
+def _write_tables(result: BenchmarkResult) -> None:
+    directory = result.output_dir
+    rows = result.table_rows()
+    header = ("Reduced-resolution benchmark (Landsat simulated from Sentinel-2; "
+              f"{result.settings['pixels_scored']:,} pixels scored at 10 m; reflectance, data "
+              "range 1).\n\n")
+    _atomic_text(directory / "results.md", header + result.markdown_table() + "\n")
+    partial = directory / ".results.csv.partial"
+    with partial.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(partial, directory / "results.csv")
+    document = {"settings": result.settings,
+                "methods": {m.name: {"kind": m.kind, "seconds": m.seconds, **m.metrics}
+                            for m in result.methods}}
+    _atomic_text(directory / "results.json", json.dumps(document, indent=2) + "\n")
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
