@@ -6,17 +6,15 @@ import os
 from importlib import resources
 from pathlib import Path
 
-import torch
-
 from s2l8h.inference.harmonize import HarmonizeResult, harmonize
 from s2l8h.io.cog import check_output_path
 from s2l8h.io.landsat import open_scene
 from s2l8h.io.quicklook import write_quicklook
-from s2l8h.models.registry import create_model
+from s2l8h.models.loading import load_model
 
 EXAMPLE = "florida_crop"
-RANDOM_LABEL = ("RANDOM WEIGHTS (published unet5-upsample architecture, 2 random seeds): "
-                "the image is not a prediction")
+DEMO_LABEL = ("demo weights 'lite', trained on Landsat simulated from Sentinel-2 (Virginia); "
+              "a Level-1 scene in TOA mode: illustrative, not validated on real Landsat")
 
 
 def example_scene() -> Path:
@@ -25,12 +23,8 @@ def example_scene() -> Path:
 
 
 def demo_models() -> tuple[list, str]:
-    """The demo's models and their label."""
-    members = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        members.append(create_model("unet5-upsample"))
-    return members, RANDOM_LABEL
+    """The demo's models (the bundled ``lite`` weights, variance head) and their label."""
+    return [load_model("lite")], DEMO_LABEL
 
 
 def run_demo(output_dir: str | os.PathLike[str] = "s2l8h-demo", *, overwrite: bool = False,

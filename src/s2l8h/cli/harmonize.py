@@ -34,8 +34,8 @@ def harmonize_command(
     output: Path = typer.Option(..., "-o", "--output", help="Output COG path."),
     model: list[str] = typer.Option(
         None, "--model", "-m",
-        help=f"Registered name, weights folder/file or hub id; repeat for an ensemble "
-             f"(default: {', '.join(DEFAULT_MODELS)})."),
+        help=f"Registered name, weights folder/file or hub id; repeat for an ensemble; "
+             f"'published' for the four published UNets (default: {', '.join(DEFAULT_MODELS)})."),
     uncertainty: str = typer.Option(
         "auto", help="auto | ensemble | mc-dropout | head | none"),
     mc_passes: int = typer.Option(20, help="Passes for --uncertainty mc-dropout."),

@@ -44,8 +44,10 @@ from s2l8h.io.reader import SceneReader, Strip
 from s2l8h.models.harmonizer import Harmonizer
 from s2l8h.models.loading import load_model
 
-DEFAULT_MODELS: tuple[str, ...] = ("unet5-upsample", "unet5-shuffle", "unet6-upsample",
-                                   "unet6-shuffle")
+PUBLISHED_ENSEMBLE: tuple[str, ...] = ("unet5-upsample", "unet5-shuffle", "unet6-upsample",
+                                       "unet6-shuffle")
+#: The bundled demo weights (trained on simulated pairs, variance head).
+DEFAULT_MODELS: tuple[str, ...] = ("lite",)
 
 
 @dataclass
@@ -74,8 +76,11 @@ class HarmonizeResult:
 
 def resolve_models(models: Sequence[str | os.PathLike[str] | Harmonizer] | None,
                    dropout: float | None = None) -> list[Harmonizer]:
-    """Load models from names, paths or hub ids (instances pass through)."""
-    sources = list(models) if models else list(DEFAULT_MODELS)
+    """Load models from names, paths or hub ids (instances pass through); ``published``
+    stands for the ensemble of the four published UNets."""
+    sources: list = []
+    for source in (list(models) if models else list(DEFAULT_MODELS)):
+        sources.extend(PUBLISHED_ENSEMBLE if source == "published" else [source])
     overrides = {"dropout": dropout} if dropout else None
     loaded = []
     for source in sources:
@@ -139,7 +144,8 @@ def harmonize(
     """Harmonize one Landsat-8/9 scene into a Sentinel-2-like COG.
 
     ``inputs``: a scene folder or its files. ``models``: registered names, paths or hub ids
-    (default: the four published UNets, i.e. their ensemble). ``uncertainty``: ``auto``,
+    (default: ``lite``, the bundled demo weights; ``published``: the ensemble of the four
+    published UNets). ``uncertainty``: ``auto``,
     ``ensemble``, ``mc-dropout``, ``head`` or ``none``. ``tile``/``overlap`` in output pixels.
     Pixels flagged by the quality band (``mask_flags``) get mask 2 and nodata, unless
     ``keep_flagged``. Nothing is written unless the whole run succeeds.
@@ -179,44 +185,25 @@ def harmonize(
                                      list(mask_flags), "keep_flagged": keep_flagged,
                                      "dtype": dtype, "mc_passes": mc_passes}),
     }
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        return _run(scene, output, grid, fine, fine_padded, lowres, pan_grid, plan, predictor,
-                    convention, mask_flags, keep_flagged, dtype, tags, overwrite, batch_size,
-                    torch_device, progress, names, started)
-
-
-def _run(scene, output, grid, fine, fine_padded, lowres, pan_grid, plan, predictor, convention,
-         mask_flags, keep_flagged, dtype, tags, overwrite, batch_size, torch_device, progress,
-         names, started) -> HarmonizeResult:
-    scale = convention.scale
     writer = CogWriter(output, grid, fine, convention.output_bands, predictor.gives_variance,
                        dtype, tags, overwrite)
     any_valid = False
     try:
-        with SceneReader(scene, lowres, pan_grid, fine_padded, convention, mask_flags) as reader:
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
+                SceneReader(scene, lowres, pan_grid, fine_padded, convention,
+                            mask_flags) as reader:
             current: dict[str, Strip] = {}
 
             def read_strip(row0: int, rows: int):
-                strip = reader.read_strip(row0, rows)
-                current["strip"] = strip
+                current["strip"] = strip = reader.read_strip(row0, rows)
                 return strip.multispectral, strip.pan, strip.valid
 
             def emit(out_row0: int, mean: np.ndarray, variance: np.ndarray | None) -> None:
                 nonlocal any_valid
                 if out_row0 >= fine.height:
                     return
-                strip = current["strip"]
-                rows = mean.shape[1]
-                first = out_row0 // scale - strip.row0
-                valid30 = strip.valid[first:first + math.ceil(rows / scale) + 1]
-                valid = np.kron(valid30, np.ones((scale, scale), dtype=bool))
-                offset = out_row0 - scale * (strip.row0 + first)
-                valid = valid[offset:offset + rows] & np.isfinite(mean).all(axis=0)
-                fill, flagged = reader.read_quality(out_row0, rows, fine_padded.width)
-                valid &= ~fill
-                mask = np.full(valid.shape, MASK_NODATA, dtype=np.uint8)
-                mask[valid] = MASK_VALID
-                mask[valid & flagged] = MASK_FLAGGED
+                fill, flagged = reader.read_quality(out_row0, mean.shape[1], fine_padded.width)
+                mask = output_mask(current["strip"], out_row0, mean, fill, flagged, scale)
                 any_valid |= bool((mask == MASK_VALID).any())
                 keep = (mask == MASK_VALID) | (keep_flagged & (mask == MASK_FLAGGED))
                 std = None if variance is None else np.sqrt(np.maximum(variance, 0))
@@ -225,13 +212,29 @@ def _run(scene, output, grid, fine, fine_padded, lowres, pan_grid, plan, predict
             with tqdm(total=plan.count, desc="tiles", unit="tile", disable=not progress) as bar:
                 run_tiled(predictor, plan, read_strip, emit, batch_size=batch_size,
                           device=torch_device, progress=bar.update)
-        if not any_valid:
-            raise InputError(scene.multispectral[0], "no valid pixel in the output grid "
-                             "(all nodata, or all flagged by the quality band)")
-        path = writer.commit()
+            if not any_valid:
+                raise InputError(scene.multispectral[0], "no valid pixel in the output grid "
+                                 "(all nodata, or all flagged by the quality band)")
+            path = writer.commit()
     except BaseException:
         writer.abort()
         raise
     return HarmonizeResult(path=path, grid=grid, models=names, uncertainty=predictor.method,
                            tiles=plan.count, seconds=time.perf_counter() - started)
 
+
+def output_mask(strip: Strip, out_row0: int, mean: np.ndarray, fill: np.ndarray,
+                flagged: np.ndarray, scale: int) -> np.ndarray:
+    """Mask band values of output rows ``[out_row0, out_row0 + r)``: 0 where the 30 m input
+    (repeated ``scale`` x ``scale``) or the prediction has no data or the quality band says
+    fill, 2 where it flags the pixel, else 1."""
+    rows = mean.shape[1]
+    first = out_row0 // scale - strip.row0
+    valid30 = strip.valid[first:first + math.ceil(rows / scale) + 1]
+    valid = np.kron(valid30, np.ones((scale, scale), dtype=bool))
+    offset = out_row0 - scale * (strip.row0 + first)
+    valid = valid[offset:offset + rows] & np.isfinite(mean).all(axis=0) & ~fill
+    mask = np.full(valid.shape, MASK_NODATA, dtype=np.uint8)
+    mask[valid] = MASK_VALID
+    mask[valid & flagged] = MASK_FLAGGED
+    return mask

@@ -265,6 +265,15 @@ def load_model(
     path = Path(text).expanduser()
     if not path.exists() and text in list_models():
         spec = get_spec(text)
+        if spec.bundled is not None:
+            from s2l8h.models.registry import bundled_weights
+
+            folder = Path(bundled_weights(spec))
+            if not (folder / WEIGHTS_NAME).is_file():
+                raise ModelLoadError(f"{folder}: the bundled weights of {text!r} are missing")
+            model = load_model(folder, overrides=overrides)
+            model.name = spec.name
+            return model
         if spec.hub_id is None:
             raise ModelLoadError(f"model {text!r} has no released weights; pass a path")
         path = download_from_hub(spec.hub_id, cache_dir)

@@ -10,10 +10,15 @@ from torch import nn
 
 from s2l8h.models.convention import PUBLISHED_CONVENTION, InputConvention
 from s2l8h.models.harmonizer import Harmonizer
+from s2l8h.models.lite import LiteConfig, LiteNet
 from s2l8h.models.unet import UNet, UNetConfig
 
 # architecture name -> (network class, config class)
-ARCHITECTURES: dict[str, tuple[Callable[..., nn.Module], Any]] = {"unet": (UNet, UNetConfig)}
+ARCHITECTURES: dict[str, tuple[Callable[..., nn.Module], Any]] = {
+    "unet": (UNet, UNetConfig),
+    "lite": (LiteNet, LiteConfig),
+}
+NATIVE_CONVENTION = InputConvention(input_grid="native")
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,7 @@ class ModelSpec:
     convention: InputConvention = PUBLISHED_CONVENTION
     hub_id: str | None = None
     description: str = ""
+    bundled: str | None = None  # weights folder inside the package, for pretrained=True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -88,9 +94,12 @@ def create_model(name: str, pretrained: bool | str | None = None, **overrides: A
     from s2l8h.models.loading import load_model
 
     if pretrained is True:
-        if spec.hub_id is None:
+        if spec.bundled is not None:
+            source: str = bundled_weights(spec)
+        elif spec.hub_id is not None:
+            source = spec.hub_id
+        else:
             raise ValueError(f"model {name!r} has no published weights")
-        source: str = spec.hub_id
     else:
         source = str(pretrained)
     model = load_model(source, expect_architecture=(spec.architecture, spec.config),
@@ -112,5 +121,21 @@ def _register_published() -> None:
             ))
 
 
+def bundled_weights(spec: ModelSpec) -> str:
+    """Path of a spec's weights folder shipped inside the package."""
+    from importlib import resources
+
+    return str(resources.files("s2l8h") / "weights" / str(spec.bundled))
+
+
 _register_published()
 PUBLISHED_MODELS: tuple[str, ...] = tuple(list_models())
+register_model(ModelSpec(
+    name="lite",
+    architecture="lite",
+    config=LiteConfig(width=48, blocks=8, variance_head=True).to_dict(),
+    convention=NATIVE_CONVENTION,
+    description="Efficient network on the native 30 m / 15 m grids with a variance head "
+                "(s2l8h); demo weights trained on simulated Landsat from Sentinel-2",
+    bundled="lite-virginia-sim",
+))

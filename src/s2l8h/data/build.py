@@ -1,0 +1,74 @@
+"""Building a patch dataset from simulated Landsat/Sentinel-2 pairs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from s2l8h.data.patches import (
+    QualityFilter,
+    aligned_inputs,
+    extract_patches,
+    split_rows,
+    write_patch,
+    write_table,
+)
+from s2l8h.data.simulate import simulate_landsat
+from s2l8h.io.errors import OutputError
+from s2l8h.io.sentinel2 import read_sentinel2
+
+
+def build_simulated_dataset(
+    sentinel2: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    output_dir: str | os.PathLike[str],
+    *,
+    size: int = 32,
+    stride: int = 16,
+    fractions: tuple[float, float, float] = (0.6, 0.1, 0.3),
+    offset: float = 0.0,
+    platform: str = "S2A",
+    noise_std: float = 0.0,
+    sun_elevation: float = 50.0,
+    name: str = "simulated",
+    quality: QualityFilter = QualityFilter(),
+    overwrite: bool = False,
+) -> dict[str, int]:
+    """Simulate Landsat from one Sentinel-2 scene and cut it into patches of ``size`` 30 m
+    pixels (Sentinel-2 patches of ``3 size``) every ``stride`` pixels; the top ``fractions[0]``
+    of the rows is Train, then Validation, then Test (spatially disjoint bands). Returns the
+    number of patches per split that pass ``quality``."""
+    output_dir = Path(output_dir)
+    if (output_dir / "patches.csv").exists() and not overwrite:
+        raise OutputError(f"{output_dir}: already holds a dataset; pass overwrite")
+    reflectance, valid, grid = read_sentinel2(sentinel2, offset=offset)
+    simulated = simulate_landsat(reflectance, valid, grid, platform=platform,
+                                 noise_std=noise_std, sun_elevation=sun_elevation)
+    multispectral, pan, grid30 = aligned_inputs(simulated.multispectral,
+                                                simulated.lowres_grid, simulated.pan,
+                                                simulated.pan_grid, grid)
+    target = simulated.target[:, :3 * grid30.height, :3 * grid30.width]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    counts = {"Train": 0, "Validation": 0, "Test": 0}
+    for row, l8, l8_pan, s2 in extract_patches(
+            multispectral, pan, target, grid30, size=size, stride=stride,
+            splits=split_rows(grid30.height, fractions), scene_landsat=name,
+            scene_sentinel2=Path(str(sentinel2)).name):
+        if row["valid_fraction"] < quality.min_valid_fraction:
+            continue
+        write_patch(output_dir, row, l8, l8_pan, s2)
+        rows.append(row)
+        counts[row["pair_type"]] += int(quality.keeps(row))
+    write_table(output_dir, rows)
+    settings = {"sentinel2": str(sentinel2), "size": size, "stride": stride,
+                "fractions": list(fractions), "offset": offset, "platform": platform,
+                "noise_std": noise_std, "sun_elevation": sun_elevation,
+                "pan_sun_sine": math.sin(math.radians(sun_elevation)),
+                "grid30": {"crs": str(grid30.crs), "transform": list(grid30.affine)[:6],
+                           "shape": list(grid30.shape)},
+                "counts_passing_quality": counts}
+    (output_dir / "dataset.json").write_text(json.dumps(settings, indent=2) + "\n")
+    return counts

@@ -1,0 +1,197 @@
+"""Training configuration: a YAML file validated on load, with ``key.sub=value`` overrides.
+
+Example (``configs/lite-virginia-sim.yaml``)::
+
+    data: {dataset: runs/virginia-patches, batch_size: 16}
+    model: {name: lite, overrides: {width: 48}}
+    loss: [{name: gaussian_nll}, {name: l1, weight: 0.5}]
+    optimizer: {name: adam, lr: 0.001}
+    scheduler: {name: cosine}
+    trainer: {max_epochs: 40, seed: 0, patience: 10}
+    output: {dir: runs/lite}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from s2l8h.train.losses import LossTerm
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or of the wrong type; says which."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = ""
+    batch_size: int = 16
+    num_workers: int = 0
+    augment: bool = True
+    min_ssim: float = 0.81
+    min_psnr: float = 22.0
+
+
+@dataclass
+class ModelConfig:
+    name: str = "lite"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    init: str = ""  # weights to start from (path, name or hub id); empty: random
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"  # adam | adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+
+
+@dataclass
+class SchedulerConfig:
+    name: str = "none"  # none | cosine | step | plateau
+    step_size: int = 10
+    gamma: float = 0.5
+    min_lr: float = 1e-6
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 50
+    seed: int = 0
+    patience: int = 0  # early stopping on val_loss; 0 = off
+    accelerator: str = "auto"
+    devices: Any = 1
+    strategy: str = "auto"  # e.g. ddp for several GPUs or nodes
+    num_nodes: int = 1
+    precision: str = "32-true"
+    log_every_n_steps: int = 10
+    limit_train_batches: float = 1.0
+    limit_val_batches: float = 1.0
+    gradient_clip_val: float = 0.0
+    deterministic: bool = False
+
+
+@dataclass
+class OutputConfig:
+    dir: str = "runs/s2l8h"
+    name: str = ""  # release name written into the exported model
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: list[LossTerm] = field(default_factory=lambda: [LossTerm("l1")])
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_type(value: Any, annotation: Any, where: str) -> Any:
+    if annotation is Any:
+        return value
+    origin = typing.get_origin(annotation)
+    if origin in (list, typing.List):  # noqa: UP006
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(annotation)
+        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (dict, typing.Dict):  # noqa: UP006
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if dataclasses.is_dataclass(annotation):
+        return _build(annotation, value, where)
+    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if annotation is int and isinstance(value, bool):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if not isinstance(value, annotation):
+        raise ConfigError(f"{where}: expected {annotation.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: type, values: Any, where: str) -> Any:
+    if isinstance(values, cls):
+        return values
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+    kwargs = {name: _check_type(value, hints[name], f"{where}.{name}".lstrip("."))
+              for name, value in values.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where or 'config'}: {error}") from None
+
+
+def _parse_value(text: str) -> Any:
+    """YAML, with numbers such as ``2e-4`` (a string to YAML 1.1) read as numbers."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        for number in (int, float):
+            try:
+                return number(value)
+            except ValueError:
+                continue
+    return value
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` strings (values parsed as YAML) to a nested dict."""
+    for override in overrides:
+        if "=" not in override:
+            raise ConfigError(f"override {override!r} is not key=value")
+        key, text = override.split("=", 1)
+        node = values
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {override!r}: {part} is not a section")
+        node[parts[-1]] = _parse_value(text)
+    return values
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                overrides: list[str] | None = None) -> TrainConfig:
+    """Read, override and validate a configuration; errors name the file and the key."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise ConfigError(f"{path}: cannot read the configuration ({error})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: the configuration must be a mapping")
+    values = apply_overrides(values, overrides or [])
+    try:
+        config = _build(TrainConfig, values, "")
+    except ConfigError as error:
+        raise ConfigError(f"{path or 'config'}: {error}") from None
+    if not config.data.dataset:
+        raise ConfigError(f"{path or 'config'}: data.dataset is required")
+    return config

@@ -1,0 +1,127 @@
+"""Training losses on reflectance tensors (N, C, H, W), all means over every element.
+
+- ``l1``: mean |p - t|.
+- ``mse``: mean (p - t)².
+- ``gradient``: mean squared difference of Sobel gradients (x and y, per channel, valid
+  region); ``mixed_gradient`` = ``mse + 0.1 · gradient`` (mixed gradient error, Lu & Chen 2019).
+- ``ssim``: 1 - mean SSIM, 7 x 7 uniform window, data range 1, K1 0.01, K2 0.03, sample
+  covariances (scikit-image's defaults, the definition of the SSIM metric), over the region
+  where the window fits.
+- ``gaussian_nll``: for a variance head v: squared distance 0.5·(log v + (p - t)² / v)
+  (PyTorch's ``gaussian_nll_loss``), or absolute distance: the Laplace negative
+  log-likelihood with the same variance, log(2b) + |p - t| / b, b = sqrt(v / 2).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def l1(prediction: torch.Tensor, target: torch.Tensor, variance=None) -> torch.Tensor:
+    return (prediction - target).abs().mean()
+
+
+def mse(prediction: torch.Tensor, target: torch.Tensor, variance=None) -> torch.Tensor:
+    return ((prediction - target) ** 2).mean()
+
+
+def _sobel(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    channels = image.shape[1]
+    kernel_x = SOBEL_X.to(image).expand(channels, 1, 3, 3)
+    kernel_y = SOBEL_X.t().to(image).expand(channels, 1, 3, 3)
+    return (F.conv2d(image, kernel_x, groups=channels),
+            F.conv2d(image, kernel_y, groups=channels))
+
+
+def gradient(prediction: torch.Tensor, target: torch.Tensor, variance=None) -> torch.Tensor:
+    px, py = _sobel(prediction)
+    tx, ty = _sobel(target)
+    return (((px - tx) ** 2) + ((py - ty) ** 2)).mean()
+
+
+def mixed_gradient(prediction: torch.Tensor, target: torch.Tensor, variance=None,
+                   weight: float = 0.1) -> torch.Tensor:
+    return mse(prediction, target) + weight * gradient(prediction, target)
+
+
+def ssim_index(prediction: torch.Tensor, target: torch.Tensor, window: int = 7,
+               data_range: float = 1.0) -> torch.Tensor:
+    """Mean SSIM over the valid (unpadded) region, per the definition above."""
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+
+    def mean(image: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(image, window, stride=1)
+
+    sample = window**2 / (window**2 - 1)  # sample, not population, (co)variances
+    mu_p, mu_t = mean(prediction), mean(target)
+    var_p = sample * (mean(prediction * prediction) - mu_p**2)
+    var_t = sample * (mean(target * target) - mu_t**2)
+    covariance = sample * (mean(prediction * target) - mu_p * mu_t)
+    index = ((2 * mu_p * mu_t + c1) * (2 * covariance + c2)) / \
+        ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))
+    return index.mean()
+
+
+def ssim(prediction: torch.Tensor, target: torch.Tensor, variance=None) -> torch.Tensor:
+    return 1 - ssim_index(prediction, target)
+
+
+def gaussian_nll(prediction: torch.Tensor, target: torch.Tensor,
+                 variance: torch.Tensor | None, distance: str = "squared") -> torch.Tensor:
+    if variance is None:
+        raise ValueError("gaussian_nll needs a model with a variance head")
+    variance = variance.clamp_min(1e-8)
+    if distance == "squared":
+        return F.gaussian_nll_loss(prediction, target, variance, eps=1e-8)
+    if distance == "absolute":
+        scale = torch.sqrt(variance / 2)
+        return (torch.log(2 * scale) + (prediction - target).abs() / scale).mean()
+    raise ValueError(f"distance must be squared or absolute, got {distance!r}")
+
+
+LOSSES = {"l1": l1, "mse": mse, "gradient": gradient, "mixed_gradient": mixed_gradient,
+          "ssim": ssim, "gaussian_nll": gaussian_nll}
+
+
+@dataclass(frozen=True)
+class LossTerm:
+    name: str
+    weight: float = 1.0
+    distance: str = "squared"  # gaussian_nll only
+
+    def __post_init__(self) -> None:
+        if self.name not in LOSSES:
+            raise ValueError(f"unknown loss {self.name!r}; known: {', '.join(LOSSES)}")
+        if not math.isfinite(self.weight):
+            raise ValueError(f"loss weight must be finite, got {self.weight}")
+
+
+class WeightedLoss:
+    """Σ weight · term(prediction, target[, variance])."""
+
+    def __init__(self, terms: Sequence[LossTerm]) -> None:
+        if not terms:
+            raise ValueError("at least one loss term is needed")
+        self.terms = list(terms)
+
+    @property
+    def needs_variance(self) -> bool:
+        return any(term.name == "gaussian_nll" for term in self.terms)
+
+    def __call__(self, prediction: torch.Tensor, target: torch.Tensor,
+                 variance: torch.Tensor | None = None) -> torch.Tensor:
+        total = prediction.new_zeros(())
+        for term in self.terms:
+            if term.name == "gaussian_nll":
+                value = gaussian_nll(prediction, target, variance, term.distance)
+            else:
+                value = LOSSES[term.name](prediction, target)
+            total = total + term.weight * value
+        return total

@@ -1,0 +1,143 @@
+"""Lightning module and data module for training a harmonizer on patch datasets."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch.utils.data import DataLoader
+
+from s2l8h.data.patches import PatchDataset, QualityFilter
+from s2l8h.models.harmonizer import Harmonizer
+from s2l8h.train.config import DataConfig, OptimizerConfig, SchedulerConfig
+from s2l8h.train.losses import LossTerm, WeightedLoss
+
+
+class PatchDataModule(L.LightningDataModule):
+    def __init__(self, config: DataConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.quality = QualityFilter(config.min_ssim, config.min_psnr)
+
+    def setup(self, stage: str | None = None) -> None:
+        self.train_set = PatchDataset(self.config.dataset, "Train", quality=self.quality,
+                                      augment=self.config.augment)
+        self.val_set = PatchDataset(self.config.dataset, "Validation", quality=self.quality)
+        if len(self.train_set) == 0 or len(self.val_set) == 0:
+            raise ValueError(f"{self.config.dataset}: no Train or Validation patch passes the "
+                             "quality filter")
+
+    def _loader(self, dataset: PatchDataset, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.config.batch_size, shuffle=shuffle,
+                          num_workers=self.config.num_workers,
+                          persistent_workers=self.config.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+
+class HarmonizerModule(L.LightningModule):
+    """Trains ``model`` (a :class:`Harmonizer`) with a weighted loss; logs ``train_loss``,
+    ``val_loss``, ``val_psnr`` and, each validation epoch, a preview figure."""
+
+    def __init__(self, model: Harmonizer, loss: list[LossTerm], optimizer: OptimizerConfig,
+                 scheduler: SchedulerConfig, max_epochs: int = 1) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = WeightedLoss(loss)
+        if self.loss.needs_variance and not model.has_variance_head:
+            raise ValueError("the gaussian_nll loss needs a model with a variance head")
+        self.optimizer_config, self.scheduler_config = optimizer, scheduler
+        self.max_epochs = max_epochs
+        self._preview: tuple[torch.Tensor, ...] | None = None
+
+    def _split(self, output):
+        return output if isinstance(output, tuple) else (output, None)
+
+    def forward(self, multispectral: torch.Tensor, pan: torch.Tensor):
+        return self.model(multispectral, pan)
+
+    def training_step(self, batch, batch_index: int) -> torch.Tensor:
+        multispectral, pan, target = batch
+        mean, variance = self._split(self(multispectral, pan))
+        loss = self.loss(mean, target, variance)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True,
+                 batch_size=target.shape[0])
+        return loss
+
+    def validation_step(self, batch, batch_index: int) -> None:
+        multispectral, pan, target = batch
+        mean, variance = self._split(self(multispectral, pan))
+        loss = self.loss(mean, target, variance)
+        mse = torch.mean((mean - target) ** 2)
+        self.log("val_loss", loss, prog_bar=True, batch_size=target.shape[0])
+        self.log("val_psnr", 10 * torch.log10(1 / mse), prog_bar=True,
+                 batch_size=target.shape[0])
+        if batch_index == 0:
+            self._preview = (multispectral[0].detach().cpu(), mean[0].detach().cpu(),
+                             target[0].detach().cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        experiment = getattr(self.logger, "experiment", None)
+        if self._preview is None or not hasattr(experiment, "add_figure"):
+            return
+        experiment.add_figure("validation_preview", preview_figure(*self._preview),
+                              global_step=self.current_epoch)
+
+    def configure_optimizers(self):
+        config = self.optimizer_config
+        parameters = self.model.parameters()
+        if config.name == "adam":
+            optimizer = torch.optim.Adam(parameters, lr=config.lr,
+                                         weight_decay=config.weight_decay)
+        elif config.name == "adamw":
+            optimizer = torch.optim.AdamW(parameters, lr=config.lr,
+                                          weight_decay=config.weight_decay)
+        elif config.name == "sgd":
+            optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
+                                        weight_decay=config.weight_decay)
+        else:
+            raise ValueError(f"unknown optimizer {config.name!r} (adam, adamw, sgd)")
+        schedule = self.scheduler_config
+        if schedule.name == "none":
+            return optimizer
+        if schedule.name == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=max(self.max_epochs, 1), eta_min=schedule.min_lr)
+        elif schedule.name == "step":
+            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, schedule.step_size,
+                                                        schedule.gamma)
+        elif schedule.name == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, factor=schedule.gamma, patience=schedule.step_size,
+                min_lr=schedule.min_lr)
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+        else:
+            raise ValueError(f"unknown scheduler {schedule.name!r} (none, cosine, step, "
+                             "plateau)")
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+def preview_figure(multispectral: torch.Tensor, prediction: torch.Tensor,
+                   target: torch.Tensor) -> Figure:
+    """Input, prediction and target RGB side by side with one stretch."""
+    def rgb(image: torch.Tensor) -> np.ndarray:
+        return image[[2, 1, 0]].permute(1, 2, 0).float().numpy()
+
+    reference = rgb(target)
+    low, high = np.percentile(reference, [2, 98])
+    figure = Figure(figsize=(9, 3.2), layout="constrained")
+    axes = figure.subplots(1, 3)
+    for axis, image, title in zip(axes, (rgb(multispectral), rgb(prediction), reference),
+                                  ("Landsat input", "prediction", "Sentinel-2 target"),
+                                  strict=True):
+        axis.imshow(np.clip((image - low) / max(high - low, 1e-6), 0, 1),
+                    interpolation="nearest")
+        axis.set_title(title)
+        axis.set_axis_off()
+    return figure

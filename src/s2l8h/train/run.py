@@ -1,0 +1,199 @@
+"""Training, resuming, calibrating and exporting."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from scipy import stats
+
+from s2l8h.data.patches import PatchDataset, QualityFilter
+from s2l8h.models.harmonizer import Harmonizer
+from s2l8h.models.loading import load_state_dict_strict, save_pretrained
+from s2l8h.models.registry import build_network, create_model
+from s2l8h.train.config import TrainConfig
+from s2l8h.train.module import HarmonizerModule, PatchDataModule
+
+
+@dataclass
+class TrainResult:
+    directory: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    best_val_loss: float
+
+
+def build_model(config: TrainConfig) -> Harmonizer:
+    return create_model(config.model.name, pretrained=config.model.init or None,
+                        **config.model.overrides)
+
+
+def build_module(config: TrainConfig) -> HarmonizerModule:
+    return HarmonizerModule(build_model(config), config.loss, config.optimizer,
+                            config.scheduler, config.trainer.max_epochs)
+
+
+def train(config: TrainConfig, *, resume: bool | str = False,
+          callbacks: list | None = None, progress: bool = True) -> TrainResult:
+    """Train per ``config``; checkpoints ``best.ckpt`` (lowest ``val_loss``) and ``last.ckpt``
+    go to ``<output.dir>/checkpoints``, TensorBoard logs to ``<output.dir>/logs``.
+
+    ``resume=True`` continues from ``last.ckpt`` (weights, optimizer, scheduler, epoch and
+    callback states), or from the checkpoint path given.
+    """
+    directory = Path(config.output.dir)
+    checkpoints = directory / "checkpoints"
+    if resume is True:
+        ckpt_path: str | None = str(checkpoints / "last.ckpt")
+        if not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"{ckpt_path}: nothing to resume")
+    elif resume:
+        ckpt_path = str(resume)
+    else:
+        ckpt_path = None
+        if (checkpoints / "last.ckpt").exists():
+            raise FileExistsError(f"{checkpoints}: holds a run already; resume it or choose "
+                                  "another output.dir")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    L.seed_everything(config.trainer.seed, workers=True, verbose=False)
+    module = build_module(config)
+    best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val_loss",
+                           mode="min", save_top_k=1, save_last=True)
+    all_callbacks = [best, *(callbacks or [])]
+    if config.trainer.patience > 0:
+        all_callbacks.append(EarlyStopping(monitor="val_loss", patience=config.trainer.patience))
+    trainer = L.Trainer(
+        default_root_dir=directory, max_epochs=config.trainer.max_epochs,
+        accelerator=config.trainer.accelerator, devices=config.trainer.devices,
+        strategy=config.trainer.strategy, num_nodes=config.trainer.num_nodes,
+        precision=config.trainer.precision, log_every_n_steps=config.trainer.log_every_n_steps,
+        limit_train_batches=config.trainer.limit_train_batches,
+        limit_val_batches=config.trainer.limit_val_batches,
+        gradient_clip_val=config.trainer.gradient_clip_val or None,
+        deterministic=config.trainer.deterministic, callbacks=all_callbacks,
+        logger=TensorBoardLogger(directory, name="logs"), enable_progress_bar=progress,
+        enable_model_summary=False)
+    trainer.fit(module, datamodule=PatchDataModule(config.data), ckpt_path=ckpt_path)
+    return TrainResult(directory, Path(best.best_model_path), checkpoints / "last.ckpt",
+                       float(best.best_model_score) if best.best_model_score is not None
+                       else math.nan)
+
+
+def model_from_checkpoint(config: TrainConfig, checkpoint: str | os.PathLike[str]
+                          ) -> Harmonizer:
+    """The model of ``config`` with the weights of a training checkpoint."""
+    model = build_model(config)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    prefix = "model.network."
+    network_state = {key[len(prefix):]: value for key, value in state.items()
+                     if key.startswith(prefix)}
+    load_state_dict_strict(model.network, network_state, str(checkpoint))
+    return model.eval()
+
+
+@torch.no_grad()
+def predict_split(model: Harmonizer, dataset_dir: str | os.PathLike[str], split: str,
+                  quality: QualityFilter = QualityFilter(), batch_size: int = 16
+                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(prediction, variance or None, target) over all patches of a split, flattened per band
+    (6, N)."""
+    dataset = PatchDataset(dataset_dir, split, quality=quality)
+    means, variances, targets = [], [], []
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        multispectral, pan, target = (torch.stack(parts) for parts in zip(*items, strict=True))
+        output = model(multispectral, pan)
+        mean, variance = output if isinstance(output, tuple) else (output, None)
+        means.append(mean.transpose(0, 1).reshape(6, -1))
+        targets.append(target.transpose(0, 1).reshape(6, -1))
+        if variance is not None:
+            variances.append(variance.transpose(0, 1).reshape(6, -1))
+    return (torch.cat(means, 1).numpy(), torch.cat(variances, 1).numpy() if variances else None,
+            torch.cat(targets, 1).numpy())
+
+
+def calibrate_variance(model: Harmonizer, dataset_dir: str | os.PathLike[str],
+                       split: str = "Validation") -> float:
+    """Fit the factor on the variance head so that the central 68 % Gaussian interval covers
+    68 % of the ``split`` pixels; return it (and set it in the model)."""
+    if not model.has_variance_head or not hasattr(model.config, "variance_scale"):
+        raise ValueError("calibration needs a lite model with a variance head")
+    base = dataclasses.replace(model.config, variance_scale=1.0)
+    uncalibrated = Harmonizer(build_network(model.architecture, base.to_dict()),
+                              model.convention, model.architecture)
+    uncalibrated.network.load_state_dict(model.network.state_dict())
+    mean, variance, target = predict_split(uncalibrated.eval(), dataset_dir, split)
+    z = np.abs(mean - target) / np.sqrt(variance)
+    factor = float(np.quantile(z, 0.68) / stats.norm.ppf(0.84)) ** 2
+    model.network.config = dataclasses.replace(base, variance_scale=factor)
+    return factor
+
+
+def export(config: TrainConfig, checkpoint: str | os.PathLike[str],
+           folder: str | os.PathLike[str], *, calibrate: bool = True,
+           card: dict | None = None, overwrite: bool = False) -> Path:
+    """Write the checkpoint's model in the release format with a model card (README.md)."""
+    model = model_from_checkpoint(config, checkpoint)
+    model.name = config.output.name or config.model.name
+    facts: dict = {"checkpoint": str(checkpoint), "training_config": config.to_dict(),
+                   **(card or {})}
+    if calibrate and model.has_variance_head and hasattr(model.config, "variance_scale"):
+        facts["variance_scale"] = calibrate_variance(model, config.data.dataset)
+    quality = QualityFilter(config.data.min_ssim, config.data.min_psnr)
+    for split in ("Validation", "Test"):
+        mean, variance, target = predict_split(model, config.data.dataset, split, quality)
+        error = mean - target
+        entry = {"psnr": float(10 * np.log10(1 / np.mean(error**2))),
+                 "pixels": int(error.shape[1])}
+        if variance is not None:
+            sigma = np.sqrt(variance)
+            entry["coverage_68"] = float(np.mean(np.abs(error) <= stats.norm.ppf(0.84) * sigma))
+            entry["coverage_95"] = float(np.mean(np.abs(error) <= 1.96 * sigma))
+        facts[f"{split.lower()}_patches"] = entry
+    folder = save_pretrained(model, folder, provenance={"training": facts},
+                             overwrite=overwrite)
+    write_model_card(folder, model, facts)
+    return folder
+
+
+def write_model_card(folder: Path, model: Harmonizer, facts: dict) -> Path:
+    config = facts["training_config"]
+    terms = ", ".join(f"{term['weight']}×{term['name']}" for term in config["loss"])
+    lines = [
+        f"# {model.name}", "",
+        f"Architecture `{model.architecture}`: "
+        + ", ".join(f"{k}={v}" for k, v in model.config.to_dict().items()) + ".",
+        f"Input convention: {model.convention.describe()}.", "",
+        "## Training data and protocol", "",
+        facts.get("data", f"Patch dataset `{config['data']['dataset']}`."), "",
+        f"Loss: {terms}; optimizer "
+        f"{config['optimizer']['name']} lr {config['optimizer']['lr']}; scheduler "
+        f"{config['scheduler']['name']}; up to {config['trainer']['max_epochs']} epochs, "
+        f"batch {config['data']['batch_size']}, seed {config['trainer']['seed']}; best "
+        "validation checkpoint.", "",
+        "## Measured", "",
+    ]
+    for split in ("validation", "test"):
+        entry = facts.get(f"{split}_patches")
+        if entry:
+            lines.append(f"- {split} patches: " + ", ".join(
+                f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in entry.items()))
+    if "variance_scale" in facts:
+        lines.append(f"- variance head calibrated on the validation split: factor "
+                     f"{facts['variance_scale']:.4f}")
+    if "command" in facts:
+        lines += ["", "## Reproduce", "", "```bash", facts["command"], "```"]
+    path = folder / "README.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
