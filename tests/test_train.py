@@ -124,6 +124,11 @@ def test_losses_hand_computed() -> None:
     assert float(losses.gradient(ramp, flat)) == pytest.approx(64.0)
     assert float(losses.mixed_gradient(ramp, flat)) == pytest.approx(
         float(losses.mse(ramp, flat)) + 6.4)
+    detached = prediction.clone().requires_grad_(True)
+    log_variance = torch.zeros_like(prediction, requires_grad=True)
+    term = losses.WeightedLoss([losses.LossTerm("gaussian_nll", detach_mean=True)])
+    term(detached, target, log_variance.exp() * 0.04).backward()
+    assert detached.grad is None and float(log_variance.grad.abs().sum()) > 0
     weighted = losses.WeightedLoss([losses.LossTerm("l1", 2.0), losses.LossTerm("mse", 3.0)])
     assert float(weighted(prediction, target)) == pytest.approx(
         2 * 0.125 + 3 * 0.0225, abs=1e-7)
@@ -170,10 +175,12 @@ def test_training_steps_reduce_loss_on_a_fixed_batch(dataset: Path, tmp_path: Pa
     from s2l8h.train.run import build_module
 
     torch.manual_seed(0)
-    module = build_module(_tiny_config(dataset, tmp_path / "run"))
+    config = _tiny_config(dataset, tmp_path / "run")
+    config.loss = [losses.LossTerm("l1")]
+    module = build_module(config)
     items = [PatchDataset(dataset, "Train", quality=QualityFilter(0, 0))[i] for i in range(8)]
     batch = [torch.stack(parts) for parts in zip(*items, strict=True)]
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(module.parameters(), lr=3e-3)
     first = None
     for _ in range(40):
         optimizer.zero_grad()
@@ -181,7 +188,7 @@ def test_training_steps_reduce_loss_on_a_fixed_batch(dataset: Path, tmp_path: Pa
         loss.backward()
         optimizer.step()
         first = float(loss) if first is None else first
-    assert float(loss) < first - 1.0  # NLL units; measured about 3 lower
+    assert float(loss) < 0.95 * first  # measured 0.89
 
 
 class _OptimizerAtStart(Callback):

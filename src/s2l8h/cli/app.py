@@ -8,6 +8,7 @@ from s2l8h import __version__
 from s2l8h.cli import models as models_cli
 from s2l8h.cli.evaluate import benchmark_command, evaluate_command
 from s2l8h.cli.harmonize import demo_command, harmonize_command
+from s2l8h.cli.stac import pairs_command, search_command
 from s2l8h.cli.train import export_command, simulate_dataset_command, train_command
 
 app = typer.Typer(
@@ -25,6 +26,10 @@ app.command("benchmark")(benchmark_command)
 app.command("simulate-dataset")(simulate_dataset_command)
 app.command("train")(train_command)
 app.command("export")(export_command)
+# AOIs such as -75.7,37.6,-75.5,37.8 start with a minus sign: not options.
+AOI_SETTINGS = {"ignore_unknown_options": True}
+app.command("search", context_settings=AOI_SETTINGS)(search_command)
+app.command("pairs", context_settings=AOI_SETTINGS)(pairs_command)
 
 
 def _version(value: bool) -> None:

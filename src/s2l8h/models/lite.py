@@ -80,6 +80,8 @@ class LiteNet(nn.Module):
         self.body = nn.Sequential(*(ResidualBlock(width, config.dropout)
                                     for _ in range(config.blocks)))
         self.tail = nn.Conv2d(width, out, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)  # start from the bicubic upsampling exactly
+        nn.init.zeros_(self.tail.bias)
         if config.variance_head:
             self.tail_variance = nn.Conv2d(width, out, 3, padding=1)
             nn.init.constant_(self.tail_variance.bias, -7.0)  # start near σ = 0.03

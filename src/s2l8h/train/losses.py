@@ -9,7 +9,10 @@
   where the window fits.
 - ``gaussian_nll``: for a variance head v: squared distance 0.5·(log v + (p - t)² / v)
   (PyTorch's ``gaussian_nll_loss``), or absolute distance: the Laplace negative
-  log-likelihood with the same variance, log(2b) + |p - t| / b, b = sqrt(v / 2).
+  log-likelihood with the same variance, log(2b) + |p - t| / b, b = sqrt(v / 2). With
+  ``detach_mean`` the likelihood trains only the variance (the mean gets no gradient from it,
+  so the other terms alone shape the prediction; cf. Seitzer et al. 2022 on NLL's pull on the
+  mean).
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ class LossTerm:
     name: str
     weight: float = 1.0
     distance: str = "squared"  # gaussian_nll only
+    detach_mean: bool = False  # gaussian_nll only
 
     def __post_init__(self) -> None:
         if self.name not in LOSSES:
@@ -120,7 +124,8 @@ class WeightedLoss:
         total = prediction.new_zeros(())
         for term in self.terms:
             if term.name == "gaussian_nll":
-                value = gaussian_nll(prediction, target, variance, term.distance)
+                mean = prediction.detach() if term.detach_mean else prediction
+                value = gaussian_nll(mean, target, variance, term.distance)
             else:
                 value = LOSSES[term.name](prediction, target)
             total = total + term.weight * value
