@@ -120,7 +120,7 @@ def test_dropout_is_stochastic_only_in_train_mode() -> None:
 def test_invalid_config_is_refused() -> None:
     with pytest.raises(ValueError, match="up_mode"):
         UNetConfig(up_mode="deconv")
-    with pytest.raises(ValueError, match="unknown UNet config keys"):
+    with pytest.raises(ValueError, match="unknown UNetConfig keys"):
         UNetConfig.from_dict({"depth": 3, "width": 9})
 
 

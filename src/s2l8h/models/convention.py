@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
+
+from s2l8h.models._config import DictConfig
 
 LANDSAT_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir08", "swir16", "swir22")
 SENTINEL2_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B8A", "B11", "B12")
@@ -14,7 +16,7 @@ INPUT_GRIDS = ("10m-bicubic", "native")
 
 
 @dataclass(frozen=True)
-class InputConvention:
+class InputConvention(DictConfig):
     """The input contract of a model.
 
     - ``multispectral_bands``: Landsat bands in channel order, reflectance (unitless, 0-1).
@@ -59,22 +61,18 @@ class InputConvention:
         return len(self.multispectral_bands) + int(self.use_pan)
 
     def to_dict(self) -> dict[str, Any]:
-        values = asdict(self)
+        values = super().to_dict()
         values["multispectral_bands"] = list(self.multispectral_bands)
         values["output_bands"] = list(self.output_bands)
         return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> InputConvention:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown input-convention keys: {sorted(unknown)}")
         values = dict(values)
         for key in ("multispectral_bands", "output_bands"):
             if key in values:
                 values[key] = tuple(values[key])
-        return cls(**values)
+        return super().from_dict(values)
 
     def describe(self) -> str:
         """One line: radiometry, bands, pan convention, input grid."""

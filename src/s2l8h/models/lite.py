@@ -10,16 +10,18 @@ An optional second head gives a per-pixel variance (softplus, reflectance square
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from s2l8h.models._config import DictConfig
+
 
 @dataclass(frozen=True)
-class LiteConfig:
+class LiteConfig(DictConfig):
     """``width`` channels at 30 m, ``blocks`` residual blocks, ``scale`` output pixels per
     30 m pixel per axis."""
 
@@ -39,17 +41,6 @@ class LiteConfig:
             raise ValueError(f"invalid lite config {self}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> LiteConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown lite config keys: {sorted(unknown)}")
-        return cls(**values)
 
     @property
     def alignment(self) -> int:

@@ -9,19 +9,21 @@ them never shifts parameter names.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from s2l8h.models._config import DictConfig
+
 UpMode = Literal["upsample", "shuffle", "upconv"]
 AttentionMode = Literal["none", "standard", "modified"]
 
 
 @dataclass(frozen=True)
-class UNetConfig:
+class UNetConfig(DictConfig):
     """Architecture of a UNet.
 
     ``growth_factor`` g gives level i ``2**(g + i)`` channels; ``depth`` is the number of encoder
@@ -49,17 +51,6 @@ class UNetConfig:
             raise ValueError(f"attention must be none|standard|modified, got {self.attention!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> UNetConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown UNet config keys: {sorted(unknown)}")
-        return cls(**values)
 
     @property
     def alignment(self) -> int:
