@@ -42,8 +42,9 @@ def write_quicklook(scene: LandsatScene, harmonized: str | os.PathLike[str],
     axes[1].set_title("Sentinel-2-like output (10 m) RGB")
     if std_bands:
         std = np.ma.mean(data[std_bands], axis=0)
-        image = axes[2].imshow(std, cmap="magma", interpolation="nearest")
-        axes[2].set_title("uncertainty: mean σ (reflectance)")
+        high = float(np.percentile(std.compressed(), 99)) if std.count() else 1.0
+        image = axes[2].imshow(std, cmap="magma", interpolation="nearest", vmin=0, vmax=high)
+        axes[2].set_title("uncertainty: mean σ (reflectance, 0-99th percentile)")
         figure.colorbar(image, ax=axes[2], shrink=0.8)
     for axis in axes:
         axis.set_axis_off()

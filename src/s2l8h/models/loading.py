@@ -338,6 +338,9 @@ def save_pretrained(
         save_file(state, weights_tmp, metadata={"format": RELEASE_FORMAT,
                                                  "architecture": model.architecture})
         config_tmp.write_text(json.dumps(document, indent=2) + "\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(weights_tmp, 0o666 & ~umask)  # NamedTemporaryFile creates 0600
         os.replace(weights_tmp, targets[1])
         os.replace(config_tmp, targets[0])
     finally:

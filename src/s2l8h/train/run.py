@@ -98,6 +98,7 @@ def model_from_checkpoint(config: TrainConfig, checkpoint: str | os.PathLike[str
     network_state = {key[len(prefix):]: value for key, value in state.items()
                      if key.startswith(prefix)}
     load_state_dict_strict(model.network, network_state, str(checkpoint))
+    model.provenance = {"weights": f"trained by s2l8h train, checkpoint {checkpoint}"}
     return model.eval()
 
 
@@ -147,6 +148,18 @@ def export(config: TrainConfig, checkpoint: str | os.PathLike[str],
     model.name = config.output.name or config.model.name
     facts: dict = {"checkpoint": str(checkpoint), "training_config": config.to_dict(),
                    **(card or {})}
+    dataset_settings = Path(config.data.dataset) / "dataset.json"
+    if dataset_settings.is_file() and "data" not in facts:
+        settings = json.loads(dataset_settings.read_text())
+        facts["data"] = (
+            f"Patches of {settings['size']} x {settings['size']} Landsat pixels (stride "
+            f"{settings['stride']}) of Landsat-8 simulated from the Sentinel-2 scene "
+            f"`{settings['sentinel2']}` (HLS bandpass {settings['platform']}, MTF-matched PSF, "
+            f"noise {settings['noise_std']}, sun elevation {settings['sun_elevation']}°); "
+            f"Train/Validation/Test are the top {settings['fractions'][0]:.0%}, the next "
+            f"{settings['fractions'][1]:.0%} and the bottom {settings['fractions'][2]:.0%} of "
+            f"the scene's rows. Patches passing the quality filter: "
+            f"{settings['counts_passing_quality']}.")
     if calibrate and model.has_variance_head and hasattr(model.config, "variance_scale"):
         facts["variance_scale"] = calibrate_variance(model, config.data.dataset)
     quality = QualityFilter(config.data.min_ssim, config.data.min_psnr)
@@ -193,7 +206,9 @@ def write_model_card(folder: Path, model: Harmonizer, facts: dict) -> Path:
         lines.append(f"- variance head calibrated on the validation split: factor "
                      f"{facts['variance_scale']:.4f}")
     if "command" in facts:
-        lines += ["", "## Reproduce", "", "```bash", facts["command"], "```"]
+        commands = facts["command"] if isinstance(facts["command"], list) else \
+            [facts["command"]]
+        lines += ["", "## Reproduce", "", "```bash", *commands, "```"]
     path = folder / "README.md"
     path.write_text("\n".join(lines) + "\n")
     return path
