@@ -290,7 +290,7 @@ def test_malicious_pickle_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "pytorch_model.bin"
     with path.open("wb") as handle:
-        pickle.dump({"model.final.weight": _Payload()}, handle)
+        pickle.dump({"model.final.weight": _Payload()}, handle, protocol=2)
     with pytest.raises(ModelLoadError, match="refused to load"):
         load_model(tmp_path)
     assert not (tmp_path / "PWNED_BY_PICKLE").exists()
