@@ -311,3 +311,62 @@ def test_pairs_and_search_cli(catalog, tmp_path: Path) -> None:
                                "--landsat-url", f"http://127.0.0.1:{_free_port()}",
                                "--sentinel2-url", url, "-o", str(tmp_path / "x")])
     assert down.exit_code != 0 and "cannot open the STAC API" in down.output
+
+
+def test_build_dataset_from_real_pairs_is_resumable(catalog, tmp_path: Path,
+                                                    monkeypatch) -> None:
+    from s2l8h.data.build import build_pair_dataset
+    from s2l8h.data.patches import PatchDataset, read_table
+
+    result = stac.search(catalog["aoi"], "2021-01-01", "2023-12-31",
+                         catalogs=[_catalog(catalog["url"])])
+    pairs = stac.find_pairs(result, catalog["aoi"], min_clear=0.5)
+    assert len(pairs) == 2
+    original = stac.load_pair
+    calls: list[str] = []
+
+    def crash_on_second(pair, *args, **kwargs):
+        calls.append(pair.sentinel2.id)
+        if len(calls) == 2:
+            raise OSError("connection reset while reading an asset")
+        return original(pair, *args, **kwargs)
+
+    monkeypatch.setattr(stac, "load_pair", crash_on_second)
+    folder = tmp_path / "real"
+    with pytest.raises(OSError, match="connection reset"):
+        build_pair_dataset(pairs, catalog["aoi"], folder, size=16, stride=8,
+                           fractions=(0.6, 0.2, 0.2), progress=False)
+    assert not (folder / "patches.csv").exists()  # never looks complete
+    assert len(list((folder / "tables").glob("*.csv"))) == 1
+    monkeypatch.setattr(stac, "load_pair", original)
+    loaded_again: list[str] = []
+    monkeypatch.setattr(stac, "load_pair",
+                        lambda pair, *a, **k: loaded_again.append(pair.sentinel2.id)
+                        or original(pair, *a, **k))
+    counts = build_pair_dataset(pairs, catalog["aoi"], folder, size=16, stride=8,
+                                fractions=(0.6, 0.2, 0.2), progress=False)
+    assert loaded_again == [calls[1]]  # the finished pair was not loaded again
+    rows = read_table(folder)
+    assert {row["scene_sentinel2"] for row in rows} == {"S2A_T18SVH_20210601",
+                                                       "S2A_T18SVH_20230601"}
+    assert counts["Train"] > 0 and counts["Validation"] > 0 and counts["Test"] > 0
+    l8, pan, s2 = PatchDataset(folder, "Train")[0]
+    assert l8.shape == (6, 16, 16) and pan.shape == (1, 32, 32) and s2.shape == (6, 48, 48)
+    assert 0.0 < float(s2.mean()) < 0.5  # offset-corrected reflectance, not DN
+
+
+def test_build_dataset_cli(catalog, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from s2l8h.cli import app
+
+    url = catalog["url"]
+    aoi = ",".join(f"{value:.6f}" for value in catalog["aoi"])
+    result = CliRunner().invoke(app, [
+        "build-dataset", aoi, "--start", "2023-01-01", "--end", "2023-12-31", "-o",
+        str(tmp_path / "ds"), "--size", "16", "--stride", "16", "--landsat-url", url,
+        "--landsat-l2", "landsat-c2-l2", "--landsat-l1", "landsat-c2-l1", "--sentinel2-url",
+        url, "--sentinel2", "sentinel-2-l2a", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "from 1 pair(s)" in result.output
+    assert json.loads((tmp_path / "ds" / "dataset.json").read_text())["complete"] is True

@@ -149,3 +149,42 @@ def pairs_command(
             writer.writerow(pair.row())
     partial.replace(output)
     console.print(f"{len(pairs)} pair(s); wrote {output}")
+
+
+def build_dataset_command(
+    aoi: str = typer.Argument(..., help="west,south,east,north (degrees) or a GeoJSON file."),
+    start: str = typer.Option(..., help="Start date, YYYY-MM-DD."),
+    end: str = typer.Option(..., help="End date, YYYY-MM-DD."),
+    output_dir: Path = typer.Option(..., "-o", "--output-dir", help="Dataset folder."),
+    max_cloud: float = typer.Option(None, help="Maximum scene cloud cover, percent."),
+    max_days: int = typer.Option(0, help="Largest acquisition gap in days (0: same day)."),
+    min_clear: float = typer.Option(0.5, help="Minimum clear fraction of the AOI (0-1)."),
+    size: int = typer.Option(32, help="Patch size in 30 m pixels (Sentinel-2 patch: 3x)."),
+    stride: int = typer.Option(16, help="Patch stride in 30 m pixels."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    landsat_url: str = CATALOG_OPTIONS["landsat_url"],
+    landsat_l2: str = CATALOG_OPTIONS["landsat_l2"],
+    landsat_l1: str = CATALOG_OPTIONS["landsat_l1"],
+    sentinel2_url: str = CATALOG_OPTIONS["sentinel2_url"],
+    sentinel2: str = CATALOG_OPTIONS["sentinel2"],
+    sign: str = CATALOG_OPTIONS["sign"],
+    requester_pays: bool = CATALOG_OPTIONS["requester_pays"],
+) -> None:
+    """Search, pair, load and cut real Landsat/Sentinel-2 pairs into a patch dataset;
+    resumable (rerun the same command after an interruption)."""
+    from s2l8h.data.build import build_pair_dataset
+
+    bbox = _aoi(aoi)
+    catalogs = _catalogs(landsat_url, landsat_l2, landsat_l1, sentinel2_url, sentinel2, sign,
+                         requester_pays)
+    try:
+        result = stac.search(bbox, start, end, max_cloud=max_cloud, catalogs=catalogs)
+        pairs = stac.find_pairs(result, bbox, max_days=max_days, min_clear=min_clear)
+        if not pairs:
+            fail("no Landsat/Sentinel-2 pair passes the filters")
+        counts = build_pair_dataset(pairs, bbox, output_dir, size=size, stride=stride,
+                                    requester_pays=requester_pays, progress=not quiet)
+    except (stac.CatalogError, KeyError, OSError, ValueError) as error:
+        fail(error)
+    console.print(f"wrote {output_dir} from {len(pairs)} pair(s): "
+                  + ", ".join(f"{k} {v}" for k, v in counts.items()) + " patches")

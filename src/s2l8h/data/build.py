@@ -1,4 +1,4 @@
-"""Building a patch dataset from simulated Landsat/Sentinel-2 pairs."""
+"""Building patch datasets: from simulated pairs, and from real pairs found in STAC catalogues."""
 
 from __future__ import annotations
 
@@ -71,4 +71,78 @@ def build_simulated_dataset(
                            "shape": list(grid30.shape)},
                 "counts_passing_quality": counts}
     (output_dir / "dataset.json").write_text(json.dumps(settings, indent=2) + "\n")
+    return counts
+
+
+def build_pair_dataset(
+    pairs: Sequence,
+    bbox: tuple[float, float, float, float],
+    output_dir: str | os.PathLike[str],
+    *,
+    size: int = 32,
+    stride: int = 16,
+    fractions: tuple[float, float, float] = (0.6, 0.1, 0.3),
+    quality: QualityFilter = QualityFilter(),
+    requester_pays: bool = False,
+    progress: bool = True,
+) -> dict[str, int]:
+    """Cut real Landsat/Sentinel-2 pairs (:func:`s2l8h.data.stac.find_pairs`) into patches.
+
+    Each pair is loaded onto common grids (:func:`s2l8h.data.stac.load_pair`); pixels that
+    QA_PIXEL or SCL do not call clear are left out (a patch needs ``min_valid_fraction`` of
+    clear pixels). Resumable: a pair's patches and its table part (``tables/<pair>.csv``) are
+    written before the next pair starts, finished pairs are skipped on a rerun, and
+    ``patches.csv`` (with ``dataset.json`` saying ``complete``) appears only when every pair is
+    done, so an interrupted dataset never looks complete.
+    """
+    import csv
+
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from s2l8h.data import stac
+    from s2l8h.data.patches import COLUMNS
+
+    output_dir = Path(output_dir)
+    parts = output_dir / "tables"
+    parts.mkdir(parents=True, exist_ok=True)
+    for pair in tqdm(pairs, desc="pairs", unit="pair", disable=not progress):
+        name = f"{pair.landsat.id}__{pair.sentinel2.id}"
+        part = parts / f"{name}.csv"
+        if part.exists():
+            continue
+        loaded = stac.load_pair(pair, bbox, requester_pays=requester_pays)
+        if loaded.pan is None:
+            raise ValueError(f"pair {name}: no Level-1 item, so no pan band")
+        _, landsat_clear = stac.classify_qa_pixel(loaded.qa_pixel)
+        _, sentinel2_clear = stac.classify_scl(loaded.scl)
+        landsat = np.where(landsat_clear, loaded.landsat, np.nan)
+        sentinel2 = np.where(sentinel2_clear, loaded.sentinel2, np.nan)
+        rows = []
+        for row, l8, l8_pan, s2 in extract_patches(
+                landsat, loaded.pan[None], sentinel2, loaded.grid30, size=size, stride=stride,
+                splits=split_rows(loaded.grid30.height, fractions),
+                scene_landsat=pair.landsat.id, scene_sentinel2=pair.sentinel2.id,
+                date=str(pair.landsat.datetime.date())):
+            if row["valid_fraction"] < quality.min_valid_fraction:
+                continue
+            write_patch(output_dir, row, l8, l8_pan, s2)
+            rows.append(row)
+        partial = part.with_name(f".{part.name}.partial")
+        with partial.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(COLUMNS))
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(partial, part)
+    every = []
+    for part in sorted(parts.glob("*.csv")):
+        with part.open(newline="") as handle:
+            every.extend(csv.DictReader(handle))
+    write_table(output_dir, every)
+    counts = {split: sum(1 for row in every if row["pair_type"] == split and quality.keeps(row))
+              for split in ("Train", "Validation", "Test")}
+    (output_dir / "dataset.json").write_text(json.dumps(
+        {"complete": True, "pairs": [f"{p.landsat.id}__{p.sentinel2.id}" for p in pairs],
+         "bbox": list(bbox), "size": size, "stride": stride, "fractions": list(fractions),
+         "counts_passing_quality": counts}, indent=2) + "\n")
     return counts
