@@ -132,6 +132,27 @@ def test_quality_fill_and_cloud_become_nodata_and_mask(tmp_path: Path) -> None:
     assert (_read(unmasked.path)[0][6][3 * 20:3 * 30, 3 * 10:3 * 20] == 1).all()
 
 
+def test_qa_radsat_saturation_is_an_optional_flag(tmp_path: Path) -> None:
+    scene = make_scene(tmp_path / "saturated")
+    radsat = np.zeros((scene.rows, scene.cols), dtype=np.uint16)
+    radsat[5:10, 5:10] = 1 << 3  # band 4 (red) saturated
+    radsat[20:25, 20:25] = 1 << 9  # band 10 (thermal): not one of the six bands used
+    with rasterio.open(scene.band_path(2)) as band:
+        transform = band.transform
+    write_raster(scene.folder / f"{PRODUCT}_QA_RADSAT.TIF", radsat, transform)
+    left, _bottom, _right, top = scene.bounds
+    like = write_raster(tmp_path / "like.tif", np.zeros((3 * scene.rows, 3 * scene.cols),
+                                                        dtype=np.uint8),
+                        Affine(10, 0, left, 0, -10, top))
+    flagged = harmonize(scene.folder, tmp_path / "flagged.tif", models=[tiny_model()],
+                        like=like, mask_flags=("cloud", "saturated"), progress=False)
+    mask = _read(flagged.path)[0][6]
+    assert (mask[15:30, 15:30] == 2).all() and (mask == 2).sum() == 15 * 15
+    default = harmonize(scene.folder, tmp_path / "default.tif", models=[tiny_model()],
+                        like=like, progress=False)
+    assert (_read(default.path)[0][6] == 1).all()
+
+
 def test_uint16_encoding_round_trips() -> None:
     reflectance = np.array([-0.05, 0.0, 0.12345, 0.5, 1.2], dtype=np.float32)
     valid = np.ones(5, dtype=bool)

@@ -133,6 +133,11 @@ def test_quality_decoding_hand_values() -> None:
     precollection = decode_quality(np.array([20480, 61440, 28672]), "bqa_pre")
     assert precollection["cloud"].tolist() == [False, True, False]
     assert precollection["cirrus"].tolist() == [False, True, True]
+    radsat = np.array([0, 1 << 1, 1 << 6, 1 << 7, 1], dtype=np.uint16)  # bands 2, 7, 8, 1
+    _, saturated = quality_mask(np.full(5, 21824), "qa_pixel", ("saturated",), radsat)
+    assert saturated.tolist() == [False, True, True, False, False]
+    assert decode_quality(np.array([2720, 2720 | 4]), "bqa_c1")["saturated"].tolist() == [
+        False, True]
     with pytest.raises(ValueError, match="unknown quality flags"):
         quality_mask(qa_pixel, "qa_pixel", ("clouds",))
 

@@ -370,3 +370,21 @@ def test_build_dataset_cli(catalog, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "from 1 pair(s)" in result.output
     assert json.loads((tmp_path / "ds" / "dataset.json").read_text())["complete"] is True
+
+
+def test_url_signer_is_applied_to_found_items(catalog) -> None:
+    def sign(obj) -> None:  # like planetary_computer.sign_inplace: items or item dicts
+        features = obj.get("features", [obj]) if isinstance(obj, dict) else [obj]
+        for feature in features:
+            if isinstance(feature, dict):
+                for asset in feature.get("assets", {}).values():
+                    asset["href"] += "?token=abc"
+            elif hasattr(feature, "assets"):
+                for asset in feature.assets.values():
+                    asset.href += "?token=abc"
+
+    signed = stac.Catalog(catalog["url"], sentinel2="sentinel-2-l2a", sign=sign)
+    result = stac.search(catalog["aoi"], "2023-06-01", "2023-06-01", catalogs=[signed])
+    assert result.sentinel2
+    assert all(asset.href.endswith("?token=abc") for item in result.sentinel2
+               for asset in item.assets.values())

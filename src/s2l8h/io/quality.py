@@ -1,8 +1,9 @@
 """Decoding Landsat quality bands into named boolean flags.
 
 Three layouts exist: Collection-2 ``QA_PIXEL``, Collection-1 ``BQA`` and the pre-collection
-``BQA`` (before 2017). Confidence pairs count as set at ``high`` (3), and for cloud shadow in
-Collection 1 also at high only. Bits follow the USGS product guides.
+``BQA`` (before 2017); Collection 2 flags saturation in a separate ``QA_RADSAT`` band.
+Confidence pairs count as set at ``high`` (3); Collection-1 saturation (bits 2-3) counts when
+any band is saturated. Bits follow the USGS product guides.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from typing import Literal
 import numpy as np
 
 QaLayout = Literal["qa_pixel", "bqa_c1", "bqa_pre"]
-FLAGS: tuple[str, ...] = ("fill", "dilated_cloud", "cirrus", "cloud", "shadow", "snow", "water")
+FLAGS: tuple[str, ...] = ("fill", "dilated_cloud", "cirrus", "cloud", "shadow", "snow", "water",
+                          "saturated")
+#: QA_RADSAT bits of the six reflective bands used (band n is bit n - 1: bands 2-7).
+RADSAT_BITS = (1, 2, 3, 4, 5, 6)
 DEFAULT_MASK_FLAGS: tuple[str, ...] = ("cloud", "dilated_cloud", "shadow")
 
 
@@ -30,6 +34,7 @@ def decode_quality(qa: np.ndarray, layout: QaLayout) -> dict[str, np.ndarray]:
     none = np.zeros(qa.shape, dtype=bool)
     if layout == "qa_pixel":
         return {
+            "saturated": none,
             "fill": _bit(qa, 0),
             "dilated_cloud": _bit(qa, 1),
             "cirrus": _bit(qa, 2),
@@ -40,6 +45,7 @@ def decode_quality(qa: np.ndarray, layout: QaLayout) -> dict[str, np.ndarray]:
         }
     if layout == "bqa_c1":
         return {
+            "saturated": _pair(qa, 2) > 0,
             "fill": _bit(qa, 0),
             "dilated_cloud": none,
             "cirrus": _pair(qa, 11) == 3,
@@ -50,6 +56,7 @@ def decode_quality(qa: np.ndarray, layout: QaLayout) -> dict[str, np.ndarray]:
         }
     if layout == "bqa_pre":
         return {
+            "saturated": none,
             "fill": _bit(qa, 0),
             "dilated_cloud": none,
             "cirrus": _pair(qa, 12) == 3,
@@ -61,13 +68,26 @@ def decode_quality(qa: np.ndarray, layout: QaLayout) -> dict[str, np.ndarray]:
     raise ValueError(f"unknown QA layout {layout!r}")
 
 
+def saturated(radsat: np.ndarray) -> np.ndarray:
+    """Pixels whose QA_RADSAT marks any of the six reflective bands (2-7) as saturated."""
+    radsat = np.asarray(radsat).astype(np.int64)
+    flagged = np.zeros(radsat.shape, dtype=bool)
+    for bit in RADSAT_BITS:
+        flagged |= ((radsat >> bit) & 1).astype(bool)
+    return flagged
+
+
 def quality_mask(qa: np.ndarray, layout: QaLayout,
-                 flags: tuple[str, ...] = DEFAULT_MASK_FLAGS) -> tuple[np.ndarray, np.ndarray]:
-    """``(fill, masked)``: fill pixels, and pixels carrying any of ``flags``."""
+                 flags: tuple[str, ...] = DEFAULT_MASK_FLAGS,
+                 radsat: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(fill, masked)``: fill pixels, and pixels carrying any of ``flags`` (``saturated``
+    comes from ``radsat``, the QA_RADSAT band, when given; else from the Collection-1 BQA)."""
     unknown = set(flags) - set(FLAGS)
     if unknown:
         raise ValueError(f"unknown quality flags {sorted(unknown)}; known: {', '.join(FLAGS)}")
     decoded = decode_quality(qa, layout)
+    if radsat is not None:
+        decoded["saturated"] = saturated(radsat)
     masked = np.zeros(qa.shape, dtype=bool)
     for flag in flags:
         masked |= decoded[flag]

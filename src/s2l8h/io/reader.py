@@ -102,10 +102,11 @@ class SceneReader:
             scale, offset = scene.pan_rescaling(sun_corrected)
             vrt, fill, _ = self._vrt(scene.pan, pan_grid, Resampling.cubic, 0)
             self.pan = (vrt, 1, fill, scale, offset, scene.pan)
-        self.quality = None
+        self.quality = self.radsat = None
         if scene.qa is not None:
-            vrt, _, _ = self._vrt(scene.qa, fine, Resampling.nearest, None)
-            self.quality = vrt
+            self.quality, _, _ = self._vrt(scene.qa, fine, Resampling.nearest, None)
+        if scene.radsat is not None and "saturated" in self.mask_flags:
+            self.radsat, _, _ = self._vrt(scene.radsat, fine, Resampling.nearest, None)
 
     def close(self) -> None:
         self._stack.close()
@@ -149,5 +150,7 @@ class SceneReader:
         if self.quality is None or self.scene.qa_layout is None:
             none = np.zeros((rows, width), dtype=bool)
             return none, none
-        qa = self.quality.read(1, window=Window(0, row0, width, rows))
-        return quality_mask(qa, self.scene.qa_layout, self.mask_flags)
+        window = Window(0, row0, width, rows)
+        qa = self.quality.read(1, window=window)
+        radsat = self.radsat.read(1, window=window) if self.radsat is not None else None
+        return quality_mask(qa, self.scene.qa_layout, self.mask_flags, radsat)
