@@ -19,6 +19,7 @@ import torch
 from odc.geo.geobox import GeoBox
 from tqdm.auto import tqdm
 
+from s2l8h import __version__
 from s2l8h.inference.tiling import plan_tiles, run_tiled
 from s2l8h.inference.uncertainty import UncertaintyMethod, make_predictor
 from s2l8h.io.cog import (
@@ -145,8 +146,8 @@ def harmonize(
 
     ``inputs``: a scene folder or its files. ``models``: registered names, paths or hub ids
     (default: ``lite``, the bundled demo weights; ``published``: the ensemble of the four
-    published UNets). ``uncertainty``: ``auto``,
-    ``ensemble``, ``mc-dropout``, ``head`` or ``none``. ``tile``/``overlap`` in output pixels.
+    published UNets). ``uncertainty``: ``auto``, ``ensemble``, ``mc-dropout``, ``head`` or
+    ``none``. ``tile``/``overlap`` in output pixels.
     Pixels flagged by the quality band (``mask_flags``) get mask 2 and nodata, unless
     ``keep_flagged``. Nothing is written unless the whole run succeeds.
     """
@@ -171,7 +172,7 @@ def harmonize(
     predictor.to(torch_device)
     names = [model.name or str(model.provenance.get("weights", "?")) for model in loaded]
     tags = {
-        "S2L8H_VERSION": __import__("s2l8h").__version__,
+        "S2L8H_VERSION": __version__,
         "S2L8H_MODELS": json.dumps(names),
         "S2L8H_MODEL_PROVENANCE": json.dumps([model.provenance for model in loaded]),
         "S2L8H_UNCERTAINTY": predictor.method,
