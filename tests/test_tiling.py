@@ -75,6 +75,24 @@ def test_tiled_ensemble_equals_whole_image() -> None:
     np.testing.assert_allclose(variance, outputs.var(axis=0), atol=1e-6, rtol=0)
 
 
+def test_column_blocks_give_the_single_pass_result() -> None:
+    from s2l8h.inference.tiling import column_blocks
+
+    model = tiny_model(5)
+    predictor = make_predictor([model, tiny_model(6)])
+    multispectral, pan = _inputs(40, 130)
+    plan = plan_tiles(40, 130, 60, 24, predictor.alignment)
+    blocks = column_blocks(plan.cols, 3, max_width=100)
+    assert len(blocks) > 2
+    owned = [column for start, end, _, _ in blocks for column in range(start, end)]
+    assert owned == list(range(3 * plan.cols.padded))  # a partition of the columns
+    single = predict_array(predictor, multispectral, pan, tile=60, overlap=24)
+    blocked = predict_array(predictor, multispectral, pan, tile=60, overlap=24,
+                            max_block_width=100)
+    for got, want in zip(blocked, single, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-7, rtol=0)
+
+
 def test_invalid_tiles_are_skipped() -> None:
     predictor = make_predictor([tiny_model(0)])
     multispectral, pan = _inputs(48, 96)

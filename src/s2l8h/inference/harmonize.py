@@ -20,7 +20,7 @@ from odc.geo.geobox import GeoBox
 from tqdm.auto import tqdm
 
 from s2l8h import __version__
-from s2l8h.inference.tiling import plan_tiles, run_tiled
+from s2l8h.inference.tiling import MAX_BLOCK_WIDTH, plan_tiles, run_tiled
 from s2l8h.inference.uncertainty import UncertaintyMethod, make_predictor
 from s2l8h.io.cog import (
     GDAL_CACHE_MB,
@@ -141,6 +141,7 @@ def harmonize(
     dropout: float | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    block_width: int = MAX_BLOCK_WIDTH,
 ) -> HarmonizeResult:
     """Harmonize one Landsat-8/9 scene into a Sentinel-2-like COG.
 
@@ -149,7 +150,8 @@ def harmonize(
     published UNets). ``uncertainty``: ``auto``, ``ensemble``, ``mc-dropout``, ``head`` or
     ``none``. ``tile``/``overlap`` in output pixels.
     Pixels flagged by the quality band (``mask_flags``) get mask 2 and nodata, unless
-    ``keep_flagged``. Nothing is written unless the whole run succeeds.
+    ``keep_flagged``. ``block_width`` (output pixels) bounds the width of the column blocks
+    processed at a time, and so the memory. Nothing is written unless the whole run succeeds.
     """
     started = time.perf_counter()
     if threads:
@@ -195,24 +197,28 @@ def harmonize(
                             mask_flags) as reader:
             current: dict[str, Strip] = {}
 
-            def read_strip(row0: int, rows: int):
-                current["strip"] = strip = reader.read_strip(row0, rows)
+            def read_strip(row0: int, rows: int, col0: int, cols: int):
+                current["strip"] = strip = reader.read_strip(row0, rows, col0, cols)
                 return strip.multispectral, strip.pan, strip.valid
 
-            def emit(out_row0: int, mean: np.ndarray, variance: np.ndarray | None) -> None:
+            def emit(out_row0: int, out_col0: int, mean: np.ndarray,
+                     variance: np.ndarray | None) -> None:
                 nonlocal any_valid
-                if out_row0 >= fine.height:
+                if out_row0 >= fine.height or out_col0 >= fine.width:
                     return
-                fill, flagged = reader.read_quality(out_row0, mean.shape[1], fine_padded.width)
-                mask = output_mask(current["strip"], out_row0, mean, fill, flagged, scale)
+                fill, flagged = reader.read_quality(out_row0, mean.shape[1], out_col0,
+                                                    mean.shape[2])
+                mask = output_mask(current["strip"], out_row0, out_col0, mean, fill, flagged,
+                                   scale)
                 any_valid |= bool((mask == MASK_VALID).any())
                 keep = (mask == MASK_VALID) | (keep_flagged & (mask == MASK_FLAGGED))
                 std = None if variance is None else np.sqrt(np.maximum(variance, 0))
-                writer.write_rows(out_row0, mean, std, mask, keep)
+                writer.write_rows(out_row0, mean, std, mask, keep, col0=out_col0)
 
             with tqdm(total=plan.count, desc="tiles", unit="tile", disable=not progress) as bar:
                 run_tiled(predictor, plan, read_strip, emit, batch_size=batch_size,
-                          device=torch_device, progress=bar.update)
+                          device=torch_device, progress=bar.update,
+                          max_block_width=block_width)
             if not any_valid:
                 raise InputError(scene.multispectral[0], "no valid pixel in the output grid "
                                  "(all nodata, or all flagged by the quality band)")
@@ -224,17 +230,19 @@ def harmonize(
                            tiles=plan.count, seconds=time.perf_counter() - started)
 
 
-def output_mask(strip: Strip, out_row0: int, mean: np.ndarray, fill: np.ndarray,
-                flagged: np.ndarray, scale: int) -> np.ndarray:
-    """Mask band values of output rows ``[out_row0, out_row0 + r)``: 0 where the 30 m input
-    (repeated ``scale`` x ``scale``) or the prediction has no data or the quality band says
-    fill, 2 where it flags the pixel, else 1."""
-    rows = mean.shape[1]
+def output_mask(strip: Strip, out_row0: int, out_col0: int, mean: np.ndarray,
+                fill: np.ndarray, flagged: np.ndarray, scale: int) -> np.ndarray:
+    """Mask band values of the output block at ``(out_row0, out_col0)`` (``out_col0`` a
+    multiple of ``scale``): 0 where the 30 m input (repeated ``scale`` x ``scale``) or the
+    prediction has no data or the quality band says fill, 2 where it flags the pixel, else 1."""
+    rows, cols = mean.shape[1:]
     first = out_row0 // scale - strip.row0
-    valid30 = strip.valid[first:first + math.ceil(rows / scale) + 1]
+    left = out_col0 // scale - strip.col0
+    valid30 = strip.valid[first:first + math.ceil(rows / scale) + 1,
+                          left:left + math.ceil(cols / scale)]
     valid = np.kron(valid30, np.ones((scale, scale), dtype=bool))
     offset = out_row0 - scale * (strip.row0 + first)
-    valid = valid[offset:offset + rows] & np.isfinite(mean).all(axis=0) & ~fill
+    valid = valid[offset:offset + rows, :cols] & np.isfinite(mean).all(axis=0) & ~fill
     mask = np.full(valid.shape, MASK_NODATA, dtype=np.uint8)
     mask[valid] = MASK_VALID
     mask[valid & flagged] = MASK_FLAGGED

@@ -10,9 +10,10 @@ half and is 1 inside; two neighbours' weights sum to exactly 1 across the overla
 scene border keep weight 1. If ``margin`` is at least the model's receptive-field radius, the
 blended result equals one whole-image forward pass up to float rounding.
 
-Rows are processed as strips of tiles: only one strip of inputs and one strip of weighted sums
-(output rows of one tile height x the scene width) are held at a time, and finished rows are
-handed to ``emit`` as soon as no later tile touches them.
+The scene is processed in column blocks (at most about 8192 output pixels wide, each with
+the neighbouring tiles that reach into it) and, within a block, in strips of tiles: only one
+strip of inputs and weighted sums of one block is held at a time, whatever the scene's size,
+and finished pixels are handed to ``emit`` as soon as no later tile touches them.
 """
 
 from __future__ import annotations
@@ -115,8 +116,36 @@ def axis_weights(axis: AxisPlan, index: int, scale: int) -> np.ndarray:
     return _half_ramp(length, scale * lead) * _half_ramp(length, scale * trail)[::-1]
 
 
-StripReader = Callable[[int, int], tuple[np.ndarray, np.ndarray | None, np.ndarray]]
-RowEmitter = Callable[[int, np.ndarray, np.ndarray | None], None]
+StripReader = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray | None, np.ndarray]]
+RowEmitter = Callable[[int, int, np.ndarray, np.ndarray | None], None]
+MAX_BLOCK_WIDTH = 8192  # output pixels of one column block
+
+
+def column_blocks(cols: AxisPlan, scale: int, max_width: int = MAX_BLOCK_WIDTH
+                  ) -> list[tuple[int, int, list[int], range]]:
+    """Split the tile columns into blocks of at most about ``max_width`` output pixels.
+
+    Each block owns the output columns ``[start, end)`` between the midpoints of the overlaps
+    at its edges, and needs every tile that reaches into them (its own tiles and the edge tiles
+    of its neighbours), so its owned pixels get exactly the blended values of a single pass.
+    Returns ``(start, end, needed tile indices, owned tile indices)`` per block.
+    """
+    count = len(cols.starts)
+    stride_out = scale * (cols.tile - cols.overlap)
+    per_block = max(1, max_width // max(stride_out, 1))
+
+    def boundary(index: int) -> int:  # midpoint of the overlap of tiles index-1 and index
+        return scale * ((cols.starts[index] + cols.starts[index - 1] + cols.tile) // 2)
+
+    blocks = []
+    for first in range(0, count, per_block):
+        last = min(first + per_block, count)
+        start = 0 if first == 0 else boundary(first)
+        end = scale * cols.padded if last == count else boundary(last)
+        needed = [index for index, col0 in enumerate(cols.starts)
+                  if scale * col0 < end and scale * (col0 + cols.tile) > start]
+        blocks.append((start, end, needed, range(first, last)))
+    return blocks
 
 
 def run_tiled(
@@ -128,63 +157,74 @@ def run_tiled(
     batch_size: int = 4,
     device: torch.device | str = "cpu",
     progress: Callable[[int], None] | None = None,
+    max_block_width: int = MAX_BLOCK_WIDTH,
 ) -> None:
-    """Run ``predictor`` over the plan.
+    """Run ``predictor`` over the plan, column block by column block, strip by strip.
 
-    ``read_strip(row0, rows)`` returns, for input rows ``[row0, row0 + rows)`` of the padded
-    scene, ``(multispectral (B, rows, W), pan (1, 2 rows, 2 W) or None, valid (rows, W))``
-    with invalid inputs already filled with finite values. ``emit(out_row0, mean, variance)``
-    receives finished output rows (``mean`` (6, r, scale W), NaN where no tile contributed).
-    ``progress(n)`` is called with the number of tiles done (skipped tiles included).
+    ``read_strip(row0, rows, col0, cols)`` returns, for input rows ``[row0, row0 + rows)`` and
+    columns ``[col0, col0 + cols)`` of the padded scene, ``(multispectral (B, rows, cols),
+    pan (1, 2 rows, 2 cols) or None, valid (rows, cols))`` with invalid inputs filled with
+    finite values. ``emit(out_row0, out_col0, mean, variance)`` receives finished output
+    pixels (``mean`` (6, r, c), NaN where no tile contributed). Memory holds one strip of one
+    column block (tile height x ``max_block_width`` output pixels plus one tile each side),
+    whatever the scene's size. ``progress(n)`` counts tiles (skipped ones included).
     """
     scale = plan.scale
     rows, cols = plan.rows, plan.cols
-    width_out = scale * cols.padded
     col_weights = [axis_weights(cols, index, scale) for index in range(len(cols.starts))]
-    carry: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None
-    carry_row0 = 0
     with_variance = predictor.gives_variance
-    for row_index, row0 in enumerate(rows.starts):
-        multispectral, pan, valid = read_strip(row0, rows.tile)
-        strip_out0 = scale * row0
-        height_out = scale * rows.tile
-        mean_sum = np.zeros((6, height_out, width_out), dtype=np.float32)
-        variance_sum = np.zeros_like(mean_sum) if with_variance else None
-        weight_sum = np.zeros((height_out, width_out), dtype=np.float32)
-        if carry is not None:  # rows still open from the previous strip
-            offset = carry_row0 - strip_out0
-            count = carry[0].shape[1]
-            mean_sum[:, offset:offset + count] = carry[0]
-            if variance_sum is not None and carry[1] is not None:
-                variance_sum[:, offset:offset + count] = carry[1]
-            weight_sum[offset:offset + count] = carry[2]
-        row_weight = axis_weights(rows, row_index, scale)
-        batch: list[tuple[int, int]] = []
-        for col_index, col0 in enumerate(cols.starts):
-            if not valid[:, col0:col0 + cols.tile].any():
-                if progress:
-                    progress(1)
-                continue
-            batch.append((col_index, col0))
-            if len(batch) == batch_size:
+    for own_start, own_end, needed, owned in column_blocks(cols, scale, max_block_width):
+        span0 = cols.starts[needed[0]]
+        span = cols.starts[needed[-1]] + cols.tile - span0
+        width_out = scale * span
+        keep = slice(own_start - scale * span0, own_end - scale * span0)
+        carry: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None
+        carry_row0 = 0
+        for row_index, row0 in enumerate(rows.starts):
+            multispectral, pan, valid = read_strip(row0, rows.tile, span0, span)
+            strip_out0 = scale * row0
+            height_out = scale * rows.tile
+            mean_sum = np.zeros((6, height_out, width_out), dtype=np.float32)
+            variance_sum = np.zeros_like(mean_sum) if with_variance else None
+            weight_sum = np.zeros((height_out, width_out), dtype=np.float32)
+            if carry is not None:  # rows still open from the previous strip
+                offset = carry_row0 - strip_out0
+                count = carry[0].shape[1]
+                mean_sum[:, offset:offset + count] = carry[0]
+                if variance_sum is not None and carry[1] is not None:
+                    variance_sum[:, offset:offset + count] = carry[1]
+                weight_sum[offset:offset + count] = carry[2]
+            row_weight = axis_weights(rows, row_index, scale)
+            batch: list[tuple[int, int]] = []
+            for col_index in needed:
+                col0 = cols.starts[col_index] - span0
+                counted = 1 if col_index in owned else 0
+                if not valid[:, col0:col0 + cols.tile].any():
+                    if progress and counted:
+                        progress(1)
+                    continue
+                batch.append((col_index, col0))
+                if len(batch) == batch_size:
+                    _predict_batch(predictor, batch, multispectral, pan, cols.tile, scale,
+                                   device, row_weight, col_weights, mean_sum, variance_sum,
+                                   weight_sum)
+                    if progress:
+                        progress(sum(1 for index, _ in batch if index in owned))
+                    batch = []
+            if batch:
                 _predict_batch(predictor, batch, multispectral, pan, cols.tile, scale, device,
                                row_weight, col_weights, mean_sum, variance_sum, weight_sum)
                 if progress:
-                    progress(len(batch))
-                batch = []
-        if batch:
-            _predict_batch(predictor, batch, multispectral, pan, cols.tile, scale, device,
-                           row_weight, col_weights, mean_sum, variance_sum, weight_sum)
-            if progress:
-                progress(len(batch))
-        last = row_index == len(rows.starts) - 1
-        done = height_out if last else scale * (rows.starts[row_index + 1] - row0)
-        _emit_rows(emit, strip_out0, mean_sum[:, :done],
-                   None if variance_sum is None else variance_sum[:, :done], weight_sum[:done])
-        carry = (mean_sum[:, done:].copy(),
-                 None if variance_sum is None else variance_sum[:, done:].copy(),
-                 weight_sum[done:].copy())
-        carry_row0 = strip_out0 + done
+                    progress(sum(1 for index, _ in batch if index in owned))
+            last = row_index == len(rows.starts) - 1
+            done = height_out if last else scale * (rows.starts[row_index + 1] - row0)
+            _emit_rows(emit, strip_out0, own_start, mean_sum[:, :done, keep],
+                       None if variance_sum is None else variance_sum[:, :done, keep],
+                       weight_sum[:done, keep])
+            carry = (mean_sum[:, done:].copy(),
+                     None if variance_sum is None else variance_sum[:, done:].copy(),
+                     weight_sum[done:].copy())
+            carry_row0 = strip_out0 + done
 
 
 def _predict_batch(predictor: Predictor, batch: list[tuple[int, int]],
@@ -211,7 +251,7 @@ def _predict_batch(predictor: Predictor, batch: list[tuple[int, int]],
         weight_sum[:, x0:x0 + width] += weight
 
 
-def _emit_rows(emit: RowEmitter, out_row0: int, mean_sum: np.ndarray,
+def _emit_rows(emit: RowEmitter, out_row0: int, out_col0: int, mean_sum: np.ndarray,
                variance_sum: np.ndarray | None, weight_sum: np.ndarray) -> None:
     covered = weight_sum > 0
     safe = np.where(covered, weight_sum, 1.0)
@@ -219,7 +259,7 @@ def _emit_rows(emit: RowEmitter, out_row0: int, mean_sum: np.ndarray,
     variance = None
     if variance_sum is not None:
         variance = np.where(covered, variance_sum / safe, np.nan).astype(np.float32)
-    emit(out_row0, mean, variance)
+    emit(out_row0, out_col0, mean, variance)
 
 
 def predict_array(
@@ -232,6 +272,7 @@ def predict_array(
     batch_size: int = 4,
     device: torch.device | str = "cpu",
     valid: np.ndarray | None = None,
+    max_block_width: int = MAX_BLOCK_WIDTH,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Tiled prediction over in-memory arrays (multispectral (B, h, w) at 30 m, pan (1, 2h, 2w)).
 
@@ -252,19 +293,26 @@ def predict_array(
                        dtype=np.float32)
     variance_out = np.full_like(mean_out, np.nan) if predictor.gives_variance else None
 
-    def read_strip(row0: int, rows: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        ms = np.ascontiguousarray(padded_ms[:, row0:row0 + rows], dtype=np.float32)
+    def read_strip(row0: int, rows: int, col0: int, cols: int
+                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        ms = np.ascontiguousarray(padded_ms[:, row0:row0 + rows, col0:col0 + cols],
+                                  dtype=np.float32)
         strip_pan = None
         if padded_pan is not None:
-            strip_pan = np.ascontiguousarray(padded_pan[:, 2 * row0:2 * (row0 + rows)],
-                                             dtype=np.float32)
-        return ms, strip_pan, padded_valid[row0:row0 + rows]
+            strip_pan = np.ascontiguousarray(
+                padded_pan[:, 2 * row0:2 * (row0 + rows), 2 * col0:2 * (col0 + cols)],
+                dtype=np.float32)
+        return ms, strip_pan, padded_valid[row0:row0 + rows, col0:col0 + cols]
 
-    def emit(out_row0: int, mean: np.ndarray, variance: np.ndarray | None) -> None:
-        mean_out[:, out_row0:out_row0 + mean.shape[1]] = mean
+    def emit(out_row0: int, out_col0: int, mean: np.ndarray,
+             variance: np.ndarray | None) -> None:
+        window = (slice(None), slice(out_row0, out_row0 + mean.shape[1]),
+                  slice(out_col0, out_col0 + mean.shape[2]))
+        mean_out[window] = mean
         if variance_out is not None and variance is not None:
-            variance_out[:, out_row0:out_row0 + variance.shape[1]] = variance
+            variance_out[window] = variance
 
-    run_tiled(predictor, plan, read_strip, emit, batch_size=batch_size, device=device)
+    run_tiled(predictor, plan, read_strip, emit, batch_size=batch_size, device=device,
+              max_block_width=max_block_width)
     crop = (slice(None), slice(0, scale * height), slice(0, scale * width))
     return mean_out[crop], None if variance_out is None else variance_out[crop]

@@ -134,14 +134,14 @@ class CogWriter:
         dataset.update_tags(**tags)
 
     def write_rows(self, row0: int, mean: np.ndarray, std: np.ndarray | None,
-                   mask: np.ndarray, keep: np.ndarray | None = None) -> None:
-        """Write rows ``[row0, row0 + r)``: ``mean``/``std`` (6, r, W) reflectance, ``mask``
-        (r, W) uint8, ``keep`` (r, W) the pixels whose values are written (default: mask
+                   mask: np.ndarray, keep: np.ndarray | None = None, col0: int = 0) -> None:
+        """Write the block at ``(row0, col0)``: ``mean``/``std`` (6, r, c) reflectance, ``mask``
+        (r, c) uint8, ``keep`` (r, c) the pixels whose values are written (default: mask
         valid; the rest are nodata); values outside the writer's grid are cropped."""
         rows = min(mean.shape[1], self.rows_grid.height - row0)
-        if rows <= 0:
+        width = min(mean.shape[2], self.rows_grid.width - col0)
+        if rows <= 0 or width <= 0:
             return
-        width = self.rows_grid.width
         mean, mask = mean[:, :rows, :width], mask[:rows, :width]
         keep = mask == MASK_VALID if keep is None else keep[:rows, :width]
         if self.dtype == "uint16":
@@ -155,7 +155,7 @@ class CogWriter:
                 layers.append(np.where(keep, std[:, :rows, :width], np.nan))
             layers.append(mask[None].astype(np.float32))
         block = np.concatenate(layers).astype(self.dtype)
-        self._dataset.write(block, window=rasterio.windows.Window(0, row0, width, rows))
+        self._dataset.write(block, window=rasterio.windows.Window(col0, row0, width, rows))
 
     def commit(self) -> Path:
         """Finish the COG and move it to its final name."""

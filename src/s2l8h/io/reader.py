@@ -26,13 +26,15 @@ from s2l8h.models.convention import InputConvention
 
 @dataclass
 class Strip:
-    """Inputs of rows ``[row0, row0 + rows)`` of the 30 m working grid.
+    """Inputs of rows ``[row0, row0 + rows)``, columns ``[col0, col0 + W)`` of the 30 m
+    working grid.
 
     ``multispectral`` (6, rows, W) and ``pan`` (1, 2 rows, 2 W) are reflectance with invalid
     pixels set to 0; ``valid`` (rows, W) is True where all six bands have data.
     """
 
     row0: int
+    col0: int
     multispectral: np.ndarray
     pan: np.ndarray | None
     valid: np.ndarray
@@ -131,26 +133,30 @@ class SceneReader:
         reflectance[~valid] = 0.0
         return reflectance, valid
 
-    def read_strip(self, row0: int, rows: int) -> Strip:
-        window = Window(0, row0, self.lowres.width, rows)
-        bands, valid = [], np.ones((rows, self.lowres.width), dtype=bool)
+    def read_strip(self, row0: int, rows: int, col0: int = 0, cols: int | None = None
+                   ) -> Strip:
+        cols = self.lowres.width - col0 if cols is None else cols
+        window = Window(col0, row0, cols, rows)
+        bands, valid = [], np.ones((rows, cols), dtype=bool)
         for source in self.multispectral:
             reflectance, band_valid = self._read(source, window)
             bands.append(reflectance)
             valid &= band_valid
         pan = None
         if self.pan is not None:
-            pan_window = Window(0, 2 * row0, 2 * self.lowres.width, 2 * rows)
+            pan_window = Window(2 * col0, 2 * row0, 2 * cols, 2 * rows)
             pan_reflectance, _ = self._read(self.pan, pan_window)
             pan = pan_reflectance[None]
-        return Strip(row0, np.stack(bands), pan, valid)
+        return Strip(row0, col0, np.stack(bands), pan, valid)
 
-    def read_quality(self, row0: int, rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(fill, masked)`` for rows ``[row0, row0 + rows)`` of the 10 m grid."""
+    def read_quality(self, row0: int, rows: int, col0: int, width: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """``(fill, masked)`` for rows ``[row0, row0 + rows)``, columns ``[col0, col0 +
+        width)`` of the 10 m grid."""
         if self.quality is None or self.scene.qa_layout is None:
             none = np.zeros((rows, width), dtype=bool)
             return none, none
-        window = Window(0, row0, width, rows)
+        window = Window(col0, row0, width, rows)
         qa = self.quality.read(1, window=window)
         radsat = self.radsat.read(1, window=window) if self.radsat is not None else None
         return quality_mask(qa, self.scene.qa_layout, self.mask_flags, radsat)
