@@ -18,16 +18,10 @@ from typing import Literal
 
 import torch
 
-from s2l8h.models.harmonizer import Harmonizer
+from s2l8h.models.harmonizer import Harmonizer, split_output
 
 UncertaintyMethod = Literal["auto", "ensemble", "mc-dropout", "head", "none"]
 Prediction = tuple[torch.Tensor, torch.Tensor | None]
-
-
-def _split(output: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> Prediction:
-    if isinstance(output, tuple):
-        return output[0], output[1]
-    return output, None
 
 
 class Predictor:
@@ -66,7 +60,7 @@ class SingleModel(Predictor):
 
     @torch.no_grad()
     def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
-        mean, variance = _split(self.models[0](multispectral, pan))
+        mean, variance = split_output(self.models[0](multispectral, pan))
         return mean, variance if self.use_head else None
 
 
@@ -85,7 +79,7 @@ class Ensemble(Predictor):
     def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
         means, aleatoric = [], []
         for model in self.models:
-            mean, variance = _split(model(multispectral, pan))
+            mean, variance = split_output(model(multispectral, pan))
             means.append(mean)
             if variance is not None:
                 aleatoric.append(variance)
@@ -117,7 +111,7 @@ class MCDropout(Predictor):
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)
-                outputs = [_split(model(multispectral, pan)) for _ in range(self.passes)]
+                outputs = [split_output(model(multispectral, pan)) for _ in range(self.passes)]
         finally:
             for module in dropouts:
                 module.eval()

@@ -13,6 +13,11 @@ from s2l8h.models.convention import InputConvention
 ModelOutput = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
+def split_output(output: ModelOutput) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(mean, variance)`` of a model output; variance ``None`` without a variance head."""
+    return output if isinstance(output, tuple) else (output, None)
+
+
 class Harmonizer(nn.Module):
     """Wraps a network with its :class:`InputConvention`.
 

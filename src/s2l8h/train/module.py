@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from torch.utils.data import DataLoader
 
 from s2l8h.data.patches import PatchDataset, QualityFilter
-from s2l8h.models.harmonizer import Harmonizer
+from s2l8h.models.harmonizer import Harmonizer, split_output
 from s2l8h.train.config import DataConfig, OptimizerConfig, SchedulerConfig
 from s2l8h.train.losses import LossTerm, WeightedLoss
 
@@ -55,15 +55,12 @@ class HarmonizerModule(L.LightningModule):
         self.max_epochs = max_epochs
         self._preview: tuple[torch.Tensor, ...] | None = None
 
-    def _split(self, output):
-        return output if isinstance(output, tuple) else (output, None)
-
     def forward(self, multispectral: torch.Tensor, pan: torch.Tensor):
         return self.model(multispectral, pan)
 
     def training_step(self, batch, batch_index: int) -> torch.Tensor:
         multispectral, pan, target = batch
-        mean, variance = self._split(self(multispectral, pan))
+        mean, variance = split_output(self(multispectral, pan))
         loss = self.loss(mean, target, variance)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True,
                  batch_size=target.shape[0])
@@ -71,7 +68,7 @@ class HarmonizerModule(L.LightningModule):
 
     def validation_step(self, batch, batch_index: int) -> None:
         multispectral, pan, target = batch
-        mean, variance = self._split(self(multispectral, pan))
+        mean, variance = split_output(self(multispectral, pan))
         loss = self.loss(mean, target, variance)
         mse = torch.mean((mean - target) ** 2)
         self.log("val_loss", loss, prog_bar=True, batch_size=target.shape[0])

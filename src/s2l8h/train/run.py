@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from scipy import stats
 
 from s2l8h.data.patches import PatchDataset, QualityFilter
-from s2l8h.models.harmonizer import Harmonizer
+from s2l8h.models.harmonizer import Harmonizer, split_output
 from s2l8h.models.loading import load_state_dict_strict, save_pretrained
 from s2l8h.models.registry import build_network, create_model
 from s2l8h.train.config import TrainConfig
@@ -113,8 +113,7 @@ def predict_split(model: Harmonizer, dataset_dir: str | os.PathLike[str], split:
     for start in range(0, len(dataset), batch_size):
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         multispectral, pan, target = (torch.stack(parts) for parts in zip(*items, strict=True))
-        output = model(multispectral, pan)
-        mean, variance = output if isinstance(output, tuple) else (output, None)
+        mean, variance = split_output(model(multispectral, pan))
         means.append(mean.transpose(0, 1).reshape(6, -1))
         targets.append(target.transpose(0, 1).reshape(6, -1))
         if variance is not None:
