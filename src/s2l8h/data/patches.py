@@ -35,9 +35,8 @@ from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
 from torch.utils.data import Dataset
 
-from s2l8h.evaluate.baselines import warp
 from s2l8h.evaluate.metrics import psnr, ssim
-from s2l8h.io.grid import coarser_grid
+from s2l8h.io.grid import coarser_grid, warp
 
 SPLITS = ("Train", "Validation", "Test")
 CSV_NAME = "patches.csv"

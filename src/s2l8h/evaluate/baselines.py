@@ -27,29 +27,16 @@ from collections.abc import Callable
 import numpy as np
 from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
-from rasterio.warp import reproject
 from scipy import ndimage
 
 from s2l8h.data.bandpass import Platform, oli_to_msi
 from s2l8h.data.simulate import psf_sigma
+from s2l8h.io.grid import warp
 
 UPSAMPLING = {"nearest": Resampling.nearest, "bilinear": Resampling.bilinear,
               "bicubic": Resampling.cubic, "lanczos": Resampling.lanczos}
 PANSHARPENING = ("brovey", "gsa", "hpf", "mtf-glp")
 BASELINES = (*UPSAMPLING, *PANSHARPENING)
-
-
-def warp(image: np.ndarray, source: GeoBox, target: GeoBox,
-         resampling: Resampling) -> np.ndarray:
-    """Warp (bands, h, w) or (h, w) float32 from ``source`` to ``target`` (NaN nodata)."""
-    squeeze = image.ndim == 2
-    image = image[None] if squeeze else image
-    output = np.full((image.shape[0], target.height, target.width), np.nan, dtype=np.float32)
-    reproject(np.ascontiguousarray(image, dtype=np.float32), output,
-              src_transform=source.affine, src_crs=source.crs.to_wkt(), src_nodata=np.nan,
-              dst_transform=target.affine, dst_crs=target.crs.to_wkt(), dst_nodata=np.nan,
-              resampling=resampling)
-    return output[0] if squeeze else output
 
 
 def _match(image: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -17,7 +17,9 @@ import numpy as np
 import rasterio
 from affine import Affine
 from odc.geo.geobox import GeoBox
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
+from rasterio.warp import reproject
 
 from s2l8h.io.errors import InputError
 
@@ -94,3 +96,16 @@ def coarser_grid(grid: GeoBox, factor: int, rows: int, cols: int) -> GeoBox:
     affine = grid.affine
     return GeoBox((rows, cols), Affine(affine.a * factor, 0, affine.c, 0, affine.e * factor,
                                        affine.f), grid.crs)
+
+
+def warp(image: np.ndarray, source: GeoBox, target: GeoBox,
+         resampling: Resampling) -> np.ndarray:
+    """Warp (bands, h, w) or (h, w) float32 from ``source`` to ``target`` (NaN nodata)."""
+    squeeze = image.ndim == 2
+    image = image[None] if squeeze else image
+    output = np.full((image.shape[0], target.height, target.width), np.nan, dtype=np.float32)
+    reproject(np.ascontiguousarray(image, dtype=np.float32), output,
+              src_transform=source.affine, src_crs=source.crs.to_wkt(), src_nodata=np.nan,
+              dst_transform=target.affine, dst_crs=target.crs.to_wkt(), dst_nodata=np.nan,
+              resampling=resampling)
+    return output[0] if squeeze else output
