@@ -6,7 +6,7 @@ import typer
 
 from s2l8h import __version__
 from s2l8h.cli import models as models_cli
-from s2l8h.cli.evaluate import benchmark_command, evaluate_command
+from s2l8h.cli.evaluate import benchmark_command, evaluate_command, qa_command
 from s2l8h.cli.harmonize import demo_command, harmonize_command
 from s2l8h.cli.stac import build_dataset_command, pairs_command, search_command
 from s2l8h.cli.train import export_command, simulate_dataset_command, train_command
@@ -23,6 +23,7 @@ app.command("harmonize")(harmonize_command)
 app.command("demo")(demo_command)
 app.command("evaluate")(evaluate_command)
 app.command("benchmark")(benchmark_command)
+app.command("qa")(qa_command)
 app.command("simulate-dataset")(simulate_dataset_command)
 app.command("train")(train_command)
 app.command("export")(export_command)

@@ -11,8 +11,9 @@ from rich.table import Table
 
 from s2l8h.cli._common import console, fail
 from s2l8h.cli.harmonize import EXPECTED_ERRORS, _parse_bounds
+from s2l8h.data.simulate import CONDITIONS
 from s2l8h.evaluate.baselines import BASELINES
-from s2l8h.evaluate.benchmark import evaluate_files, run_benchmark
+from s2l8h.evaluate.benchmark import evaluate_files, run_benchmark, run_conditions
 
 
 def _metrics_table(results: dict[str, dict[str, float]]) -> Table:
@@ -63,7 +64,8 @@ def evaluate_command(
 
 
 def benchmark_command(
-    sentinel2: list[Path] = typer.Argument(..., help="Sentinel-2 folder or band files."),
+    sentinel2: list[Path] = typer.Argument(
+        ..., help="Sentinel-2 folder or band files (with --real: a Landsat scene)."),
     output_dir: Path = typer.Option(Path("s2l8h-benchmark"), "-o", "--output-dir"),
     model: list[str] = typer.Option(
         None, "--model", "-m",
@@ -74,20 +76,55 @@ def benchmark_command(
     platform: str = typer.Option("S2A", help="S2A | S2B bandpass coefficients."),
     noise: float = typer.Option(0.0, help="Gaussian noise std added to the simulation."),
     shift: str = typer.Option("0,0", help="dx,dy sub-pixel shift of the simulation (m)."),
+    real: bool = typer.Option(
+        False, "--real", help="The input is a real Landsat scene: reduced-resolution (Wald) "
+        "protocol (bands and pan degraded 3x, scored against the real 30 m bands)."),
+    toa: bool = typer.Option(False, "--toa", help="With --real: a Level-1 scene in TOA mode."),
+    conditions: str = typer.Option(
+        None, help="Named conditions, comma-separated, or 'all': "
+        f"{', '.join(CONDITIONS)}. One table per condition (replaces --noise/--shift)."),
     uncertainty: str = typer.Option("auto", help="Uncertainty method for the models."),
     overwrite: bool = typer.Option(False, help="Replace earlier results in the folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Simulate Landsat from Sentinel-2, run models and baselines on the same pixels, write
-    results.md/.csv/.json and report.html."""
+    results.md/.csv/.json and report.html; with --conditions, under each named departure of
+    real Landsat from the clean simulation (noise, PSF, misregistration, bandpass, Level-1
+    pan, atmosphere, all together as 'realistic')."""
     chosen = list(BASELINES) if baselines == "all" else [] if baselines == "none" else \
         [name.strip() for name in baselines.split(",") if name.strip()]
     try:
         dx, dy = (float(value) for value in shift.split(","))
     except ValueError:
         fail(f"--shift must be dx,dy in metres, got {shift!r}")
+    source = sentinel2 if len(sentinel2) > 1 else sentinel2[0]
+    if real:
+        from s2l8h.evaluate.wald import run_wald
+
+        try:
+            result = run_wald(source, output_dir, models=model or (), baselines=chosen,
+                              toa=toa, bounds=_parse_bounds(bounds), uncertainty=uncertainty,
+                              overwrite=overwrite)
+        except EXPECTED_ERRORS as error:
+            fail(error)
+        console.print(result.markdown_table())
+        console.print(f"wrote {output_dir}/results.md, results.csv, results.json, report.html")
+        return
+    if conditions:
+        try:
+            suite = run_conditions(source, output_dir,
+                                   [name.strip() for name in conditions.split(",")],
+                                   models=model or (), baselines=chosen,
+                                   bounds=_parse_bounds(bounds), offset=offset,
+                                   uncertainty=uncertainty, overwrite=overwrite,
+                                   progress=not quiet)
+        except EXPECTED_ERRORS as error:
+            fail(error)
+        console.print(suite.summary_table())
+        console.print(f"wrote {output_dir}/results.md, results.csv, results.json, report.html")
+        return
     try:
-        result = run_benchmark(sentinel2 if len(sentinel2) > 1 else sentinel2[0], output_dir,
+        result = run_benchmark(source, output_dir,
                                models=model or (), baselines=chosen,
                                bounds=_parse_bounds(bounds), offset=offset, platform=platform,
                                noise_std=noise, shift_m=(dx, dy), uncertainty=uncertainty,
@@ -96,3 +133,45 @@ def benchmark_command(
         fail(error)
     console.print(result.markdown_table())
     console.print(f"wrote {output_dir}/results.md, results.csv, results.json, report.html")
+
+
+def qa_command(
+    output: Path = typer.Argument(..., help="A harmonized raster."),
+    scene: list[Path] = typer.Option(
+        None, "--scene", help="The Landsat scene (folder or files) to compute the "
+        "consistency against; default: the checks harmonize wrote into the tags."),
+    toa: bool = typer.Option(False, "--toa", help="With --scene: a Level-1 scene (TOA mode)."),
+    json_out: Path = typer.Option(None, "--json", help="Write the report as JSON."),
+    overwrite: bool = typer.Option(False, help="Replace an existing JSON file."),
+) -> None:
+    """The trust report of a product: pan registration and noise of its inputs, and the
+    output's consistency with them (brought back to 30 m and OLI radiometry: per-band bias
+    and RMSE, spectral angle, residual shift)."""
+    from s2l8h.evaluate.qa import consistency_with_scene, read_report
+    from s2l8h.inference.checks import consistency_messages
+
+    if json_out is not None and json_out.exists() and not overwrite:
+        fail(f"{json_out}: already exists; pass --overwrite")
+    try:
+        report = consistency_with_scene(output, scene if len(scene) > 1 else scene[0],
+                                        toa=toa) if scene else read_report(output)
+    except EXPECTED_ERRORS as error:
+        fail(error)
+    table = Table(title=f"trust report: {output.name}")
+    table.add_column("check")
+    table.add_column("value")
+    for key, value in report.items():
+        if key == "consistency" and isinstance(value, dict):
+            for name, item in value.items():
+                table.add_row(f"consistency {name}", json.dumps(item))
+        else:
+            table.add_row(key.replace("_", " "), json.dumps(value))
+    console.print(table)
+    consistency = report.get("consistency")
+    messages = consistency_messages(consistency) if isinstance(consistency, dict) else []
+    for message in messages:
+        console.print(f"[yellow]warning:[/yellow] {message}")
+    if not messages:
+        console.print("consistent with its input (|bias| <= 0.01, residual shift <= 6 m)")
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2) + "\n")

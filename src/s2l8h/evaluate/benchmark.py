@@ -19,9 +19,21 @@ from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
-from s2l8h.data.simulate import SimulatedScene, simulate_landsat, write_simulated_scene
+from s2l8h.data.simulate import (
+    CONDITIONS,
+    Degradation,
+    SimulatedScene,
+    simulate_landsat,
+    write_simulated_scene,
+)
 from s2l8h.evaluate.baselines import BASELINES, run_baseline
-from s2l8h.evaluate.metrics import BANDS, image_metrics, uncertainty_metrics
+from s2l8h.evaluate.metrics import (
+    BANDS,
+    flat_area_noise,
+    high_frequency_ratio,
+    image_metrics,
+    uncertainty_metrics,
+)
 from s2l8h.io.errors import InputError, OutputError
 from s2l8h.io.grid import sentinel2_grid
 from s2l8h.io.sentinel2 import read_sentinel2
@@ -105,11 +117,23 @@ class MethodResult:
 
 @dataclass
 class BenchmarkResult:
-    simulation: SimulatedScene
+    """Methods scored against a reference: the Sentinel-2 scene of a ``simulation``, or a
+    real ``reference`` (the real-data reduced-resolution protocol)."""
+
+    simulation: SimulatedScene | None
     methods: list[MethodResult]
     valid: np.ndarray
     output_dir: Path
     settings: dict[str, object]
+    reference: np.ndarray | None = None
+
+    @property
+    def target(self) -> np.ndarray:
+        """The reference the methods are scored against, (6, H, W)."""
+        if self.reference is not None:
+            return self.reference
+        assert self.simulation is not None
+        return self.simulation.target
 
     def table_rows(self) -> list[dict[str, object]]:
         rows = []
@@ -119,6 +143,9 @@ class BenchmarkResult:
                 row[title] = method.metrics[group][key]
             for band in BANDS:
                 row[f"{band} PSNR"] = method.metrics[band]["psnr"]
+            detail = method.metrics.get("detail", {})
+            row["HF ratio"] = detail.get("hf_ratio")
+            row["flat noise"] = detail.get("flat_noise")
             row["seconds"] = method.seconds
             uncertainty = method.metrics.get("uncertainty")
             for key in ("coverage_68", "coverage_95", "ece", "spearman_std_abs_error"):
@@ -127,7 +154,8 @@ class BenchmarkResult:
         return rows
 
     def markdown_table(self) -> str:
-        columns = ["method", *[title for _, _, title in TABLE_COLUMNS], "cov68", "s"]
+        columns = ["method", *[title for _, _, title in TABLE_COLUMNS], "HF ratio",
+                   "flat noise", "cov68", "cov95", "s"]
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for method in self.methods:
             cells = [method.name]
@@ -135,8 +163,12 @@ class BenchmarkResult:
                 value = method.metrics[group][key]
                 cells.append(f"{value:.4f}" if key in ("nrmse", "rmse", "mae", "ssim", "pearson")
                              else f"{value:.2f}")
+            detail = method.metrics.get("detail")
+            cells.append(f"{detail['hf_ratio']:.2f}" if detail else "–")
+            cells.append(f"{detail['flat_noise']:.4f}" if detail else "–")
             uncertainty = method.metrics.get("uncertainty")
             cells.append(f"{uncertainty['coverage_68']:.2f}" if uncertainty else "–")
+            cells.append(f"{uncertainty['coverage_95']:.2f}" if uncertainty else "–")
             cells.append(f"{method.seconds:.1f}")
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
@@ -161,6 +193,7 @@ def run_benchmark(
     noise_std: float = 0.0,
     shift_m: tuple[float, float] = (0.0, 0.0),
     sun_elevation: float = 50.0,
+    degradation: Degradation | None = None,
     uncertainty: str = "auto",
     tile: int = 512,
     overlap: int = 64,
@@ -170,9 +203,33 @@ def run_benchmark(
 ) -> BenchmarkResult:
     """Simulate, run ``models`` (each entry a name or path; an entry ``a+b`` is an ensemble)
     and ``baselines``, score all on the pixels every method covers, write
-    ``results.{md,csv,json}`` (and ``report.html``) into ``output_dir``."""
-    from s2l8h.inference.harmonize import harmonize
+    ``results.{md,csv,json}`` (and ``report.html``) into ``output_dir``.
 
+    The simulation is ``degradation``, or the clean one with ``platform``, ``noise_std``,
+    ``shift_m`` and ``sun_elevation``."""
+    output_dir = _prepare_output(output_dir, baselines, overwrite)
+    reflectance, valid, grid = _read_scene(sentinel2, offset, bounds)
+    if degradation is None:
+        degradation = Degradation(platform=platform, noise_std=noise_std,
+                                  shift_ms=tuple(shift_m), sun_elevation=sun_elevation)
+    result = _run_condition(reflectance, valid, grid, degradation, output_dir,
+                            models=models, baselines=baselines, uncertainty=uncertainty,
+                            tile=tile, overlap=overlap, progress=progress)
+    result.settings.update({"sentinel2": str(sentinel2), "bounds": bounds, "offset": offset,
+                            "platform": degradation.platform,
+                            "noise_std": degradation.noise_std,
+                            "shift_m": list(degradation.shift_ms),
+                            "sun_elevation": degradation.sun_elevation})
+    write_tables(result)
+    if report:
+        from s2l8h.evaluate.report import write_report
+
+        write_report(result, output_dir / "report.html")
+    return result
+
+
+def _prepare_output(output_dir: str | os.PathLike[str], baselines: Sequence[str],
+                    overwrite: bool) -> Path:
     output_dir = Path(output_dir)
     targets = [output_dir / name for name in ("results.md", "results.csv", "results.json",
                                               "report.html")]
@@ -183,22 +240,53 @@ def run_benchmark(
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; known: {', '.join(BASELINES)}")
     output_dir.mkdir(parents=True, exist_ok=True)
+    return output_dir
+
+
+def _read_scene(sentinel2, offset: float, bounds: tuple[float, float, float, float] | None
+                ) -> tuple[np.ndarray, np.ndarray, GeoBox]:
     reflectance, valid, grid = read_sentinel2(sentinel2, offset=offset)
     if bounds is not None:
         grid = _crop_grid(grid, bounds)
         reflectance, valid, grid = read_sentinel2(sentinel2, offset=offset, grid=grid)
-    simulation = simulate_landsat(reflectance, valid, grid, platform=platform,
-                                  noise_std=noise_std, shift_m=shift_m,
-                                  sun_elevation=sun_elevation)
+    return reflectance, valid, grid
+
+
+def score_methods(methods: Sequence[MethodResult], reference: np.ndarray,
+                  valid: np.ndarray) -> None:
+    """Fill each method's metrics (image, detail, and uncertainty where it has σ)."""
+    for method in methods:
+        method.metrics = image_metrics(method.prediction, reference, valid)
+        ratios = high_frequency_ratio(method.prediction, reference, valid)
+        method.metrics["detail"] = {
+            "hf_ratio": float(np.mean(ratios)),
+            **{f"hf_ratio_{band}": ratio for band, ratio in zip(BANDS, ratios, strict=True)},
+            "flat_noise": flat_area_noise(method.prediction, reference, valid)}
+        if method.std is not None:
+            method.metrics["uncertainty"] = uncertainty_metrics(
+                method.prediction, method.std, reference, valid)
+
+
+def _run_condition(
+    reflectance: np.ndarray, valid: np.ndarray, grid: GeoBox, degradation: Degradation,
+    output_dir: Path, *, models: Sequence[str | os.PathLike[str]], baselines: Sequence[str],
+    uncertainty: str, tile: int, overlap: int, progress: bool, seed: int = 0,
+) -> BenchmarkResult:
+    """Simulate one condition into ``output_dir/simulation``, run and score every method."""
+    from s2l8h.inference.harmonize import harmonize
+
+    simulation = simulate_landsat(reflectance, valid, grid, degradation=degradation,
+                                  seed=seed)
     scene_dir, target_path = write_simulated_scene(simulation, output_dir / "simulation",
                                                    overwrite=True)
-    sine = math.sin(math.radians(sun_elevation))
+    sine = math.sin(math.radians(degradation.sun_elevation))
     methods: list[MethodResult] = []
     for name in baselines:
         started = time.perf_counter()
         prediction = run_baseline(name, simulation.multispectral, simulation.lowres_grid,
-                                  simulation.pan, simulation.pan_grid, grid,
-                                  platform=platform, pan_sun_sine=sine)
+                                  np.where(simulation.pan_valid, simulation.pan, np.nan)
+                                  if simulation.pan_valid is not None else simulation.pan,
+                                  simulation.pan_grid, grid, pan_sun_sine=sine)
         methods.append(MethodResult(name, "baseline", time.perf_counter() - started,
                                     prediction))
     for entry in models:
@@ -224,32 +312,106 @@ def run_benchmark(
     common[:, :margin] = common[:, -margin:] = False
     if not common.any():
         raise InputError(target_path, "no pixel is covered by every method")
-    for method in methods:
-        method.metrics = image_metrics(method.prediction, simulation.target, common)
-        if method.std is not None:
-            method.metrics["uncertainty"] = uncertainty_metrics(
-                method.prediction, method.std, simulation.target, common)
-    settings = {"sentinel2": str(sentinel2), "bounds": bounds, "offset": offset,
-                "platform": platform, "noise_std": noise_std, "shift_m": list(shift_m),
-                "sun_elevation": sun_elevation, "models": [str(m) for m in models],
+    score_methods(methods, simulation.target, common)
+    settings = {"degradation": degradation.to_dict(), "models": [str(m) for m in models],
                 "baselines": list(baselines), "pixels_scored": int(common.sum()),
                 "grid": {"crs": str(grid.crs), "transform": list(grid.affine)[:6],
                          "shape": list(grid.shape)}}
-    result = BenchmarkResult(simulation, methods, common, output_dir, settings)
-    _write_tables(result)
+    return BenchmarkResult(simulation, methods, common, output_dir, settings)
+
+
+@dataclass
+class ConditionsResult:
+    """One :class:`BenchmarkResult` per named condition."""
+
+    results: dict[str, BenchmarkResult]
+    output_dir: Path
+    settings: dict[str, object]
+
+    def summary_table(self) -> str:
+        """PSNR (dB) per method and condition, and each model's margin over the best
+        baseline."""
+        names = list(self.results)
+        methods = [m.name for m in next(iter(self.results.values())).methods]
+        lines = ["| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for method in methods:
+            cells = [f"{self._method(name, method).metrics['overall']['psnr']:.2f}"
+                     for name in names]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        for model in (m.name for m in next(iter(self.results.values())).methods
+                      if m.kind == "model"):
+            cells = []
+            for name in names:
+                best = self.best_baseline(name)
+                gain = self._method(name, model).metrics["overall"]["psnr"] - \
+                    best.metrics["overall"]["psnr"] if best else math.nan
+                cells.append(f"{gain:+.2f} ({best.name if best else '–'})")
+            lines.append(f"| **{model} − best baseline** | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def _method(self, condition: str, name: str) -> MethodResult:
+        return next(m for m in self.results[condition].methods if m.name == name)
+
+    def best_baseline(self, condition: str) -> MethodResult | None:
+        baselines = [m for m in self.results[condition].methods if m.kind == "baseline"]
+        return max(baselines, key=lambda m: m.metrics["overall"]["psnr"], default=None)
+
+
+def run_conditions(
+    sentinel2: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    output_dir: str | os.PathLike[str],
+    conditions: Sequence[str],
+    *,
+    models: Sequence[str | os.PathLike[str]] = (),
+    baselines: Sequence[str] = BASELINES,
+    bounds: tuple[float, float, float, float] | None = None,
+    offset: float = 0.0,
+    uncertainty: str = "auto",
+    tile: int = 512,
+    overlap: int = 64,
+    overwrite: bool = False,
+    progress: bool = False,
+    report: bool = True,
+) -> ConditionsResult:
+    """The benchmark under each named condition of
+    :data:`s2l8h.data.simulate.CONDITIONS` (``all`` for every one): one table per condition
+    for every model and baseline, a summary table, ``results.{md,csv,json}`` and
+    ``report.html`` in ``output_dir`` (each condition's files under ``output_dir/<name>``)."""
+    names = list(CONDITIONS) if list(conditions) == ["all"] else list(conditions)
+    unknown = [name for name in names if name not in CONDITIONS]
+    if unknown:
+        raise ValueError(f"unknown conditions {unknown}; known: {', '.join(CONDITIONS)}")
+    output_dir = _prepare_output(output_dir, baselines, overwrite)
+    reflectance, valid, grid = _read_scene(sentinel2, offset, bounds)
+    results = {}
+    for name in names:
+        folder = output_dir / name
+        folder.mkdir(exist_ok=True)
+        results[name] = _run_condition(reflectance, valid, grid, CONDITIONS[name], folder,
+                                       models=models, baselines=baselines,
+                                       uncertainty=uncertainty, tile=tile, overlap=overlap,
+                                       progress=progress)
+        results[name].settings["condition"] = name
+    settings = {"sentinel2": str(sentinel2), "bounds": bounds, "offset": offset,
+                "conditions": names, "models": [str(m) for m in models],
+                "baselines": list(baselines)}
+    suite = ConditionsResult(results, output_dir, settings)
+    _write_condition_tables(suite)
     if report:
-        from s2l8h.evaluate.report import write_report
+        from s2l8h.evaluate.report import write_conditions_report
 
-        write_report(result, output_dir / "report.html")
-    return result
+        write_conditions_report(suite, output_dir / "report.html")
+    return suite
 
 
-def _write_tables(result: BenchmarkResult) -> None:
+def write_tables(result: BenchmarkResult, header: str | None = None) -> None:
+    """``results.md`` (``header`` then the table), ``results.csv``, ``results.json``."""
     directory = result.output_dir
     rows = result.table_rows()
-    header = ("Reduced-resolution benchmark (Landsat simulated from Sentinel-2; "
-              f"{result.settings['pixels_scored']:,} pixels scored at 10 m; reflectance, data "
-              "range 1).\n\n")
+    header = header or (
+        "Reduced-resolution benchmark (Landsat simulated from Sentinel-2; "
+        f"{result.settings['pixels_scored']:,} pixels scored at 10 m; reflectance, data "
+        "range 1).\n\n")
     _atomic_text(directory / "results.md", header + result.markdown_table() + "\n")
     partial = directory / ".results.csv.partial"
     with partial.open("w", newline="") as handle:
@@ -260,6 +422,32 @@ def _write_tables(result: BenchmarkResult) -> None:
     document = {"settings": result.settings,
                 "methods": {m.name: {"kind": m.kind, "seconds": m.seconds, **m.metrics}
                             for m in result.methods}}
+    _atomic_text(directory / "results.json", json.dumps(document, indent=2) + "\n")
+
+
+def _write_condition_tables(suite: ConditionsResult) -> None:
+    directory = suite.output_dir
+    parts = ["Reduced-resolution benchmark under named conditions (Landsat simulated from "
+             "Sentinel-2 with the departures of `s2l8h.data.simulate.CONDITIONS`; reflectance, "
+             "data range 1).", "", "## PSNR (dB) per condition", "", suite.summary_table(), ""]
+    rows = []
+    for name, result in suite.results.items():
+        parts += [f"## {name}", "", f"{result.settings['pixels_scored']:,} pixels; "
+                  f"degradation {json.dumps(result.settings['degradation'])}", "",
+                  result.markdown_table(), ""]
+        rows += [{"condition": name, **row} for row in result.table_rows()]
+    _atomic_text(directory / "results.md", "\n".join(parts))
+    partial = directory / ".results.csv.partial"
+    with partial.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(partial, directory / "results.csv")
+    document = {"settings": suite.settings, "conditions": {
+        name: {"settings": result.settings,
+               "methods": {m.name: {"kind": m.kind, "seconds": m.seconds, **m.metrics}
+                           for m in result.methods}}
+        for name, result in suite.results.items()}}
     _atomic_text(directory / "results.json", json.dumps(document, indent=2) + "\n")
 
 

@@ -44,7 +44,7 @@ def _methods_to_show(result) -> list:
 
 def _composites_figure(result, bands: tuple[str, str, str], title: str) -> str:
     shown = _methods_to_show(result)
-    target = result.simulation.target
+    target = result.target
     valid = result.valid
     reference = np.dstack([target[BANDS.index(band)][valid] for band in bands])
     low = np.percentile(reference, 2, axis=(0, 1))
@@ -62,7 +62,7 @@ def _composites_figure(result, bands: tuple[str, str, str], title: str) -> str:
 
 def _error_figure(result) -> str:
     shown = _methods_to_show(result)
-    errors = [np.where(result.valid, np.abs(m.prediction - result.simulation.target).mean(axis=0),
+    errors = [np.where(result.valid, np.abs(m.prediction - result.target).mean(axis=0),
                        np.nan) for m in shown]
     high = max(float(np.nanpercentile(e[result.valid], 99)) for e in errors)
     figure = Figure(figsize=(4 * len(shown) + 1, 4.2), layout="constrained")
@@ -77,7 +77,7 @@ def _error_figure(result) -> str:
 
 
 def _scatter_figure(result, method) -> str:
-    target, valid = result.simulation.target, result.valid
+    target, valid = result.target, result.valid
     figure = Figure(figsize=(16, 3.2), layout="constrained")
     axes = figure.subplots(1, 7)
     for index, band in enumerate(BANDS):
@@ -100,7 +100,7 @@ def _scatter_figure(result, method) -> str:
 
 
 def _uncertainty_figure(result, method) -> str:
-    target, valid = result.simulation.target, result.valid
+    target, valid = result.target, result.valid
     sigma = method.std.mean(axis=0)
     error = (method.prediction - target)[:, valid].ravel()
     std = method.std[:, valid].ravel()
@@ -122,14 +122,12 @@ def _uncertainty_figure(result, method) -> str:
     return _png(figure)
 
 
-def write_report(result, path: str | os.PathLike[str]) -> Path:
-    """Write the report (figures embedded as PNG) to ``path`` atomically."""
-    path = Path(path)
+def _figure_sections(result) -> list[str]:
+    """Composites, error maps, scatter plots and uncertainty figures of one result."""
     true_colour = _composites_figure(result, ("B04", "B03", "B02"), "true colour B04/B03/B02")
     false_colour = _composites_figure(result, ("B8A", "B04", "B03"),
                                       "false colour B8A/B04/B03")
     sections = [
-        "<h2>Results</h2>", _markdown_to_html(result.markdown_table()),
         "<h2>Composites</h2>",
         f'<img src="data:image/png;base64,{true_colour}">',
         f'<img src="data:image/png;base64,{false_colour}">',
@@ -145,7 +143,35 @@ def write_report(result, path: str | os.PathLike[str]) -> Path:
         for method in with_uncertainty:
             sections.append(
                 f'<img src="data:image/png;base64,{_uncertainty_figure(result, method)}">')
-    settings = html.escape(str(result.settings))
+    return sections
+
+
+def write_report(result, path: str | os.PathLike[str]) -> Path:
+    """Write the report (figures embedded as PNG) to ``path`` atomically."""
+    sections = ["<h2>Results</h2>", _markdown_to_html(result.markdown_table()),
+                *_figure_sections(result)]
+    return _write_document(path, html.escape(str(result.settings)), sections)
+
+
+def write_conditions_report(suite, path: str | os.PathLike[str],
+                            figures_for: tuple[str, ...] = ("clean", "realistic")) -> Path:
+    """The report of a benchmark under several conditions: the PSNR summary, one table per
+    condition, and the figures of the ``figures_for`` conditions (or of the first one)."""
+    sections = ["<h2>PSNR (dB) per condition</h2>", _markdown_to_html(suite.summary_table())]
+    for name, result in suite.results.items():
+        sections += [f"<h2>{html.escape(name)}</h2>",
+                     f"<p><code>{html.escape(str(result.settings['degradation']))}</code></p>",
+                     _markdown_to_html(result.markdown_table())]
+    shown = [name for name in figures_for if name in suite.results] or \
+        [next(iter(suite.results))]
+    for name in shown:
+        sections += [f"<h2>Figures: {html.escape(name)}</h2>",
+                     *_figure_sections(suite.results[name])]
+    return _write_document(path, html.escape(str(suite.settings)), sections)
+
+
+def _write_document(path: str | os.PathLike[str], settings: str, sections: list[str]) -> Path:
+    path = Path(path)
     document = (
         "<!doctype html><html><head><meta charset='utf-8'><title>s2l8h benchmark</title>"
         "<style>body{font-family:sans-serif;margin:2em;max-width:1800px}"

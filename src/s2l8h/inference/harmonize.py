@@ -9,6 +9,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,14 @@ from odc.geo.geobox import GeoBox
 from tqdm.auto import tqdm
 
 from s2l8h import __version__
+from s2l8h.inference.checks import (
+    Consistency,
+    InputCheckWarning,
+    central_window,
+    check_inputs,
+    consistency_messages,
+    to_landsat,
+)
 from s2l8h.inference.tiling import MAX_BLOCK_WIDTH, plan_tiles, run_tiled
 from s2l8h.inference.uncertainty import UncertaintyMethod, make_predictor
 from s2l8h.io.cog import (
@@ -142,6 +151,7 @@ def harmonize(
     overwrite: bool = False,
     progress: bool = True,
     block_width: int = MAX_BLOCK_WIDTH,
+    register_pan: bool = True,
 ) -> HarmonizeResult:
     """Harmonize one Landsat-8/9 scene into a Sentinel-2-like COG.
 
@@ -152,6 +162,11 @@ def harmonize(
     Pixels flagged by the quality band (``mask_flags``) get mask 2 and nodata, unless
     ``keep_flagged``. ``block_width`` (output pixels) bounds the width of the column blocks
     processed at a time, and so the memory. Nothing is written unless the whole run succeeds.
+    Before the run, the pan's registration against the bands and the input noise are measured
+    on a central window (:mod:`s2l8h.inference.checks`); with ``register_pan`` a pan shift
+    above 2 m is corrected. The output's consistency with its input (bias, RMSE, spectral
+    angle, residual shift at 30 m in OLI radiometry) is measured as it is written. All of it
+    goes into the tags (``s2l8h qa`` prints them); large findings are warned about.
     """
     started = time.perf_counter()
     if threads:
@@ -170,6 +185,17 @@ def harmonize(
     lowres = coarser_grid(fine, scale, plan.rows.padded, plan.cols.padded)
     pan_grid = coarser_grid(fine, scale / 2, 2 * plan.rows.padded, 2 * plan.cols.padded)
     fine_padded = coarser_grid(fine, 1, scale * plan.rows.padded, scale * plan.cols.padded)
+    def read_window(pan_shift_m: tuple[float, float]):
+        row0, rows, col0, cols = central_window(lowres.height, lowres.width)
+        with SceneReader(scene, lowres, pan_grid, fine_padded, convention, mask_flags,
+                         pan_shift_m) as window_reader:
+            strip = window_reader.read_strip(row0, rows, col0, cols)
+        return strip.multispectral, strip.pan, strip.valid
+
+    checks = check_inputs(read_window, register_pan)
+    for message in checks.messages():
+        warnings.warn(f"{scene.name}: {message}", InputCheckWarning, stacklevel=2)
+    consistency = Consistency(window=central_window(lowres.height, lowres.width))
     torch_device = torch.device(device)
     predictor.to(torch_device)
     names = [model.name or str(model.provenance.get("weights", "?")) for model in loaded]
@@ -186,7 +212,9 @@ def harmonize(
         "L1 TOA reflectance (TOA mode)",
         "S2L8H_OPTIONS": json.dumps({"tile": tile, "overlap": overlap, "mask_flags":
                                      list(mask_flags), "keep_flagged": keep_flagged,
-                                     "dtype": dtype, "mc_passes": mc_passes}),
+                                     "dtype": dtype, "mc_passes": mc_passes,
+                                     "register_pan": register_pan}),
+        **checks.tags(),
     }
     writer = CogWriter(output, grid, fine, convention.output_bands, predictor.gives_variance,
                        dtype, tags, overwrite)
@@ -194,7 +222,7 @@ def harmonize(
     try:
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
                 SceneReader(scene, lowres, pan_grid, fine_padded, convention,
-                            mask_flags) as reader:
+                            mask_flags, checks.corrected_m) as reader:
             current: dict[str, Strip] = {}
 
             def read_strip(row0: int, rows: int, col0: int, cols: int):
@@ -211,6 +239,8 @@ def harmonize(
                 mask = output_mask(current["strip"], out_row0, out_col0, mean, fill, flagged,
                                    scale)
                 any_valid |= bool((mask == MASK_VALID).any())
+                add_consistency(consistency, current["strip"], out_row0, out_col0, mean, mask,
+                                scale)
                 keep = (mask == MASK_VALID) | (keep_flagged & (mask == MASK_FLAGGED))
                 std = None if variance is None else np.sqrt(np.maximum(variance, 0))
                 writer.write_rows(out_row0, mean, std, mask, keep, col0=out_col0)
@@ -222,12 +252,38 @@ def harmonize(
             if not any_valid:
                 raise InputError(scene.multispectral[0], "no valid pixel in the output grid "
                                  "(all nodata, or all flagged by the quality band)")
+            report = consistency.report()
+            writer.add_tags({"S2L8H_CONSISTENCY": json.dumps(report)})
+            for message in consistency_messages(report):
+                warnings.warn(f"{scene.name}: {message}", InputCheckWarning, stacklevel=2)
             path = writer.commit()
     except BaseException:
         writer.abort()
         raise
     return HarmonizeResult(path=path, grid=grid, models=names, uncertainty=predictor.method,
-                           tiles=plan.count, seconds=time.perf_counter() - started)
+                           tiles=plan.count, seconds=time.perf_counter() - started,
+                           extra={"input_checks": checks, "consistency": report})
+
+
+def add_consistency(consistency: Consistency, strip: Strip, out_row0: int, out_col0: int,
+                    mean: np.ndarray, mask: np.ndarray, scale: int) -> None:
+    """Add an output block (at 10 m ``(out_row0, out_col0)``, ``out_col0`` a multiple of
+    ``scale``) to the consistency sums: its whole 30 m pixels against the strip's input."""
+    skip = (-out_row0) % scale
+    rows = (mean.shape[1] - skip) // scale
+    cols = mean.shape[2] // scale
+    if rows <= 0 or cols <= 0:
+        return
+    block = mean[:, skip:skip + rows * scale, :cols * scale]
+    valid = mask[skip:skip + rows * scale, :cols * scale] == MASK_VALID
+    degraded, degraded_valid = to_landsat(block, valid, scale)
+    row30, col30 = (out_row0 + skip) // scale, out_col0 // scale
+    first, left = row30 - strip.row0, col30 - strip.col0
+    landsat = strip.multispectral[:, first:first + rows, left:left + cols]
+    if landsat.shape[1:] != degraded.shape[1:]:
+        return
+    valid30 = degraded_valid & strip.valid[first:first + rows, left:left + cols]
+    consistency.add(row30, col30, degraded, landsat, valid30)
 
 
 def output_mask(strip: Strip, out_row0: int, out_col0: int, mean: np.ndarray,

