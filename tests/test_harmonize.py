@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -58,7 +59,11 @@ def test_default_grid_is_sentinel2_aligned_and_covers_valid_data(tmp_path: Path,
     assert json.loads(tags["S2L8H_MODELS"]) == ["unet5-upsample"]
     assert tags["S2L8H_UNCERTAINTY"] == "none"
     assert tags["S2L8H_SCENE"] == PRODUCT
-    assert str(scene.band_path(2)) in json.loads(tags["S2L8H_INPUTS"])
+    # Inputs by file name and content hash, never by local folder (issue 13).
+    digest = hashlib.sha256(scene.band_path(2).read_bytes()).hexdigest()
+    inputs = json.loads(tags["S2L8H_INPUTS"])
+    assert f"{scene.band_path(2).name} sha256:{digest}" in inputs
+    assert not any(str(scene.folder) in entry for entry in inputs)
 
 
 def test_output_matches_direct_model_on_landsat_aligned_grid(tmp_path: Path,

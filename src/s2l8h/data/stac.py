@@ -34,6 +34,8 @@ from odc.geo.geom import BoundingBox
 from rasterio.warp import transform_bounds
 from urllib3.util.retry import Retry
 
+from s2l8h.errors import CatalogError  # also stac.CatalogError
+
 #: SCL classes counted as clear: vegetation, not vegetated, water (and dark area, unclassified
 #: are not clear, as in the paper's filter they are treated as unreliable).
 SCL_CLEAR = (4, 5, 6)
@@ -42,10 +44,6 @@ SCL_NODATA = (0,)
 QA_NOT_CLEAR_BITS = (0, 1, 2, 3, 4)
 BASELINE_OFFSET_DATE = dt.date(2022, 1, 25)
 LANDSAT_PLATFORMS = ("landsat-8", "landsat-9")
-
-
-class CatalogError(RuntimeError):
-    """A catalogue could not be searched (unreachable, server errors, timeouts)."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from s2l8h.errors import ModelError
 from s2l8h.models.convention import PUBLISHED_CONVENTION, InputConvention
 from s2l8h.models.harmonizer import Harmonizer
 from s2l8h.models.registry import build_network, find_spec, get_spec, list_models
@@ -41,7 +42,7 @@ PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(ModelError):
     """Weights or their description could not be loaded; the message names the file."""
 
 

@@ -23,11 +23,8 @@ from typing import Any
 
 import yaml
 
+from s2l8h.errors import ConfigError
 from s2l8h.train.losses import LossTerm
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or of the wrong type; says which."""
 
 
 @dataclass
