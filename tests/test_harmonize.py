@@ -422,8 +422,14 @@ def test_cli_harmonize_and_demo(tmp_path: Path, tiny_ensemble, scene: Scene) -> 
         assert dataset.count == 13 and dataset.res == (10.0, 10.0)
         assert dataset.crs.to_epsg() == 32616
     assert (tmp_path / "demo" / "quicklook.png").read_bytes()[:4] == b"\x89PNG"
+    # Issue 13: the demo is re-runnable (it replaces its own earlier outputs) ...
     again = runner.invoke(app, ["demo", "-o", str(tmp_path / "demo"), "-q"])
-    assert again.exit_code != 0 and "--overwrite" in again.output
+    assert again.exit_code == 0, again.output
+    # ... but a file of the user's under those names is kept without --overwrite.
+    (tmp_path / "demo" / "quicklook.png").write_bytes(b"my picture")
+    third = runner.invoke(app, ["demo", "-o", str(tmp_path / "demo"), "-q"])
+    assert third.exit_code != 0 and "--overwrite" in third.output
+    assert (tmp_path / "demo" / "quicklook.png").read_bytes() == b"my picture"
 
 
 def test_florida_crop_runs_in_toa_mode(tmp_path: Path) -> None:

@@ -33,6 +33,10 @@ class OutputError(S2L8HError, OSError):
     """The output cannot be written (exists, unwritable folder, one of the run's inputs, ...)."""
 
 
+class OutputExistsError(OutputError, FileExistsError):
+    """The output exists and replacing it was not asked for (``--overwrite``)."""
+
+
 class OptionError(S2L8HError, ValueError):
     """An option or argument has a value the tool cannot use; the message names the option."""
 
@@ -50,4 +54,4 @@ class CatalogError(S2L8HError, RuntimeError):
 
 
 __all__ = ["CatalogError", "ConfigError", "InputError", "ModelError", "OptionError",
-           "OutputError", "S2L8HError"]
+           "OutputError", "OutputExistsError", "S2L8HError"]

@@ -9,10 +9,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from s2l8h.cli._common import console, fail
-from s2l8h.cli.harmonize import EXPECTED_ERRORS, _parse_bounds
+from s2l8h.cli._common import console, fail, print_table
+from s2l8h.cli.harmonize import _parse_bounds
 from s2l8h.evaluate.baselines import BASELINES
-from s2l8h.evaluate.benchmark import evaluate_files, run_benchmark
+from s2l8h.evaluate.benchmark import EDGE_MARGIN, evaluate_files, run_benchmark
+from s2l8h.io.cog import check_not_an_input, check_output_path
 
 
 def _metrics_table(results: dict[str, dict[str, float]]) -> Table:
@@ -36,18 +37,23 @@ def evaluate_command(
     mask: Path = typer.Option(None, help="Raster on the reference grid; 0 = leave out."),
     json_out: Path = typer.Option(None, "--json", help="Write the metrics as JSON."),
     csv_out: Path = typer.Option(None, "--csv", help="Write the metrics as CSV."),
+    margin: int = typer.Option(
+        0, help=f"Leave out this border (px) of the reference grid; s2l8h benchmark leaves "
+                f"out {EDGE_MARGIN}, so --margin {EDGE_MARGIN} scores its pixels."),
+    warp: bool = typer.Option(
+        False, help="Warp a prediction on another grid onto the reference's (bilinear); "
+                    "without it, another grid is an error."),
     overwrite: bool = typer.Option(False, help="Replace existing JSON/CSV files."),
 ) -> None:
     """Score a prediction against a reference: per band and overall PSNR, SSIM, NRMSE, RMSE,
     MAE, SAM, ERGAS, NDVI/NDWI agreement, and uncertainty metrics when σ bands exist."""
+    inputs = [path for path in (prediction, reference, mask) if path is not None]
     for path in (json_out, csv_out):
-        if path is not None and path.exists() and not overwrite:
-            fail(f"{path}: already exists; pass --overwrite")
-    try:
-        results = evaluate_files(prediction, reference, mask)
-    except EXPECTED_ERRORS as error:
-        fail(error)
-    console.print(_metrics_table(results))
+        if path is not None:
+            check_output_path(path, overwrite)
+            check_not_an_input(path, inputs)
+    results = evaluate_files(prediction, reference, mask, margin=margin, warp=warp)
+    print_table(_metrics_table(results))
     if "uncertainty" in results:
         console.print("uncertainty: " + ", ".join(
             f"{key} {value:.4f}" for key, value in results["uncertainty"].items()))
@@ -86,13 +92,10 @@ def benchmark_command(
         dx, dy = (float(value) for value in shift.split(","))
     except ValueError:
         fail(f"--shift must be dx,dy in metres, got {shift!r}")
-    try:
-        result = run_benchmark(sentinel2 if len(sentinel2) > 1 else sentinel2[0], output_dir,
-                               models=model or (), baselines=chosen,
-                               bounds=_parse_bounds(bounds), offset=offset, platform=platform,
-                               noise_std=noise, shift_m=(dx, dy), uncertainty=uncertainty,
-                               overwrite=overwrite, progress=not quiet)
-    except EXPECTED_ERRORS as error:
-        fail(error)
+    result = run_benchmark(sentinel2 if len(sentinel2) > 1 else sentinel2[0], output_dir,
+                           models=model or (), baselines=chosen,
+                           bounds=_parse_bounds(bounds), offset=offset, platform=platform,
+                           noise_std=noise, shift_m=(dx, dy), uncertainty=uncertainty,
+                           overwrite=overwrite, progress=not quiet)
     console.print(result.markdown_table())
     console.print(f"wrote {output_dir}/results.md, results.csv, results.json, report.html")

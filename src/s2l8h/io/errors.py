@@ -8,8 +8,9 @@ from s2l8h.errors import (
     ModelError,
     OptionError,
     OutputError,
+    OutputExistsError,
     S2L8HError,
 )
 
 __all__ = ["CatalogError", "ConfigError", "InputError", "ModelError", "OptionError",
-           "OutputError", "S2L8HError"]
+           "OutputError", "OutputExistsError", "S2L8HError"]

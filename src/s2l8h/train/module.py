@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from torch.utils.data import DataLoader
 
 from s2l8h.data.patches import PatchDataset, QualityFilter
+from s2l8h.errors import InputError
 from s2l8h.models.harmonizer import Harmonizer, split_output
 from s2l8h.train.config import DataConfig, OptimizerConfig, SchedulerConfig
 from s2l8h.train.losses import LossTerm, WeightedLoss
@@ -25,7 +26,7 @@ class PatchDataModule(L.LightningDataModule):
                                       augment=self.config.augment)
         self.val_set = PatchDataset(self.config.dataset, "Validation", quality=self.quality)
         if len(self.train_set) == 0 or len(self.val_set) == 0:
-            raise ValueError(f"{self.config.dataset}: no Train or Validation patch passes the "
+            raise InputError(self.config.dataset, "no Train or Validation patch passes the "
                              "quality filter")
 
     def _loader(self, dataset: PatchDataset, shuffle: bool) -> DataLoader:

@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from scipy import stats
 
 from s2l8h.data.patches import PatchDataset, QualityFilter
+from s2l8h.errors import InputError, OutputExistsError
 from s2l8h.models.harmonizer import Harmonizer, split_output
 from s2l8h.models.loading import load_state_dict_strict, save_pretrained
 from s2l8h.models.registry import build_network, create_model
@@ -55,14 +56,14 @@ def train(config: TrainConfig, *, resume: bool | str = False,
     if resume is True:
         ckpt_path: str | None = str(checkpoints / "last.ckpt")
         if not Path(ckpt_path).is_file():
-            raise FileNotFoundError(f"{ckpt_path}: nothing to resume")
+            raise InputError(ckpt_path, "nothing to resume")
     elif resume:
         ckpt_path = str(resume)
     else:
         ckpt_path = None
         if (checkpoints / "last.ckpt").exists():
-            raise FileExistsError(f"{checkpoints}: holds a run already; resume it or choose "
-                                  "another output.dir")
+            raise OutputExistsError(f"{checkpoints}: holds a run already; resume it or "
+                                    "choose another output.dir")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     L.seed_everything(config.trainer.seed, workers=True, verbose=False)
