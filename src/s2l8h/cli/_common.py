@@ -46,8 +46,9 @@ def print_table(table: Table) -> None:
     if console.is_terminal:
         console.print(table)
         return
-    needed = Measurement.get(console, console.options, table).maximum
-    console.print(table, width=max(needed, console.width))
+    needed = Measurement.get(console, console.options.update_width(100_000), table).maximum
+    # Console.print caps the width at the console's: print through a console that wide.
+    Console(width=max(needed, console.width), soft_wrap=True).print(table)
 
 
 def print_json(document: object) -> None:
