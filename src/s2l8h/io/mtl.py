@@ -125,8 +125,8 @@ def _check_rescaling(document: dict[str, Any], path: Path) -> None:
                 number = float(value)
             except (TypeError, ValueError):
                 raise InputError(path, f"{key} is not a number: {value!r}") from None
-            if not (math.isfinite(number) and low < number <= high if prefix.endswith(
-                    "MULT_BAND_") else math.isfinite(number) and low <= number <= high):
+            if not (math.isfinite(number) and low <= number <= high) or \
+                    (prefix == "REFLECTANCE_MULT_BAND_" and number == 0):
                 raise InputError(path, f"{key} = {number:g} is outside the physical range "
                                  f"({low:g}, {high:g}]")
 
