@@ -449,3 +449,11 @@ def test_hub_gated_repository_says_how_to_get_access(tmp_path: Path, monkeypatch
 def test_snapshot_helper_sees_hidden_files(tmp_path: Path) -> None:
     (tmp_path / ".hidden").write_text("x")
     assert str(tmp_path / ".hidden") in snapshot(tmp_path)
+
+
+@pytest.mark.parametrize("command", ["harmonize", "evaluate", "benchmark", "train", "export",
+                                     "demo", "search", "pairs", "build-dataset",
+                                     "simulate-dataset"])
+def test_help_is_not_truncated_at_80_columns(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0 and "…" not in result.output, result.output

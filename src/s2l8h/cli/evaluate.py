@@ -33,7 +33,8 @@ def _metrics_table(results: dict[str, dict[str, float]]) -> Table:
 
 def evaluate_command(
     prediction: Path = typer.Argument(..., help="Harmonized raster (e.g. from s2l8h harmonize)."),
-    reference: Path = typer.Argument(..., help="Reference raster with B02…B12 (6 bands)."),
+    reference: Path = typer.Argument(
+        ..., help="Reference raster with B02, B03, B04, B8A, B11, B12 (6 bands)."),
     mask: Path = typer.Option(None, help="Raster on the reference grid; 0 = leave out."),
     json_out: Path = typer.Option(None, "--json", help="Write the metrics as JSON."),
     csv_out: Path = typer.Option(None, "--csv", help="Write the metrics as CSV."),
@@ -75,7 +76,8 @@ def benchmark_command(
         None, "--model", "-m",
         help="Model name/path to run; repeat for several; 'a+b' is an ensemble of a and b."),
     baselines: str = typer.Option("all", help=f"'all', 'none' or a list of {', '.join(BASELINES)}"),
-    bounds: str = typer.Option(None, help="left,bottom,right,top crop of the scene (CRS units)."),
+    bounds: str = typer.Option(None, help="left, bottom, right, top crop of the scene (CRS units, "
+                         "comma-separated)."),
     offset: float = typer.Option(0.0, help="Sentinel-2 DN offset (-1000 from baseline 04.00)."),
     platform: str = typer.Option("S2A", help="S2A | S2B bandpass coefficients."),
     noise: float = typer.Option(0.0, help="Gaussian noise std added to the simulation."),

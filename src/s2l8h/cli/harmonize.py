@@ -52,7 +52,8 @@ def harmonize_command(
     batch_size: int = typer.Option(4, help="Tiles per forward pass."),
     like: Path = typer.Option(None, help="Write exactly on this raster's grid."),
     crs: str = typer.Option(None, help="Output CRS (e.g. EPSG:32632); default the scene's."),
-    bounds: str = typer.Option(None, help="left,bottom,right,top in the output CRS."),
+    bounds: str = typer.Option(None, help="left, bottom, right, top in the output CRS, "
+                               "comma-separated."),
     resolution: float = typer.Option(
         None, help="Output resolution in CRS units (default 10 m; in a geographic CRS such as "
                    "EPSG:4326, 10 m in degrees)."),
@@ -63,8 +64,9 @@ def harmonize_command(
                        "(scale/offset tagged) | float32: reflectance, NaN nodata"),
     mask: str = typer.Option(
         ",".join(DEFAULT_MASK_FLAGS),
-        help=f"Quality flags that mark pixels (mask 2, nodata): any of {', '.join(FLAGS)}; "
-             "empty for none."),
+        show_default=False,
+        help=f"Quality flags that mark pixels (mask 2, nodata), comma-separated: any of "
+             f"{', '.join(FLAGS)}; empty for none (default: {', '.join(DEFAULT_MASK_FLAGS)})."),
     keep_flagged: bool = typer.Option(False, help="Keep values on flagged pixels."),
     toa: bool = typer.Option(False, help="Allow a Level-1-only scene (TOA reflectance)."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),

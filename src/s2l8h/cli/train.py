@@ -48,7 +48,8 @@ def simulate_dataset_command(
 def train_command(
     config: Path = typer.Option(..., "--config", "-c", help="YAML training configuration."),
     set_: list[str] = typer.Option(None, "--set", help="Override: key.sub=value (repeat)."),
-    resume: bool = typer.Option(False, help="Continue from <output.dir>/checkpoints/last.ckpt."),
+    resume: bool = typer.Option(
+        False, help="Continue from last.ckpt in the checkpoints folder of output.dir."),
     export_dir: Path = typer.Option(
         None, "--export", help="After training, export the best checkpoint here (release "
         "format, calibrated variance head, model card)."),
