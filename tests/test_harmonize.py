@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -58,7 +59,11 @@ def test_default_grid_is_sentinel2_aligned_and_covers_valid_data(tmp_path: Path,
     assert json.loads(tags["S2L8H_MODELS"]) == ["unet5-upsample"]
     assert tags["S2L8H_UNCERTAINTY"] == "none"
     assert tags["S2L8H_SCENE"] == PRODUCT
-    assert str(scene.band_path(2)) in json.loads(tags["S2L8H_INPUTS"])
+    # Inputs by file name and content hash, never by local folder (issue 13).
+    digest = hashlib.sha256(scene.band_path(2).read_bytes()).hexdigest()
+    inputs = json.loads(tags["S2L8H_INPUTS"])
+    assert f"{scene.band_path(2).name} sha256:{digest}" in inputs
+    assert not any(str(scene.folder) in entry for entry in inputs)
 
 
 def test_output_matches_direct_model_on_landsat_aligned_grid(tmp_path: Path,
@@ -417,8 +422,14 @@ def test_cli_harmonize_and_demo(tmp_path: Path, tiny_ensemble, scene: Scene) -> 
         assert dataset.count == 13 and dataset.res == (10.0, 10.0)
         assert dataset.crs.to_epsg() == 32616
     assert (tmp_path / "demo" / "quicklook.png").read_bytes()[:4] == b"\x89PNG"
+    # Issue 13: the demo is re-runnable (it replaces its own earlier outputs) ...
     again = runner.invoke(app, ["demo", "-o", str(tmp_path / "demo"), "-q"])
-    assert again.exit_code != 0 and "--overwrite" in again.output
+    assert again.exit_code == 0, again.output
+    # ... but a file of the user's under those names is kept without --overwrite.
+    (tmp_path / "demo" / "quicklook.png").write_bytes(b"my picture")
+    third = runner.invoke(app, ["demo", "-o", str(tmp_path / "demo"), "-q"])
+    assert third.exit_code != 0 and "--overwrite" in third.output
+    assert (tmp_path / "demo" / "quicklook.png").read_bytes() == b"my picture"
 
 
 def test_florida_crop_runs_in_toa_mode(tmp_path: Path) -> None:

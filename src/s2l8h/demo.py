@@ -6,10 +6,13 @@ import os
 from importlib import resources
 from pathlib import Path
 
+import rasterio
+from rasterio.errors import RasterioIOError
+
 from s2l8h.inference.harmonize import HarmonizeResult, harmonize
 from s2l8h.io.cog import check_output_path
-from s2l8h.io.landsat import open_scene
-from s2l8h.io.quicklook import write_quicklook
+from s2l8h.io.landsat import OUTPUT_TAG, open_scene
+from s2l8h.io.quicklook import is_own_quicklook, write_quicklook
 from s2l8h.models.loading import load_model
 
 EXAMPLE = "florida_crop"
@@ -27,14 +30,28 @@ def demo_models() -> tuple[list, str]:
     return [load_model("lite")], DEMO_LABEL
 
 
+def _is_own_output(path: Path) -> bool:
+    """An s2l8h COG (tag ``S2L8H_VERSION``)."""
+    try:
+        with rasterio.open(path) as dataset:
+            return OUTPUT_TAG in dataset.tags()
+    except RasterioIOError:
+        return False
+
+
 def run_demo(output_dir: str | os.PathLike[str] = "s2l8h-demo", *, overwrite: bool = False,
              progress: bool = True) -> tuple[HarmonizeResult, Path]:
     """Harmonize the bundled crop (TOA mode) into ``output_dir``/harmonized.tif and write
-    ``quicklook.png``."""
+    ``quicklook.png``. A rerun replaces the demo's own earlier outputs (recognised by their
+    tags); any other file of those names is kept unless ``overwrite``."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     cog, png = output_dir / "harmonized.tif", output_dir / "quicklook.png"
+    ours = (not cog.exists() or (cog.is_file() and _is_own_output(cog))) and \
+        (not png.exists() or (png.is_file() and is_own_quicklook(png)))
+    overwrite = overwrite or ours
     check_output_path(png, overwrite)
+    check_output_path(cog, overwrite)
     models, label = demo_models()
     import warnings
 

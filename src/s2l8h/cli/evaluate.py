@@ -9,11 +9,12 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from s2l8h.cli._common import console, fail
-from s2l8h.cli.harmonize import EXPECTED_ERRORS, _parse_bounds
+from s2l8h.cli._common import console, fail, print_table
+from s2l8h.cli.harmonize import _parse_bounds
 from s2l8h.data.simulate import CONDITIONS
 from s2l8h.evaluate.baselines import BASELINES
-from s2l8h.evaluate.benchmark import evaluate_files, run_benchmark, run_conditions
+from s2l8h.evaluate.benchmark import EDGE_MARGIN, evaluate_files, run_benchmark, run_conditions
+from s2l8h.io.cog import check_not_an_input, check_output_path
 
 
 def _metrics_table(results: dict[str, dict[str, float]]) -> Table:
@@ -33,22 +34,28 @@ def _metrics_table(results: dict[str, dict[str, float]]) -> Table:
 
 def evaluate_command(
     prediction: Path = typer.Argument(..., help="Harmonized raster (e.g. from s2l8h harmonize)."),
-    reference: Path = typer.Argument(..., help="Reference raster with B02…B12 (6 bands)."),
+    reference: Path = typer.Argument(
+        ..., help="Reference raster with B02, B03, B04, B8A, B11, B12 (6 bands)."),
     mask: Path = typer.Option(None, help="Raster on the reference grid; 0 = leave out."),
     json_out: Path = typer.Option(None, "--json", help="Write the metrics as JSON."),
     csv_out: Path = typer.Option(None, "--csv", help="Write the metrics as CSV."),
+    margin: int = typer.Option(
+        0, help=f"Leave out this border (px) of the reference grid; s2l8h benchmark leaves "
+                f"out {EDGE_MARGIN}, so --margin {EDGE_MARGIN} scores its pixels."),
+    warp: bool = typer.Option(
+        False, help="Warp a prediction on another grid onto the reference's (bilinear); "
+                    "without it, another grid is an error."),
     overwrite: bool = typer.Option(False, help="Replace existing JSON/CSV files."),
 ) -> None:
     """Score a prediction against a reference: per band and overall PSNR, SSIM, NRMSE, RMSE,
     MAE, SAM, ERGAS, NDVI/NDWI agreement, and uncertainty metrics when σ bands exist."""
+    inputs = [path for path in (prediction, reference, mask) if path is not None]
     for path in (json_out, csv_out):
-        if path is not None and path.exists() and not overwrite:
-            fail(f"{path}: already exists; pass --overwrite")
-    try:
-        results = evaluate_files(prediction, reference, mask)
-    except EXPECTED_ERRORS as error:
-        fail(error)
-    console.print(_metrics_table(results))
+        if path is not None:
+            check_output_path(path, overwrite)
+            check_not_an_input(path, inputs)
+    results = evaluate_files(prediction, reference, mask, margin=margin, warp=warp)
+    print_table(_metrics_table(results))
     if "uncertainty" in results:
         console.print("uncertainty: " + ", ".join(
             f"{key} {value:.4f}" for key, value in results["uncertainty"].items()))
@@ -71,7 +78,8 @@ def benchmark_command(
         None, "--model", "-m",
         help="Model name/path to run; repeat for several; 'a+b' is an ensemble of a and b."),
     baselines: str = typer.Option("all", help=f"'all', 'none' or a list of {', '.join(BASELINES)}"),
-    bounds: str = typer.Option(None, help="left,bottom,right,top crop of the scene (CRS units)."),
+    bounds: str = typer.Option(None, help="left, bottom, right, top crop of the scene (CRS units, "
+                         "comma-separated)."),
     offset: float = typer.Option(0.0, help="Sentinel-2 DN offset (-1000 from baseline 04.00)."),
     platform: str = typer.Option("S2A", help="S2A | S2B bandpass coefficients."),
     noise: float = typer.Option(0.0, help="Gaussian noise std added to the simulation."),
@@ -101,36 +109,26 @@ def benchmark_command(
     if real:
         from s2l8h.evaluate.wald import run_wald
 
-        try:
-            result = run_wald(source, output_dir, models=model or (), baselines=chosen,
-                              toa=toa, bounds=_parse_bounds(bounds), uncertainty=uncertainty,
-                              overwrite=overwrite)
-        except EXPECTED_ERRORS as error:
-            fail(error)
+        result = run_wald(source, output_dir, models=model or (), baselines=chosen, toa=toa,
+                          bounds=_parse_bounds(bounds), uncertainty=uncertainty,
+                          overwrite=overwrite)
         console.print(result.markdown_table())
         console.print(f"wrote {output_dir}/results.md, results.csv, results.json, report.html")
         return
     if conditions:
-        try:
-            suite = run_conditions(source, output_dir,
-                                   [name.strip() for name in conditions.split(",")],
-                                   models=model or (), baselines=chosen,
-                                   bounds=_parse_bounds(bounds), offset=offset,
-                                   uncertainty=uncertainty, overwrite=overwrite,
-                                   progress=not quiet)
-        except EXPECTED_ERRORS as error:
-            fail(error)
+        suite = run_conditions(source, output_dir,
+                               [name.strip() for name in conditions.split(",")],
+                               models=model or (), baselines=chosen,
+                               bounds=_parse_bounds(bounds), offset=offset,
+                               uncertainty=uncertainty, overwrite=overwrite,
+                               progress=not quiet)
         console.print(suite.summary_table())
         console.print(f"wrote {output_dir}/results.md, results.csv, results.json, report.html")
         return
-    try:
-        result = run_benchmark(source, output_dir,
-                               models=model or (), baselines=chosen,
-                               bounds=_parse_bounds(bounds), offset=offset, platform=platform,
-                               noise_std=noise, shift_m=(dx, dy), uncertainty=uncertainty,
-                               overwrite=overwrite, progress=not quiet)
-    except EXPECTED_ERRORS as error:
-        fail(error)
+    result = run_benchmark(source, output_dir, models=model or (), baselines=chosen,
+                           bounds=_parse_bounds(bounds), offset=offset, platform=platform,
+                           noise_std=noise, shift_m=(dx, dy), uncertainty=uncertainty,
+                           overwrite=overwrite, progress=not quiet)
     console.print(result.markdown_table())
     console.print(f"wrote {output_dir}/results.md, results.csv, results.json, report.html")
 
@@ -152,13 +150,10 @@ def qa_command(
 
     if json_out is not None and json_out.exists() and not overwrite:
         fail(f"{json_out}: already exists; pass --overwrite")
-    try:
-        report = consistency_with_scene(output, scene if len(scene) > 1 else scene[0],
-                                        toa=toa) if scene else read_report(output)
-    except EXPECTED_ERRORS as error:
-        fail(error)
+    report = consistency_with_scene(output, scene if len(scene) > 1 else scene[0],
+                                    toa=toa) if scene else read_report(output)
     table = Table(title=f"trust report: {output.name}")
-    table.add_column("check")
+    table.add_column("check", no_wrap=True)
     table.add_column("value")
     for key, value in report.items():
         if key == "consistency" and isinstance(value, dict):
@@ -166,7 +161,7 @@ def qa_command(
                 table.add_row(f"consistency {name}", json.dumps(item))
         else:
             table.add_row(key.replace("_", " "), json.dumps(value))
-    console.print(table)
+    print_table(table)
     consistency = report.get("consistency")
     messages = consistency_messages(consistency) if isinstance(consistency, dict) else []
     for message in messages:

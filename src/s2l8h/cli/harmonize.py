@@ -9,12 +9,18 @@ import typer
 
 from s2l8h.cli._common import console, error_console, fail
 from s2l8h.inference.harmonize import DEFAULT_MODELS, harmonize
-from s2l8h.io.errors import InputError, OutputError
 from s2l8h.io.quality import DEFAULT_MASK_FLAGS, FLAGS
-from s2l8h.models.loading import ModelLoadError
 
-EXPECTED_ERRORS = (InputError, OutputError, ModelLoadError, ValueError, KeyError,
-                   FileExistsError)
+
+def show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Print the user-facing warnings (``UserWarning`` and subclasses: TOA mode, stale
+    temporary folders ...) once each; dependencies' deprecation notices are not for users."""
+    seen = set()
+    for warning in caught:
+        text = str(warning.message)
+        if issubclass(warning.category, UserWarning) and text not in seen:
+            seen.add(text)
+            error_console.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
 
 
 def _parse_bounds(text: str | None) -> tuple[float, float, float, float] | None:
@@ -46,15 +52,21 @@ def harmonize_command(
     batch_size: int = typer.Option(4, help="Tiles per forward pass."),
     like: Path = typer.Option(None, help="Write exactly on this raster's grid."),
     crs: str = typer.Option(None, help="Output CRS (e.g. EPSG:32632); default the scene's."),
-    bounds: str = typer.Option(None, help="left,bottom,right,top in the output CRS."),
-    resolution: float = typer.Option(10.0, help="Output resolution in CRS units."),
+    bounds: str = typer.Option(None, help="left, bottom, right, top in the output CRS, "
+                               "comma-separated."),
+    resolution: float = typer.Option(
+        None, help="Output resolution in CRS units (default 10 m; in a geographic CRS such as "
+                   "EPSG:4326, 10 m in degrees)."),
     device: str = typer.Option("cpu", help="cpu | cuda | cuda:N | mps"),
-    threads: int = typer.Option(None, help="CPU threads for PyTorch."),
-    dtype: str = typer.Option("uint16", help="uint16 (reflectance x 10000) | float32"),
+    threads: int = typer.Option(None, help="CPU threads for PyTorch (1 or more)."),
+    dtype: str = typer.Option(
+        "uint16", help="uint16: DN = (reflectance + 0.1) x 10000, sigma x 10000, 0 nodata "
+                       "(scale/offset tagged) | float32: reflectance, NaN nodata"),
     mask: str = typer.Option(
         ",".join(DEFAULT_MASK_FLAGS),
-        help=f"Quality flags that mark pixels (mask 2, nodata): any of {', '.join(FLAGS)}; "
-             "empty for none."),
+        show_default=False,
+        help=f"Quality flags that mark pixels (mask 2, nodata), comma-separated: any of "
+             f"{', '.join(FLAGS)}; empty for none (default: {', '.join(DEFAULT_MASK_FLAGS)})."),
     keep_flagged: bool = typer.Option(False, help="Keep values on flagged pixels."),
     toa: bool = typer.Option(False, help="Allow a Level-1-only scene (TOA reflectance)."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
@@ -62,9 +74,9 @@ def harmonize_command(
 ) -> None:
     """Harmonize a Landsat-8/9 scene into a Sentinel-2-like 10 m COG with uncertainty."""
     flags = tuple(flag.strip() for flag in mask.split(",") if flag.strip())
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
             result = harmonize(
                 inputs if len(inputs) > 1 else inputs[0], output, models=model or None,
                 uncertainty=uncertainty, like=like, crs=crs, bounds=_parse_bounds(bounds),
@@ -72,10 +84,8 @@ def harmonize_command(
                 device=device, threads=threads, dtype=dtype, mask_flags=flags,
                 keep_flagged=keep_flagged, toa=toa, mc_passes=mc_passes, dropout=dropout,
                 overwrite=overwrite, progress=not quiet)
-        for warning in caught:
-            error_console.print(f"[yellow]warning:[/yellow] {warning.message}")
-    except EXPECTED_ERRORS as error:
-        fail(error)
+        finally:
+            show_warnings(caught)
     console.print(f"wrote {result.path} ({result.grid.height} x {result.grid.width} px, "
                   f"{len(result.models)} model(s), uncertainty: {result.uncertainty}, "
                   f"{result.tiles} tiles, {result.seconds:.1f} s)")
@@ -90,9 +100,6 @@ def demo_command(
     """Run the whole path on the bundled Landsat-8 crop; write a COG and a PNG quicklook."""
     from s2l8h.demo import run_demo
 
-    try:
-        result, png = run_demo(output_dir, overwrite=overwrite, progress=not quiet)
-    except EXPECTED_ERRORS as error:
-        fail(error)
+    result, png = run_demo(output_dir, overwrite=overwrite, progress=not quiet)
     console.print(f"[bold]{result.extra['label']}[/bold]")
     console.print(f"wrote {result.path} and {png} ({result.seconds:.1f} s)")

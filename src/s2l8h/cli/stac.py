@@ -10,6 +10,7 @@ import typer
 
 from s2l8h.cli._common import console, fail
 from s2l8h.data import stac
+from s2l8h.errors import CatalogError, S2L8HError
 
 
 def _aoi(text: str) -> tuple[float, float, float, float]:
@@ -100,10 +101,7 @@ def search_command(
     bbox = _aoi(aoi)
     catalogs = _catalogs(landsat_url, landsat_l2, landsat_l1, sentinel2_url, sentinel2, sign,
                          requester_pays)
-    try:
-        result = stac.search(bbox, start, end, max_cloud=max_cloud, catalogs=catalogs)
-    except stac.CatalogError as error:
-        fail(error)
+    result = stac.search(bbox, start, end, max_cloud=max_cloud, catalogs=catalogs)
     table, collection = result.write(output_dir)
     console.print(f"{len(result.landsat)} Landsat (L1 matched: {len(result.landsat_l1)}), "
                   f"{len(result.sentinel2)} Sentinel-2 items; wrote {table} and {collection}")
@@ -133,14 +131,17 @@ def pairs_command(
     bbox = _aoi(aoi)
     catalogs = _catalogs(landsat_url, landsat_l2, landsat_l1, sentinel2_url, sentinel2, sign,
                          requester_pays)
-    try:
-        result = stac.search(bbox, start, end, max_cloud=max_cloud, catalogs=catalogs)
-        import rasterio
+    result = stac.search(bbox, start, end, max_cloud=max_cloud, catalogs=catalogs)
+    import rasterio
 
+    try:
         with rasterio.Env(**({"AWS_REQUEST_PAYER": "requester"} if requester_pays else {})):
             pairs = stac.find_pairs(result, bbox, max_days=max_days, min_clear=min_clear)
-    except (stac.CatalogError, KeyError, OSError) as error:
-        fail(error)
+    except S2L8HError:
+        raise
+    except OSError as error:  # an asset could not be read over the network
+        raise CatalogError(f"reading the quality assets failed ({error}); run again") \
+            from error
     partial = output.with_name(f".{output.name}.partial")
     with partial.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=stac.PAIR_COLUMNS)
@@ -177,14 +178,17 @@ def build_dataset_command(
     bbox = _aoi(aoi)
     catalogs = _catalogs(landsat_url, landsat_l2, landsat_l1, sentinel2_url, sentinel2, sign,
                          requester_pays)
+    result = stac.search(bbox, start, end, max_cloud=max_cloud, catalogs=catalogs)
     try:
-        result = stac.search(bbox, start, end, max_cloud=max_cloud, catalogs=catalogs)
         pairs = stac.find_pairs(result, bbox, max_days=max_days, min_clear=min_clear)
         if not pairs:
             fail("no Landsat/Sentinel-2 pair passes the filters")
         counts = build_pair_dataset(pairs, bbox, output_dir, size=size, stride=stride,
                                     requester_pays=requester_pays, progress=not quiet)
-    except (stac.CatalogError, KeyError, OSError, ValueError) as error:
-        fail(error)
+    except S2L8HError:
+        raise
+    except OSError as error:  # an asset could not be read over the network
+        raise CatalogError(f"reading assets failed ({error}); the pairs done so far are "
+                           "kept: run the same command again to resume") from error
     console.print(f"wrote {output_dir} from {len(pairs)} pair(s): "
                   + ", ".join(f"{k} {v}" for k, v in counts.items()) + " patches")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import shlex
 import sys
 from pathlib import Path
 
 import typer
 
-from s2l8h.cli._common import console, fail
-from s2l8h.cli.harmonize import EXPECTED_ERRORS
+from s2l8h.cli._common import console
+from s2l8h.errors import OptionError
 
 
 def simulate_dataset_command(
@@ -29,14 +30,17 @@ def simulate_dataset_command(
 
     try:
         split = tuple(float(value) for value in fractions.split(","))
-        if len(split) != 3:
-            raise ValueError(f"--fractions needs three numbers, got {fractions!r}")
-        counts = build_simulated_dataset(sentinel2 if len(sentinel2) > 1 else sentinel2[0],
-                                         output_dir, size=size, stride=stride,
-                                         fractions=split, offset=offset, platform=platform,
-                                         noise_std=noise, overwrite=overwrite)
-    except EXPECTED_ERRORS as error:
-        fail(error)
+    except ValueError:
+        split = ()
+    if len(split) != 3 or abs(sum(split) - 1) > 1e-6 or min(split) < 0:
+        raise OptionError(f"--fractions needs three numbers >= 0 that sum to 1, got "
+                          f"{fractions!r}")
+    if size < 1 or stride < 1:
+        raise OptionError(f"--size and --stride must be 1 or more, got {size}, {stride}")
+    counts = build_simulated_dataset(sentinel2 if len(sentinel2) > 1 else sentinel2[0],
+                                     output_dir, size=size, stride=stride,
+                                     fractions=split, offset=offset, platform=platform,
+                                     noise_std=noise, overwrite=overwrite)
     console.print(f"wrote {output_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
                   + " patches passing the quality filter")
 
@@ -44,30 +48,40 @@ def simulate_dataset_command(
 def train_command(
     config: Path = typer.Option(..., "--config", "-c", help="YAML training configuration."),
     set_: list[str] = typer.Option(None, "--set", help="Override: key.sub=value (repeat)."),
-    resume: bool = typer.Option(False, help="Continue from <output.dir>/checkpoints/last.ckpt."),
+    resume: bool = typer.Option(
+        False, help="Continue from last.ckpt in the checkpoints folder of output.dir."),
     export_dir: Path = typer.Option(
         None, "--export", help="After training, export the best checkpoint here (release "
         "format, calibrated variance head, model card)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    overwrite: bool = typer.Option(False, help="Let --export replace an existing release."),
+    quiet: bool = typer.Option(False, "--quiet", "-q",
+                               help="No progress bar, no Lightning banners or tips."),
 ) -> None:
     """Train a model on a patch dataset (Lightning; TensorBoard logs, best/last checkpoints)."""
-    from s2l8h.train.config import ConfigError, load_config
+    from s2l8h.models.loading import check_release_folder
+    from s2l8h.train.config import load_config
     from s2l8h.train.run import export, train
 
-    try:
-        settings = load_config(config, set_ or [])
-    except ConfigError as error:
-        fail(error)
-    try:
-        result = train(settings, resume=resume, progress=not quiet)
-    except (*EXPECTED_ERRORS, FileNotFoundError) as error:
-        fail(error)
+    settings = load_config(config, set_ or [])
+    if export_dir is not None:  # before training, not after hours of it
+        check_release_folder(export_dir, overwrite)
+    if quiet:
+        _quiet_lightning()
+    result = train(settings, resume=resume, progress=not quiet)
     console.print(f"best val_loss {result.best_val_loss:.5f}: {result.best_checkpoint}")
     if export_dir is not None:
         command = "s2l8h " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
         folder = export(settings, result.best_checkpoint, export_dir,
-                        card={"command": command}, overwrite=True)
+                        card={"command": command}, overwrite=overwrite)
         console.print(f"exported {folder}")
+
+
+def _quiet_lightning() -> None:
+    """Silence Lightning's informational output (GPU/TPU banner, model summary, tips): it is
+    logged at INFO level by the ``lightning`` loggers."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning",
+                 "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def export_command(
@@ -79,13 +93,13 @@ def export_command(
     overwrite: bool = typer.Option(False, help="Replace an existing release."),
 ) -> None:
     """Export a checkpoint to the release format (config.json + model.safetensors + card)."""
-    from s2l8h.train.config import ConfigError, load_config
+    from s2l8h.models.loading import check_release_folder, read_state_dict
+    from s2l8h.train.config import load_config
     from s2l8h.train.run import export
 
-    try:
-        settings = load_config(config, set_ or [])
-        folder = export(settings, checkpoint, output_dir, calibrate=calibrate,
-                        overwrite=overwrite)
-    except (*EXPECTED_ERRORS, ConfigError, FileNotFoundError) as error:
-        fail(error)
+    settings = load_config(config, set_ or [])
+    check_release_folder(output_dir, overwrite)
+    read_state_dict(checkpoint)  # a missing or corrupt checkpoint: a clear error, early
+    folder = export(settings, checkpoint, output_dir, calibrate=calibrate,
+                    overwrite=overwrite)
     console.print(f"exported {folder}")

@@ -15,6 +15,8 @@ from typing import Literal
 
 import numpy as np
 
+from s2l8h.errors import OptionError
+
 Platform = Literal["S2A", "S2B", "S2C"]
 
 #: (slope, offset) per band in the order B02, B03, B04, B8A, B11, B12.
@@ -34,8 +36,8 @@ def _coefficients(platform: Platform) -> tuple[np.ndarray, np.ndarray]:
     try:
         table = np.asarray(HLS_BANDPASS[platform])
     except KeyError:
-        raise ValueError(f"platform must be one of {PLATFORMS}, got {platform!r}"
-                         ) from None
+        raise OptionError(f"platform must be one of {PLATFORMS}, got {platform!r}"
+                          ) from None
     return table[:, 0].reshape(6, 1, 1), table[:, 1].reshape(6, 1, 1)
 
 

@@ -17,7 +17,7 @@ from s2l8h.data.patches import (
     write_table,
 )
 from s2l8h.data.simulate import simulate_landsat
-from s2l8h.io.errors import OutputError
+from s2l8h.io.errors import CatalogError, OutputError
 from s2l8h.io.sentinel2 import read_sentinel2
 
 
@@ -113,7 +113,7 @@ def build_pair_dataset(
             continue
         loaded = stac.load_pair(pair, bbox, requester_pays=requester_pays)
         if loaded.pan is None:
-            raise ValueError(f"pair {name}: no Level-1 item, so no pan band")
+            raise CatalogError(f"pair {name}: no Level-1 item, so no pan band")
         _, landsat_clear = stac.classify_qa_pixel(loaded.qa_pixel)
         _, sentinel2_clear = stac.classify_scl(loaded.scl)
         landsat = np.where(landsat_clear, loaded.landsat, np.nan)

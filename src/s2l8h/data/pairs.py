@@ -38,6 +38,7 @@ from s2l8h.data.simulate import (
     degrade,
     sample_degradation,
 )
+from s2l8h.errors import InputError
 from s2l8h.io.sentinel2 import read_sentinel2
 
 #: 10 m pixels around each target window that the simulation sees (PSF and shift support).
@@ -115,7 +116,8 @@ class SimulatedPairs(Dataset):
             self.windows.append((scene, rows, cols))
             weights.append(scene.source.weight * rows.size * cols.size)
         if not self.windows:
-            raise ValueError(f"no scene has room for a {window} px window in its {split} rows")
+            raise InputError(None, f"no scene has room for a {window} px window in its {split} "
+                             "rows (scenes: " + ", ".join(s.source.path for s in scenes) + ")")
         self.weights = np.asarray(weights) / np.sum(weights)
 
     def __len__(self) -> int:
@@ -134,8 +136,8 @@ class SimulatedPairs(Dataset):
             row, col = int(rng.choice(rows)), int(rng.choice(cols))
             if scene.valid[row:row + window, col:col + window].all():
                 return scene, row, col
-        raise ValueError(f"{scene.source.path}: no fully valid {window} px window found in "
-                         f"50 draws of the {self.split} rows")
+        raise InputError(scene.source.path, f"no fully valid {window} px window found in 50 "
+                         f"draws of the {self.split} rows")
 
     def __getitem__(self, index: int) -> dict:
         rng = self._rng(index)

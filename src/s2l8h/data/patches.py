@@ -35,6 +35,7 @@ from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
 from torch.utils.data import Dataset
 
+from s2l8h.errors import InputError
 from s2l8h.evaluate.metrics import psnr, ssim
 from s2l8h.io.grid import coarser_grid, warp
 
@@ -151,7 +152,7 @@ def write_table(folder: Path, rows: Iterable[dict]) -> Path:
 def read_table(folder: str | os.PathLike[str]) -> list[dict]:
     path = Path(folder) / CSV_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no patch table (build a dataset first)")
+        raise InputError(path, "no patch table (build a dataset first)")
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
 

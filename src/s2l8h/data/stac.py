@@ -34,6 +34,8 @@ from odc.geo.geom import BoundingBox
 from rasterio.warp import transform_bounds
 from urllib3.util.retry import Retry
 
+from s2l8h.errors import CatalogError  # also stac.CatalogError
+
 #: SCL classes counted as clear: vegetation, not vegetated, water (and dark area, unclassified
 #: are not clear, as in the paper's filter they are treated as unreliable).
 SCL_CLEAR = (4, 5, 6)
@@ -42,10 +44,6 @@ SCL_NODATA = (0,)
 QA_NOT_CLEAR_BITS = (0, 1, 2, 3, 4)
 BASELINE_OFFSET_DATE = dt.date(2022, 1, 25)
 LANDSAT_PLATFORMS = ("landsat-8", "landsat-9")
-
-
-class CatalogError(RuntimeError):
-    """A catalogue could not be searched (unreachable, server errors, timeouts)."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +173,7 @@ def _asset(item: pystac.Item, names: Sequence[str]) -> str:
     for name in names:
         if name in item.assets:
             return item.assets[name].href
-    raise KeyError(f"item {item.id} has none of the assets {list(names)}")
+    raise CatalogError(f"item {item.id} has none of the assets {list(names)}")
 
 
 def aoi_fractions(href: str, bbox: tuple[float, float, float, float],
@@ -293,7 +291,7 @@ def _band_names(item: pystac.Item, wanted: dict[str, tuple[str, ...]]) -> dict[s
     for label, candidates in wanted.items():
         found = next((name for name in candidates if name in item.assets), None)
         if found is None:
-            raise KeyError(f"item {item.id} has no asset for {label} ({candidates})")
+            raise CatalogError(f"item {item.id} has no asset for {label} ({candidates})")
         names[label] = found
     return names
 
@@ -336,7 +334,7 @@ def pair_grid(pair: Pair, bbox: tuple[float, float, float, float]) -> GeoBox:
     with a size that is a multiple of 3 pixels (whole 30 m pixels)."""
     epsg = item_epsg(pair.sentinel2)
     if epsg is None:
-        raise ValueError(f"item {pair.sentinel2.id} has no proj:epsg / proj:code")
+        raise CatalogError(f"item {pair.sentinel2.id} has no proj:epsg / proj:code")
     crs = f"EPSG:{epsg}"
     left, bottom, right, top = transform_bounds("EPSG:4326", crs, *bbox)
     grid = GeoBox.from_bbox(BoundingBox(left, bottom, right, top, crs), crs, resolution=10)

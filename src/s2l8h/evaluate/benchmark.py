@@ -34,7 +34,7 @@ from s2l8h.evaluate.metrics import (
     image_metrics,
     uncertainty_metrics,
 )
-from s2l8h.io.errors import InputError, OutputError
+from s2l8h.io.errors import InputError, OptionError, OutputError
 from s2l8h.io.grid import sentinel2_grid
 from s2l8h.io.sentinel2 import read_sentinel2
 
@@ -71,6 +71,12 @@ def read_prediction(path: str | os.PathLike[str], grid: GeoBox | None = None
     except rasterio.errors.RasterioIOError as error:
         raise InputError(path, f"not a readable raster ({error})") from None
     values = (data * scales[:, None, None] + offsets[:, None, None]).filled(np.nan)
+    finite = values[:6][np.isfinite(values[:6])]
+    if finite.size and float(np.median(finite)) > 1.5:
+        raise InputError(path, f"median value {float(np.median(finite)):.4g} is not a "
+                         "reflectance (0..1): digital numbers (e.g. reflectance x 10000) "
+                         "without scale/offset tags? Tag the scale (e.g. gdal_edit.py -scale "
+                         "0.0001) or convert to reflectance")
     if all(band in names for band in BANDS):
         reflectance = np.stack([values[names.index(band)] for band in BANDS])
         std = np.stack([values[names.index(f"{band}_std")] for band in BANDS]) \
@@ -86,19 +92,48 @@ def read_prediction(path: str | os.PathLike[str], grid: GeoBox | None = None
         valid
 
 
+#: Border (10 m px) the benchmark leaves out, where the simulation saw the image edge; ``s2l8h
+#: evaluate --margin 6`` scores the same pixels of a benchmark prediction.
+EDGE_MARGIN = 6
+
+
 def evaluate_files(prediction: str | os.PathLike[str], reference: str | os.PathLike[str],
-                   mask: str | os.PathLike[str] | None = None) -> dict[str, dict[str, float]]:
-    """Metrics of a prediction raster against a reference raster (on the reference's grid)."""
+                   mask: str | os.PathLike[str] | None = None, *, margin: int = 0,
+                   warp: bool = False) -> dict[str, dict[str, float]]:
+    """Metrics of a prediction raster against a reference raster (on the reference's grid).
+
+    A prediction on another grid is an error unless ``warp`` (then it is warped onto the
+    reference's grid, bilinear; mask nearest). ``margin`` (px) leaves out a border of the
+    reference grid (the benchmark leaves out :data:`EDGE_MARGIN`)."""
+    if margin < 0:
+        raise OptionError(f"--margin must be 0 or more pixels, got {margin}")
+    reference_values, _, reference_valid = read_prediction(reference)
     with rasterio.open(reference) as dataset:
         grid = GeoBox.from_rio(dataset)
-    reference_values, _, reference_valid = read_prediction(reference)
+    try:
+        with rasterio.open(prediction) as dataset:
+            own = GeoBox.from_rio(dataset)
+    except rasterio.errors.RasterioIOError as error:
+        raise InputError(prediction, f"not a readable raster ({error})") from None
+    if own != grid and not warp:
+        raise InputError(prediction, f"is on another grid than the reference ({own.shape} px, "
+                         f"{own.affine.a:g} m, origin {own.affine.c:g}, {own.affine.f:g} vs "
+                         f"{grid.shape} px, {grid.affine.a:g} m, origin {grid.affine.c:g}, "
+                         f"{grid.affine.f:g}); write it on the reference's grid (s2l8h "
+                         "harmonize --like REFERENCE) or pass --warp to resample it (bilinear)")
     predicted, std, valid = read_prediction(prediction, grid)
     valid &= reference_valid
+    if margin:
+        valid[:margin] = valid[-margin:] = False
+        valid[:, :margin] = valid[:, -margin:] = False
     if mask is not None:
         with rasterio.open(mask) as dataset:
             if GeoBox.from_rio(dataset) != grid:
                 raise InputError(mask, "mask is not on the reference's grid")
             valid &= dataset.read(1) != 0
+    if not valid.any():
+        raise InputError(prediction, "no pixel is valid in both the prediction and the "
+                         "reference (and the mask/margin)")
     results = image_metrics(predicted, reference_values, valid)
     if std is not None:
         results["uncertainty"] = uncertainty_metrics(predicted, std, reference_values, valid)
@@ -238,7 +273,7 @@ def _prepare_output(output_dir: str | os.PathLike[str], baselines: Sequence[str]
         raise OutputError(f"{', '.join(existing)} already exist; pass --overwrite")
     unknown = sorted(set(baselines) - set(BASELINES))
     if unknown:
-        raise ValueError(f"unknown baselines {unknown}; known: {', '.join(BASELINES)}")
+        raise OptionError(f"unknown baselines {unknown}; known: {', '.join(BASELINES)}")
     output_dir.mkdir(parents=True, exist_ok=True)
     return output_dir
 
@@ -306,8 +341,8 @@ def _run_condition(
     common = simulation.target_valid.copy()
     for method in methods:
         common &= np.isfinite(method.prediction).all(axis=0)
-    # Leave out a margin of one Landsat pixel where the simulation saw the image edge.
-    margin = 6
+    # Leave out a margin where the simulation saw the image edge.
+    margin = EDGE_MARGIN
     common[:margin] = common[-margin:] = False
     common[:, :margin] = common[:, -margin:] = False
     if not common.any():
@@ -380,7 +415,7 @@ def run_conditions(
     names = list(CONDITIONS) if list(conditions) == ["all"] else list(conditions)
     unknown = [name for name in names if name not in CONDITIONS]
     if unknown:
-        raise ValueError(f"unknown conditions {unknown}; known: {', '.join(CONDITIONS)}")
+        raise OptionError(f"unknown conditions {unknown}; known: {', '.join(CONDITIONS)}")
     output_dir = _prepare_output(output_dir, baselines, overwrite)
     reflectance, valid, grid = _read_scene(sentinel2, offset, bounds)
     results = {}

@@ -99,6 +99,16 @@ def _scatter_figure(result, method) -> str:
     return _png(figure)
 
 
+def sigma_colour_range(sigma: np.ndarray) -> tuple[float, float]:
+    """Colour limits of a σ map: its 1st and 99th percentiles, so a few pixels with a large σ
+    (a cloud edge, a saturated pixel) do not paint the rest black."""
+    finite = sigma[np.isfinite(sigma)]
+    if not finite.size:
+        return 0.0, 1.0
+    low, high = (float(value) for value in np.percentile(finite, [1, 99]))
+    return low, high if high > low else low + 1e-6
+
+
 def _uncertainty_figure(result, method) -> str:
     target, valid = result.target, result.valid
     sigma = method.std.mean(axis=0)
@@ -107,9 +117,10 @@ def _uncertainty_figure(result, method) -> str:
     calibration = calibration_curve(error, np.maximum(std, 1e-6))
     figure = Figure(figsize=(10, 4.2), layout="constrained")
     axes = figure.subplots(1, 2)
+    low, high = sigma_colour_range(sigma[valid])
     image = axes[0].imshow(np.where(valid, sigma, np.nan), cmap="magma",
-                           interpolation="nearest")
-    axes[0].set_title(f"mean σ, {method.name}")
+                           interpolation="nearest", vmin=low, vmax=high)
+    axes[0].set_title(f"mean σ, {method.name} (1-99th percentile)")
     axes[0].set_axis_off()
     figure.colorbar(image, ax=axes[0], shrink=0.8)
     axes[1].plot([0, 1], [0, 1], "k--", linewidth=0.8, label="perfect calibration")

@@ -29,6 +29,7 @@ from s2l8h.inference.checks import (
     consistency_messages,
     to_landsat,
 )
+from s2l8h.inference.options import check_device, check_grid_size, check_options
 from s2l8h.inference.tiling import MAX_BLOCK_WIDTH, plan_tiles, run_tiled
 from s2l8h.inference.uncertainty import UncertaintyMethod, make_predictor
 from s2l8h.io.cog import (
@@ -38,9 +39,10 @@ from s2l8h.io.cog import (
     MASK_VALID,
     CogWriter,
     OutputDtype,
+    check_not_an_input,
     check_output_path,
 )
-from s2l8h.io.errors import InputError
+from s2l8h.io.errors import InputError, ModelError, OptionError
 from s2l8h.io.grid import (
     coarser_grid,
     grid_like,
@@ -48,7 +50,7 @@ from s2l8h.io.grid import (
     sentinel2_grid,
     valid_bounds,
 )
-from s2l8h.io.landsat import open_scene
+from s2l8h.io.landsat import describe_inputs, open_scene
 from s2l8h.io.quality import DEFAULT_MASK_FLAGS
 from s2l8h.io.reader import SceneReader, Strip
 from s2l8h.models.harmonizer import Harmonizer
@@ -74,14 +76,15 @@ class HarmonizeResult:
 
     def open(self):
         """The written COG as an ``xarray.DataArray`` (per-band scale/offset applied, nodata as
-        NaN, band names in ``attrs["long_name"]``)."""
+        NaN, the ``band`` coordinate holding the band names: ``B02`` ... ``mask``)."""
         import warnings
 
         import rioxarray
 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="(Scales|Offsets) differ across bands")
-            return rioxarray.open_rasterio(self.path, mask_and_scale=True)
+            image = rioxarray.open_rasterio(self.path, mask_and_scale=True)
+        return image.assign_coords(band=list(image.attrs["long_name"]))
 
 
 def resolve_models(models: Sequence[str | os.PathLike[str] | Harmonizer] | None,
@@ -102,22 +105,25 @@ def resolve_models(models: Sequence[str | os.PathLike[str] | Harmonizer] | None,
                     m.convention.multispectral_radiometry, m.convention.output_bands)
                    for m in loaded}
     if len(conventions) > 1:
-        raise ValueError("the models given do not share one input convention; run them apart")
+        raise ModelError("the models given do not share one input convention; run them apart")
     return loaded
 
 
 def output_grid(scene_files: Sequence[Path], *, like: str | os.PathLike[str] | None = None,
                 crs: object | None = None,
                 bounds: tuple[float, float, float, float] | None = None,
-                resolution: float = 10.0) -> GeoBox:
+                resolution: float | None = None) -> GeoBox:
     """The output grid: ``like`` (exactly that raster's grid), ``bounds`` (+ ``crs``, default
     the scene's) snapped outwards to multiples of ``resolution``, or by default the
-    Sentinel-2 10 m grid in the scene's CRS covering the scene's valid data."""
+    Sentinel-2 10 m grid in the scene's CRS covering the scene's valid data. ``resolution``
+    is in CRS units; ``None`` is 10 m (in a geographic CRS, 10 m at the equator in degrees)."""
     if like is not None:
         if bounds is not None or crs is not None:
-            raise ValueError("--like cannot be combined with --crs/--bounds")
+            raise OptionError("--like cannot be combined with --crs/--bounds")
         return grid_like(like)
     scene_bounds, scene_crs = valid_bounds(scene_files[0])
+    if resolution is None:
+        resolution = default_resolution(crs or scene_crs)
     if bounds is None:
         if crs is not None and str(crs) != str(scene_crs):
             from rasterio.warp import transform_bounds
@@ -125,6 +131,14 @@ def output_grid(scene_files: Sequence[Path], *, like: str | os.PathLike[str] | N
             scene_bounds = transform_bounds(scene_crs, crs, *scene_bounds)
         return sentinel2_grid(scene_bounds, crs or scene_crs, resolution)
     return sentinel2_grid(bounds, crs or scene_crs, resolution)
+
+
+def default_resolution(crs: object) -> float:
+    """10 m in the units of ``crs``: metres, or degrees (10 m of arc at the equator) in a
+    geographic CRS."""
+    from odc.geo import CRS
+
+    return 10.0 / 111_320.0 if CRS(crs).geographic else 10.0
 
 
 def harmonize(
@@ -136,7 +150,7 @@ def harmonize(
     like: str | os.PathLike[str] | None = None,
     crs: object | None = None,
     bounds: tuple[float, float, float, float] | None = None,
-    resolution: float = 10.0,
+    resolution: float | None = None,
     tile: int = 512,
     overlap: int = 64,
     batch_size: int = 4,
@@ -169,6 +183,10 @@ def harmonize(
     goes into the tags (``s2l8h qa`` prints them); large findings are warned about.
     """
     started = time.perf_counter()
+    check_options(tile=tile, overlap=overlap, batch_size=batch_size, threads=threads,
+                  resolution=resolution, mc_passes=mc_passes, dtype=dtype,
+                  uncertainty=uncertainty, dropout=dropout)
+    torch_device = check_device(device)
     if threads:
         torch.set_num_threads(threads)
     check_output_path(output, overwrite)
@@ -176,15 +194,19 @@ def harmonize(
     predictor = make_predictor(loaded, uncertainty, mc_passes=mc_passes)
     convention = loaded[0].convention
     scene = open_scene(inputs, toa=toa, need_pan=convention.use_pan)
+    check_not_an_input(output, [*scene.files(), *([like] if like is not None else [])])
     grid = output_grid(scene.multispectral, like=like, crs=crs, bounds=bounds,
                        resolution=resolution)
-    fine = model_grid(grid)
+    check_grid_size(grid)
+    fine = model_grid(grid, projected_crs=scene.crs())
+    check_grid_size(fine, "10 m grid the model runs on")
     scale = convention.scale
     plan = plan_tiles(math.ceil(fine.height / scale), math.ceil(fine.width / scale), tile,
                       overlap, predictor.alignment, scale)
     lowres = coarser_grid(fine, scale, plan.rows.padded, plan.cols.padded)
     pan_grid = coarser_grid(fine, scale / 2, 2 * plan.rows.padded, 2 * plan.cols.padded)
     fine_padded = coarser_grid(fine, 1, scale * plan.rows.padded, scale * plan.cols.padded)
+
     def read_window(pan_shift_m: tuple[float, float]):
         row0, rows, col0, cols = central_window(lowres.height, lowres.width)
         with SceneReader(scene, lowres, pan_grid, fine_padded, convention, mask_flags,
@@ -196,7 +218,6 @@ def harmonize(
     for message in checks.messages():
         warnings.warn(f"{scene.name}: {message}", InputCheckWarning, stacklevel=2)
     consistency = Consistency(window=central_window(lowres.height, lowres.width))
-    torch_device = torch.device(device)
     predictor.to(torch_device)
     names = [model.name or str(model.provenance.get("weights", "?")) for model in loaded]
     tags = {
@@ -204,9 +225,7 @@ def harmonize(
         "S2L8H_MODELS": json.dumps(names),
         "S2L8H_MODEL_PROVENANCE": json.dumps([model.provenance for model in loaded]),
         "S2L8H_UNCERTAINTY": predictor.method,
-        "S2L8H_INPUTS": json.dumps(sorted({str(p) for p, _ in scene.multispectral_sources()}
-                                          | ({str(scene.pan)} if scene.pan else set())
-                                          | ({str(scene.qa)} if scene.qa else set()))),
+        "S2L8H_INPUTS": json.dumps(describe_inputs(scene)),
         "S2L8H_SCENE": scene.name,
         "S2L8H_LEVEL": "L2 surface reflectance" if scene.level == "L2" else
         "L1 TOA reflectance (TOA mode)",
@@ -238,7 +257,8 @@ def harmonize(
                                                     mean.shape[2])
                 mask = output_mask(current["strip"], out_row0, out_col0, mean, fill, flagged,
                                    scale)
-                any_valid |= bool((mask == MASK_VALID).any())
+                any_valid |= bool((mask == MASK_VALID).any()) or \
+                    (keep_flagged and bool((mask == MASK_FLAGGED).any()))
                 add_consistency(consistency, current["strip"], out_row0, out_col0, mean, mask,
                                 scale)
                 keep = (mask == MASK_VALID) | (keep_flagged & (mask == MASK_FLAGGED))

@@ -21,9 +21,13 @@ output file, and an existing file is only replaced with ``overwrite=True``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import tempfile
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -65,10 +69,15 @@ def decode_reflectance(encoded: np.ndarray) -> np.ndarray:
 
 
 def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> Path:
-    """Fail early if ``path`` exists (without ``overwrite``) or its folder is not writable."""
+    """Fail early if ``path`` exists (without ``overwrite``), is anything but a regular file
+    (a device, a pipe, a symbolic link: never replaced, even with ``overwrite``) or its folder
+    is not writable."""
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{path}: is a folder, expected an output file name")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise OutputError(f"{path}: is not a regular file (a device, pipe, socket or symbolic "
+                          "link); s2l8h only writes regular files, choose another name")
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: already exists; pass --overwrite to replace it")
     folder = path.parent if str(path.parent) else Path(".")
@@ -80,6 +89,64 @@ def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> Path:
         raise OutputError(f"{path}: folder {folder} is not writable ({error.strerror})") \
             from None
     return path
+
+
+def check_not_an_input(path: str | os.PathLike[str],
+                       inputs: Sequence[str | os.PathLike[str]]) -> None:
+    """Refuse an output path that is one of the run's own inputs (even with overwrite)."""
+    path = Path(path)
+    target = path.resolve()
+    for source in inputs:
+        source = Path(source)
+        same = path.exists() and source.exists() and os.path.samefile(path, source)
+        if same or source.resolve() == target:
+            raise OutputError(f"{path}: is one of this run's inputs ({source.name}); an output "
+                              "is never written onto an input, choose another name")
+
+
+#: File inside each temporary folder naming the process that made it (to spot stale ones).
+OWNER_FILE = "s2l8h-owner.json"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_workdirs(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary folders that killed s2l8h runs (``kill -9``, out of memory, power
+    loss) left in ``folder``: those whose owner file names a process of this host that no
+    longer runs. Folders of live runs or of other hosts are kept and reported in a warning.
+    Returns the folders removed."""
+    removed = []
+    for candidate in Path(folder).glob(".*"):
+        owner_path = candidate / OWNER_FILE
+        if not candidate.is_dir() or not owner_path.is_file():
+            continue
+        try:
+            owner = json.loads(owner_path.read_text())
+            pid, host = int(owner["pid"]), str(owner["host"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if host == socket.gethostname() and not _process_alive(pid):
+            shutil.rmtree(candidate, ignore_errors=True)
+            removed.append(candidate)
+            warnings.warn(f"removed {candidate}: temporary folder left by an interrupted "
+                          f"s2l8h run (process {pid})", StaleTemporaryWarning, stacklevel=2)
+        elif host != socket.gethostname():
+            warnings.warn(f"{candidate}: temporary folder of an s2l8h run on host {host} "
+                          f"(process {pid}); remove it if that run is over",
+                          StaleTemporaryWarning, stacklevel=2)
+    return removed
+
+
+class StaleTemporaryWarning(UserWarning):
+    """A temporary folder of an earlier, killed run was found (and removed if it was ours)."""
 
 
 class CogWriter:
@@ -101,8 +168,11 @@ class CogWriter:
         self.overwrite = overwrite
         self.descriptions = [*band_names, *(f"{name}_std" for name in band_names if with_std),
                              "mask"]
-        self._workdir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent
-                                              if str(self.path.parent) else "."))
+        folder = self.path.parent if str(self.path.parent) else Path(".")
+        remove_stale_workdirs(folder)
+        self._workdir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=folder))
+        (self._workdir / OWNER_FILE).write_text(json.dumps(
+            {"pid": os.getpid(), "host": socket.gethostname(), "output": self.path.name}))
         self._rows_path = self._workdir / "rows.tif"
         self._dataset = rasterio.open(self._rows_path, "w", **self._profile(rows_grid))
         self._describe(self._dataset, tags or {})
@@ -124,11 +194,13 @@ class CogWriter:
             offsets = [REFLECTANCE_OFFSET] * bands + [0.0] * (bands if self.with_std else 0)
             dataset.scales = (*scales, 1.0)
             dataset.offsets = (*offsets, 0.0)
+        quantity = "reflectance (from Level-1 TOA input, not surface reflectance)" if \
+            "TOA" in tags.get("S2L8H_LEVEL", "") else "surface reflectance"
         for index, name in enumerate(self.band_names, start=1):
-            dataset.update_tags(index, BAND=name, QUANTITY="surface reflectance")
+            dataset.update_tags(index, BAND=name, QUANTITY=quantity)
             if self.with_std:
                 dataset.update_tags(index + bands, BAND=name,
-                                    QUANTITY="standard deviation of surface reflectance")
+                                    QUANTITY=f"standard deviation of {quantity}")
         dataset.update_tags(len(self.descriptions),
                             QUANTITY="mask: 0 no data, 1 valid, 2 flagged by quality band")
         dataset.update_tags(**tags)

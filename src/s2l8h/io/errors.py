@@ -1,19 +1,16 @@
-"""Errors that name the file and the problem."""
+"""Errors that name the file and the problem: the project's one hierarchy
+(:mod:`s2l8h.errors`), re-exported here for the ``io`` layer and its callers."""
 
-from __future__ import annotations
+from s2l8h.errors import (
+    CatalogError,
+    ConfigError,
+    InputError,
+    ModelError,
+    OptionError,
+    OutputError,
+    OutputExistsError,
+    S2L8HError,
+)
 
-import os
-from pathlib import Path
-
-
-class InputError(ValueError):
-    """A bad input file: ``str(error)`` is ``"<path>: <problem>"``."""
-
-    def __init__(self, path: str | os.PathLike[str] | None, problem: str) -> None:
-        self.path = Path(path) if path is not None else None
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
-
-
-class OutputError(OSError):
-    """The output cannot be written (exists, unwritable folder, ...)."""
+__all__ = ["CatalogError", "ConfigError", "InputError", "ModelError", "OptionError",
+           "OutputError", "OutputExistsError", "S2L8HError"]

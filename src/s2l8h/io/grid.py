@@ -78,10 +78,21 @@ def check_north_up(grid: GeoBox) -> None:
         raise ValueError(f"output grid must be north-up and axis-aligned, got {affine}")
 
 
-def model_grid(output: GeoBox, resolution: float = SENTINEL2_RESOLUTION) -> GeoBox:
+def model_grid(output: GeoBox, resolution: float = SENTINEL2_RESOLUTION,
+               projected_crs: object | None = None) -> GeoBox:
     """The 10 m grid the model runs on for ``output``: ``output`` itself when it is a 10 m
-    grid, else a 10 m grid from the same top-left corner covering it."""
+    grid, else a 10 m grid from the same top-left corner covering it. For an output in a
+    geographic CRS (degrees) it is the Sentinel-2 10 m grid in ``projected_crs`` (the scene's
+    UTM zone) covering the output's footprint; the writer warps it onto the output."""
     check_north_up(output)
+    if output.crs is not None and output.crs.geographic:
+        if projected_crs is None:
+            raise ValueError("a geographic output grid needs a projected CRS for the model")
+        from rasterio.warp import transform_bounds
+
+        footprint = transform_bounds(output.crs.to_wkt(), projected_crs,
+                                     *output.boundingbox, densify_pts=21)
+        return sentinel2_grid(footprint, projected_crs, resolution)
     affine = output.affine
     if math.isclose(affine.a, resolution) and math.isclose(-affine.e, resolution):
         return output

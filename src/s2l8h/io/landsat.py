@@ -16,6 +16,9 @@ Radiometry (reflectance, unitless):
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import math
 import os
 import re
 import warnings
@@ -29,7 +32,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from s2l8h.io.errors import InputError
-from s2l8h.io.mtl import LandsatMetadata, read_metadata
+from s2l8h.io.mtl import LandsatMetadata, find_value, read_metadata
 from s2l8h.io.quality import QaLayout
 
 SR_SCALE = 0.0000275
@@ -44,7 +47,22 @@ _QA_RADSAT = re.compile(r"_QA_RADSAT\.tiff?$", re.IGNORECASE)
 _BQA = re.compile(r"_BQA\.tiff?$", re.IGNORECASE)
 _MTL = re.compile(r"_MTL\.(txt|json)$", re.IGNORECASE)
 _TIFF = re.compile(r"\.tiff?$", re.IGNORECASE)
+_TEXT = re.compile(r"\.(txt|json)$", re.IGNORECASE)
 _COLLECTION_NAME = re.compile(r"^L[COTE]0[89]_", re.IGNORECASE)
+#: Collection-1/2 product ids: LC08_L2SP_195025_20230707_20230717_02_T1
+_COLLECTION_ID = re.compile(
+    r"^L[COTE]0(?P<sat>[89])_L\w{3}_(?P<path>\d{3})(?P<row>\d{3})_(?P<date>\d{8})_\d{8}_\d{2}_"
+    r"\w{2}", re.IGNORECASE)
+#: Pre-collection scene ids: LC80200392015216LGN00 (year and day of year)
+_PRECOLLECTION_ID = re.compile(
+    r"^L[COTE](?P<sat>[89])(?P<path>\d{3})(?P<row>\d{3})(?P<year>\d{4})(?P<doy>\d{3})"
+    r"[A-Z]{3}\d{2}", re.IGNORECASE)
+#: Tag every s2l8h output carries: such files are never read as scene inputs.
+OUTPUT_TAG = "S2L8H_VERSION"
+#: Pixel sizes (m) of Landsat-8/9 OLI products.
+MULTISPECTRAL_PIXEL, PAN_PIXEL = 30.0, 15.0
+#: Reflectance below which no Collection-2 SR median can fall (DN 7273 is reflectance 0).
+_LOWEST_MEDIAN_DN = (-0.05 - SR_OFFSET) / SR_SCALE
 
 
 class ToaModeWarning(UserWarning):
@@ -57,7 +75,9 @@ class LandsatScene:
 
     ``multispectral`` holds six single-band files in the order blue, green, red, nir08, swir16,
     swir22, or one stacked file whose first six bands are in that order. ``level`` is ``"L2"``
-    (surface reflectance) or ``"L1"`` (digital numbers turned into TOA reflectance).
+    (surface reflectance) or ``"L1"`` (digital numbers turned into TOA reflectance). ``qa_band``
+    is the band of ``qa`` holding the quality flags (7 for a stack with QA_PIXEL as band 7).
+    ``mtl_files`` are every MTL file read.
     """
 
     name: str
@@ -69,6 +89,8 @@ class LandsatScene:
     radsat: Path | None
     metadata: LandsatMetadata | None
     pan_metadata: LandsatMetadata | None
+    qa_band: int = 1
+    mtl_files: tuple[Path, ...] = ()
 
     @property
     def stacked(self) -> bool:
@@ -79,6 +101,16 @@ class LandsatScene:
         if self.stacked:
             return [(self.multispectral[0], index) for index in range(1, 7)]
         return [(path, 1) for path in self.multispectral]
+
+    def files(self) -> list[Path]:
+        """Every file the scene is read from (bands, pan, quality bands, MTLs)."""
+        paths = [*self.multispectral, self.pan, self.qa, self.radsat, *self.mtl_files]
+        return list(dict.fromkeys(path for path in paths if path is not None))
+
+    def crs(self) -> rasterio.crs.CRS:
+        """The CRS of the multispectral bands."""
+        with rasterio.open(self.multispectral[0]) as dataset:
+            return dataset.crs
 
     def multispectral_rescaling(self) -> list[tuple[float, float]]:
         """(scale, offset) turning each band's DN into reflectance."""
@@ -109,24 +141,248 @@ def _qa_layout_for(path: Path) -> QaLayout:
     return "bqa_c1" if _COLLECTION_NAME.match(path.name) else "bqa_pre"
 
 
-def check_raster(path: Path) -> int:
+@dataclass(frozen=True)
+class RasterInfo:
+    """What :func:`raster_info` read of a raster's header (pixel sizes in CRS units)."""
+
+    path: Path
+    count: int
+    dtype: str
+    crs: rasterio.crs.CRS
+    transform: rasterio.Affine
+    width: int
+    height: int
+    tags: dict[str, str]
+    descriptions: tuple[str | None, ...]
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        return _bounds(self.transform, self.width, self.height)
+
+    @property
+    def pixel_size(self) -> tuple[float, float]:
+        return abs(self.transform.a), abs(self.transform.e)
+
+    @property
+    def is_s2l8h_output(self) -> bool:
+        return OUTPUT_TAG in self.tags
+
+
+def _bounds(transform: rasterio.Affine, width: int, height: int
+            ) -> tuple[float, float, float, float]:
+    left, top = transform.c, transform.f
+    right, bottom = left + transform.a * width, top + transform.e * height
+    return min(left, right), min(top, bottom), max(left, right), max(top, bottom)
+
+
+def raster_info(path: Path) -> RasterInfo:
     """Open ``path``, read its last row (a truncated file fails there) and check it is
-    georeferenced; return its band count."""
+    georeferenced; return its header."""
     try:
         with rasterio.open(path) as dataset:
             dataset.read(1, window=rasterio.windows.Window(0, dataset.height - 1,
                                                            dataset.width, 1))
             if dataset.crs is None:
                 raise InputError(path, "raster has no CRS (not georeferenced)")
-            return dataset.count
+            return RasterInfo(Path(path), dataset.count, dataset.dtypes[0], dataset.crs,
+                              dataset.transform, dataset.width, dataset.height,
+                              dict(dataset.tags()), tuple(dataset.descriptions))
     except RasterioIOError as error:
         raise InputError(path, f"not a readable raster, corrupt or truncated ({error})") \
             from None
 
 
+def check_raster(path: Path) -> int:
+    """Open ``path``, read its last row and check it is georeferenced; return its band
+    count."""
+    return raster_info(path).count
+
+
 def _scene_name(paths: Sequence[Path]) -> str:
     """The USGS scene/product id in front of the band suffix of the first file."""
     return re.sub(r"_(SR_)?B\d+$", "", paths[0].stem) if paths else "scene"
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """Satellite (8 or 9), WRS-2 path and row, and acquisition date of a file, and where
+    they were read (a file name or an MTL)."""
+
+    satellite: str | None
+    path: int | None
+    row: int | None
+    date: str | None  # YYYY-MM-DD
+    source: Path
+
+    def describe(self) -> str:
+        parts = []
+        if self.satellite:
+            parts.append(f"Landsat-{self.satellite}")
+        if self.path is not None and self.row is not None:
+            parts.append(f"path/row {self.path:03d}/{self.row:03d}")
+        if self.date:
+            parts.append(f"acquired {self.date}")
+        return ", ".join(parts)
+
+
+def acquisition_from_name(path: Path) -> Acquisition | None:
+    """The acquisition a USGS file name encodes (Collection 1/2 or pre-collection), if any."""
+    if match := _COLLECTION_ID.match(path.name):
+        date = match["date"]
+        return Acquisition(match["sat"], int(match["path"]), int(match["row"]),
+                           f"{date[:4]}-{date[4:6]}-{date[6:]}", path)
+    if match := _PRECOLLECTION_ID.match(path.name):
+        day = dt.date(int(match["year"]), 1, 1) + dt.timedelta(days=int(match["doy"]) - 1)
+        return Acquisition(match["sat"], int(match["path"]), int(match["row"]),
+                           day.isoformat(), path)
+    return None
+
+
+def acquisition_from_metadata(metadata: LandsatMetadata) -> Acquisition:
+    def number(key: str) -> int | None:
+        value = find_value(metadata.document, key)
+        try:
+            return int(float(value)) if value is not None else None
+        except ValueError:
+            raise InputError(metadata.path, f"{key} is not a number: {value!r}") from None
+
+    satellite = metadata.spacecraft[-1] if metadata.spacecraft else None
+    return Acquisition(satellite, number("WRS_PATH"), number("WRS_ROW"),
+                       metadata.date_acquired or None, metadata.path)
+
+
+def check_same_acquisition(acquisitions: Sequence[Acquisition]) -> None:
+    """All files must come from one acquisition: same satellite, path/row and date wherever
+    a file name or MTL tells them."""
+    for field_name, label in (("satellite", "satellite"), ("date", "acquisition date"),
+                              ("path", "WRS path"), ("row", "WRS row")):
+        known = [a for a in acquisitions if getattr(a, field_name) is not None]
+        if not known:
+            continue
+        first = known[0]
+        for other in known[1:]:
+            if getattr(other, field_name) != getattr(first, field_name):
+                raise InputError(
+                    other.source, f"{label} differs from the rest of the scene: this file is "
+                    f"{other.describe()}, but {first.source.name} is {first.describe()} "
+                    "(files of different acquisitions cannot be combined)")
+
+
+def _sample(path: Path, band: int = 1, size: int = 256) -> tuple[np.ndarray, float | None]:
+    """A decimated sample (at most ``size`` x ``size``) of the central 1024 x 1024 px of
+    ``band``, and the file's nodata value."""
+    with rasterio.open(path) as dataset:
+        rows, cols = min(1024, dataset.height), min(1024, dataset.width)
+        window = rasterio.windows.Window((dataset.width - cols) // 2,
+                                         (dataset.height - rows) // 2, cols, rows)
+        shape = (min(size, rows), min(size, cols))
+        values = dataset.read(band, window=window, out_shape=shape,
+                              resampling=rasterio.enums.Resampling.nearest)
+        return values, dataset.nodata
+
+
+def check_digital_numbers(info: RasterInfo, band: int, product: str,
+                          nodata: float | None = 0) -> None:
+    """Reject a band whose values are not Landsat digital numbers: floating-point
+    reflectance (0..1) where DNs are expected, or (Level-2) integers far below any surface
+    reflectance (e.g. reflectance x 10000)."""
+    values, fill = _sample(info.path, band)
+    fill = fill if fill is not None else nodata
+    valid = np.isfinite(values) if np.issubdtype(values.dtype, np.floating) else \
+        np.ones(values.shape, dtype=bool)
+    if fill is not None:
+        valid &= values != fill
+    if not valid.any():
+        return
+    where = f"band {band}" if info.count > 1 else "values"
+    upper = float(np.percentile(values[valid], 99))
+    if np.issubdtype(values.dtype, np.floating) and upper <= 2.0:
+        raise InputError(info.path, f"{where} look like reflectance (99th percentile "
+                         f"{upper:.3g}, {info.dtype}): expected {product} digital numbers "
+                         "(uint16), e.g. Level-2 DN = (reflectance + 0.2) / 0.0000275")
+    median = float(np.median(values[valid]))
+    if product.startswith("Collection-2 Level-2") and median < _LOWEST_MEDIAN_DN:
+        raise InputError(info.path, f"{where} have median {median:.0f}, which is surface "
+                         f"reflectance {median * SR_SCALE + SR_OFFSET:.3f} in Collection-2 "
+                         "Level-2 DN (DN x 0.0000275 - 0.2): not Collection-2 SR digital "
+                         "numbers (reflectance x 10000?)")
+
+
+def _looks_like_qa_pixel(info: RasterInfo, band: int) -> bool:
+    """QA_PIXEL: named so, or integers with few distinct values that all set one of bits
+    0-7 (fill, cloud, shadow, clear, water ... flags)."""
+    name = (info.descriptions[band - 1] or "") + info.tags.get(f"BAND_{band}", "")
+    if "QA" in name.upper():
+        return True
+    if not np.issubdtype(np.dtype(info.dtype), np.integer):
+        return False
+    values, _ = _sample(info.path, band)
+    distinct = np.unique(values)
+    return len(distinct) <= 512 and bool(((distinct.astype(np.int64) & 0xFF) != 0).all())
+
+
+def _check_same_grid(info: RasterInfo, reference: RasterInfo) -> None:
+    if info.crs != reference.crs:
+        raise InputError(info.path, f"in {_crs_name(info.crs)}, but {reference.path.name} is "
+                         f"in {_crs_name(reference.crs)}: bands of one scene share one grid")
+    if info.transform != reference.transform or (info.width, info.height) != \
+            (reference.width, reference.height):
+        dx = info.transform.c - reference.transform.c
+        dy = info.transform.f - reference.transform.f
+        raise InputError(info.path, f"grid differs from {reference.path.name}'s (origin "
+                         f"shifted by {dx:+g}, {dy:+g} m; {info.width} x {info.height} vs "
+                         f"{reference.width} x {reference.height} px, pixel "
+                         f"{info.pixel_size[0]:g} vs {reference.pixel_size[0]:g} m): bands of "
+                         "one scene share one grid")
+
+
+def _crs_name(crs: rasterio.crs.CRS) -> str:
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_string()
+
+
+def _overlap_fraction(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Area of ``a`` ∩ ``b`` over the area of ``b``."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    area = (b[2] - b[0]) * (b[3] - b[1])
+    return max(0.0, width) * max(0.0, height) / area if area > 0 else 0.0
+
+
+def _check_belongs(info: RasterInfo, reference: RasterInfo, what: str,
+                   pixel: float) -> None:
+    """``info`` (pan or quality band) is in the scene's CRS, has ``pixel`` m pixels and
+    covers at least half of the scene's footprint."""
+    if info.crs != reference.crs:
+        raise InputError(info.path, f"{what} in {_crs_name(info.crs)}, but the bands "
+                         f"({reference.path.name}) are in {_crs_name(reference.crs)}: not "
+                         "the same scene")
+    size = info.pixel_size
+    if not (math.isclose(size[0], pixel, rel_tol=1e-3) and
+            math.isclose(size[1], pixel, rel_tol=1e-3)):
+        raise InputError(info.path, f"{what} has {size[0]:g} x {size[1]:g} m pixels; a "
+                         f"Landsat-8/9 {what} has {pixel:g} m pixels")
+    covered = _overlap_fraction(info.bounds, reference.bounds)
+    if 0 < covered < 0.5:  # no overlap at all: the reader says it does not meet the grid
+        raise InputError(info.path, f"{what} covers {covered:.0%} of the bands' footprint "
+                         f"({reference.path.name}): not the same scene or crop")
+
+
+def _gather(items: Sequence[Path]) -> tuple[list[Path], set[Path]]:
+    """Files to look at: the contents of folders (hidden files skipped) and the files given
+    (returned as the second set: given explicitly)."""
+    files: list[Path] = []
+    explicit: set[Path] = set()
+    for item in items:
+        if item.is_dir():
+            files.extend(sorted(path for path in item.iterdir()
+                                if path.is_file() and not path.name.startswith(".")))
+        elif item.is_file():
+            files.append(item)
+            explicit.add(item)
+        else:
+            raise InputError(item, "no such file or folder")
+    return files, explicit
 
 
 def open_scene(
@@ -135,22 +391,21 @@ def open_scene(
     toa: bool = False,
     need_pan: bool = True,
 ) -> LandsatScene:
-    """Recognize a scene from a folder or a list of files.
+    """Recognize a scene from a folder or a list of files, and check that its files belong
+    together.
 
-    ``toa=True`` allows a Level-1-only scene (no SR bands); it warns that the published
-    models expect surface reflectance.
+    Checked: band counts, data types and value ranges (digital numbers, not reflectance),
+    every band on the scene's grid, pan and quality bands in its CRS with Landsat pixel sizes
+    over its footprint, one acquisition (satellite, WRS path/row, date) in every file name
+    and MTL, MTL numbers. s2l8h's own outputs (tag ``S2L8H_VERSION``) in a folder are skipped.
+    A stack of seven bands is read as six SR bands + QA_PIXEL. Any ``.json``/``.txt`` file
+    given explicitly is read as an MTL. ``toa=True`` allows a Level-1-only scene (no SR
+    bands); it warns that the published models expect surface reflectance.
     """
     items = [Path(inputs)] if isinstance(inputs, str | os.PathLike) else [Path(p) for p in inputs]
     if not items:
         raise InputError(None, "no input files given")
-    files: list[Path] = []
-    for item in items:
-        if item.is_dir():
-            files.extend(sorted(path for path in item.iterdir() if path.is_file()))
-        elif item.is_file():
-            files.append(item)
-        else:
-            raise InputError(item, "no such file or folder")
+    files, explicit = _gather(items)
     sr_bands: dict[int, Path] = {}
     l1_bands: dict[int, Path] = {}
     qa_pixel = bqa = radsat = None
@@ -167,39 +422,66 @@ def open_scene(
             bqa = path
         elif match := _L1_BAND.search(path.name):
             l1_bands[int(match.group(1))] = path
-        elif _MTL.search(path.name):
+        elif _MTL.search(path.name) or (path in explicit and _TEXT.search(path.name)):
             mtls.append(path)
-        elif _TIFF.search(path.name) and not path.name.startswith("."):
+        elif _TIFF.search(path.name):
             other_tiffs.append(path)
     metadata = [read_metadata(path) for path in mtls]
     l2_metadata = next((m for m in metadata if m.processing_level.startswith("L2")), None)
     l1_metadata = next((m for m in metadata if not m.processing_level.startswith("L2")), None)
-    pan_metadata = next((m for m in metadata if _has_band8_rescaling(m)), None)
+
+    infos: dict[Path, RasterInfo] = {}
+
+    def info_of(path: Path) -> RasterInfo:
+        if path not in infos:
+            infos[path] = raster_info(path)
+            if infos[path].is_s2l8h_output:
+                raise InputError(path, f"is an s2l8h output (tag {OUTPUT_TAG}), not a "
+                                 "Landsat input; move it out of the scene folder")
+        return infos[path]
 
     pan = l1_bands.get(PAN_BAND_NUMBER)
     stacked: Path | None = None
     for path in other_tiffs:
-        count = check_raster(path)
-        if count == 1 and pan is None:
+        info = raster_info(path)
+        if info.is_s2l8h_output:
+            if path in explicit:
+                info_of(path)  # raises: an output given as an input
+            continue  # an earlier run's output in the scene folder: not an input
+        infos[path] = info
+        if info.count == 1 and pan is None:
             pan = path
-        elif count >= 6 and stacked is None:
+        elif info.count in (6, 7) and stacked is None:
             stacked = path
         else:
-            raise InputError(path, f"unrecognized raster with {count} band(s): expected a "
-                             "single-band pan file or a stack of the six SR bands")
+            raise InputError(path, f"unrecognized raster with {info.count} band(s): expected "
+                             "a single-band pan file or a stack of the six SR bands (blue, "
+                             "green, red, nir08, swir16, swir22), optionally with QA_PIXEL "
+                             "as band 7")
     qa = qa_pixel or bqa
     qa_layout = _qa_layout_for(qa) if qa is not None else None
+    qa_band = 1
 
     if sr_bands or stacked is not None:
         level: Literal["L2", "L1"] = "L2"
         if stacked is not None:
             multispectral: tuple[Path, ...] = (stacked,)
+            stack = info_of(stacked)
+            if stack.count == 7:
+                if not _looks_like_qa_pixel(stack, 7):
+                    raise InputError(stacked, "stack has 7 bands and band 7 is not a "
+                                     "QA_PIXEL band: expected the six SR bands (blue, green, "
+                                     "red, nir08, swir16, swir22), optionally followed by "
+                                     "QA_PIXEL as band 7")
+                if qa is None:
+                    qa, qa_layout, qa_band = stacked, "qa_pixel", 7
         else:
             missing = [f"SR_B{n}" for n in MULTISPECTRAL_BAND_NUMBERS if n not in sr_bands]
             if missing:
                 raise InputError(items[0], f"surface-reflectance bands missing: {missing}")
             multispectral = tuple(sr_bands[n] for n in MULTISPECTRAL_BAND_NUMBERS)
         scene_metadata = l2_metadata or l1_metadata
+        product = "Collection-2 Level-2 surface-reflectance"
     elif l1_bands:
         missing = [f"B{n}" for n in MULTISPECTRAL_BAND_NUMBERS if n not in l1_bands]
         if missing:
@@ -215,12 +497,12 @@ def open_scene(
         level = "L1"
         multispectral = tuple(l1_bands[n] for n in MULTISPECTRAL_BAND_NUMBERS)
         scene_metadata = l1_metadata
+        product = "Level-1"
     else:
         raise InputError(items[0], "no Landsat multispectral bands found (expected *_SR_B2.TIF.."
                          "*_SR_B7.TIF, a stacked SR GeoTIFF, or Level-1 *_B2.TIF..*_B7.TIF)")
-    for path in (*multispectral, pan, qa):
-        if path is not None and path != stacked:
-            check_raster(path)
+    pan = pan if need_pan else None
+    pan_metadata = _pan_metadata(metadata, pan)
     if need_pan:
         if pan is None:
             raise InputError(items[0], "the panchromatic band is missing (Level-1 *_B8.TIF)")
@@ -228,11 +510,68 @@ def open_scene(
             where = ", ".join(str(m.path) for m in metadata) or "no MTL file given"
             raise InputError(pan, "no MTL with REFLECTANCE_MULT_BAND_8 / REFLECTANCE_ADD_BAND_8 "
                              f"for the pan band ({where})")
+
+    # Every file belongs to the scene: band counts, values, grids, one acquisition.
+    reference = info_of(multispectral[0])
+    for path in multispectral:
+        info = info_of(path)
+        if len(multispectral) > 1:
+            if info.count != 1:
+                raise InputError(path, f"has {info.count} bands; a Landsat band file has one")
+            _check_same_grid(info, reference)
+    sources = [(multispectral[0], band) for band in range(1, 7)] if stacked is not None \
+        else [(path, 1) for path in multispectral]
+    for path, band in sources:
+        check_digital_numbers(info_of(path), band, product)
+    for path, what, pixel in ((pan, "pan band", PAN_PIXEL), (qa, "quality band",
+                                                             MULTISPECTRAL_PIXEL),
+                              (radsat, "QA_RADSAT band", MULTISPECTRAL_PIXEL)):
+        if path is None or path == stacked:
+            continue
+        info = info_of(path)
+        if info.count != 1:
+            raise InputError(path, f"has {info.count} bands; a Landsat {what} file has one")
+        _check_belongs(info, reference, what, pixel)
+    if pan is not None:
+        check_digital_numbers(info_of(pan), 1, "Level-1 panchromatic")
+    used = [*multispectral, pan, qa, radsat]
+    acquisitions = [found for found in (acquisition_from_name(path) for path in used
+                                        if path is not None) if found is not None]
+    acquisitions += [acquisition_from_metadata(m) for m in metadata]
+    check_same_acquisition(acquisitions)
+
     name = scene_metadata.scene_id if scene_metadata and scene_metadata.scene_id else \
         _scene_name(multispectral)
-    return LandsatScene(name=name, level=level, multispectral=multispectral,
-                        pan=pan if need_pan else None, qa=qa, qa_layout=qa_layout,
-                        radsat=radsat, metadata=scene_metadata, pan_metadata=pan_metadata)
+    return LandsatScene(name=name, level=level, multispectral=multispectral, pan=pan, qa=qa,
+                        qa_layout=qa_layout, radsat=radsat, metadata=scene_metadata,
+                        pan_metadata=pan_metadata, qa_band=qa_band,
+                        mtl_files=tuple(m.path for m in metadata))
+
+
+def _pan_metadata(metadata: Sequence[LandsatMetadata], pan: Path | None
+                  ) -> LandsatMetadata | None:
+    """The MTL of the pan band: the one whose product id starts the pan's file name, else
+    the first Level-1 MTL with band-8 rescaling, else any with it."""
+    usable = [m for m in metadata if _has_band8_rescaling(m)]
+    if pan is not None:
+        for candidate in usable:
+            if candidate.scene_id and pan.name.upper().startswith(candidate.scene_id.upper()):
+                return candidate
+    level1 = [m for m in usable if not m.processing_level.startswith("L2")]
+    return (level1 or usable or [None])[0]
+
+
+def describe_inputs(scene: LandsatScene) -> list[str]:
+    """``"<file name> sha256:<hex>"`` of every input file, sorted: what the output was made
+    from, without the local folder names."""
+    described = []
+    for path in scene.files():
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        described.append(f"{path.name} sha256:{digest.hexdigest()}")
+    return sorted(described)
 
 
 def _has_band8_rescaling(metadata: LandsatMetadata) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,40 @@ class LandsatMetadata:
         return math.sin(math.radians(self.sun_elevation))
 
 
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: Physical ranges of the Level-1 reflectance rescaling: ρ' = MULT × DN + ADD, DN up to 65535.
+_RESCALING_RANGES = {"REFLECTANCE_MULT_BAND_": (0.0, 1e-3), "REFLECTANCE_ADD_BAND_": (-1.0, 1.0)}
+
+
+def _values(document: dict[str, Any]):
+    for key, value in document.items():
+        if isinstance(value, dict):
+            yield from _values(value)
+        else:
+            yield key, value
+
+
+def _check_rescaling(document: dict[str, Any], path: Path) -> None:
+    """Every REFLECTANCE_MULT/ADD_BAND_n is a number in its physical range."""
+    for key, value in _values(document):
+        for prefix, (low, high) in _RESCALING_RANGES.items():
+            if not key.startswith(prefix):
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise InputError(path, f"{key} is not a number: {value!r}") from None
+            if not (math.isfinite(number) and low <= number <= high) or \
+                    (prefix == "REFLECTANCE_MULT_BAND_" and number == 0):
+                raise InputError(path, f"{key} = {number:g} is outside the physical range "
+                                 f"({low:g}, {high:g}]")
+
+
+def find_value(document: dict[str, Any], key: str) -> str | None:
+    """First value of ``key`` anywhere in the MTL's nested groups (``None`` if absent)."""
+    return _find(document, key)
+
+
 def read_metadata(path: str | os.PathLike[str]) -> LandsatMetadata:
     """Parse and check an MTL file (JSON or text)."""
     path = Path(path)
@@ -122,7 +157,13 @@ def read_metadata(path: str | os.PathLike[str]) -> LandsatMetadata:
         sun = float(metadata.require("SUN_ELEVATION"))
     except ValueError:
         raise InputError(path, "SUN_ELEVATION is not a number") from None
+    if not 0 < sun <= 90:
+        raise InputError(path, f"SUN_ELEVATION {sun:g}° is outside (0, 90]: the sun is at or "
+                         "below the horizon (a night scene?), reflectance is undefined")
     if metadata.spacecraft not in ("LANDSAT_8", "LANDSAT_9"):
         raise InputError(path, f"spacecraft {metadata.spacecraft or '?'} is not Landsat-8 or -9")
+    _check_rescaling(document, path)
+    if metadata.date_acquired and not _ISO_DATE.match(metadata.date_acquired):
+        raise InputError(path, f"DATE_ACQUIRED {metadata.date_acquired!r} is not YYYY-MM-DD")
     return LandsatMetadata(path, metadata.spacecraft, scene_id, metadata.date_acquired, sun,
                            level, document)

@@ -166,6 +166,6 @@ class SceneReader:
             none = np.zeros((rows, width), dtype=bool)
             return none, none
         window = Window(col0, row0, width, rows)
-        qa = self.quality.read(1, window=window)
+        qa = self.quality.read(self.scene.qa_band, window=window)
         radsat = self.radsat.read(1, window=window) if self.radsat is not None else None
         return quality_mask(qa, self.scene.qa_layout, self.mask_flags, radsat)

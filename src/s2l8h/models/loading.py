@@ -28,6 +28,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from s2l8h.errors import ModelError, OutputError, OutputExistsError
 from s2l8h.models.convention import PUBLISHED_CONVENTION, InputConvention
 from s2l8h.models.harmonizer import Harmonizer
 from s2l8h.models.registry import build_network, find_spec, get_spec, list_models
@@ -41,7 +42,7 @@ PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(ModelError):
     """Weights or their description could not be loaded; the message names the file."""
 
 
@@ -218,35 +219,109 @@ def _assemble(
         raise ModelLoadError(f"{source}: bad architecture config ({error})") from None
     load_state_dict_strict(network, state, source)
     provenance.setdefault("weights", source)
-    return Harmonizer(network.eval(), convention, architecture, name=name, provenance=provenance)
+    return Harmonizer(network, convention, architecture, name=name,
+                      provenance=provenance).eval()
+
+
+def _hub_offline() -> bool:
+    try:
+        import huggingface_hub.constants as constants
+    except ImportError:  # pragma: no cover
+        return False
+    return bool(getattr(constants, "HF_HUB_OFFLINE", False))
+
+
+def _hub_reachable(timeout: float = 5.0) -> str | None:
+    """``None`` when the hub's host accepts a connection, else why not (one try, no retries:
+    huggingface_hub itself retries an unreachable host for about 25 s per file)."""
+    import socket
+    from urllib.parse import urlparse
+
+    import huggingface_hub.constants as constants
+
+    endpoint = urlparse(getattr(constants, "ENDPOINT", "https://huggingface.co"))
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or (
+        443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        return f"{host} cannot be reached ({error})"
+    return None
+
+
+def _how_to_get(hub_id: str) -> str:
+    return (f"On a machine with network access run\n"
+            f"  hf download {hub_id}\n"
+            f"(huggingface_hub < 0.34: huggingface-cli download {hub_id}) and copy the cache "
+            "(HF_HOME) here, or download the repository's files into a folder and pass that "
+            "folder instead. Set HF_HUB_OFFLINE=1 to use only the local cache without trying "
+            "the network.")
 
 
 def download_from_hub(hub_id: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Fetch a release's weights through the huggingface_hub cache; return the local file.
 
-    Prefers ``model.safetensors``; falls back to ``pytorch_model.bin``. Offline and not cached
-    raises a :class:`ModelLoadError` that says how to get the files.
+    Prefers ``model.safetensors``; falls back to ``pytorch_model.bin``. The local cache is
+    looked at first (no network); offline (``HF_HUB_OFFLINE=1`` or the hub unreachable) and
+    not cached, or a gated/private repository without access, raises a
+    :class:`ModelLoadError` that says what to do.
     """
     try:
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            GatedRepoError,
+            HfHubHTTPError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+        )
     except ImportError:  # pragma: no cover - huggingface_hub is a core dependency
         raise ModelLoadError("loading from the hub needs huggingface_hub") from None
+    names = (WEIGHTS_NAME, PICKLE_WEIGHTS_NAME)
+    for filename in names:  # the cache first: no network, no retries
+        try:
+            return Path(hf_hub_download(hub_id, filename, cache_dir=cache_dir,
+                                        local_files_only=True))
+        except (LocalEntryNotFoundError, EntryNotFoundError, OSError, ValueError):
+            continue
+    if _hub_offline():
+        raise ModelLoadError(f"{hub_id}: the weights are not in the local Hugging Face cache "
+                             "and HF_HUB_OFFLINE is set, so the hub was not asked.\n"
+                             + _how_to_get(hub_id))
+    unreachable = _hub_reachable()
+    if unreachable is not None:
+        raise ModelLoadError(f"{hub_id}: the weights are not in the local Hugging Face cache "
+                             f"and the hub is offline: {unreachable}.\n" + _how_to_get(hub_id))
     failures: list[str] = []
-    for filename in (WEIGHTS_NAME, PICKLE_WEIGHTS_NAME):
+    for filename in names:
         try:
             return Path(hf_hub_download(hub_id, filename, cache_dir=cache_dir))
+        except GatedRepoError:
+            raise ModelLoadError(
+                f"{hub_id}: the repository is gated: accept its terms on "
+                f"https://huggingface.co/{hub_id} with your account, then log in here "
+                "(`hf auth login`, or set HF_TOKEN) and run again") from None
+        except RepositoryNotFoundError:
+            raise ModelLoadError(
+                f"{hub_id}: repository not found, or private and you are not logged in "
+                "(`hf auth login`, or set HF_TOKEN)") from None
+        except LocalEntryNotFoundError as error:  # a connection failure, not a missing file
+            failures.append(f"{filename}: the hub could not be reached ({error})"
+                            .splitlines()[0])
+            break
         except EntryNotFoundError:
             failures.append(f"{filename}: not in the repository")
-        except Exception as error:  # network, offline mode, auth: report them all below
-            failures.append(f"{filename}: {type(error).__name__}: {error}".splitlines()[0])
+        except HfHubHTTPError as error:
+            status = getattr(getattr(error, "response", None), "status_code", None)
+            if status in (401, 403):
+                raise ModelLoadError(
+                    f"{hub_id}: the hub refused access (HTTP {status}); the repository may be "
+                    f"gated: accept its terms on https://huggingface.co/{hub_id} and log in "
+                    "(`hf auth login`, or set HF_TOKEN)") from None
+            failures.append(f"{filename}: HTTP {status}: {error}".splitlines()[0])
     raise ModelLoadError(
         f"could not get the weights of {hub_id} from the Hugging Face hub or its local cache "
-        f"({'; '.join(failures)}).\nOn a machine with network access run\n"
-        f"  huggingface-cli download {hub_id}\n"
-        "and copy the cache (HF_HOME), or download the repository's files into a folder and "
-        "pass that folder instead."
-    )
+        f"({'; '.join(failures)}).\n" + _how_to_get(hub_id))
 
 
 def load_model(
@@ -300,6 +375,29 @@ def load_model(
     )
 
 
+def check_release_folder(folder: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """A folder a release may be written into: new, empty, or (with ``overwrite``) holding an
+    s2l8h release. A folder with anything else in it (a user's README.md, the current
+    directory ...) is refused even with ``overwrite``: a release replaces its README.md."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: exists and is not a folder")
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return folder
+    try:
+        ours = _read_release_config(folder) is not None
+    except ModelLoadError:
+        ours = False
+    if not ours:
+        shown = ", ".join(sorted(path.name for path in folder.iterdir())[:5])
+        raise OutputError(f"{folder}: holds files that are not an s2l8h release ({shown}); "
+                          "write the release into a new or empty folder")
+    if not overwrite:
+        raise OutputExistsError(f"{folder}: holds a release already; pass --overwrite to "
+                                "replace it")
+    return folder
+
+
 def save_pretrained(
     model: Harmonizer,
     folder: str | os.PathLike[str],
@@ -309,17 +407,14 @@ def save_pretrained(
 ) -> Path:
     """Write ``model`` in our release format (``config.json`` + ``model.safetensors``).
 
-    Files are written under temporary names and renamed; existing files are kept unless
-    ``overwrite``.
+    Files are written under temporary names and renamed; the folder must be new, empty or
+    (with ``overwrite``) an earlier release (:func:`check_release_folder`).
     """
     from s2l8h import __version__
 
-    folder = Path(folder)
+    folder = check_release_folder(folder, overwrite)
     folder.mkdir(parents=True, exist_ok=True)
     targets = [folder / CONFIG_NAME, folder / WEIGHTS_NAME]
-    existing = [str(target) for target in targets if target.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{', '.join(existing)} already exist; pass overwrite=True")
     document = {
         "format": RELEASE_FORMAT,
         "format_version": RELEASE_FORMAT_VERSION,

@@ -23,11 +23,8 @@ from typing import Any
 
 import yaml
 
+from s2l8h.errors import ConfigError
 from s2l8h.train.losses import LossTerm
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or of the wrong type; says which."""
 
 
 @dataclass
@@ -93,6 +90,7 @@ class SchedulerConfig:
     step_size: int = 10
     gamma: float = 0.5
     min_lr: float = 1e-6
+    t_max: int = 0  # cosine: period in epochs; 0 = trainer.max_epochs
 
 
 @dataclass

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from s2l8h.data.pairs import SceneSource, SimulatedPairs, load_scenes
 from s2l8h.data.patches import PatchDataset, QualityFilter
 from s2l8h.data.simulate import TRAINING_RANGES
+from s2l8h.errors import InputError
 from s2l8h.models.harmonizer import Harmonizer, split_output
 from s2l8h.train.config import DataConfig, OptimizerConfig, SchedulerConfig
 from s2l8h.train.losses import LossTerm, WeightedLoss
@@ -56,7 +57,7 @@ class PatchDataModule(L.LightningDataModule):
         self.train_set = make_dataset(self.config, "Train", self.seed, scenes)
         self.val_set = make_dataset(self.config, "Validation", self.seed, scenes)
         if len(self.train_set) == 0 or len(self.val_set) == 0:
-            raise ValueError(f"{self.config.dataset}: no Train or Validation patch passes the "
+            raise InputError(self.config.dataset, "no Train or Validation patch passes the "
                              "quality filter")
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
@@ -135,7 +136,8 @@ class HarmonizerModule(L.LightningModule):
             return optimizer
         if schedule.name == "cosine":
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                optimizer, T_max=max(self.max_epochs, 1), eta_min=schedule.min_lr)
+                optimizer, T_max=max(schedule.t_max or self.max_epochs, 1),
+                eta_min=schedule.min_lr)
         elif schedule.name == "step":
             scheduler = torch.optim.lr_scheduler.StepLR(optimizer, schedule.step_size,
                                                         schedule.gamma)

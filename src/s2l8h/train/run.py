@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from s2l8h.data.pairs import load_scenes
 from s2l8h.data.patches import PatchDataset, QualityFilter
+from s2l8h.errors import InputError, OutputExistsError
 from s2l8h.models.harmonizer import Harmonizer, split_output
 from s2l8h.models.loading import load_state_dict_strict, save_pretrained
 from s2l8h.models.registry import build_network, create_model
@@ -41,8 +42,23 @@ class TrainResult:
 
 
 def build_model(config: TrainConfig) -> Harmonizer:
-    return create_model(config.model.name, pretrained=config.model.init or None,
-                        **config.model.overrides)
+    """The model of ``config``: random, or with the weights of ``model.init`` (a release, a
+    hub id, or a training checkpoint ``.ckpt`` of the same configuration)."""
+    init = config.model.init
+    if init and Path(init).suffix == ".ckpt":
+        model = create_model(config.model.name, **config.model.overrides)
+        load_checkpoint_weights(model, init)
+        return model
+    return create_model(config.model.name, pretrained=init or None, **config.model.overrides)
+
+
+def load_checkpoint_weights(model: Harmonizer, checkpoint: str | os.PathLike[str]) -> None:
+    """Load a training checkpoint's network weights into ``model`` (keys must match)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    prefix = "model.network."
+    network_state = {key[len(prefix):]: value for key, value in state.items()
+                     if key.startswith(prefix)}
+    load_state_dict_strict(model.network, network_state, str(checkpoint))
 
 
 def build_module(config: TrainConfig) -> HarmonizerModule:
@@ -63,14 +79,14 @@ def train(config: TrainConfig, *, resume: bool | str = False,
     if resume is True:
         ckpt_path: str | None = str(checkpoints / "last.ckpt")
         if not Path(ckpt_path).is_file():
-            raise FileNotFoundError(f"{ckpt_path}: nothing to resume")
+            raise InputError(ckpt_path, "nothing to resume")
     elif resume:
         ckpt_path = str(resume)
     else:
         ckpt_path = None
         if (checkpoints / "last.ckpt").exists():
-            raise FileExistsError(f"{checkpoints}: holds a run already; resume it or choose "
-                                  "another output.dir")
+            raise OutputExistsError(f"{checkpoints}: holds a run already; resume it or "
+                                    "choose another output.dir")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     L.seed_everything(config.trainer.seed, workers=True, verbose=False)
@@ -101,12 +117,8 @@ def train(config: TrainConfig, *, resume: bool | str = False,
 def model_from_checkpoint(config: TrainConfig, checkpoint: str | os.PathLike[str]
                           ) -> Harmonizer:
     """The model of ``config`` with the weights of a training checkpoint."""
-    model = build_model(config)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    prefix = "model.network."
-    network_state = {key[len(prefix):]: value for key, value in state.items()
-                     if key.startswith(prefix)}
-    load_state_dict_strict(model.network, network_state, str(checkpoint))
+    model = create_model(config.model.name, **config.model.overrides)
+    load_checkpoint_weights(model, checkpoint)
     model.provenance = {"weights": f"trained by s2l8h train, checkpoint {checkpoint}"}
     return model.eval()
 
@@ -176,7 +188,7 @@ def export(config: TrainConfig, checkpoint: str | os.PathLike[str],
     for split in ("Validation", "Test"):
         try:
             splits[split] = make_dataset(config.data, split, config.trainer.seed, scenes)
-        except ValueError:  # a split no scene has rows for
+        except InputError:  # a split no scene has rows for
             continue
     if calibrate and model.has_variance_head and hasattr(model.config, "variance_scale"):
         facts["variance_scale"] = calibrate_variance(model, splits["Validation"])
