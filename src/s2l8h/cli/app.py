@@ -8,6 +8,7 @@ from s2l8h import __version__
 from s2l8h.cli import models as models_cli
 from s2l8h.cli.evaluate import benchmark_command, evaluate_command
 from s2l8h.cli.harmonize import demo_command, harmonize_command
+from s2l8h.cli.many import harmonize_many_command
 from s2l8h.cli.stac import build_dataset_command, pairs_command, search_command
 from s2l8h.cli.train import export_command, simulate_dataset_command, train_command
 
@@ -31,6 +32,7 @@ AOI_SETTINGS = {"ignore_unknown_options": True}
 app.command("search", context_settings=AOI_SETTINGS)(search_command)
 app.command("pairs", context_settings=AOI_SETTINGS)(pairs_command)
 app.command("build-dataset", context_settings=AOI_SETTINGS)(build_dataset_command)
+app.command("harmonize-many", context_settings=AOI_SETTINGS)(harmonize_many_command)
 
 
 def _version(value: bool) -> None:

@@ -142,6 +142,7 @@ def harmonize(
     overwrite: bool = False,
     progress: bool = True,
     block_width: int = MAX_BLOCK_WIDTH,
+    tags: dict[str, str] | None = None,
 ) -> HarmonizeResult:
     """Harmonize one Landsat-8/9 scene into a Sentinel-2-like COG.
 
@@ -151,7 +152,8 @@ def harmonize(
     ``none``. ``tile``/``overlap`` in output pixels.
     Pixels flagged by the quality band (``mask_flags``) get mask 2 and nodata, unless
     ``keep_flagged``. ``block_width`` (output pixels) bounds the width of the column blocks
-    processed at a time, and so the memory. Nothing is written unless the whole run succeeds.
+    processed at a time, and so the memory. ``tags``: extra file tags to record (e.g. a batch
+    run's provenance). Nothing is written unless the whole run succeeds.
     """
     started = time.perf_counter()
     if threads:
@@ -187,6 +189,7 @@ def harmonize(
         "S2L8H_OPTIONS": json.dumps({"tile": tile, "overlap": overlap, "mask_flags":
                                      list(mask_flags), "keep_flagged": keep_flagged,
                                      "dtype": dtype, "mc_passes": mc_passes}),
+        **(tags or {}),
     }
     writer = CogWriter(output, grid, fine, convention.output_bands, predictor.gives_variance,
                        dtype, tags, overwrite)
