@@ -291,3 +291,26 @@ def test_aoi_and_grid_rules(tmp_path) -> None:
                                                         "coordinates": [1, 2]}))
     with pytest.raises(ValueError, match=r"point\.geojson: no Polygon"):
         parse_aoi(tmp_path / "point.geojson")
+
+
+def test_only_the_aoi_window_is_read(landsat, tmp_path) -> None:
+    from s2l8h.batch.window import KERNEL_MARGIN, fetch_window, read_region
+    from s2l8h.io.landsat import open_scene
+
+    scene = scenes_from_item_collection(landsat["items"])[0]
+    small = GeoBox.from_bbox((439230, 4175760, 439430, 4175960), "EPSG:32618", resolution=10)
+    region = read_region(small, alignment=1)
+    assert region.shape == (7 + 2 * KERNEL_MARGIN, 7 + 2 * KERNEL_MARGIN)  # 200 m at 30 m
+    folder = fetch_window(scene, region, tmp_path / "window")
+    cut = open_scene(folder)
+    assert cut.pan is not None and cut.qa is not None and cut.pan_metadata is not None
+    original = Path(scene.item["assets"]["blue"]["href"].removeprefix("file://"))
+    with rasterio.open(original) as whole, rasterio.open(cut.multispectral[0]) as part:
+        assert part.width < 0.7 * whole.width and part.height < 0.7 * whole.height
+        # the region, 2 pixels of padding each side, 1 for the 15 m offset of Landsat edges
+        assert part.width <= region.width + 5 and part.height <= region.height + 5
+        assert part.crs == whole.crs and part.nodata == whole.nodata
+        window = rasterio.windows.from_bounds(*part.bounds, whole.transform)
+        np.testing.assert_array_equal(part.read(1), whole.read(1, window=window.round_offsets()
+                                                               .round_lengths()))
+        assert GeoBox.from_rio(part).extent.contains(small.extent)
