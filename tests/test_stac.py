@@ -68,6 +68,43 @@ def _item(item_id, collection, date, bounds, assets, **properties) -> dict:
     }
 
 
+def serve(folder: Path, collections: list[str], items: list[dict]
+          ) -> tuple[subprocess.Popen, str]:
+    """Start ``rustac serve`` on loopback with these collection files and items; returns the
+    server process and its URL once it accepts connections."""
+    item_file = folder / "items.json"
+    item_file.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
+    port = _free_port()
+    server = subprocess.Popen([RUSTAC, "serve", "--addr", f"127.0.0.1:{port}", *collections,
+                               str(item_file)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        server.kill()
+        pytest.fail("rustac serve did not start")
+    return server, f"http://127.0.0.1:{port}"
+
+
+def collection_files(folder: Path, names: tuple[str, ...]) -> list[str]:
+    """STAC collection documents (global extent) written to ``folder``."""
+    paths = []
+    for collection in names:
+        document = {"type": "Collection", "stac_version": "1.0.0", "id": collection,
+                    "description": collection, "license": "CC0-1.0", "links": [],
+                    "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]},
+                               "temporal": {"interval": [[None, None]]}}}
+        path = folder / f"{collection}.json"
+        path.write_text(json.dumps(document))
+        paths.append(str(path))
+    return paths
+
+
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("stac")
@@ -125,32 +162,9 @@ def catalog(tmp_path_factory) -> dict:
                   "mtl.json": str(next(scene_dir.glob("*L1TP*_MTL.json")))}
         items.append(_item(f"{prefix}_L1TP_014034_{compact}_02_T1", "landsat-c2-l1", date,
                            tuple(lowres), level1, **common))
-    collections = []
-    for collection in ("sentinel-2-l2a", "landsat-c2-l2", "landsat-c2-l1"):
-        document = {"type": "Collection", "stac_version": "1.0.0", "id": collection,
-                    "description": collection, "license": "CC0-1.0", "links": [],
-                    "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]},
-                               "temporal": {"interval": [[None, None]]}}}
-        path = folder / f"{collection}.json"
-        path.write_text(json.dumps(document))
-        collections.append(str(path))
-    item_file = folder / "items.json"
-    item_file.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
-    port = _free_port()
-    server = subprocess.Popen([RUSTAC, "serve", "--addr", f"127.0.0.1:{port}", *collections,
-                               str(item_file)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        server.kill()
-        pytest.fail("rustac serve did not start")
+    collections = collection_files(folder, ("sentinel-2-l2a", "landsat-c2-l2",
+                                            "landsat-c2-l1"))
+    server, url = serve(folder, collections, items)
     aoi = tuple(_lonlat((439030.0, 4173760.0, 441430.0, 4176160.0)))
     yield {"url": url, "aoi": aoi, "reflectance": reflectance, "grid": grid,
            "simulated": simulated}

@@ -13,6 +13,7 @@ from s2l8h.cli import models as models_cli
 from s2l8h.cli._common import one_line_errors
 from s2l8h.cli.evaluate import benchmark_command, evaluate_command, qa_command
 from s2l8h.cli.harmonize import demo_command, harmonize_command
+from s2l8h.cli.many import harmonize_many_command
 from s2l8h.cli.stac import build_dataset_command, pairs_command, search_command
 from s2l8h.cli.train import export_command, simulate_dataset_command, train_command
 
@@ -40,6 +41,8 @@ app.command("search", context_settings=AOI_SETTINGS)(one_line_errors(search_comm
 app.command("pairs", context_settings=AOI_SETTINGS)(one_line_errors(pairs_command))
 app.command("build-dataset", context_settings=AOI_SETTINGS)(
     one_line_errors(build_dataset_command))
+app.command("harmonize-many", context_settings=AOI_SETTINGS)(
+    one_line_errors(harmonize_many_command))
 
 
 def _version(value: bool) -> None:

@@ -142,6 +142,15 @@ def _scene_key(item: pystac.Item) -> tuple[str, str, str, str]:
             str(item.datetime.date() if item.datetime else ""))
 
 
+def match_level1(landsat: Sequence[pystac.Item], level1: Sequence[pystac.Item]
+                 ) -> dict[str, pystac.Item]:
+    """The Level-1 item of each Level-2 item (same platform, WRS path/row and date), by
+    Level-2 item id; Level-2 items without one are left out."""
+    by_scene = {_scene_key(item): item for item in level1}
+    return {item.id: by_scene[_scene_key(item)] for item in landsat
+            if _scene_key(item) in by_scene}
+
+
 def search(bbox: tuple[float, float, float, float], start: str, end: str, *,
            max_cloud: float | None = None, catalogs: Sequence[Catalog] = DEFAULT_CATALOGS,
            limit: int = 500, timeout: float = 30.0, retries: int = 3) -> SearchResult:
@@ -162,9 +171,7 @@ def search(bbox: tuple[float, float, float, float], start: str, end: str, *,
         sentinel2 = [i for i in sentinel2 if i.properties.get("eo:cloud_cover", 0) <= max_cloud]
     landsat = [i for i in landsat if str(i.properties.get("platform", "")).lower()
                in LANDSAT_PLATFORMS]
-    by_scene = {_scene_key(item): item for item in level1}
-    matched = {item.id: by_scene[_scene_key(item)] for item in landsat
-               if _scene_key(item) in by_scene}
+    matched = match_level1(landsat, level1)
     key = lambda item: (item.datetime, item.id)  # noqa: E731
     return SearchResult(sorted(landsat, key=key), matched, sorted(sentinel2, key=key))
 

@@ -166,6 +166,7 @@ def harmonize(
     progress: bool = True,
     block_width: int = MAX_BLOCK_WIDTH,
     register_pan: bool = True,
+    tags: dict[str, str] | None = None,
 ) -> HarmonizeResult:
     """Harmonize one Landsat-8/9 scene into a Sentinel-2-like COG.
 
@@ -175,7 +176,8 @@ def harmonize(
     ``none``. ``tile``/``overlap`` in output pixels.
     Pixels flagged by the quality band (``mask_flags``) get mask 2 and nodata, unless
     ``keep_flagged``. ``block_width`` (output pixels) bounds the width of the column blocks
-    processed at a time, and so the memory. Nothing is written unless the whole run succeeds.
+    processed at a time, and so the memory. ``tags``: extra file tags to record (e.g. a batch
+    run's provenance). Nothing is written unless the whole run succeeds.
     Before the run, the pan's registration against the bands and the input noise are measured
     on a central window (:mod:`s2l8h.inference.checks`); with ``register_pan`` a pan shift
     above 2 m is corrected. The output's consistency with its input (bias, RMSE, spectral
@@ -234,6 +236,7 @@ def harmonize(
                                      "dtype": dtype, "mc_passes": mc_passes,
                                      "register_pan": register_pan}),
         **checks.tags(),
+        **(tags or {}),
     }
     writer = CogWriter(output, grid, fine, convention.output_bands, predictor.gives_variance,
                        dtype, tags, overwrite)

@@ -1,0 +1,387 @@
+"""Harmonizing many scenes on dask.distributed: one task per scene on one output grid.
+
+The engine is a ``distributed.Client``: a ``LocalCluster`` by default (``workers`` processes,
+``threads_per_worker`` threads each) or any running cluster by its scheduler address
+(dask-jobqueue, dask-gateway, Kubernetes: the same code path). Each task harmonizes one scene
+with :func:`s2l8h.inference.harmonize.harmonize` onto the run's grid; STAC scenes are first cut
+to the AOI window (:mod:`s2l8h.batch.window`). Models are loaded once per worker process (a
+cached loader) and reused by its tasks.
+
+Safety and idempotence:
+
+- every output is written by ``harmonize`` under a temporary name and renamed, so a killed
+  worker leaves no partial output (its temporary folder is removed at the end of the run);
+  the scheduler reruns the task elsewhere;
+- each output carries a provenance tag (inputs, models, options, grid, version); a scene
+  whose output exists with the same tag is skipped, one with another tag is a failure unless
+  ``overwrite``;
+- a task that raises is retried ``retries`` times, then reported; other scenes go on;
+- the run manifest (CSV: scene, output, status, seconds, error, source) is written row by row
+  as scenes finish; at the end a STAC catalogue of the products is written
+  (:mod:`s2l8h.batch.catalog`).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rasterio
+from odc.geo.geobox import GeoBox
+
+from s2l8h import __version__
+from s2l8h.batch.catalog import DATETIME_TAG, PROPERTIES_TAG, SOURCES_TAG, write_catalog
+from s2l8h.batch.scenes import SceneSpec, scenes_from_folders
+from s2l8h.batch.window import fetch_window, read_region
+from s2l8h.errors import OptionError
+from s2l8h.inference.harmonize import DEFAULT_MODELS, harmonize, resolve_models
+from s2l8h.io.errors import OutputError
+from s2l8h.io.quality import DEFAULT_MASK_FLAGS
+
+PROVENANCE_TAG = "S2L8H_BATCH_PROVENANCE"
+MANIFEST_COLUMNS = ("scene", "output", "status", "seconds", "error", "source")
+
+# Models cached per worker process: (sources, dropout) -> (models, times loaded).
+_MODELS: dict[tuple, list] = {}
+_LOADS: dict[tuple, int] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def worker_models(sources: tuple[str, ...], dropout: float | None) -> list:
+    """The models of ``sources``, loaded once per process and then reused."""
+    key = (sources, dropout)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = resolve_models(list(sources) or None, dropout)
+            _LOADS[key] = _LOADS.get(key, 0) + 1
+        return _MODELS[key]
+
+
+def _model_identity(source: str) -> Any:
+    """A model source for provenance: a name or hub id as given; a local folder or file with
+    its files' sizes and modification times (new weights under the same path differ)."""
+    path = Path(source)
+    if not path.exists():
+        return source
+    files = sorted(path.rglob("*")) if path.is_dir() else [path]
+    return {"path": str(path.resolve()),
+            "files": [[str(f.relative_to(path)) if path.is_dir() else f.name,
+                       f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.is_file()]}
+
+
+def grid_identity(grid: GeoBox) -> dict[str, Any]:
+    return {"crs": str(grid.crs), "transform": [round(v, 6) for v in list(grid.affine)[:6]],
+            "shape": [grid.height, grid.width]}
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    """Everything one task needs (plain data: it is pickled to the worker)."""
+
+    scene: SceneSpec
+    output: str
+    crs: str
+    transform: tuple[float, ...]
+    shape: tuple[int, int]
+    models: tuple[str, ...]
+    options: dict[str, Any]
+    provenance: str
+    overwrite: bool = False
+    requester_pays: bool = False
+
+    @property
+    def grid(self) -> GeoBox:
+        from affine import Affine
+
+        return GeoBox(self.shape, Affine(*self.transform), self.crs)
+
+
+def provenance(scene: SceneSpec, grid: GeoBox, models: Sequence[str],
+               options: dict[str, Any]) -> str:
+    """The provenance tag of an output: inputs, models, options, grid and version (JSON)."""
+    return json.dumps({"inputs": scene.identity(), "models": [_model_identity(m)
+                                                              for m in models],
+                       "options": options, "grid": grid_identity(grid),
+                       "version": __version__}, sort_keys=True)
+
+
+def output_state(path: str | os.PathLike[str], expected: str) -> str:
+    """``missing``, ``same`` (written with this provenance), ``other`` (another provenance)
+    or ``unreadable``."""
+    if not os.path.exists(path):
+        return "missing"
+    try:
+        with rasterio.open(path) as dataset:
+            tag = dataset.tags().get(PROVENANCE_TAG)
+    except rasterio.errors.RasterioIOError:
+        return "unreadable"
+    return "same" if tag == expected else "other"
+
+
+def _scratch() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().local_directory
+    except (ImportError, ValueError):
+        return tempfile.gettempdir()
+
+
+def run_scene(job: SceneJob) -> dict[str, Any]:
+    """One task: harmonize ``job.scene`` onto the run's grid (skip if already done)."""
+    started = time.perf_counter()
+    state = output_state(job.output, job.provenance)
+    key = (job.models, job.options.get("dropout"))
+    info = {"pid": os.getpid(), "model_loads": _LOADS.get(key, 0)}
+    if state == "same":
+        return {"status": "skipped", "seconds": time.perf_counter() - started, **info}
+    if state != "missing" and not job.overwrite:
+        why = "unreadable" if state == "unreadable" else \
+            "written with other inputs, models or options"
+        raise OutputError(f"{job.output}: exists ({why}); pass overwrite to replace it")
+    models = worker_models(job.models, job.options.get("dropout"))
+    grid = job.grid
+    options = dict(job.options)
+    tags = {PROVENANCE_TAG: job.provenance, DATETIME_TAG: job.scene.datetime or "",
+            SOURCES_TAG: json.dumps(job.scene.sources()),
+            PROPERTIES_TAG: json.dumps(job.scene.properties)}
+    environment = {"AWS_REQUEST_PAYER": "requester"} if job.requester_pays else {}
+    with tempfile.TemporaryDirectory(prefix="s2l8h-window-", dir=_scratch()) as scratch, \
+            rasterio.Env(**environment):
+        if job.scene.folder is not None:
+            inputs = job.scene.folder
+        else:
+            alignment = max(int(getattr(m.config, "alignment", 1)) for m in models)
+            region = read_region(grid, alignment, models[0].convention.scale)
+            inputs = fetch_window(job.scene, region, Path(scratch) / "scene",
+                                  need_pan=models[0].convention.use_pan,
+                                  requester_pays=job.requester_pays)
+        harmonize(inputs, job.output, models=models, crs=job.crs,
+                  bounds=tuple(grid.boundingbox), resolution=grid.resolution.x,
+                  overwrite=state != "missing", progress=False, tags=tags, **options)
+    info["model_loads"] = _LOADS[key]
+    return {"status": "done", "seconds": time.perf_counter() - started, **info}
+
+
+@dataclass
+class ManyResult:
+    """What :func:`harmonize_many` did: one row per scene (as in the manifest)."""
+
+    rows: list[dict[str, Any]]
+    manifest: Path
+    catalog: Path | None
+    grid: GeoBox
+    dashboard: str | None = None
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def count(self, status: str) -> int:
+        return sum(row["status"] == status for row in self.rows)
+
+    @property
+    def products(self) -> list[Path]:
+        return [Path(row["output"]) for row in self.rows if row["status"] in ("done",
+                                                                               "skipped")]
+
+
+class _Manifest:
+    """The run manifest, one row per finished scene, flushed as it goes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle = path.open("w", newline="")
+        self._writer = csv.DictWriter(self._handle, fieldnames=MANIFEST_COLUMNS)
+        self._writer.writeheader()
+        self._handle.flush()
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        row = {column: row.get(column, "") for column in MANIFEST_COLUMNS}
+        row["seconds"] = f"{float(row['seconds'] or 0):.2f}"
+        self.rows.append(row)
+        self._writer.writerow(row)
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _client(scheduler: Any, workers: int, threads_per_worker: int):
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None and not isinstance(scheduler, str):
+        return scheduler, None  # a Client given by the caller
+    if scheduler:
+        return Client(scheduler), None
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
+                           processes=True, dashboard_address=":0")
+    return Client(cluster), cluster
+
+
+def _remove_stale(outputs: Sequence[str]) -> None:
+    """Remove the temporary folders ``harmonize`` leaves next to an output when its worker
+    was killed (``.<name>.<random>``); called when no task of the run is running."""
+    for output in outputs:
+        path = Path(output)
+        for stale in path.parent.glob(f".{path.name}.*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+
+
+def harmonize_many(
+    scenes: Sequence[SceneSpec | str | os.PathLike[str]],
+    output_dir: str | os.PathLike[str],
+    grid: GeoBox,
+    *,
+    models: Sequence[str] | None = None,
+    uncertainty: str = "auto",
+    tile: int = 512,
+    overlap: int = 64,
+    batch_size: int = 4,
+    device: str = "cpu",
+    torch_threads: int | None = None,
+    dtype: str = "uint16",
+    mask_flags: tuple[str, ...] = DEFAULT_MASK_FLAGS,
+    keep_flagged: bool = False,
+    toa: bool = False,
+    mc_passes: int = 20,
+    dropout: float | None = None,
+    workers: int = 2,
+    threads_per_worker: int = 1,
+    scheduler: Any = None,
+    retries: int = 2,
+    requester_pays: bool = False,
+    overwrite: bool = False,
+    catalog: bool = True,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> ManyResult:
+    """Harmonize ``scenes`` (:class:`SceneSpec`, or scene folders) onto ``grid`` (see
+    :func:`s2l8h.batch.scenes.aoi_grid`), writing ``<output_dir>/<scene id>.tif``, a
+    manifest ``manifest-<UTC time>.csv`` and a STAC catalogue ``stac/catalog.json``.
+
+    ``scheduler``: a scheduler address, or a ``distributed.Client``; default a new
+    ``LocalCluster`` of ``workers`` processes with ``threads_per_worker`` threads.
+    ``torch_threads``: PyTorch threads per task (default: the machine's cores shared among
+    the local workers' threads; the library default on an existing cluster). Other options
+    are those of :func:`s2l8h.inference.harmonize.harmonize`. Failures are retried
+    ``retries`` times and then reported in the manifest; they do not stop other scenes.
+    """
+    from distributed import as_completed
+
+    say = log or (lambda message: None)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    specs = [scene if isinstance(scene, SceneSpec) else None for scene in scenes]
+    folders = [scene for scene, spec in zip(scenes, specs, strict=True) if spec is None]
+    from_folders = iter(scenes_from_folders(folders)) if folders else iter(())
+    specs = [spec if spec is not None else next(from_folders) for spec in specs]
+    if not specs:
+        raise OptionError("no scene to harmonize")
+    sources = tuple(str(m) for m in (models or DEFAULT_MODELS))
+    if scheduler is None and torch_threads is None:
+        torch_threads = max(1, (os.cpu_count() or 1) // (workers * threads_per_worker))
+    options = {"uncertainty": uncertainty, "tile": tile, "overlap": overlap,
+               "batch_size": batch_size, "device": device, "threads": torch_threads,
+               "dtype": dtype, "mask_flags": tuple(mask_flags), "keep_flagged": keep_flagged,
+               "toa": toa, "mc_passes": mc_passes, "dropout": dropout}
+    # What changes the pixels (not batch size, device, threads) makes the provenance.
+    recorded = {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()
+                if k not in ("batch_size", "device", "threads")}
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    manifest = _Manifest(output_dir / f"manifest-{stamp}.csv")
+    jobs = []
+    for spec in specs:
+        output = output_dir / f"{spec.id}.tif"
+        if output.resolve() in {Path(p).resolve() for p in _input_files(spec)}:
+            raise OutputError(f"{output}: is one of the run's inputs")
+        jobs.append(SceneJob(spec, str(output), str(grid.crs), tuple(grid.affine)[:6],
+                             (grid.height, grid.width), sources, options,
+                             provenance(spec, grid, sources, recorded), overwrite,
+                             requester_pays))
+    details: dict[str, dict[str, Any]] = {}
+    pending = []
+    for job in jobs:
+        if output_state(job.output, job.provenance) == "same":
+            manifest.add({"scene": job.scene.id, "output": job.output, "status": "skipped",
+                          "source": _source(job.scene)})
+            details[job.scene.id] = {"status": "skipped"}
+        else:
+            pending.append(job)
+    say(f"{len(jobs)} scene(s): {len(jobs) - len(pending)} already done, "
+        f"{len(pending)} to run; grid {grid.crs} {grid.height} x {grid.width} px at "
+        f"{grid.resolution.x:g} m; manifest {manifest.path}")
+    dashboard = None
+    try:
+        if pending:
+            client, cluster = _client(scheduler, workers, threads_per_worker)
+            try:
+                dashboard = client.dashboard_link
+                say(f"dask scheduler {client.scheduler.address}; dashboard {dashboard}")
+                futures = {client.submit(run_scene, job, key=f"s2l8h-{job.scene.id}-{stamp}",
+                                         retries=retries, pure=False): job for job in pending}
+                _collect(futures, as_completed, manifest, details, progress)
+            finally:
+                if cluster is not None:
+                    client.close()
+                    cluster.close()
+                elif isinstance(scheduler, str):
+                    client.close()
+        _remove_stale([job.output for job in jobs])
+    finally:
+        manifest.close()
+    result = ManyResult(manifest.rows, manifest.path, None, grid, dashboard, details)
+    if catalog and result.products:
+        result.catalog = write_catalog(result.products, output_dir / "stac")
+    say(f"done {result.count('done')}, skipped {result.count('skipped')}, failed "
+        f"{result.count('failed')}" + (f"; catalogue {result.catalog}" if result.catalog
+                                       else ""))
+    return result
+
+
+def _collect(futures: dict, as_completed, manifest: _Manifest,
+             details: dict[str, dict[str, Any]], progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(futures), desc="scenes", unit="scene", disable=not progress) as bar:
+        for future in as_completed(list(futures)):
+            job = futures[future]
+            row = {"scene": job.scene.id, "output": job.output, "source": _source(job.scene)}
+            if future.status == "finished":
+                outcome = future.result()
+                row.update(status=outcome["status"], seconds=outcome["seconds"])
+                details[job.scene.id] = outcome
+            elif future.status == "cancelled":
+                row.update(status="failed", error="cancelled (scheduler or client lost)")
+                details[job.scene.id] = {"status": "failed", "error": None}
+            else:
+                error = future.exception()
+                row.update(status="failed", error=f"{type(error).__name__}: {error}")
+                details[job.scene.id] = {"status": "failed", "error": error,
+                                         "traceback": future.traceback()}
+            manifest.add(row)
+            bar.update()
+            future.release()
+
+
+def _source(scene: SceneSpec) -> str:
+    return scene.folder if scene.folder is not None else scene.id
+
+
+def _input_files(scene: SceneSpec) -> list[str]:
+    if scene.folder is None:
+        return []
+    folder = Path(scene.folder)
+    return [str(p) for p in folder.iterdir()] if folder.is_dir() else [str(folder)]
+
+

@@ -1,0 +1,112 @@
+"""``s2l8h harmonize-many``: many scenes over an AOI on dask.distributed."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import typer
+
+from s2l8h.cli._common import console, error_console, fail
+from s2l8h.cli.stac import CATALOG_OPTIONS, _catalogs
+from s2l8h.data import stac
+from s2l8h.inference.harmonize import DEFAULT_MODELS
+from s2l8h.io.quality import DEFAULT_MASK_FLAGS, FLAGS
+
+
+def harmonize_many_command(
+    folders: list[Path] = typer.Argument(None, help="Local scene folders."),
+    output_dir: Path = typer.Option(..., "-o", "--output-dir",
+                                    help="Folder for <scene>.tif, manifests and stac/."),
+    aoi: str = typer.Option(None, help="west,south,east,north (degrees) or a GeoJSON file."),
+    items: Path = typer.Option(None, help="A STAC ItemCollection file (s2l8h search's "
+                                          "items.json)."),
+    search: bool = typer.Option(False, "--search", help="Search a STAC API over the AOI."),
+    start: str = typer.Option(None, help="With --search: start date, YYYY-MM-DD."),
+    end: str = typer.Option(None, help="With --search: end date, YYYY-MM-DD."),
+    max_cloud: float = typer.Option(None, help="With --search: maximum scene cloud cover, %."),
+    landsat_url: str = CATALOG_OPTIONS["landsat_url"],
+    landsat_l2: str = CATALOG_OPTIONS["landsat_l2"],
+    landsat_l1: str = CATALOG_OPTIONS["landsat_l1"],
+    sign: str = CATALOG_OPTIONS["sign"],
+    requester_pays: bool = CATALOG_OPTIONS["requester_pays"],
+    crs: str = typer.Option(None, help="Output CRS (default: the AOI's UTM zone)."),
+    resolution: float = typer.Option(10.0, help="Output resolution in CRS units."),
+    like: Path = typer.Option(None, help="Write exactly on this raster's grid."),
+    model: list[str] = typer.Option(
+        None, "--model", "-m", help=f"As for harmonize (default: {', '.join(DEFAULT_MODELS)})."),
+    uncertainty: str = typer.Option("auto", help="auto | ensemble | mc-dropout | head | none"),
+    mc_passes: int = typer.Option(20, help="Passes for --uncertainty mc-dropout."),
+    dropout: float = typer.Option(None, help="Dropout probability to switch on (MC dropout)."),
+    tile: int = typer.Option(512, help="Tile size in output pixels."),
+    overlap: int = typer.Option(64, help="Tile overlap in output pixels."),
+    batch_size: int = typer.Option(4, help="Tiles per forward pass."),
+    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N | mps"),
+    torch_threads: int = typer.Option(
+        None, help="PyTorch threads per task (default: cores / local worker threads)."),
+    dtype: str = typer.Option("uint16", help="uint16 (reflectance x 10000) | float32"),
+    mask: str = typer.Option(",".join(DEFAULT_MASK_FLAGS),
+                             help=f"Quality flags that mark pixels: any of {', '.join(FLAGS)}."),
+    keep_flagged: bool = typer.Option(False, help="Keep values on flagged pixels."),
+    toa: bool = typer.Option(False, help="Allow Level-1-only scenes (TOA reflectance)."),
+    workers: int = typer.Option(2, help="LocalCluster worker processes."),
+    threads_per_worker: int = typer.Option(1, help="LocalCluster threads per worker."),
+    scheduler: str = typer.Option(None, help="Address of a running dask scheduler "
+                                             "(instead of a LocalCluster)."),
+    retries: int = typer.Option(2, help="Retries of a failed scene before it is reported."),
+    overwrite: bool = typer.Option(False, help="Replace outputs made with other provenance."),
+    no_catalog: bool = typer.Option(False, "--no-catalog", help="Do not write stac/."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Harmonize many scenes onto one grid over an AOI, one dask task per scene; skip scenes
+    already done; write a manifest and a STAC catalogue of the products."""
+    from s2l8h.batch import (
+        aoi_grid,
+        harmonize_many,
+        parse_aoi,
+        scenes_from_folders,
+        scenes_from_item_collection,
+        scenes_from_search,
+    )
+
+    chosen = [bool(folders), items is not None, search]
+    if sum(chosen) != 1:
+        fail("give exactly one source: scene folders, --items or --search")
+    if search and not (start and end):
+        fail("--search needs --start and --end")
+    if aoi is None and (like is None or not folders):
+        fail("--aoi is needed (west,south,east,north in degrees or a GeoJSON file)")
+    flags = tuple(flag.strip() for flag in mask.split(",") if flag.strip())
+    region = parse_aoi(aoi) if aoi is not None else None
+    grid = aoi_grid(region, crs=crs, resolution=resolution, like=like)
+    if folders:
+        scenes = scenes_from_folders(folders)
+    else:
+        catalog = _catalogs(landsat_url, landsat_l2, landsat_l1, None, "", sign,
+                            requester_pays)[0]
+        catalog = stac.Catalog(catalog.url, catalog.landsat_l2, catalog.landsat_l1,
+                               sign=catalog.sign, requester_pays=requester_pays)
+        if items is not None:
+            scenes = scenes_from_item_collection(items, region, sign=catalog.sign)
+        else:
+            scenes = scenes_from_search(region, start, end, catalog, max_cloud=max_cloud)
+    if not scenes:
+        fail("no Landsat scene to harmonize over the AOI")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = harmonize_many(
+            scenes, output_dir, grid, models=model or None, uncertainty=uncertainty,
+            tile=tile, overlap=overlap, batch_size=batch_size, device=device,
+            torch_threads=torch_threads, dtype=dtype, mask_flags=flags,
+            keep_flagged=keep_flagged, toa=toa, mc_passes=mc_passes, dropout=dropout,
+            workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler,
+            retries=retries, requester_pays=requester_pays, overwrite=overwrite,
+            catalog=not no_catalog, progress=not quiet, log=console.print)
+    for warning in {str(w.message) for w in caught}:
+        error_console.print(f"[yellow]warning:[/yellow] {warning}")
+    for row in result.rows:
+        if row["status"] == "failed":
+            error_console.print(f"[red]failed:[/red] {row['scene']}: {row['error']}",
+                                highlight=False)
+    if result.count("failed"):
+        raise typer.Exit(1)

@@ -1,0 +1,345 @@
+"""Many scenes on a dask LocalCluster (2 worker processes) against a loopback STAC API.
+
+The catalogue (``rustac serve`` on 127.0.0.1, as in test_stac) serves five Landsat-8 scenes
+simulated from small, shifted crops of the Virginia Sentinel-2 example, with local COG assets
+(Level-2 SR bands and QA_PIXEL, Level-1 pan and MTL); the fifth has a truncated red band.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from odc.geo.geobox import GeoBox
+
+from s2l8h.batch import (
+    aoi_grid,
+    harmonize_many,
+    parse_aoi,
+    scenes_from_folders,
+    scenes_from_item_collection,
+)
+from s2l8h.batch.run import PROVENANCE_TAG
+from s2l8h.data import stac
+from s2l8h.data.simulate import simulate_landsat, write_simulated_scene
+from s2l8h.inference.harmonize import harmonize
+from s2l8h.io.sentinel2 import read_sentinel2
+from test_stac import RUSTAC, VIRGINIA, _item, _lonlat, collection_files, serve
+
+pytestmark = pytest.mark.skipif(RUSTAC is None, reason="rustac (STAC API server) not installed")
+distributed = pytest.importorskip("distributed")
+EPSG = 32618
+SIZE = 96  # 10 m pixels per crop side (32 Landsat pixels)
+ORIGINS = [(438730 + 60 * k, 4176460 - 30 * k) for k in range(5)]
+AOI_UTM = (439030.0, 4175560.0, 439630.0, 4176160.0)  # inside every crop, off its edges
+DATES = ["2023-05-01", "2023-05-17", "2023-06-02", "2023-06-18", "2023-07-04"]
+OPTIONS = {"torch_threads": 1, "retries": 1, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def landsat(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("many")
+    items, folders = [], []
+    for index, ((x0, y0), date) in enumerate(zip(ORIGINS, DATES, strict=True)):
+        crop = GeoBox((SIZE, SIZE), Affine(10, 0, x0, 0, -10, y0), f"EPSG:{EPSG}")
+        reflectance, valid, grid = read_sentinel2(VIRGINIA, grid=crop)
+        simulated = simulate_landsat(reflectance, valid, grid, seed=index)
+        compact = date.replace("-", "")
+        scene, _ = write_simulated_scene(simulated, folder / f"scene{index}", date=compact)
+        folders.append(scene)
+        l2 = {p.name.split("_")[-1].split(".")[0].lower(): str(p)
+              for p in scene.glob("*L2SP*.TIF")}
+        if index == 4:  # a broken asset: the red band cut in half
+            data = Path(l2["b4"]).read_bytes()
+            Path(l2["b4"]).write_bytes(data[: len(data) // 2])
+        assets = {"blue": l2["b2"], "green": l2["b3"], "red": l2["b4"], "nir08": l2["b5"],
+                  "swir16": l2["b6"], "swir22": l2["b7"], "qa_pixel": l2["pixel"]}
+        common = {"platform": "landsat-8", "eo:cloud_cover": 1.0, "landsat:wrs_path": "14",
+                  "landsat:wrs_row": "34", "proj:epsg": EPSG}
+        bounds = tuple(simulated.lowres_grid.boundingbox)
+        items.append(_item(f"LC08_L2SP_014034_{compact}_02_T1", "landsat-c2-l2", date, bounds,
+                           assets, **common))
+        level1 = {"pan": str(next(scene.glob("*L1TP*_B8.TIF"))),
+                  "mtl.json": str(next(scene.glob("*L1TP*_MTL.json")))}
+        items.append(_item(f"LC08_L1TP_014034_{compact}_02_T1", "landsat-c2-l1", date, bounds,
+                           level1, **common))
+    collections = collection_files(folder, ("landsat-c2-l2", "landsat-c2-l1"))
+    server, url = serve(folder, collections, items)
+    aoi = parse_aoi(_lonlat(AOI_UTM))
+    # An ItemCollection as `s2l8h search` writes it (plus a Sentinel-2 item to be ignored).
+    sentinel2 = _item("S2A_T18SVH_20230501", "sentinel-2-l2a", "2023-05-01", AOI_UTM,
+                      {"B04": l2["b4"]}, platform="sentinel-2a")
+    collection_file = folder / "found" / "items.json"
+    collection_file.parent.mkdir()
+    collection_file.write_text(json.dumps({"type": "FeatureCollection",
+                                           "features": [*items, sentinel2]}))
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=":0")
+    client = distributed.Client(cluster)
+    yield {"url": url, "aoi": aoi, "grid": aoi_grid(aoi), "folders": folders,
+           "items": collection_file, "cluster": cluster, "client": client,
+           "references": {}, "root": folder}
+    client.close()
+    cluster.close()
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def _catalog(url: str) -> stac.Catalog:
+    return stac.Catalog(url, landsat_l2="landsat-c2-l2", landsat_l1="landsat-c2-l1")
+
+
+def _reference(landsat: dict, index: int) -> np.ndarray:
+    """What `harmonize` writes for scene ``index`` (whole folder) on the run's grid."""
+    if index not in landsat["references"]:
+        grid = landsat["grid"]
+        path = landsat["root"] / f"reference{index}.tif"
+        harmonize(landsat["folders"][index], path, crs=str(grid.crs),
+                  bounds=tuple(grid.boundingbox), threads=1, progress=False)
+        with rasterio.open(path) as dataset:
+            landsat["references"][index] = dataset.read()
+    return landsat["references"][index]
+
+
+def _manifest(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def _tifs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.suffix == ".tif")
+
+
+def test_search_run_matches_harmonize_reruns_as_noop_and_catalogue_stacks(landsat,
+                                                                           tmp_path) -> None:
+    import odc.stac
+    import pystac
+
+    from s2l8h.batch import scenes_from_search
+
+    scenes = scenes_from_search(landsat["aoi"], "2023-01-01", "2023-12-31",
+                                _catalog(landsat["url"]))
+    assert len(scenes) == 5 and all(scene.level1 is not None for scene in scenes)
+    grid = landsat["grid"]
+    assert str(grid.crs) == "EPSG:32618" and grid.affine.a == 10
+    assert grid.affine.c % 10 == 0 and grid.affine.f % 10 == 0
+    out = tmp_path / "out"
+    address = landsat["cluster"].scheduler_address
+    result = harmonize_many(scenes, out, grid, scheduler=address, **OPTIONS)
+
+    rows = _manifest(result.manifest)
+    assert [row["status"] for row in sorted(rows, key=lambda r: r["scene"])] == \
+        ["done"] * 4 + ["failed"]
+    broken = next(row for row in rows if row["status"] == "failed")
+    assert "20230704" in broken["scene"] and "InputError" in broken["error"]
+    assert "SR_B4" in broken["error"] and "cannot read the AOI window" in broken["error"]
+    assert all(float(row["seconds"]) > 0 for row in rows if row["status"] == "done")
+    # The model was loaded once per worker process, however many scenes it ran.
+    loads = {d["pid"]: d["model_loads"] for d in result.details.values() if "pid" in d}
+    assert set(loads.values()) == {1}
+    # Every output equals what `harmonize` writes for the same scene (whole folder) and grid.
+    for index in range(4):
+        with rasterio.open(out / f"{scenes[index].id}.tif") as dataset:
+            assert GeoBox.from_rio(dataset) == grid
+            assert json.loads(dataset.tags()[PROVENANCE_TAG])["grid"]["shape"] == \
+                [grid.height, grid.width]
+            written = dataset.read()
+        reference = _reference(landsat, index)
+        assert (written[-1] == 1).mean() > 0.9  # mostly valid pixels
+        np.testing.assert_array_equal(written, reference)
+    assert _tifs(out) == sorted(f"{s.id}.tif" for s in scenes[:4])
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+    # A rerun does nothing: nothing rewritten, no task for the finished scenes.
+    times = {name: (out / name).stat().st_mtime_ns for name in _tifs(out)}
+    again = harmonize_many(scenes[:4], out, grid, scheduler=address, **OPTIONS)
+    assert [row["status"] for row in _manifest(again.manifest)] == ["skipped"] * 4
+    assert again.dashboard is None  # no cluster was needed
+    assert {name: (out / name).stat().st_mtime_ns for name in _tifs(out)} == times
+    # Another option is another provenance: not overwritten without being asked.
+    other = harmonize_many(scenes[:1], out, grid, scheduler=address, keep_flagged=True,
+                           catalog=False, **OPTIONS)
+    assert other.count("failed") == 1 and "pass overwrite" in other.rows[0]["error"]
+
+    # The same search from the command line: the four done are skipped, the broken one is
+    # reported and the exit status says so.
+    from typer.testing import CliRunner
+
+    from s2l8h.cli import app
+
+    bbox = ",".join(f"{value:.6f}" for value in landsat["aoi"].boundingbox)
+    cli = CliRunner().invoke(app, [
+        "harmonize-many", "--search", "--aoi", bbox, "--start", "2023-01-01", "--end",
+        "2023-12-31", "--landsat-url", landsat["url"], "--landsat-l2", "landsat-c2-l2",
+        "--landsat-l1", "landsat-c2-l1", "-o", str(out), "--scheduler", address,
+        "--retries", "0", "--torch-threads", "1", "-q"])
+    assert cli.exit_code == 1, cli.output
+    assert "done 0, skipped 4, failed 1" in cli.output
+    assert "failed: LC08_L2SP_014034_20230704_02_T1" in cli.output
+    assert {name: (out / name).stat().st_mtime_ns for name in _tifs(out)} == times
+
+    # The catalogue stacks with odc.stac.load; values equal the files.
+    catalog = pystac.Catalog.from_file(str(result.catalog))
+    items = sorted(catalog.get_items(recursive=True), key=lambda item: item.id)
+    assert [item.id for item in items] == [scene.id for scene in scenes[:4]]
+    item = items[0]
+    assert item.properties["proj:code"] == "EPSG:32618"
+    bands = item.assets["harmonized"].extra_fields["raster:bands"]
+    assert bands[0]["scale"] == pytest.approx(1e-4) and bands[0]["offset"] == \
+        pytest.approx(-0.1) and bands[0]["nodata"] == 0
+    assert [b["name"] for b in item.assets["harmonized"].extra_fields["eo:bands"]][:6] == \
+        ["B02", "B03", "B04", "B8A", "B11", "B12"]
+    sources = [link for link in item.links if link.rel == "derived_from"]
+    assert {link.title for link in sources} == {scenes[0].id, scenes[0].level1["id"]}
+    assert all(link.href.startswith(landsat["url"]) for link in sources)
+    stacked = odc.stac.load(items, bands=["B02", "B12", "mask"], groupby="id")
+    assert stacked["B02"].shape == (4, grid.height, grid.width)
+    for index, item in enumerate(items):
+        with rasterio.open(out / f"{item.id}.tif") as dataset:
+            np.testing.assert_array_equal(stacked["B02"].values[index], dataset.read(1))
+            np.testing.assert_array_equal(stacked["mask"].values[index],
+                                          dataset.read(dataset.count))
+
+
+def test_worker_killed_mid_run_still_ends_with_every_output(landsat, tmp_path) -> None:
+    scenes = scenes_from_item_collection(landsat["items"], landsat["aoi"])
+    assert len(scenes) == 5  # the Sentinel-2 item is not a scene
+    scenes = scenes[:4]
+    out = tmp_path / "out"
+    client = landsat["client"]
+    outcome: dict = {}
+
+    def run() -> None:
+        outcome["result"] = harmonize_many(scenes, out, landsat["grid"],
+                                           scheduler=landsat["cluster"].scheduler_address,
+                                           retries=0, torch_threads=1, progress=False)
+
+    record = tmp_path / "killed.json"
+
+    def kill_if_running(dask_worker) -> bool:
+        """On the worker's event loop: if a scene task is executing, note it and kill this
+        process at once (its result cannot have been sent: that happens on this loop)."""
+        keys = [str(ts.key) for ts in dask_worker.state.executing
+                if str(ts.key).startswith("s2l8h-")]
+        if keys:
+            record.write_text(json.dumps([os.getpid(), keys[0]]))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return False
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.time() + 60
+    while not record.exists() and time.time() < deadline and thread.is_alive():
+        for address in list(client.scheduler_info()["workers"]):
+            client.run(kill_if_running, workers=[address], on_error="return")
+            if record.exists():
+                break
+        time.sleep(0.01)
+    thread.join(timeout=120)
+    killed, killed_key = json.loads(record.read_text()) if record.exists() else (None, "")
+    assert killed is not None, "no scene was seen running"
+    result = outcome["result"]
+    rows = _manifest(result.manifest)
+    assert sorted(row["scene"] for row in rows) == [s.id for s in scenes]  # one row each
+    assert {row["status"] for row in rows} <= {"done", "skipped"}
+    # The scene that was running when its worker died was finished by another process.
+    interrupted = next(s.id for s in scenes if killed_key.startswith(f"s2l8h-{s.id}-"))
+    assert result.details[interrupted]["pid"] != killed
+    assert _tifs(out) == sorted(f"{s.id}.tif" for s in scenes)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary left
+    for index, scene in enumerate(scenes):
+        with rasterio.open(out / f"{scene.id}.tif") as dataset:
+            np.testing.assert_array_equal(dataset.read(), _reference(landsat, index))
+
+
+def test_cli_over_local_folders(landsat, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from s2l8h.cli import app
+
+    aoi = tmp_path / "aoi.geojson"
+    aoi.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": landsat["aoi"].json}]}))
+    out = tmp_path / "out"
+    folders = [str(f) for f in landsat["folders"][:2]]
+    runner = CliRunner()
+    options = ["--aoi", str(aoi), "-o", str(out), "--torch-threads", "1", "--quiet"]
+    # Its own LocalCluster here (one process, two threads); the API tests use an address.
+    result = runner.invoke(app, ["harmonize-many", *folders, *options, "--workers", "1",
+                                 "--threads-per-worker", "2"])
+    assert result.exit_code == 0, result.output
+    assert "done 2, skipped 0, failed 0" in result.output
+    assert "dashboard http://127.0.0.1:" in result.output
+    names = [scene.id for scene in scenes_from_folders(folders)]
+    assert _tifs(out) == sorted(f"{name}.tif" for name in names)
+    for index, name in enumerate(names):
+        with rasterio.open(out / f"{name}.tif") as dataset:
+            np.testing.assert_array_equal(dataset.read(), _reference(landsat, index))
+    assert (out / "stac" / "catalog.json").is_file()
+    again = runner.invoke(app, ["harmonize-many", *folders, *options])
+    assert again.exit_code == 0 and "done 0, skipped 2, failed 0" in again.output
+    # Clear errors: no source, no AOI, an unreadable ItemCollection; nothing written.
+    bad = runner.invoke(app, ["harmonize-many", "-o", str(tmp_path / "x"), "--aoi", str(aoi)])
+    assert bad.exit_code != 0 and "scene folders, --items or --search" in bad.output
+    bad = runner.invoke(app, ["harmonize-many", folders[0], "-o", str(tmp_path / "x")])
+    assert bad.exit_code != 0 and "--aoi" in bad.output
+    broken = tmp_path / "items.json"
+    broken.write_text("{not json")
+    bad = runner.invoke(app, ["harmonize-many", "--items", str(broken), "--aoi", str(aoi),
+                              "-o", str(tmp_path / "x")])
+    assert bad.exit_code != 0 and "items.json" in bad.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_aoi_and_grid_rules(tmp_path) -> None:
+    aoi = parse_aoi("-77.70,38.60,-77.60,38.70")
+    grid = aoi_grid(aoi)
+    assert str(grid.crs) == "EPSG:32618"  # 77.65 W is in UTM zone 18
+    assert grid.affine.a == 10 and grid.affine.c % 10 == 0 and grid.affine.f % 10 == 0
+    assert grid.extent.to_crs("EPSG:4326").contains(aoi.buffer(-1e-6))
+    coarse = aoi_grid(aoi, crs="EPSG:32617", resolution=30)
+    assert str(coarse.crs) == "EPSG:32617" and coarse.affine.a == 30
+    path = tmp_path / "aoi.geojson"
+    path.write_text(json.dumps({"type": "Feature", "properties": {},
+                                "geometry": aoi.json}))
+    assert parse_aoi(path).area == pytest.approx(aoi.area)
+    with pytest.raises(ValueError, match="west,south,east,north"):
+        parse_aoi("1,2,3")
+    with pytest.raises(ValueError, match="west,south,east,north"):
+        parse_aoi("10,50,9,51")
+    (tmp_path / "point.geojson").write_text(json.dumps({"type": "Point",
+                                                        "coordinates": [1, 2]}))
+    with pytest.raises(ValueError, match=r"point\.geojson: no Polygon"):
+        parse_aoi(tmp_path / "point.geojson")
+
+
+def test_only_the_aoi_window_is_read(landsat, tmp_path) -> None:
+    from s2l8h.batch.window import KERNEL_MARGIN, fetch_window, read_region
+    from s2l8h.io.landsat import open_scene
+
+    scene = scenes_from_item_collection(landsat["items"])[0]
+    small = GeoBox.from_bbox((439230, 4175760, 439430, 4175960), "EPSG:32618", resolution=10)
+    region = read_region(small, alignment=1)
+    assert region.shape == (7 + 2 * KERNEL_MARGIN, 7 + 2 * KERNEL_MARGIN)  # 200 m at 30 m
+    folder = fetch_window(scene, region, tmp_path / "window")
+    cut = open_scene(folder)
+    assert cut.pan is not None and cut.qa is not None and cut.pan_metadata is not None
+    original = Path(scene.item["assets"]["blue"]["href"].removeprefix("file://"))
+    with rasterio.open(original) as whole, rasterio.open(cut.multispectral[0]) as part:
+        assert part.width < 0.7 * whole.width and part.height < 0.7 * whole.height
+        # the region, 2 pixels of padding each side, 1 for the 15 m offset of Landsat edges
+        assert part.width <= region.width + 5 and part.height <= region.height + 5
+        assert part.crs == whole.crs and part.nodata == whole.nodata
+        window = rasterio.windows.from_bounds(*part.bounds, whole.transform)
+        np.testing.assert_array_equal(part.read(1), whole.read(1, window=window.round_offsets()
+                                                               .round_lengths()))
+        assert GeoBox.from_rio(part).extent.contains(small.extent)
