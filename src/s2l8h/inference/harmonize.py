@@ -9,6 +9,7 @@ import json
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +21,22 @@ from odc.geo.geobox import GeoBox
 from tqdm.auto import tqdm
 
 from s2l8h import __version__
-from s2l8h.inference.tiling import MAX_BLOCK_WIDTH, plan_tiles, run_tiled
+from s2l8h.inference.tiling import (
+    MAX_BLOCK_WIDTH,
+    BackgroundEmitter,
+    Precision,
+    plan_tiles,
+    run_tiled,
+)
 from s2l8h.inference.uncertainty import UncertaintyMethod, make_predictor
 from s2l8h.io.cog import (
-    GDAL_CACHE_MB,
     MASK_FLAGGED,
     MASK_NODATA,
     MASK_VALID,
     CogWriter,
     OutputDtype,
     check_output_path,
+    gdal_cache_bytes,
 )
 from s2l8h.io.errors import InputError
 from s2l8h.io.grid import (
@@ -142,6 +149,7 @@ def harmonize(
     overwrite: bool = False,
     progress: bool = True,
     block_width: int = MAX_BLOCK_WIDTH,
+    precision: Precision = "fp32",
 ) -> HarmonizeResult:
     """Harmonize one Landsat-8/9 scene into a Sentinel-2-like COG.
 
@@ -151,7 +159,10 @@ def harmonize(
     ``none``. ``tile``/``overlap`` in output pixels.
     Pixels flagged by the quality band (``mask_flags``) get mask 2 and nodata, unless
     ``keep_flagged``. ``block_width`` (output pixels) bounds the width of the column blocks
-    processed at a time, and so the memory. Nothing is written unless the whole run succeeds.
+    processed at a time, and so the memory. ``precision``: ``fp32`` (exact), ``bf16`` or
+    ``fp16`` (automatic mixed precision; faster where the hardware has it, slightly different
+    values). Reading, the model and writing run overlapped, one strip each. Nothing is written
+    unless the whole run succeeds.
     """
     started = time.perf_counter()
     if threads:
@@ -186,39 +197,47 @@ def harmonize(
         "L1 TOA reflectance (TOA mode)",
         "S2L8H_OPTIONS": json.dumps({"tile": tile, "overlap": overlap, "mask_flags":
                                      list(mask_flags), "keep_flagged": keep_flagged,
-                                     "dtype": dtype, "mc_passes": mc_passes}),
+                                     "dtype": dtype, "mc_passes": mc_passes,
+                                     "precision": precision}),
     }
     writer = CogWriter(output, grid, fine, convention.output_bands, predictor.gives_variance,
                        dtype, tags, overwrite)
     any_valid = False
     try:
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
+        with rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes()), \
                 SceneReader(scene, lowres, pan_grid, fine_padded, convention,
                             mask_flags) as reader:
-            current: dict[str, Strip] = {}
+            # run_tiled emits once per strip read, in order; reads run one strip ahead.
+            strips: deque[Strip] = deque()
 
             def read_strip(row0: int, rows: int, col0: int, cols: int):
-                current["strip"] = strip = reader.read_strip(row0, rows, col0, cols)
+                strip = reader.read_strip(row0, rows, col0, cols)
+                strips.append(strip)
                 return strip.multispectral, strip.pan, strip.valid
 
-            def emit(out_row0: int, out_col0: int, mean: np.ndarray,
-                     variance: np.ndarray | None) -> None:
+            def write(strip: Strip, out_row0: int, out_col0: int, mean: np.ndarray,
+                      variance: np.ndarray | None) -> None:  # in the writer thread
                 nonlocal any_valid
-                if out_row0 >= fine.height or out_col0 >= fine.width:
-                    return
                 fill, flagged = reader.read_quality(out_row0, mean.shape[1], out_col0,
                                                     mean.shape[2])
-                mask = output_mask(current["strip"], out_row0, out_col0, mean, fill, flagged,
-                                   scale)
+                mask = output_mask(strip, out_row0, out_col0, mean, fill, flagged, scale)
                 any_valid |= bool((mask == MASK_VALID).any())
                 keep = (mask == MASK_VALID) | (keep_flagged & (mask == MASK_FLAGGED))
                 std = None if variance is None else np.sqrt(np.maximum(variance, 0))
                 writer.write_rows(out_row0, mean, std, mask, keep, col0=out_col0)
 
-            with tqdm(total=plan.count, desc="tiles", unit="tile", disable=not progress) as bar:
+            with tqdm(total=plan.count, desc="tiles", unit="tile", disable=not progress) as bar, \
+                    BackgroundEmitter(write) as background:
+
+                def emit(out_row0: int, out_col0: int, mean: np.ndarray,
+                         variance: np.ndarray | None) -> None:
+                    strip = strips.popleft()
+                    if out_row0 < fine.height and out_col0 < fine.width:
+                        background.submit(strip, out_row0, out_col0, mean, variance)
+
                 run_tiled(predictor, plan, read_strip, emit, batch_size=batch_size,
                           device=torch_device, progress=bar.update,
-                          max_block_width=block_width)
+                          max_block_width=block_width, precision=precision)
             if not any_valid:
                 raise InputError(scene.multispectral[0], "no valid pixel in the output grid "
                                  "(all nodata, or all flagged by the quality band)")

@@ -14,9 +14,17 @@ Encodings:
 
 Rows are written to an uncompressed tiled GeoTIFF under a temporary folder next to the output
 (GDAL's block cache is capped by the caller, see ``GDAL_CACHE_MB``), which is then
-copied into a COG (deflate, internal overviews by nearest neighbour so they never mix valid and
-invalid pixels or mask classes) under a temporary name and renamed: a failed run leaves no
-output file, and an existing file is only replaced with ``overwrite=True``.
+copied into a COG (``COMPRESSION``: ZSTD level 1 with horizontal differencing, chosen by
+``benchmarks/end_to_end.py``; compressed on all cores; internal overviews by nearest neighbour
+so they never mix valid and invalid pixels or mask classes) under a temporary name and renamed:
+a failed run leaves no output file, and an existing file is only replaced with
+``overwrite=True``.
+
+Overviews cost no second pass: as rows arrive, the pixels GDAL's nearest-neighbour overview
+would pick (each level from the one above, source index ``floor(i × size_above / size + 0.5)``,
+sizes halved down to one block, as GDAL's COG driver does) are written to a chain of external
+overview files (``rows.tif.ovr``, ``rows.tif.ovr.ovr``, ...), which the COG driver copies as they
+are. The file is the same, pixel for pixel, as with overviews computed by GDAL (tested).
 """
 
 from __future__ import annotations
@@ -43,6 +51,30 @@ STD_SCALE = 1e-4
 MASK_NODATA, MASK_VALID, MASK_FLAGGED = 0, 1, 2
 BLOCK = 512
 GDAL_CACHE_MB = 256  # GDAL_CACHEMAX while harmonizing: GDAL's default is 5 % of RAM
+#: Creation options of the COG; lossless (see ``benchmarks/end_to_end.py --compression``).
+COMPRESSION = {"COMPRESS": "ZSTD", "LEVEL": "1", "PREDICTOR": "2"}
+
+
+def gdal_cache_bytes(megabytes: int = GDAL_CACHE_MB) -> int:
+    """``GDAL_CACHEMAX`` for ``rasterio.Env``, which takes it in bytes (a bare 256 is 256 bytes
+    there, and every block read is then a cache miss)."""
+    return megabytes * 2**20
+
+
+def overview_sizes(height: int, width: int, block: int = BLOCK) -> list[tuple[int, int]]:
+    """(height, width) of each overview level of the COG driver's ``OVERVIEWS=AUTO``: halved
+    (rounding down) while the level above is larger than one block."""
+    sizes = []
+    while max(height, width) > block:
+        height, width = height // 2, width // 2
+        sizes.append((height, width))
+    return sizes
+
+
+def nearest_indices(size_above: int, size: int) -> np.ndarray:
+    """Source index along one axis of each pixel of a nearest-neighbour overview of ``size``
+    pixels built from a level of ``size_above`` pixels, as GDAL picks it."""
+    return np.floor(np.arange(size) * (size_above / size) + 0.5).astype(np.intp)
 
 
 def encode_reflectance(reflectance: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -106,6 +138,20 @@ class CogWriter:
         self._rows_path = self._workdir / "rows.tif"
         self._dataset = rasterio.open(self._rows_path, "w", **self._profile(rows_grid))
         self._describe(self._dataset, tags or {})
+        # Overview levels on the output grid, streamed with the rows (none when warping).
+        self._overviews: list[tuple[object, np.ndarray, np.ndarray]] = []
+        if grid == rows_grid:
+            rows_above, cols_above = np.arange(grid.height), np.arange(grid.width)
+            path = str(self._rows_path)
+            for height, width in overview_sizes(grid.height, grid.width):
+                rows_above = rows_above[nearest_indices(len(rows_above), height)]
+                cols_above = cols_above[nearest_indices(len(cols_above), width)]
+                path += ".ovr"
+                profile = self._profile(grid)
+                profile.update(width=width, height=height, transform=grid.affine *
+                               grid.affine.scale(grid.width / width, grid.height / height))
+                self._overviews.append((rasterio.open(path, "w", **profile), rows_above,
+                                        cols_above))
 
     def _profile(self, grid: GeoBox) -> dict:
         return {
@@ -156,18 +202,34 @@ class CogWriter:
             layers.append(mask[None].astype(np.float32))
         block = np.concatenate(layers).astype(self.dtype)
         self._dataset.write(block, window=rasterio.windows.Window(col0, row0, width, rows))
+        for dataset, source_rows, source_cols in self._overviews:
+            top, bottom = np.searchsorted(source_rows, (row0, row0 + rows))
+            left, right = np.searchsorted(source_cols, (col0, col0 + width))
+            if bottom > top and right > left:
+                picked = block[:, source_rows[top:bottom] - row0][:, :, source_cols[left:right]
+                                                                   - col0]
+                dataset.write(picked, window=rasterio.windows.Window(left, top, right - left,
+                                                                     bottom - top))
+
+    def _close(self) -> None:
+        try:
+            self._dataset.close()
+        finally:
+            for dataset, _, _ in self._overviews:
+                dataset.close()
 
     def commit(self) -> Path:
         """Finish the COG and move it to its final name."""
-        self._dataset.close()
+        self._close()
         source = self._rows_path
         try:
             if self.grid != self.rows_grid:
                 source = self._workdir / "warped.tif"
                 self._warp(source)
             partial = self._workdir / "final.tif"
-            rasterio.shutil.copy(source, partial, driver="COG", COMPRESS="DEFLATE",
-                                 PREDICTOR="2", BLOCKSIZE=str(BLOCK), OVERVIEWS="AUTO",
+            overviews = "FORCE_USE_EXISTING" if self._overviews else "AUTO"
+            rasterio.shutil.copy(source, partial, driver="COG", **COMPRESSION,
+                                 BLOCKSIZE=str(BLOCK), OVERVIEWS=overviews,
                                  OVERVIEW_RESAMPLING="NEAREST", BIGTIFF="IF_SAFER",
                                  NUM_THREADS="ALL_CPUS")
             if self.path.exists() and not self.overwrite:
@@ -190,6 +252,6 @@ class CogWriter:
     def abort(self) -> None:
         """Drop everything written so far; the output path is left untouched."""
         try:
-            self._dataset.close()
+            self._close()
         finally:
             shutil.rmtree(self._workdir, ignore_errors=True)
