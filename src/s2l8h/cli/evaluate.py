@@ -11,8 +11,10 @@ from rich.table import Table
 
 from s2l8h.cli._common import console, fail
 from s2l8h.cli.harmonize import EXPECTED_ERRORS, _parse_bounds
-from s2l8h.evaluate.baselines import BASELINES
-from s2l8h.evaluate.benchmark import evaluate_files, run_benchmark
+
+# Mirrors s2l8h.evaluate.baselines.BASELINES (kept equal by a test); the evaluate package
+# (SciPy, PyTorch) loads inside the commands.
+BASELINES = ("nearest", "bilinear", "bicubic", "lanczos", "brovey", "gsa", "hpf", "mtf-glp")
 
 
 def _metrics_table(results: dict[str, dict[str, float]]) -> Table:
@@ -44,6 +46,8 @@ def evaluate_command(
         if path is not None and path.exists() and not overwrite:
             fail(f"{path}: already exists; pass --overwrite")
     try:
+        from s2l8h.evaluate.benchmark import evaluate_files
+
         results = evaluate_files(prediction, reference, mask)
     except EXPECTED_ERRORS as error:
         fail(error)
@@ -86,6 +90,8 @@ def benchmark_command(
         dx, dy = (float(value) for value in shift.split(","))
     except ValueError:
         fail(f"--shift must be dx,dy in metres, got {shift!r}")
+    from s2l8h.evaluate.benchmark import run_benchmark
+
     try:
         result = run_benchmark(sentinel2 if len(sentinel2) > 1 else sentinel2[0], output_dir,
                                models=model or (), baselines=chosen,

@@ -8,13 +8,17 @@ from pathlib import Path
 import typer
 
 from s2l8h.cli._common import console, error_console, fail
-from s2l8h.inference.harmonize import DEFAULT_MODELS, harmonize
 from s2l8h.io.errors import InputError, OutputError
-from s2l8h.io.quality import DEFAULT_MASK_FLAGS, FLAGS
-from s2l8h.models.loading import ModelLoadError
 
-EXPECTED_ERRORS = (InputError, OutputError, ModelLoadError, ValueError, KeyError,
-                   FileExistsError)
+# PyTorch, rasterio and SciPy load inside the commands, so that `s2l8h --help` is fast; these
+# mirror s2l8h.inference.harmonize.DEFAULT_MODELS, s2l8h.io.quality.FLAGS/DEFAULT_MASK_FLAGS
+# and s2l8h.inference.tiling.PRECISIONS (a test keeps them equal).
+DEFAULT_MODELS = ("lite",)
+FLAGS = ("fill", "dilated_cloud", "cirrus", "cloud", "shadow", "snow", "water", "saturated")
+DEFAULT_MASK_FLAGS = ("cloud", "dilated_cloud", "shadow")
+PRECISIONS = ("fp32", "bf16", "fp16")
+# ModelLoadError is a ValueError.
+EXPECTED_ERRORS = (InputError, OutputError, ValueError, KeyError, FileExistsError)
 
 
 def _parse_bounds(text: str | None) -> tuple[float, float, float, float] | None:
@@ -58,9 +62,16 @@ def harmonize_command(
     keep_flagged: bool = typer.Option(False, help="Keep values on flagged pixels."),
     toa: bool = typer.Option(False, help="Allow a Level-1-only scene (TOA reflectance)."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+    precision: str = typer.Option(
+        "fp32", help=f"Model arithmetic: {' | '.join(PRECISIONS)} (bf16/fp16: automatic mixed "
+                     "precision, faster where the CPU/GPU has it, not bit-exact)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Harmonize a Landsat-8/9 scene into a Sentinel-2-like 10 m COG with uncertainty."""
+    from s2l8h.inference.harmonize import harmonize
+
+    if precision not in PRECISIONS:
+        fail(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     flags = tuple(flag.strip() for flag in mask.split(",") if flag.strip())
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -71,7 +82,7 @@ def harmonize_command(
                 resolution=resolution, tile=tile, overlap=overlap, batch_size=batch_size,
                 device=device, threads=threads, dtype=dtype, mask_flags=flags,
                 keep_flagged=keep_flagged, toa=toa, mc_passes=mc_passes, dropout=dropout,
-                overwrite=overwrite, progress=not quiet)
+                overwrite=overwrite, progress=not quiet, precision=precision)
         for warning in caught:
             error_console.print(f"[yellow]warning:[/yellow] {warning.message}")
     except EXPECTED_ERRORS as error:

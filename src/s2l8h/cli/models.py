@@ -4,25 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 import typer
 from rich.table import Table
 
 from s2l8h.cli._common import console, fail
-from s2l8h.models import (
-    ModelLoadError,
-    count_parameters,
-    get_spec,
-    list_models,
-    load_model,
-    macs_per_output_pixel,
-)
-from s2l8h.models.registry import build_network
 
 app = typer.Typer(help="List and inspect models.", no_args_is_help=True)
 
 
 def _spec_parameters(architecture: str, config: dict) -> int:
+    import torch
+
+    from s2l8h.models import count_parameters
+    from s2l8h.models.registry import build_network
+
     with torch.device("meta"):
         return count_parameters(build_network(architecture, config))
 
@@ -30,6 +25,8 @@ def _spec_parameters(architecture: str, config: dict) -> int:
 @app.command("list")
 def list_command() -> None:
     """Registered models: parameters, multiply-adds per output pixel, release, convention."""
+    from s2l8h.models import get_spec, list_models, macs_per_output_pixel
+
     table = Table(title="s2l8h models")
     for column in ("name", "params", "MACs/px", "hub id", "input convention"):
         table.add_column(column)
@@ -47,6 +44,15 @@ def info_command(
     source: str = typer.Argument(..., help="Registered name, weights folder/file or hub id."),
 ) -> None:
     """Architecture, convention and size of a registered model or of weights on disk."""
+    from s2l8h.models import (
+        ModelLoadError,
+        count_parameters,
+        get_spec,
+        list_models,
+        load_model,
+        macs_per_output_pixel,
+    )
+
     if source in list_models() and not Path(source).exists():
         spec = get_spec(source)
         architecture, config, convention = spec.architecture, spec.config, spec.convention
