@@ -21,10 +21,12 @@ a failed run leaves no output file, and an existing file is only replaced with
 ``overwrite=True``.
 
 Overviews cost no second pass: as rows arrive, the pixels GDAL's nearest-neighbour overview
-would pick (each level from the one above, source index ``floor(i × size_above / size + 0.5)``,
+picks (source index ``floor(i × size_above / size + 0.5)``, each level from the one above,
 sizes halved down to one block, as GDAL's COG driver does) are written to a chain of external
 overview files (``rows.tif.ovr``, ``rows.tif.ovr.ovr``, ...), which the COG driver copies as they
-are. The file is the same, pixel for pixel, as with overviews computed by GDAL (tested).
+are. Full resolution and the first overview level are pixel for pixel what GDAL writes (tested);
+for sizes that do not halve evenly GDAL sometimes takes a deeper level from the full resolution
+instead of the level above, so a pixel of level 2 or deeper may come from a neighbouring pixel.
 """
 
 from __future__ import annotations
