@@ -90,6 +90,10 @@ def harmonize_command(
     console.print(f"wrote {result.path} ({result.grid.height} x {result.grid.width} px, "
                   f"{len(result.models)} model(s), uncertainty: {result.uncertainty}, "
                   f"{result.tiles} tiles, {result.seconds:.1f} s)")
+    stages = result.extra.get("stage_seconds", {})
+    if stages:  # busy seconds; reading and writing overlap the model
+        console.print("stages (s): " + ", ".join(f"{name} {seconds:.2f}"
+                                                 for name, seconds in stages.items()))
 
 
 def demo_command(

@@ -203,6 +203,9 @@ def harmonize(
     writer = CogWriter(output, grid, fine, convention.output_bands, predictor.gives_variance,
                        dtype, tags, overwrite)
     any_valid = False
+    # Busy seconds per stage (read and write run in their own threads, so they overlap).
+    stages = {"read": 0.0, "model": 0.0, "write": 0.0, "cog": 0.0, "wait_read": 0.0,
+              "emit": 0.0}
     try:
         with rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes()), \
                 SceneReader(scene, lowres, pan_grid, fine_padded, convention,
@@ -211,13 +214,16 @@ def harmonize(
             strips: deque[Strip] = deque()
 
             def read_strip(row0: int, rows: int, col0: int, cols: int):
+                began = time.perf_counter()
                 strip = reader.read_strip(row0, rows, col0, cols)
                 strips.append(strip)
+                stages["read"] += time.perf_counter() - began
                 return strip.multispectral, strip.pan, strip.valid
 
             def write(strip: Strip, out_row0: int, out_col0: int, mean: np.ndarray,
                       variance: np.ndarray | None) -> None:  # in the writer thread
                 nonlocal any_valid
+                began = time.perf_counter()
                 fill, flagged = reader.read_quality(out_row0, mean.shape[1], out_col0,
                                                     mean.shape[2])
                 mask = output_mask(strip, out_row0, out_col0, mean, fill, flagged, scale)
@@ -225,6 +231,7 @@ def harmonize(
                 keep = (mask == MASK_VALID) | (keep_flagged & (mask == MASK_FLAGGED))
                 std = None if variance is None else np.sqrt(np.maximum(variance, 0))
                 writer.write_rows(out_row0, mean, std, mask, keep, col0=out_col0)
+                stages["write"] += time.perf_counter() - began
 
             with tqdm(total=plan.count, desc="tiles", unit="tile", disable=not progress) as bar, \
                     BackgroundEmitter(write) as background:
@@ -237,16 +244,20 @@ def harmonize(
 
                 run_tiled(predictor, plan, read_strip, emit, batch_size=batch_size,
                           device=torch_device, progress=bar.update,
-                          max_block_width=block_width, precision=precision)
+                          max_block_width=block_width, precision=precision,
+                          timings=stages)
             if not any_valid:
                 raise InputError(scene.multispectral[0], "no valid pixel in the output grid "
                                  "(all nodata, or all flagged by the quality band)")
+            began = time.perf_counter()
             path = writer.commit()
+            stages["cog"] = time.perf_counter() - began
     except BaseException:
         writer.abort()
         raise
     return HarmonizeResult(path=path, grid=grid, models=names, uncertainty=predictor.method,
-                           tiles=plan.count, seconds=time.perf_counter() - started)
+                           tiles=plan.count, seconds=time.perf_counter() - started,
+                           extra={"stage_seconds": stages})
 
 
 def output_mask(strip: Strip, out_row0: int, out_col0: int, mean: np.ndarray,

@@ -26,6 +26,7 @@ import contextlib
 import math
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -259,6 +260,7 @@ def run_tiled(
     max_block_width: int = MAX_BLOCK_WIDTH,
     precision: Precision = "fp32",
     prefetch: bool = True,
+    timings: dict[str, float] | None = None,
 ) -> None:
     """Run ``predictor`` over the plan, column block by column block, strip by strip.
 
@@ -272,7 +274,12 @@ def run_tiled(
     ``emit`` is called exactly once per ``read_strip`` call, in the same order. With
     ``prefetch`` the next strip is read in a thread while the model runs (``read_strip`` must
     then not share GDAL datasets with ``emit``). ``precision``: see :func:`autocast`.
+    ``timings`` (if given) accumulates seconds of this thread: ``model`` (forward passes and
+    blending), ``wait_read`` (waiting for strips) and ``emit`` (in ``emit``).
     """
+    clock = {"model": 0.0, "wait_read": 0.0, "emit": 0.0} if timings is None else timings
+    for key in ("model", "wait_read", "emit"):
+        clock.setdefault(key, 0.0)
     scale = plan.scale
     rows, cols = plan.rows, plan.cols
     col_weights = [axis_weights(cols, index, scale) for index in range(len(cols.starts))]
@@ -292,7 +299,10 @@ def run_tiled(
             carry: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None
             carry_row0 = 0
             for row_index, row0 in enumerate(rows.starts):
+                waited = time.perf_counter()
                 multispectral, pan, valid = next(strips)[:3]
+                started = time.perf_counter()
+                clock["wait_read"] += started - waited
                 strip_out0 = scale * row0
                 height_out = scale * rows.tile
                 mean_sum = np.zeros((6, height_out, width_out), dtype=np.float32)
@@ -330,9 +340,12 @@ def run_tiled(
                         progress(sum(1 for index, _ in batch if index in owned))
                 last = row_index == len(rows.starts) - 1
                 done = height_out if last else scale * (rows.starts[row_index + 1] - row0)
+                emitting = time.perf_counter()
+                clock["model"] += emitting - started
                 _emit_rows(emit, strip_out0, own_start, mean_sum[:, :done, keep],
                            None if variance_sum is None else variance_sum[:, :done, keep],
                            weight_sum[:done, keep])
+                clock["emit"] += time.perf_counter() - emitting
                 carry = (mean_sum[:, done:].copy(),
                          None if variance_sum is None else variance_sum[:, done:].copy(),
                          weight_sum[done:].copy())
