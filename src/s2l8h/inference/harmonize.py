@@ -270,7 +270,7 @@ def output_mask(strip: Strip, out_row0: int, out_col0: int, mean: np.ndarray,
     left = out_col0 // scale - strip.col0
     valid30 = strip.valid[first:first + math.ceil(rows / scale) + 1,
                           left:left + math.ceil(cols / scale)]
-    valid = np.kron(valid30, np.ones((scale, scale), dtype=bool))
+    valid = valid30.repeat(scale, axis=0).repeat(scale, axis=1)
     offset = out_row0 - scale * (strip.row0 + first)
     valid = valid[offset:offset + rows, :cols] & np.isfinite(mean).all(axis=0) & ~fill
     mask = np.full(valid.shape, MASK_NODATA, dtype=np.uint8)

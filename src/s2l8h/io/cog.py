@@ -79,16 +79,27 @@ def nearest_indices(size_above: int, size: int) -> np.ndarray:
     return np.floor(np.arange(size) * (size_above / size) + 0.5).astype(np.intp)
 
 
-def encode_reflectance(reflectance: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """uint16 DN of reflectance; 0 where not ``valid``."""
-    scaled = np.rint((np.nan_to_num(reflectance) - REFLECTANCE_OFFSET) / REFLECTANCE_SCALE)
-    encoded = np.clip(scaled, 1, 65535).astype(np.uint16)
-    encoded[..., ~valid] = 0
-    return encoded
+def encode_reflectance(reflectance: np.ndarray, valid: np.ndarray,
+                       out: np.ndarray | None = None) -> np.ndarray:
+    """uint16 DN of reflectance; 0 where not ``valid``; into ``out`` if given."""
+    scaled = np.nan_to_num(reflectance)  # a copy; the rest in place, same arithmetic
+    scaled -= REFLECTANCE_OFFSET
+    scaled /= REFLECTANCE_SCALE
+    return _to_uint16(scaled, valid, out)
 
 
-def encode_std(std: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    encoded = np.clip(np.rint(np.nan_to_num(std) / STD_SCALE), 1, 65535).astype(np.uint16)
+def encode_std(std: np.ndarray, valid: np.ndarray, out: np.ndarray | None = None
+               ) -> np.ndarray:
+    scaled = np.nan_to_num(std)
+    scaled /= STD_SCALE
+    return _to_uint16(scaled, valid, out)
+
+
+def _to_uint16(scaled: np.ndarray, valid: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, 1, 65535, out=scaled)
+    encoded = np.empty(scaled.shape, dtype=np.uint16) if out is None else out
+    encoded[...] = scaled
     encoded[..., ~valid] = 0
     return encoded
 
@@ -161,6 +172,8 @@ class CogWriter:
             "count": len(self.descriptions), "dtype": self.dtype, "crs": grid.crs.to_wkt(),
             "transform": grid.affine, "nodata": 0 if self.dtype == "uint16" else np.nan,
             "tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK, "BIGTIFF": "IF_SAFER",
+            # Band by band: writing needs no interleaving (the COG interleaves pixels).
+            "interleave": "band",
         }
 
     def _describe(self, dataset, tags: dict[str, str]) -> None:
@@ -192,17 +205,17 @@ class CogWriter:
             return
         mean, mask = mean[:, :rows, :width], mask[:rows, :width]
         keep = mask == MASK_VALID if keep is None else keep[:rows, :width]
+        bands = mean.shape[0]
+        block = np.empty((len(self.descriptions), rows, width), dtype=self.dtype)
         if self.dtype == "uint16":
-            layers = [encode_reflectance(mean, keep)]
+            encode_reflectance(mean, keep, out=block[:bands])
             if self.with_std:
-                layers.append(encode_std(std[:, :rows, :width], keep))
-            layers.append(mask[None].astype(np.uint16))
+                encode_std(std[:, :rows, :width], keep, out=block[bands:2 * bands])
         else:
-            layers = [np.where(keep, mean, np.nan)]
+            block[:bands] = np.where(keep, mean, np.nan)
             if self.with_std:
-                layers.append(np.where(keep, std[:, :rows, :width], np.nan))
-            layers.append(mask[None].astype(np.float32))
-        block = np.concatenate(layers).astype(self.dtype)
+                block[bands:2 * bands] = np.where(keep, std[:, :rows, :width], np.nan)
+        block[-1] = mask
         self._dataset.write(block, window=rasterio.windows.Window(col0, row0, width, rows))
         for dataset, source_rows, source_cols in self._overviews:
             top, bottom = np.searchsorted(source_rows, (row0, row0 + rows))
