@@ -161,8 +161,10 @@ class CogWriter:
                 cols_above = cols_above[nearest_indices(len(cols_above), width)]
                 path += ".ovr"
                 profile = self._profile(grid)
-                profile.update(width=width, height=height, transform=grid.affine *
-                               grid.affine.scale(grid.width / width, grid.height / height))
+                a, b, c, d, e, f = tuple(grid.affine)[:6]
+                x_ratio, y_ratio = grid.width / width, grid.height / height
+                profile.update(width=width, height=height, transform=rasterio.Affine(
+                    a * x_ratio, b * y_ratio, c, d * x_ratio, e * y_ratio, f))
                 self._overviews.append((rasterio.open(path, "w", **profile), rows_above,
                                         cols_above))
 
