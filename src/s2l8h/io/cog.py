@@ -153,7 +153,16 @@ class CogWriter:
         self._describe(self._dataset, tags or {})
         # Overview levels on the output grid, streamed with the rows (none when warping).
         self._overviews: list[tuple[object, np.ndarray, np.ndarray]] = []
-        if grid == rows_grid:
+        try:
+            self._open_overviews()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _open_overviews(self) -> None:
+        """The chain of overview files (none when the rows are warped onto another grid)."""
+        grid = self.grid
+        if grid == self.rows_grid:
             rows_above, cols_above = np.arange(grid.height), np.arange(grid.width)
             path = str(self._rows_path)
             for height, width in overview_sizes(grid.height, grid.width):
