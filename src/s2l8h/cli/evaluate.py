@@ -11,10 +11,15 @@ from rich.table import Table
 
 from s2l8h.cli._common import console, fail, print_table
 from s2l8h.cli.harmonize import _parse_bounds
-from s2l8h.data.simulate import CONDITIONS
-from s2l8h.evaluate.baselines import BASELINES
-from s2l8h.evaluate.benchmark import EDGE_MARGIN, evaluate_files, run_benchmark, run_conditions
-from s2l8h.io.cog import check_not_an_input, check_output_path
+
+# Mirror s2l8h.evaluate.baselines.BASELINES, s2l8h.data.simulate.CONDITIONS and
+# s2l8h.evaluate.benchmark.EDGE_MARGIN (kept equal by a test); the evaluate package (SciPy,
+# PyTorch) loads inside the commands.
+BASELINES = ("nearest", "bilinear", "bicubic", "lanczos", "brovey", "gsa", "hpf", "mtf-glp")
+CONDITIONS = ("clean", "noise-oli", "noise-3x", "noise-0.001", "noise-0.002", "misregistration",
+              "psf-sharper", "psf-blurrier", "bandpass-s2b", "bandpass-s2c", "l1-pan",
+              "pan-shift", "atmosphere", "realistic")
+EDGE_MARGIN = 6
 
 
 def _metrics_table(results: dict[str, dict[str, float]]) -> Table:
@@ -49,6 +54,9 @@ def evaluate_command(
 ) -> None:
     """Score a prediction against a reference: per band and overall PSNR, SSIM, NRMSE, RMSE,
     MAE, SAM, ERGAS, NDVI/NDWI agreement, and uncertainty metrics when σ bands exist."""
+    from s2l8h.evaluate.benchmark import evaluate_files
+    from s2l8h.io.cog import check_not_an_input, check_output_path
+
     inputs = [path for path in (prediction, reference, mask) if path is not None]
     for path in (json_out, csv_out):
         if path is not None:
@@ -105,6 +113,8 @@ def benchmark_command(
         dx, dy = (float(value) for value in shift.split(","))
     except ValueError:
         fail(f"--shift must be dx,dy in metres, got {shift!r}")
+    from s2l8h.evaluate.benchmark import run_benchmark, run_conditions
+
     source = sentinel2 if len(sentinel2) > 1 else sentinel2[0]
     if real:
         from s2l8h.evaluate.wald import run_wald

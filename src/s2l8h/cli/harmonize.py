@@ -8,8 +8,14 @@ from pathlib import Path
 import typer
 
 from s2l8h.cli._common import console, error_console, fail
-from s2l8h.inference.harmonize import DEFAULT_MODELS, harmonize
-from s2l8h.io.quality import DEFAULT_MASK_FLAGS, FLAGS
+
+# PyTorch, rasterio and SciPy load inside the commands, so that `s2l8h --help` is fast; these
+# mirror s2l8h.inference.harmonize.DEFAULT_MODELS, s2l8h.io.quality.FLAGS/DEFAULT_MASK_FLAGS
+# and s2l8h.inference.tiling.PRECISIONS (a test keeps them equal).
+DEFAULT_MODELS = ("lite",)
+FLAGS = ("fill", "dilated_cloud", "cirrus", "cloud", "shadow", "snow", "water", "saturated")
+DEFAULT_MASK_FLAGS = ("cloud", "dilated_cloud", "shadow")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def show_warnings(caught: list[warnings.WarningMessage]) -> None:
@@ -70,9 +76,19 @@ def harmonize_command(
     keep_flagged: bool = typer.Option(False, help="Keep values on flagged pixels."),
     toa: bool = typer.Option(False, help="Allow a Level-1-only scene (TOA reflectance)."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+    precision: str = typer.Option(
+        "fp32", help=f"Model arithmetic: {' | '.join(PRECISIONS)} (bf16/fp16: automatic mixed "
+                     "precision, faster where the CPU/GPU has it, not bit-exact)."),
+    register_pan: bool = typer.Option(
+        True, help="Measure the pan's shift against the bands and correct it when above 2 m "
+                   "(--no-register-pan: measure and report only)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Harmonize a Landsat-8/9 scene into a Sentinel-2-like 10 m COG with uncertainty."""
+    from s2l8h.inference.harmonize import harmonize
+
+    if precision not in PRECISIONS:
+        fail(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     flags = tuple(flag.strip() for flag in mask.split(",") if flag.strip())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -83,12 +99,17 @@ def harmonize_command(
                 resolution=resolution, tile=tile, overlap=overlap, batch_size=batch_size,
                 device=device, threads=threads, dtype=dtype, mask_flags=flags,
                 keep_flagged=keep_flagged, toa=toa, mc_passes=mc_passes, dropout=dropout,
-                overwrite=overwrite, progress=not quiet)
+                overwrite=overwrite, progress=not quiet, precision=precision,
+                register_pan=register_pan)
         finally:
             show_warnings(caught)
     console.print(f"wrote {result.path} ({result.grid.height} x {result.grid.width} px, "
                   f"{len(result.models)} model(s), uncertainty: {result.uncertainty}, "
                   f"{result.tiles} tiles, {result.seconds:.1f} s)")
+    stages = result.extra.get("stage_seconds", {})
+    if stages:  # busy seconds; reading and writing overlap the model
+        console.print("stages (s): " + ", ".join(f"{name} {seconds:.2f}"
+                                                 for name, seconds in stages.items()))
 
 
 def demo_command(

@@ -8,10 +8,8 @@ from pathlib import Path
 import typer
 
 from s2l8h.cli._common import console, error_console, fail
+from s2l8h.cli.harmonize import DEFAULT_MASK_FLAGS, DEFAULT_MODELS, FLAGS
 from s2l8h.cli.stac import CATALOG_OPTIONS, _catalogs
-from s2l8h.data import stac
-from s2l8h.inference.harmonize import DEFAULT_MODELS
-from s2l8h.io.quality import DEFAULT_MASK_FLAGS, FLAGS
 
 
 def harmonize_many_command(
@@ -68,6 +66,7 @@ def harmonize_many_command(
         scenes_from_item_collection,
         scenes_from_search,
     )
+    from s2l8h.data import stac
 
     chosen = [bool(folders), items is not None, search]
     if sum(chosen) != 1:

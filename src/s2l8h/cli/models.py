@@ -5,25 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 import typer
 from rich.table import Table
 
 from s2l8h.cli._common import console, one_line_errors, print_json, print_table
-from s2l8h.models import (
-    count_parameters,
-    get_spec,
-    list_models,
-    load_model,
-    macs_per_output_pixel,
-)
-from s2l8h.models.loading import CONFIG_NAME
-from s2l8h.models.registry import build_network, bundled_weights
 
 app = typer.Typer(help="List and inspect models.", no_args_is_help=True)
 
 
 def _spec_parameters(architecture: str, config: dict) -> int:
+    import torch
+
+    from s2l8h.models import count_parameters
+    from s2l8h.models.registry import build_network
+
     with torch.device("meta"):
         return count_parameters(build_network(architecture, config))
 
@@ -31,6 +26,9 @@ def _spec_parameters(architecture: str, config: dict) -> int:
 def _registered_config(spec) -> dict:
     """The configuration of a registered model as its weights have it (bundled weights carry
     fitted values such as the calibrated ``variance_scale``)."""
+    from s2l8h.models.loading import CONFIG_NAME
+    from s2l8h.models.registry import bundled_weights
+
     if spec.bundled is not None:
         document = Path(bundled_weights(spec)) / CONFIG_NAME
         if document.is_file():
@@ -44,6 +42,8 @@ def list_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Registered models: parameters, multiply-adds per output pixel, release, convention."""
+    from s2l8h.models import get_spec, list_models, macs_per_output_pixel
+
     rows = []
     for name in list_models():
         spec = get_spec(name)
@@ -73,6 +73,14 @@ def info_command(
     source: str = typer.Argument(..., help="Registered name, weights folder/file or hub id."),
 ) -> None:
     """Architecture, convention and size of a registered model or of weights on disk."""
+    from s2l8h.models import (
+        count_parameters,
+        get_spec,
+        list_models,
+        load_model,
+        macs_per_output_pixel,
+    )
+
     if source in list_models() and not Path(source).exists():
         spec = get_spec(source)
         architecture, config, convention = spec.architecture, _registered_config(spec), \

@@ -5,12 +5,20 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from s2l8h.cli._common import console, fail
-from s2l8h.data import stac
 from s2l8h.errors import CatalogError, S2L8HError
+
+if TYPE_CHECKING:
+    from s2l8h.data import stac
+
+# s2l8h.data.stac (pystac, rasterio, odc-geo) loads inside the commands, so that `s2l8h --help`
+# is fast; these mirror its USGS_LANDSATLOOK and EARTH_SEARCH collections (a test keeps them
+# equal).
+LANDSAT_L2, LANDSAT_L1, SENTINEL2 = "landsat-c2l2-sr", "landsat-c2l1", "sentinel-2-l2a"
 
 
 def _aoi(text: str) -> tuple[float, float, float, float]:
@@ -51,6 +59,8 @@ def _aoi(text: str) -> tuple[float, float, float, float]:
 def _catalogs(landsat_url: str | None, landsat_l2: str, landsat_l1: str,
               sentinel2_url: str | None, sentinel2: str, sign: str | None,
               requester_pays: bool) -> list[stac.Catalog]:
+    from s2l8h.data import stac
+
     signer = None
     if sign == "planetary-computer":
         try:
@@ -73,10 +83,10 @@ def _catalogs(landsat_url: str | None, landsat_l2: str, landsat_l1: str,
 
 CATALOG_OPTIONS = {
     "landsat_url": typer.Option(None, help="Landsat STAC API (default: USGS LandsatLook)."),
-    "landsat_l2": typer.Option(stac.USGS_LANDSATLOOK.landsat_l2, help="Landsat C2 L2 SR."),
-    "landsat_l1": typer.Option(stac.USGS_LANDSATLOOK.landsat_l1, help="Landsat C2 L1."),
+    "landsat_l2": typer.Option(LANDSAT_L2, help="Landsat C2 L2 SR."),
+    "landsat_l1": typer.Option(LANDSAT_L1, help="Landsat C2 L1."),
     "sentinel2_url": typer.Option(None, help="Sentinel-2 STAC API (default: Earth Search)."),
-    "sentinel2": typer.Option(stac.EARTH_SEARCH.sentinel2, help="Sentinel-2 L2A."),
+    "sentinel2": typer.Option(SENTINEL2, help="Sentinel-2 L2A."),
     "sign": typer.Option(None, help="URL signer: planetary-computer."),
     "requester_pays": typer.Option(False, help="Requester-pays S3 access for assets."),
 }
@@ -98,6 +108,8 @@ def search_command(
 ) -> None:
     """Search Landsat C2 L2 (+ matching L1) and Sentinel-2 L2A items; write items.csv and
     items.json."""
+    from s2l8h.data import stac
+
     bbox = _aoi(aoi)
     catalogs = _catalogs(landsat_url, landsat_l2, landsat_l1, sentinel2_url, sentinel2, sign,
                          requester_pays)
@@ -126,6 +138,8 @@ def pairs_command(
 ) -> None:
     """Landsat/Sentinel-2 pairs over the AOI with AOI-level valid/clear fractions (QA_PIXEL,
     SCL), as CSV."""
+    from s2l8h.data import stac
+
     if output.exists() and not overwrite:
         fail(f"{output}: already exists; pass --overwrite")
     bbox = _aoi(aoi)
@@ -173,6 +187,7 @@ def build_dataset_command(
 ) -> None:
     """Search, pair, load and cut real Landsat/Sentinel-2 pairs into a patch dataset;
     resumable (rerun the same command after an interruption)."""
+    from s2l8h.data import stac
     from s2l8h.data.build import build_pair_dataset
 
     bbox = _aoi(aoi)

@@ -10,6 +10,7 @@ import math
 import os
 import time
 import warnings
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +31,15 @@ from s2l8h.inference.checks import (
     to_landsat,
 )
 from s2l8h.inference.options import check_device, check_grid_size, check_options
-from s2l8h.inference.tiling import MAX_BLOCK_WIDTH, plan_tiles, run_tiled
+from s2l8h.inference.tiling import (
+    MAX_BLOCK_WIDTH,
+    BackgroundEmitter,
+    Precision,
+    plan_tiles,
+    run_tiled,
+)
 from s2l8h.inference.uncertainty import UncertaintyMethod, make_predictor
 from s2l8h.io.cog import (
-    GDAL_CACHE_MB,
     MASK_FLAGGED,
     MASK_NODATA,
     MASK_VALID,
@@ -41,6 +47,7 @@ from s2l8h.io.cog import (
     OutputDtype,
     check_not_an_input,
     check_output_path,
+    gdal_cache_bytes,
 )
 from s2l8h.io.errors import InputError, ModelError, OptionError
 from s2l8h.io.grid import (
@@ -167,6 +174,7 @@ def harmonize(
     block_width: int = MAX_BLOCK_WIDTH,
     register_pan: bool = True,
     tags: dict[str, str] | None = None,
+    precision: Precision = "fp32",
 ) -> HarmonizeResult:
     """Harmonize one Landsat-8/9 scene into a Sentinel-2-like COG.
 
@@ -177,7 +185,11 @@ def harmonize(
     Pixels flagged by the quality band (``mask_flags``) get mask 2 and nodata, unless
     ``keep_flagged``. ``block_width`` (output pixels) bounds the width of the column blocks
     processed at a time, and so the memory. ``tags``: extra file tags to record (e.g. a batch
-    run's provenance). Nothing is written unless the whole run succeeds.
+    run's provenance). ``precision``: ``fp32`` (exact), ``bf16`` or ``fp16`` (automatic
+    mixed precision; faster where the hardware has it, slightly different values). Reading,
+    the model and writing run overlapped, one strip each. Nothing is written unless the whole
+    run succeeds.
+
     Before the run, the pan's registration against the bands and the input noise are measured
     on a central window (:mod:`s2l8h.inference.checks`); with ``register_pan`` a pan shift
     above 2 m is corrected. The output's consistency with its input (bias, RMSE, spectral
@@ -234,44 +246,59 @@ def harmonize(
         "S2L8H_OPTIONS": json.dumps({"tile": tile, "overlap": overlap, "mask_flags":
                                      list(mask_flags), "keep_flagged": keep_flagged,
                                      "dtype": dtype, "mc_passes": mc_passes,
-                                     "register_pan": register_pan}),
+                                     "register_pan": register_pan,
+                                     "precision": precision}),
         **checks.tags(),
         **(tags or {}),
     }
     writer = CogWriter(output, grid, fine, convention.output_bands, predictor.gives_variance,
                        dtype, tags, overwrite)
     any_valid = False
+    # Busy seconds per stage (read and write run in their own threads, so they overlap).
+    stages = {"read": 0.0, "model": 0.0, "write": 0.0, "cog": 0.0, "wait_read": 0.0,
+              "emit": 0.0}
     try:
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
+        with rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes()), \
                 SceneReader(scene, lowres, pan_grid, fine_padded, convention,
                             mask_flags, checks.corrected_m) as reader:
-            current: dict[str, Strip] = {}
+            # run_tiled emits once per strip read, in order; reads run one strip ahead.
+            strips: deque[Strip] = deque()
 
             def read_strip(row0: int, rows: int, col0: int, cols: int):
-                current["strip"] = strip = reader.read_strip(row0, rows, col0, cols)
+                began = time.perf_counter()
+                strip = reader.read_strip(row0, rows, col0, cols)
+                strips.append(strip)
+                stages["read"] += time.perf_counter() - began
                 return strip.multispectral, strip.pan, strip.valid
 
-            def emit(out_row0: int, out_col0: int, mean: np.ndarray,
-                     variance: np.ndarray | None) -> None:
+            def write(strip: Strip, out_row0: int, out_col0: int, mean: np.ndarray,
+                      variance: np.ndarray | None) -> None:  # in the writer thread
                 nonlocal any_valid
-                if out_row0 >= fine.height or out_col0 >= fine.width:
-                    return
+                began = time.perf_counter()
                 fill, flagged = reader.read_quality(out_row0, mean.shape[1], out_col0,
                                                     mean.shape[2])
-                mask = output_mask(current["strip"], out_row0, out_col0, mean, fill, flagged,
-                                   scale)
+                mask = output_mask(strip, out_row0, out_col0, mean, fill, flagged, scale)
                 any_valid |= bool((mask == MASK_VALID).any()) or \
                     (keep_flagged and bool((mask == MASK_FLAGGED).any()))
-                add_consistency(consistency, current["strip"], out_row0, out_col0, mean, mask,
-                                scale)
+                add_consistency(consistency, strip, out_row0, out_col0, mean, mask, scale)
                 keep = (mask == MASK_VALID) | (keep_flagged & (mask == MASK_FLAGGED))
                 std = None if variance is None else np.sqrt(np.maximum(variance, 0))
                 writer.write_rows(out_row0, mean, std, mask, keep, col0=out_col0)
+                stages["write"] += time.perf_counter() - began
 
-            with tqdm(total=plan.count, desc="tiles", unit="tile", disable=not progress) as bar:
+            with tqdm(total=plan.count, desc="tiles", unit="tile", disable=not progress) as bar, \
+                    BackgroundEmitter(write) as background:
+
+                def emit(out_row0: int, out_col0: int, mean: np.ndarray,
+                         variance: np.ndarray | None) -> None:
+                    strip = strips.popleft()
+                    if out_row0 < fine.height and out_col0 < fine.width:
+                        background.submit(strip, out_row0, out_col0, mean, variance)
+
                 run_tiled(predictor, plan, read_strip, emit, batch_size=batch_size,
                           device=torch_device, progress=bar.update,
-                          max_block_width=block_width)
+                          max_block_width=block_width, precision=precision,
+                          timings=stages)
             if not any_valid:
                 raise InputError(scene.multispectral[0], "no valid pixel in the output grid "
                                  "(all nodata, or all flagged by the quality band)")
@@ -279,13 +306,16 @@ def harmonize(
             writer.add_tags({"S2L8H_CONSISTENCY": json.dumps(report)})
             for message in consistency_messages(report):
                 warnings.warn(f"{scene.name}: {message}", InputCheckWarning, stacklevel=2)
+            began = time.perf_counter()
             path = writer.commit()
+            stages["cog"] = time.perf_counter() - began
     except BaseException:
         writer.abort()
         raise
     return HarmonizeResult(path=path, grid=grid, models=names, uncertainty=predictor.method,
                            tiles=plan.count, seconds=time.perf_counter() - started,
-                           extra={"input_checks": checks, "consistency": report})
+                           extra={"input_checks": checks, "consistency": report,
+                                  "stage_seconds": stages})
 
 
 def add_consistency(consistency: Consistency, strip: Strip, out_row0: int, out_col0: int,
@@ -319,7 +349,7 @@ def output_mask(strip: Strip, out_row0: int, out_col0: int, mean: np.ndarray,
     left = out_col0 // scale - strip.col0
     valid30 = strip.valid[first:first + math.ceil(rows / scale) + 1,
                           left:left + math.ceil(cols / scale)]
-    valid = np.kron(valid30, np.ones((scale, scale), dtype=bool))
+    valid = valid30.repeat(scale, axis=0).repeat(scale, axis=1)
     offset = out_row0 - scale * (strip.row0 + first)
     valid = valid[offset:offset + rows, :cols] & np.isfinite(mean).all(axis=0) & ~fill
     mask = np.full(valid.shape, MASK_NODATA, dtype=np.uint8)

@@ -14,13 +14,23 @@ The scene is processed in column blocks (at most about 8192 output pixels wide, 
 the neighbouring tiles that reach into it) and, within a block, in strips of tiles: only one
 strip of inputs and weighted sums of one block is held at a time, whatever the scene's size,
 and finished pixels are handed to ``emit`` as soon as no later tile touches them.
+
+Reading, the model and writing overlap: the next strip is read in a thread while the model runs
+on the current one (:func:`run_tiled` ``prefetch``), and :class:`BackgroundEmitter` runs the
+emitter's work in a thread. Each stage holds at most one strip, so memory stays bounded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -119,6 +129,96 @@ def axis_weights(axis: AxisPlan, index: int, scale: int) -> np.ndarray:
 StripReader = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray | None, np.ndarray]]
 RowEmitter = Callable[[int, int, np.ndarray, np.ndarray | None], None]
 MAX_BLOCK_WIDTH = 8192  # output pixels of one column block
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+
+
+def autocast(device: torch.device | str, precision: Precision = "fp32"
+             ) -> contextlib.AbstractContextManager:
+    """The forward pass's precision: ``fp32`` exact; ``bf16``/``fp16`` PyTorch automatic mixed
+    precision on ``device`` (convolutions in the low precision, outputs back to float32)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+def _prefetched(read_strip: StripReader, requests: Sequence[tuple[int, int, int, int]],
+                prefetch: bool) -> Iterator[tuple]:
+    """``read_strip(*request)`` for each request in order; with ``prefetch`` the next one is
+    read in a thread while the caller works on the current one (at most two strips held)."""
+    if not prefetch or len(requests) < 2:
+        for request in requests:
+            yield read_strip(*request)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2l8h-read") as pool:
+        pending = pool.submit(read_strip, *requests[0])
+        try:
+            for request in requests[1:]:
+                current = pending.result()
+                pending = pool.submit(read_strip, *request)
+                yield current
+                del current
+            yield pending.result()
+        finally:
+            pending.cancel()
+
+
+class BackgroundEmitter:
+    """Runs ``work(*args)`` calls in one thread, in submission order, while the caller goes on.
+
+    At most ``depth`` calls wait (memory: that many strips of output). An exception in the
+    thread is raised again in the caller at the next :meth:`submit` or at :meth:`close`;
+    leaving the ``with`` block on an exception stops the thread without running what waits.
+    """
+
+    def __init__(self, work: Callable[..., None], depth: int = 1) -> None:
+        self._work = work
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="s2l8h-write", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is None and not self._stop.is_set():
+                try:
+                    self._work(*item)
+                except BaseException as error:  # handed to the caller
+                    self._error = error
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def submit(self, *args: object) -> None:
+        self._raise()
+        self._queue.put(args)
+
+    def close(self) -> None:
+        """Wait for everything submitted; raise the thread's exception, if any."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise()
+
+    def __enter__(self) -> BackgroundEmitter:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is not None:  # failing anyway: do not write the rest
+            self._stop.set()
+            with contextlib.suppress(BaseException):
+                self.close()
+        else:
+            self.close()
 
 
 def column_blocks(cols: AxisPlan, scale: int, max_width: int = MAX_BLOCK_WIDTH
@@ -158,6 +258,9 @@ def run_tiled(
     device: torch.device | str = "cpu",
     progress: Callable[[int], None] | None = None,
     max_block_width: int = MAX_BLOCK_WIDTH,
+    precision: Precision = "fp32",
+    prefetch: bool = True,
+    timings: dict[str, float] | None = None,
 ) -> None:
     """Run ``predictor`` over the plan, column block by column block, strip by strip.
 
@@ -168,77 +271,101 @@ def run_tiled(
     pixels (``mean`` (6, r, c), NaN where no tile contributed). Memory holds one strip of one
     column block (tile height x ``max_block_width`` output pixels plus one tile each side),
     whatever the scene's size. ``progress(n)`` counts tiles (skipped ones included).
+    ``emit`` is called exactly once per ``read_strip`` call, in the same order. With
+    ``prefetch`` the next strip is read in a thread while the model runs (``read_strip`` must
+    then not share GDAL datasets with ``emit``). ``precision``: see :func:`autocast`.
+    ``timings`` (if given) accumulates seconds of this thread: ``model`` (forward passes and
+    blending), ``wait_read`` (waiting for strips) and ``emit`` (in ``emit``).
     """
+    clock = {"model": 0.0, "wait_read": 0.0, "emit": 0.0} if timings is None else timings
+    for key in ("model", "wait_read", "emit"):
+        clock.setdefault(key, 0.0)
     scale = plan.scale
     rows, cols = plan.rows, plan.cols
     col_weights = [axis_weights(cols, index, scale) for index in range(len(cols.starts))]
     with_variance = predictor.gives_variance
-    for own_start, own_end, needed, owned in column_blocks(cols, scale, max_block_width):
+    blocks = column_blocks(cols, scale, max_block_width)
+    requests = []
+    for _, _, needed, _ in blocks:
         span0 = cols.starts[needed[0]]
         span = cols.starts[needed[-1]] + cols.tile - span0
-        width_out = scale * span
-        keep = slice(own_start - scale * span0, own_end - scale * span0)
-        carry: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None
-        carry_row0 = 0
-        for row_index, row0 in enumerate(rows.starts):
-            multispectral, pan, valid = read_strip(row0, rows.tile, span0, span)
-            strip_out0 = scale * row0
-            height_out = scale * rows.tile
-            mean_sum = np.zeros((6, height_out, width_out), dtype=np.float32)
-            variance_sum = np.zeros_like(mean_sum) if with_variance else None
-            weight_sum = np.zeros((height_out, width_out), dtype=np.float32)
-            if carry is not None:  # rows still open from the previous strip
-                offset = carry_row0 - strip_out0
-                count = carry[0].shape[1]
-                mean_sum[:, offset:offset + count] = carry[0]
-                if variance_sum is not None and carry[1] is not None:
-                    variance_sum[:, offset:offset + count] = carry[1]
-                weight_sum[offset:offset + count] = carry[2]
-            row_weight = axis_weights(rows, row_index, scale)
-            batch: list[tuple[int, int]] = []
-            for col_index in needed:
-                col0 = cols.starts[col_index] - span0
-                counted = 1 if col_index in owned else 0
-                if not valid[:, col0:col0 + cols.tile].any():
-                    if progress and counted:
-                        progress(1)
-                    continue
-                batch.append((col_index, col0))
-                if len(batch) == batch_size:
-                    _predict_batch(predictor, batch, multispectral, pan, cols.tile, scale,
-                                   device, row_weight, col_weights, mean_sum, variance_sum,
-                                   weight_sum)
+        requests.extend((row0, rows.tile, span0, span) for row0 in rows.starts)
+    with contextlib.closing(_prefetched(read_strip, requests, prefetch)) as strips:
+        for own_start, own_end, needed, owned in blocks:
+            span0 = cols.starts[needed[0]]
+            span = cols.starts[needed[-1]] + cols.tile - span0
+            width_out = scale * span
+            keep = slice(own_start - scale * span0, own_end - scale * span0)
+            carry: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None
+            carry_row0 = 0
+            for row_index, row0 in enumerate(rows.starts):
+                waited = time.perf_counter()
+                multispectral, pan, valid = next(strips)[:3]
+                started = time.perf_counter()
+                clock["wait_read"] += started - waited
+                strip_out0 = scale * row0
+                height_out = scale * rows.tile
+                mean_sum = np.zeros((6, height_out, width_out), dtype=np.float32)
+                variance_sum = np.zeros_like(mean_sum) if with_variance else None
+                weight_sum = np.zeros((height_out, width_out), dtype=np.float32)
+                if carry is not None:  # rows still open from the previous strip
+                    offset = carry_row0 - strip_out0
+                    count = carry[0].shape[1]
+                    mean_sum[:, offset:offset + count] = carry[0]
+                    if variance_sum is not None and carry[1] is not None:
+                        variance_sum[:, offset:offset + count] = carry[1]
+                    weight_sum[offset:offset + count] = carry[2]
+                row_weight = axis_weights(rows, row_index, scale)
+                batch: list[tuple[int, int]] = []
+                for col_index in needed:
+                    col0 = cols.starts[col_index] - span0
+                    counted = 1 if col_index in owned else 0
+                    if not valid[:, col0:col0 + cols.tile].any():
+                        if progress and counted:
+                            progress(1)
+                        continue
+                    batch.append((col_index, col0))
+                    if len(batch) == batch_size:
+                        _predict_batch(predictor, batch, multispectral, pan, cols.tile, scale,
+                                       device, row_weight, col_weights, mean_sum, variance_sum,
+                                       weight_sum, precision)
+                        if progress:
+                            progress(sum(1 for index, _ in batch if index in owned))
+                        batch = []
+                if batch:
+                    _predict_batch(predictor, batch, multispectral, pan, cols.tile, scale, device,
+                                   row_weight, col_weights, mean_sum, variance_sum, weight_sum,
+                                   precision)
                     if progress:
                         progress(sum(1 for index, _ in batch if index in owned))
-                    batch = []
-            if batch:
-                _predict_batch(predictor, batch, multispectral, pan, cols.tile, scale, device,
-                               row_weight, col_weights, mean_sum, variance_sum, weight_sum)
-                if progress:
-                    progress(sum(1 for index, _ in batch if index in owned))
-            last = row_index == len(rows.starts) - 1
-            done = height_out if last else scale * (rows.starts[row_index + 1] - row0)
-            _emit_rows(emit, strip_out0, own_start, mean_sum[:, :done, keep],
-                       None if variance_sum is None else variance_sum[:, :done, keep],
-                       weight_sum[:done, keep])
-            carry = (mean_sum[:, done:].copy(),
-                     None if variance_sum is None else variance_sum[:, done:].copy(),
-                     weight_sum[done:].copy())
-            carry_row0 = strip_out0 + done
+                last = row_index == len(rows.starts) - 1
+                done = height_out if last else scale * (rows.starts[row_index + 1] - row0)
+                emitting = time.perf_counter()
+                clock["model"] += emitting - started
+                _emit_rows(emit, strip_out0, own_start, mean_sum[:, :done, keep],
+                           None if variance_sum is None else variance_sum[:, :done, keep],
+                           weight_sum[:done, keep])
+                clock["emit"] += time.perf_counter() - emitting
+                carry = (mean_sum[:, done:].copy(),
+                         None if variance_sum is None else variance_sum[:, done:].copy(),
+                         weight_sum[done:].copy())
+                carry_row0 = strip_out0 + done
 
 
 def _predict_batch(predictor: Predictor, batch: list[tuple[int, int]],
                    multispectral: np.ndarray, pan: np.ndarray | None, tile: int, scale: int,
                    device: torch.device | str, row_weight: np.ndarray,
                    col_weights: list[np.ndarray], mean_sum: np.ndarray,
-                   variance_sum: np.ndarray | None, weight_sum: np.ndarray) -> None:
+                   variance_sum: np.ndarray | None, weight_sum: np.ndarray,
+                   precision: Precision = "fp32") -> None:
     ms_tiles = np.stack([multispectral[:, :, col0:col0 + tile] for _, col0 in batch])
     ms_tensor = torch.from_numpy(ms_tiles).to(device)
     pan_tensor = None
     if pan is not None:
         pan_tiles = np.stack([pan[:, :, 2 * col0:2 * (col0 + tile)] for _, col0 in batch])
         pan_tensor = torch.from_numpy(pan_tiles).to(device)
-    mean, variance = predictor(ms_tensor, pan_tensor)
+    with autocast(device, precision):
+        mean, variance = predictor(ms_tensor, pan_tensor)
     mean = mean.float().cpu().numpy()
     variance = None if variance is None else variance.float().cpu().numpy()
     width = scale * tile
@@ -273,6 +400,7 @@ def predict_array(
     device: torch.device | str = "cpu",
     valid: np.ndarray | None = None,
     max_block_width: int = MAX_BLOCK_WIDTH,
+    precision: Precision = "fp32",
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Tiled prediction over in-memory arrays (multispectral (B, h, w) at 30 m, pan (1, 2h, 2w)).
 
@@ -313,6 +441,6 @@ def predict_array(
             variance_out[window] = variance
 
     run_tiled(predictor, plan, read_strip, emit, batch_size=batch_size, device=device,
-              max_block_width=max_block_width)
+              max_block_width=max_block_width, precision=precision)
     crop = (slice(None), slice(0, scale * height), slice(0, scale * width))
     return mean_out[crop], None if variance_out is None else variance_out[crop]

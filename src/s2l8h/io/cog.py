@@ -14,9 +14,19 @@ Encodings:
 
 Rows are written to an uncompressed tiled GeoTIFF under a temporary folder next to the output
 (GDAL's block cache is capped by the caller, see ``GDAL_CACHE_MB``), which is then
-copied into a COG (deflate, internal overviews by nearest neighbour so they never mix valid and
-invalid pixels or mask classes) under a temporary name and renamed: a failed run leaves no
-output file, and an existing file is only replaced with ``overwrite=True``.
+copied into a COG (``COMPRESSION``: ZSTD level 1 with horizontal differencing, chosen by
+``benchmarks/end_to_end.py``; compressed on all cores; internal overviews by nearest neighbour
+so they never mix valid and invalid pixels or mask classes) under a temporary name and renamed:
+a failed run leaves no output file, and an existing file is only replaced with
+``overwrite=True``.
+
+Overviews cost no second pass: as rows arrive, the pixels GDAL's nearest-neighbour overview
+picks (source index ``floor(i × size_above / size + 0.5)``, each level from the one above,
+sizes halved down to one block, as GDAL's COG driver does) are written to a chain of external
+overview files (``rows.tif.ovr``, ``rows.tif.ovr.ovr``, ...), which the COG driver copies as they
+are. Full resolution and the first overview level are pixel for pixel what GDAL writes (tested);
+for sizes that do not halve evenly GDAL sometimes takes a deeper level from the full resolution
+instead of the level above, so a pixel of level 2 or deeper may come from a neighbouring pixel.
 """
 
 from __future__ import annotations
@@ -47,18 +57,53 @@ STD_SCALE = 1e-4
 MASK_NODATA, MASK_VALID, MASK_FLAGGED = 0, 1, 2
 BLOCK = 512
 GDAL_CACHE_MB = 256  # GDAL_CACHEMAX while harmonizing: GDAL's default is 5 % of RAM
+#: Creation options of the COG; lossless (see ``benchmarks/end_to_end.py --compression``).
+COMPRESSION = {"COMPRESS": "ZSTD", "LEVEL": "1", "PREDICTOR": "2"}
 
 
-def encode_reflectance(reflectance: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """uint16 DN of reflectance; 0 where not ``valid``."""
-    scaled = np.rint((np.nan_to_num(reflectance) - REFLECTANCE_OFFSET) / REFLECTANCE_SCALE)
-    encoded = np.clip(scaled, 1, 65535).astype(np.uint16)
-    encoded[..., ~valid] = 0
-    return encoded
+def gdal_cache_bytes(megabytes: int = GDAL_CACHE_MB) -> int:
+    """``GDAL_CACHEMAX`` for ``rasterio.Env``, which takes it in bytes (a bare 256 is 256 bytes
+    there, and every block read is then a cache miss)."""
+    return megabytes * 2**20
 
 
-def encode_std(std: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    encoded = np.clip(np.rint(np.nan_to_num(std) / STD_SCALE), 1, 65535).astype(np.uint16)
+def overview_sizes(height: int, width: int, block: int = BLOCK) -> list[tuple[int, int]]:
+    """(height, width) of each overview level of the COG driver's ``OVERVIEWS=AUTO``: halved
+    (rounding down) while the level above is larger than one block."""
+    sizes = []
+    while max(height, width) > block:
+        height, width = height // 2, width // 2
+        sizes.append((height, width))
+    return sizes
+
+
+def nearest_indices(size_above: int, size: int) -> np.ndarray:
+    """Source index along one axis of each pixel of a nearest-neighbour overview of ``size``
+    pixels built from a level of ``size_above`` pixels, as GDAL picks it."""
+    return np.floor(np.arange(size) * (size_above / size) + 0.5).astype(np.intp)
+
+
+def encode_reflectance(reflectance: np.ndarray, valid: np.ndarray,
+                       out: np.ndarray | None = None) -> np.ndarray:
+    """uint16 DN of reflectance; 0 where not ``valid``; into ``out`` if given."""
+    scaled = np.nan_to_num(reflectance)  # a copy; the rest in place, same arithmetic
+    scaled -= REFLECTANCE_OFFSET
+    scaled /= REFLECTANCE_SCALE
+    return _to_uint16(scaled, valid, out)
+
+
+def encode_std(std: np.ndarray, valid: np.ndarray, out: np.ndarray | None = None
+               ) -> np.ndarray:
+    scaled = np.nan_to_num(std)
+    scaled /= STD_SCALE
+    return _to_uint16(scaled, valid, out)
+
+
+def _to_uint16(scaled: np.ndarray, valid: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, 1, 65535, out=scaled)
+    encoded = np.empty(scaled.shape, dtype=np.uint16) if out is None else out
+    encoded[...] = scaled
     encoded[..., ~valid] = 0
     return encoded
 
@@ -176,6 +221,31 @@ class CogWriter:
         self._rows_path = self._workdir / "rows.tif"
         self._dataset = rasterio.open(self._rows_path, "w", **self._profile(rows_grid))
         self._describe(self._dataset, tags or {})
+        # Overview levels on the output grid, streamed with the rows (none when warping).
+        self._overviews: list[tuple[object, np.ndarray, np.ndarray]] = []
+        try:
+            self._open_overviews()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _open_overviews(self) -> None:
+        """The chain of overview files (none when the rows are warped onto another grid)."""
+        grid = self.grid
+        if grid == self.rows_grid:
+            rows_above, cols_above = np.arange(grid.height), np.arange(grid.width)
+            path = str(self._rows_path)
+            for height, width in overview_sizes(grid.height, grid.width):
+                rows_above = rows_above[nearest_indices(len(rows_above), height)]
+                cols_above = cols_above[nearest_indices(len(cols_above), width)]
+                path += ".ovr"
+                profile = self._profile(grid)
+                a, b, c, d, e, f = tuple(grid.affine)[:6]
+                x_ratio, y_ratio = grid.width / width, grid.height / height
+                profile.update(width=width, height=height, transform=rasterio.Affine(
+                    a * x_ratio, b * y_ratio, c, d * x_ratio, e * y_ratio, f))
+                self._overviews.append((rasterio.open(path, "w", **profile), rows_above,
+                                        cols_above))
 
     def _profile(self, grid: GeoBox) -> dict:
         return {
@@ -183,6 +253,8 @@ class CogWriter:
             "count": len(self.descriptions), "dtype": self.dtype, "crs": grid.crs.to_wkt(),
             "transform": grid.affine, "nodata": 0 if self.dtype == "uint16" else np.nan,
             "tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK, "BIGTIFF": "IF_SAFER",
+            # Band by band: writing needs no interleaving (the COG interleaves pixels).
+            "interleave": "band",
         }
 
     def _describe(self, dataset, tags: dict[str, str]) -> None:
@@ -216,18 +288,33 @@ class CogWriter:
             return
         mean, mask = mean[:, :rows, :width], mask[:rows, :width]
         keep = mask == MASK_VALID if keep is None else keep[:rows, :width]
+        bands = mean.shape[0]
+        block = np.empty((len(self.descriptions), rows, width), dtype=self.dtype)
         if self.dtype == "uint16":
-            layers = [encode_reflectance(mean, keep)]
+            encode_reflectance(mean, keep, out=block[:bands])
             if self.with_std:
-                layers.append(encode_std(std[:, :rows, :width], keep))
-            layers.append(mask[None].astype(np.uint16))
+                encode_std(std[:, :rows, :width], keep, out=block[bands:2 * bands])
         else:
-            layers = [np.where(keep, mean, np.nan)]
+            block[:bands] = np.where(keep, mean, np.nan)
             if self.with_std:
-                layers.append(np.where(keep, std[:, :rows, :width], np.nan))
-            layers.append(mask[None].astype(np.float32))
-        block = np.concatenate(layers).astype(self.dtype)
+                block[bands:2 * bands] = np.where(keep, std[:, :rows, :width], np.nan)
+        block[-1] = mask
         self._dataset.write(block, window=rasterio.windows.Window(col0, row0, width, rows))
+        for dataset, source_rows, source_cols in self._overviews:
+            top, bottom = np.searchsorted(source_rows, (row0, row0 + rows))
+            left, right = np.searchsorted(source_cols, (col0, col0 + width))
+            if bottom > top and right > left:
+                picked = block[:, source_rows[top:bottom] - row0][:, :, source_cols[left:right]
+                                                                   - col0]
+                dataset.write(picked, window=rasterio.windows.Window(left, top, right - left,
+                                                                     bottom - top))
+
+    def _close(self) -> None:
+        try:
+            self._dataset.close()
+        finally:
+            for dataset, _, _ in self._overviews:
+                dataset.close()
 
     def add_tags(self, tags: dict[str, str]) -> None:
         """Add dataset tags before :meth:`commit` (e.g. figures known only at the end)."""
@@ -235,15 +322,16 @@ class CogWriter:
 
     def commit(self) -> Path:
         """Finish the COG and move it to its final name."""
-        self._dataset.close()
+        self._close()
         source = self._rows_path
         try:
             if self.grid != self.rows_grid:
                 source = self._workdir / "warped.tif"
                 self._warp(source)
             partial = self._workdir / "final.tif"
-            rasterio.shutil.copy(source, partial, driver="COG", COMPRESS="DEFLATE",
-                                 PREDICTOR="2", BLOCKSIZE=str(BLOCK), OVERVIEWS="AUTO",
+            overviews = "FORCE_USE_EXISTING" if self._overviews else "AUTO"
+            rasterio.shutil.copy(source, partial, driver="COG", **COMPRESSION,
+                                 BLOCKSIZE=str(BLOCK), OVERVIEWS=overviews,
                                  OVERVIEW_RESAMPLING="NEAREST", BIGTIFF="IF_SAFER",
                                  NUM_THREADS="ALL_CPUS")
             if self.path.exists() and not self.overwrite:
@@ -266,6 +354,6 @@ class CogWriter:
     def abort(self) -> None:
         """Drop everything written so far; the output path is left untouched."""
         try:
-            self._dataset.close()
+            self._close()
         finally:
             shutil.rmtree(self._workdir, ignore_errors=True)
