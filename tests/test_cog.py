@@ -202,7 +202,7 @@ def test_cli_constants_mirror_their_sources() -> None:
     assert harmonize_cli.DEFAULT_MASK_FLAGS == DEFAULT_MASK_FLAGS
     assert harmonize_cli.PRECISIONS == PRECISIONS
     assert evaluate_cli.BASELINES == BASELINES
-    assert evaluate_cli.CONDITIONS == tuple(CONDITIONS)
+    assert tuple(CONDITIONS) == evaluate_cli.CONDITIONS
     assert evaluate_cli.EDGE_MARGIN == EDGE_MARGIN
     assert stac.USGS_LANDSATLOOK.landsat_l2 == stac_cli.LANDSAT_L2
     assert stac.USGS_LANDSATLOOK.landsat_l1 == stac_cli.LANDSAT_L1
