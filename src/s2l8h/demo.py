@@ -16,8 +16,8 @@ from s2l8h.io.quicklook import is_own_quicklook, write_quicklook
 from s2l8h.models.loading import load_model
 
 EXAMPLE = "florida_crop"
-DEMO_LABEL = ("demo weights 'lite', trained on Landsat simulated from Sentinel-2 (Virginia); "
-              "a Level-1 scene in TOA mode: illustrative, not validated on real Landsat")
+DEMO_LABEL = ("default weights 'lite2', trained on Landsat simulated from Sentinel-2 L1C "
+              "scenes with realistic degradations; a Level-1 scene in TOA mode")
 
 
 def example_scene() -> Path:
@@ -26,8 +26,9 @@ def example_scene() -> Path:
 
 
 def demo_models() -> tuple[list, str]:
-    """The demo's models (the bundled ``lite`` weights, variance head) and their label."""
-    return [load_model("lite")], DEMO_LABEL
+    """The demo's models (the bundled default ``lite2`` weights, variance head) and their
+    label."""
+    return [load_model("lite2")], DEMO_LABEL
 
 
 def _is_own_output(path: Path) -> bool:

@@ -65,8 +65,8 @@ from s2l8h.models.loading import load_model
 
 PUBLISHED_ENSEMBLE: tuple[str, ...] = ("unet5-upsample", "unet5-shuffle", "unet6-upsample",
                                        "unet6-shuffle")
-#: The bundled demo weights (trained on simulated pairs, variance head).
-DEFAULT_MODELS: tuple[str, ...] = ("lite",)
+#: The default model: the bundled lite2 weights (variance head), see src/s2l8h/weights.
+DEFAULT_MODELS: tuple[str, ...] = ("lite2",)
 
 
 @dataclass

@@ -139,3 +139,14 @@ register_model(ModelSpec(
                 "(s2l8h); demo weights trained on simulated Landsat from Sentinel-2",
     bundled="lite-virginia-sim",
 ))
+register_model(ModelSpec(
+    name="lite2",
+    architecture="lite",
+    config=LiteConfig(width=64, blocks=8, variance_head=True, pan_norm=7).to_dict(),
+    convention=NATIVE_CONVENTION,
+    description="lite, wider, with local pan matching and a variance head (s2l8h); default "
+                "weights trained on Landsat simulated from two Sentinel-2 L1C scenes with "
+                "random realistic degradations (noise, PSF, misregistration, atmosphere, "
+                "Level-1 pan)",
+    bundled="lite2-realistic",
+))
