@@ -448,12 +448,7 @@ def write_tables(result: BenchmarkResult, header: str | None = None) -> None:
         f"{result.settings['pixels_scored']:,} pixels scored at 10 m; reflectance, data "
         "range 1).\n\n")
     _atomic_text(directory / "results.md", header + result.markdown_table() + "\n")
-    partial = directory / ".results.csv.partial"
-    with partial.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(partial, directory / "results.csv")
+    _atomic_csv(directory / "results.csv", rows)
     document = {"settings": result.settings,
                 "methods": {m.name: {"kind": m.kind, "seconds": m.seconds, **m.metrics}
                             for m in result.methods}}
@@ -472,18 +467,22 @@ def _write_condition_tables(suite: ConditionsResult) -> None:
                   result.markdown_table(), ""]
         rows += [{"condition": name, **row} for row in result.table_rows()]
     _atomic_text(directory / "results.md", "\n".join(parts))
-    partial = directory / ".results.csv.partial"
-    with partial.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(partial, directory / "results.csv")
+    _atomic_csv(directory / "results.csv", rows)
     document = {"settings": suite.settings, "conditions": {
         name: {"settings": result.settings,
                "methods": {m.name: {"kind": m.kind, "seconds": m.seconds, **m.metrics}
                            for m in result.methods}}
         for name, result in suite.results.items()}}
     _atomic_text(directory / "results.json", json.dumps(document, indent=2) + "\n")
+
+
+def _atomic_csv(path: Path, rows: list[dict[str, object]]) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    with partial.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(partial, path)
 
 
 def _atomic_text(path: Path, text: str) -> None:
