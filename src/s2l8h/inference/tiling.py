@@ -153,17 +153,39 @@ def _prefetched(read_strip: StripReader, requests: Sequence[tuple[int, int, int,
         for request in requests:
             yield read_strip(*request)
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2l8h-read") as pool:
+    # The pool starts its thread at the first submit, inside the try: whatever interrupts
+    # (a signal handler raising, say) after that reaches the finally.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2l8h-read")
+    pending = None
+    try:
         pending = pool.submit(read_strip, *requests[0])
-        try:
-            for request in requests[1:]:
-                current = pending.result()
-                pending = pool.submit(read_strip, *request)
-                yield current
-                del current
-            yield pending.result()
-        finally:
+        for request in requests[1:]:
+            current = pending.result()
+            pending = pool.submit(read_strip, *request)
+            yield current
+            del current
+        yield pending.result()
+    finally:
+        if pending is not None:
             pending.cancel()
+        # The caller closes the datasets the read uses once we return: never before the
+        # read in flight has finished, not even when a signal handler raises meanwhile.
+        wait_uninterrupted(lambda: pool.shutdown(wait=True))
+
+
+def wait_uninterrupted(wait: Callable[[], None]) -> None:
+    """Run ``wait`` (a join that raises nothing itself) to its end even if an asynchronous
+    exception (a signal handler's ``SystemExit``, ``KeyboardInterrupt``) interrupts it; raise
+    the first such exception afterwards."""
+    interrupted: BaseException | None = None
+    while True:
+        try:
+            wait()
+            break
+        except BaseException as error:
+            interrupted = interrupted or error
+    if interrupted is not None:
+        raise interrupted
 
 
 class BackgroundEmitter:
@@ -206,7 +228,7 @@ class BackgroundEmitter:
         """Wait for everything submitted; raise the thread's exception, if any."""
         if self._thread.is_alive():
             self._queue.put(None)
-            self._thread.join()
+            wait_uninterrupted(self._thread.join)
         self._raise()
 
     def __enter__(self) -> BackgroundEmitter:

@@ -7,7 +7,9 @@ rows asked for are read.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +47,11 @@ def _bounds_overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+class ReaderClosedError(InputError):
+    """A read was asked of a :class:`SceneReader` after it was closed (a run being torn
+    down)."""
+
+
 class SceneReader:
     """Opens the scene's files once and reads windows of them on the working grids."""
 
@@ -58,6 +65,11 @@ class SceneReader:
         self.mask_flags = mask_flags
         self.pan_shift_m = pan_shift_m
         self._stack = ExitStack()
+        # Reads may run in other threads (prefetching, writing): close() waits for those in
+        # flight, and a read after close() is an error, never a read of a closed dataset.
+        self._reads = threading.Condition()
+        self._active = 0
+        self._closed = False
         try:
             self._open(scene, lowres, pan_grid, fine, convention)
         except BaseException:
@@ -120,7 +132,25 @@ class SceneReader:
             self.radsat, _, _ = self._vrt(scene.radsat, fine, Resampling.nearest, None)
 
     def close(self) -> None:
+        """Close the files once no read is in flight."""
+        with self._reads:
+            self._closed = True
+            while self._active:
+                self._reads.wait()
         self._stack.close()
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        with self._reads:
+            if self._closed:
+                raise ReaderClosedError(None, "the scene reader is closed")
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._reads:
+                self._active -= 1
+                self._reads.notify_all()
 
     def __enter__(self) -> SceneReader:
         return self
@@ -147,15 +177,16 @@ class SceneReader:
         cols = self.lowres.width - col0 if cols is None else cols
         window = Window(col0, row0, cols, rows)
         bands, valid = [], np.ones((rows, cols), dtype=bool)
-        for source in self.multispectral:
-            reflectance, band_valid = self._read(source, window)
-            bands.append(reflectance)
-            valid &= band_valid
-        pan = None
-        if self.pan is not None:
-            pan_window = Window(2 * col0, 2 * row0, 2 * cols, 2 * rows)
-            pan_reflectance, _ = self._read(self.pan, pan_window)
-            pan = pan_reflectance[None]
+        with self._reading():
+            for source in self.multispectral:
+                reflectance, band_valid = self._read(source, window)
+                bands.append(reflectance)
+                valid &= band_valid
+            pan = None
+            if self.pan is not None:
+                pan_window = Window(2 * col0, 2 * row0, 2 * cols, 2 * rows)
+                pan_reflectance, _ = self._read(self.pan, pan_window)
+                pan = pan_reflectance[None]
         return Strip(row0, col0, np.stack(bands), pan, valid)
 
     def read_quality(self, row0: int, rows: int, col0: int, width: int
@@ -166,6 +197,7 @@ class SceneReader:
             none = np.zeros((rows, width), dtype=bool)
             return none, none
         window = Window(col0, row0, width, rows)
-        qa = self.quality.read(self.scene.qa_band, window=window)
-        radsat = self.radsat.read(1, window=window) if self.radsat is not None else None
+        with self._reading():
+            qa = self.quality.read(self.scene.qa_band, window=window)
+            radsat = self.radsat.read(1, window=window) if self.radsat is not None else None
         return quality_mask(qa, self.scene.qa_layout, self.mask_flags, radsat)

@@ -57,6 +57,7 @@ class DataConfig:
     train_samples: int = 2048  # per epoch, simulated pairs
     val_samples: int = 256  # fixed draws, simulated pairs
     degradation: str = "training"  # training (random ranges) | clean
+    degradation_overrides: dict[str, Any] = field(default_factory=dict)  # DegradationRanges
     batch_size: int = 16
     num_workers: int = 0
     augment: bool = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import lightning as L
 import numpy as np
 import torch
@@ -11,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 from s2l8h.data.pairs import SceneSource, SimulatedPairs, load_scenes
 from s2l8h.data.patches import PatchDataset, QualityFilter
 from s2l8h.data.simulate import TRAINING_RANGES
-from s2l8h.errors import InputError
+from s2l8h.errors import ConfigError, InputError
 from s2l8h.models.harmonizer import Harmonizer, split_output
 from s2l8h.train.config import DataConfig, OptimizerConfig, SchedulerConfig
 from s2l8h.train.losses import LossTerm, WeightedLoss
@@ -31,7 +33,12 @@ def make_dataset(config: DataConfig, split: str, seed: int = 0,
         return PatchDataset(config.dataset, split, quality=quality,
                             augment=config.augment and split == "Train")
     scenes = scenes if scenes is not None else load_scenes(scene_sources(config))
-    ranges = TRAINING_RANGES if config.degradation == "training" else None
+    ranges = None
+    if config.degradation == "training":
+        try:
+            ranges = dataclasses.replace(TRAINING_RANGES, **config.degradation_overrides)
+        except TypeError as error:
+            raise ConfigError(f"data.degradation_overrides: {error}") from None
     training = split == "Train"
     return SimulatedPairs(scenes, split, size=config.patch_size,
                           length=config.train_samples if training else config.val_samples,
