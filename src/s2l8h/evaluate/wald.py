@@ -30,10 +30,9 @@ import rasterio
 import torch
 from affine import Affine
 from odc.geo.geobox import GeoBox
-from scipy import ndimage
 
 from s2l8h.data.bandpass import HLS_BANDPASS, msi_to_oli
-from s2l8h.data.simulate import psf_sigma
+from s2l8h.data.simulate import reduce_resolution
 from s2l8h.evaluate.baselines import BASELINES, run_baseline
 from s2l8h.evaluate.benchmark import (
     BenchmarkResult,
@@ -53,22 +52,6 @@ from s2l8h.models.convention import InputConvention
 from s2l8h.models.harmonizer import Harmonizer
 
 FACTOR = 3
-
-
-def _reduce(image: np.ndarray, valid: np.ndarray, pixel: float
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Degrade (B, H, W) on a ``pixel`` m grid 3 x: Gaussian PSF (MTF 0.3 at the new
-    Nyquist), then 3 x 3 area average; a coarse pixel is valid when all its fine ones are."""
-    sigma = psf_sigma(FACTOR * pixel) / pixel
-    means = np.array([band[valid].mean() for band in image])[:, None, None]
-    filled = np.where(valid, image, means).astype(np.float64)
-    blurred = np.stack([ndimage.gaussian_filter(band, sigma, mode="nearest")
-                        for band in filled])
-    bands, height, width = image.shape
-    shape = (bands, height // FACTOR, FACTOR, width // FACTOR, FACTOR)
-    reduced = blurred.reshape(shape).mean(axis=(2, 4))
-    reduced_valid = valid.reshape(shape[1:]).all(axis=(1, 3))
-    return reduced.astype(np.float32), reduced_valid
 
 
 def read_real_scene(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
@@ -153,8 +136,9 @@ def run_wald(
     scene, bands30, pan15, valid30, scored30, grid30, grid15, sine = read_real_scene(
         inputs, toa=toa, convention=convention, mask_flags=mask_flags, bounds=bounds)
     pan_valid = pan15[0] != 0
-    bands90, valid90 = _reduce(bands30, valid30, grid30.affine.a)
-    pan45, _ = _reduce(pan15, pan_valid, grid15.affine.a)
+    bands90, valid90 = reduce_resolution(bands30, valid30, grid30.affine.a, FACTOR)
+    pan45, _ = reduce_resolution(pan15, pan_valid, grid15.affine.a, FACTOR)
+    bands90, pan45 = bands90.astype(np.float32), pan45.astype(np.float32)
     grid90 = coarser_grid(grid30, FACTOR, *bands90.shape[1:])
     grid45 = coarser_grid(grid15, FACTOR, *pan45.shape[1:])
     methods: list[MethodResult] = []

@@ -23,16 +23,16 @@ with a radiometric bias, misplaced detail or artefacts shows it here.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
 from skimage.filters import window
 from skimage.registration import phase_cross_correlation
 
 from s2l8h.data.bandpass import msi_to_oli
-from s2l8h.data.simulate import psf_sigma
+from s2l8h.data.simulate import fill_invalid, reduce_resolution
 
 #: Pan shifts at or below this (metres) are left alone.
 SHIFT_TOLERANCE_M = 2.0
@@ -51,11 +51,6 @@ def central_window(rows: int, cols: int, size: int = CHECK_WINDOW) -> tuple[int,
     """``(row0, rows, col0, cols)`` of the central ``size`` x ``size`` window (or less)."""
     height, width = min(rows, size), min(cols, size)
     return (rows - height) // 2, height, (cols - width) // 2, width
-
-
-def _fill(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    means = np.array([band[valid].mean() for band in image])[:, None, None]
-    return np.where(valid, image, means)
 
 
 def measure_shift(reference: np.ndarray, moving: np.ndarray, pixel: float) -> tuple[float,
@@ -81,7 +76,7 @@ def measure_pan_shift(multispectral: np.ndarray, pan: np.ndarray, valid: np.ndar
     pan30 = pan.reshape(rows, 2, cols, 2).mean(axis=(1, 3))
     design = np.concatenate([multispectral[:, valid].T, np.ones((int(valid.sum()), 1))], 1)
     weights, *_ = np.linalg.lstsq(design, pan30[valid], rcond=None)
-    filled = _fill(multispectral, valid)
+    filled = fill_invalid(multispectral, valid)
     intensity = np.tensordot(weights[:-1], filled, axes=1) + weights[-1]
     pan30 = np.where(valid, pan30, intensity)
     return measure_shift(intensity, pan30, pixel)
@@ -101,15 +96,8 @@ def to_landsat(output: np.ndarray, valid: np.ndarray, scale: int = 3,
     """A Sentinel-2-like (6, H, W) 10 m output as Landsat would measure it on the 30 m grid
     with the same corner: MSI -> OLI, Landsat PSF, ``scale`` x ``scale`` area average.
     Returns (6, H // scale, W // scale) and where all its 10 m pixels were valid."""
-    rows, cols = output.shape[1] // scale, output.shape[2] // scale
-    oli = msi_to_oli(_fill(output.astype(np.float64), valid), platform)  # type: ignore[arg-type]
-    sigma = psf_sigma(30.0) / (30.0 / scale)
-    blurred = np.stack([ndimage.gaussian_filter(band, sigma, mode="nearest") for band in oli])
-    cropped = blurred[:, :rows * scale, :cols * scale]
-    reduced = cropped.reshape(6, rows, scale, cols, scale).mean(axis=(2, 4))
-    reduced_valid = valid[:rows * scale, :cols * scale].reshape(rows, scale, cols,
-                                                                scale).all(axis=(1, 3))
-    return reduced, reduced_valid
+    oli = msi_to_oli(output.astype(np.float64), platform)  # type: ignore[arg-type]
+    return reduce_resolution(oli, valid, 30.0 / scale, scale)
 
 
 @dataclass
@@ -174,8 +162,8 @@ class Consistency:
             "sam_degrees": round(self.sum_angle / self.count, 3)}
         valid = self._window_valid
         if valid is not None and valid.sum() >= 64:
-            degraded = _fill(self._degraded, valid).mean(axis=0)  # type: ignore[arg-type]
-            landsat = _fill(self._input, valid).mean(axis=0)  # type: ignore[arg-type]
+            degraded = fill_invalid(self._degraded, valid).mean(axis=0)  # type: ignore[arg-type]
+            landsat = fill_invalid(self._input, valid).mean(axis=0)  # type: ignore[arg-type]
             shift = measure_shift(landsat, degraded, 30.0)
             report["shift_m"] = [round(shift[0], 2), round(shift[1], 2)]
         return report
@@ -204,8 +192,6 @@ class InputChecks:
         return bool(self.noise) and min(self.noise) > NOISE_WARNING
 
     def tags(self) -> dict[str, str]:
-        import json
-
         return {
             "S2L8H_PAN_SHIFT_M": json.dumps(None if self.pan_shift_m is None else
                                             [round(v, 2) for v in self.pan_shift_m]),
@@ -232,15 +218,14 @@ class InputChecks:
 def check_inputs(read_window, register_pan: bool = True) -> InputChecks:
     """Measure the pan shift and the noise on a window of the inputs.
 
-    ``read_window(pan_shift_m)`` returns ``(multispectral (6, h, w), pan (1, 2h, 2w) or
-    None, valid (h, w))`` read with the pan moved back by ``pan_shift_m``. With
-    ``register_pan``, a shift above :data:`SHIFT_TOLERANCE_M` is corrected. (A second
-    measurement on the corrected read does not refine it: it converges on the ~1 m bias the
-    cubic resampling of the two grids leaves.)"""
-    multispectral, pan, valid = read_window((0.0, 0.0))
+    ``read_window()`` returns ``(multispectral (6, h, w), pan (1, 2h, 2w) or None, valid (h,
+    w))``. With ``register_pan``, a shift above :data:`SHIFT_TOLERANCE_M` is corrected. (A
+    second measurement on the corrected read does not refine it: it converges on the ~1 m
+    bias the cubic resampling of the two grids leaves.)"""
+    multispectral, pan, valid = read_window()
     if valid.sum() < 64:
         return InputChecks(None, (0.0, 0.0), [])
-    noise = estimate_noise(_fill(multispectral, valid))
+    noise = estimate_noise(fill_invalid(multispectral, valid))
     if pan is None:
         return InputChecks(None, (0.0, 0.0), noise)
     pan_valid = (pan[0] != 0).reshape(valid.shape[0], 2, valid.shape[1], 2).all(axis=(1, 3))

@@ -221,17 +221,18 @@ def harmonize(
     pan_grid = coarser_grid(fine, scale / 2, 2 * plan.rows.padded, 2 * plan.cols.padded)
     fine_padded = coarser_grid(fine, 1, scale * plan.rows.padded, scale * plan.cols.padded)
 
-    def read_window(pan_shift_m: tuple[float, float]):
-        row0, rows, col0, cols = central_window(lowres.height, lowres.width)
-        with SceneReader(scene, lowres, pan_grid, fine_padded, convention, mask_flags,
-                         pan_shift_m) as window_reader:
-            strip = window_reader.read_strip(row0, rows, col0, cols)
+    window = central_window(lowres.height, lowres.width)
+
+    def read_window():
+        with SceneReader(scene, lowres, pan_grid, fine_padded, convention,
+                         mask_flags) as window_reader:
+            strip = window_reader.read_strip(*window)
         return strip.multispectral, strip.pan, strip.valid
 
     checks = check_inputs(read_window, register_pan)
     for message in checks.messages():
         warnings.warn(f"{scene.name}: {message}", InputCheckWarning, stacklevel=2)
-    consistency = Consistency(window=central_window(lowres.height, lowres.width))
+    consistency = Consistency(window=window)
     predictor.to(torch_device)
     names = [model.name or str(model.provenance.get("weights", "?")) for model in loaded]
     tags = {
