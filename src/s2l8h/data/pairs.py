@@ -10,6 +10,7 @@ random dihedral symmetry and a random degradation, and returns TorchGeo-style sa
 - ``image``: (6, s, s) Landsat OLI reflectance on a 30 m grid (blue ... swir22),
 - ``pan``: (1, 2s, 2s) pan ρ' on the 15 m grid with the same outer edges,
 - ``target``: (6, 3s, 3s) Sentinel-2 reflectance on the 10 m grid (B02 ... B12),
+- ``valid``: (1, 3s, 3s) the target pixels to score (all true: windows are fully valid),
 - ``crs`` (str) and ``bounds`` (left, bottom, right, top of the target window, CRS units;
   before the symmetry), ``scene`` (its name) and ``noise_scale`` (of the draw).
 
@@ -161,6 +162,7 @@ class SimulatedPairs(Dataset):
             "image": torch.from_numpy(multispectral.astype(np.float32)),
             "pan": torch.from_numpy(pan.astype(np.float32))[None],
             "target": torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32)),
+            "valid": torch.ones((1, *target.shape[-2:]), dtype=torch.bool),
             "crs": f"EPSG:{scene.grid.crs.epsg}" if scene.grid.crs.epsg
             else scene.grid.crs.wkt,
             "bounds": (left, top + 3 * self.size * affine.e, left + 3 * self.size * affine.a,

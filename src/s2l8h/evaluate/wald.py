@@ -18,7 +18,6 @@ which simulations from Sentinel-2 cannot.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
@@ -26,13 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import torch
-from affine import Affine
-from odc.geo.geobox import GeoBox
 
 from s2l8h.data.bandpass import HLS_BANDPASS, msi_to_oli
-from s2l8h.data.simulate import reduce_resolution
+from s2l8h.data.real import FACTOR, read_real_scene, reduce_scene
 from s2l8h.evaluate.baselines import BASELINES, run_baseline
 from s2l8h.evaluate.benchmark import (
     BenchmarkResult,
@@ -45,64 +41,8 @@ from s2l8h.inference.harmonize import resolve_models
 from s2l8h.inference.uncertainty import make_predictor
 from s2l8h.io.errors import InputError
 from s2l8h.io.grid import coarser_grid
-from s2l8h.io.landsat import open_scene
 from s2l8h.io.quality import DEFAULT_MASK_FLAGS
-from s2l8h.io.reader import SceneReader
-from s2l8h.models.convention import InputConvention
 from s2l8h.models.harmonizer import Harmonizer
-
-FACTOR = 3
-
-
-def read_real_scene(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
-                    toa: bool = False, convention: InputConvention | None = None,
-                    mask_flags: tuple[str, ...] = DEFAULT_MASK_FLAGS,
-                    bounds: tuple[float, float, float, float] | None = None):
-    """A real scene's six bands (reflectance, 30 m), pan (ρ' or ρ per ``convention``, on the
-    15 m grid with the same edges), data mask (all bands and the pan have data), scoring mask
-    (data, and not flagged by the quality band), grids, and sine of the sun elevation. The
-    30 m grid is the bands' own, cropped to ``bounds`` and to multiples of 9
-    pixels (so that the 90 m grid nests it and the 45 m grid has whole pixels)."""
-    scene = open_scene(inputs, toa=toa, need_pan=True)
-    convention = convention or InputConvention(input_grid="native")
-    with rasterio.open(scene.multispectral[0]) as dataset:
-        native = GeoBox.from_rio(dataset)
-    if bounds is not None:
-        native = _crop(native, bounds)
-    rows, cols = (native.height // 9) * 9, (native.width // 9) * 9
-    if rows == 0 or cols == 0:
-        raise InputError(scene.multispectral[0], "too small for the reduced-resolution "
-                         "protocol (needs at least 9 x 9 pixels of 30 m)")
-    grid30 = GeoBox((rows, cols), native.affine, native.crs)
-    affine = grid30.affine
-    grid15 = GeoBox((2 * rows, 2 * cols), Affine(affine.a / 2, 0, affine.c, 0, affine.e / 2,
-                                                 affine.f), grid30.crs)
-    grid10 = GeoBox((3 * rows, 3 * cols), Affine(affine.a / 3, 0, affine.c, 0, affine.e / 3,
-                                                 affine.f), grid30.crs)
-    with SceneReader(scene, grid30, grid15, grid10, convention, mask_flags) as reader:
-        strip = reader.read_strip(0, rows)
-        fill, flagged = reader.read_quality(0, 3 * rows, 0, 3 * cols)
-    excluded = (fill | flagged).reshape(rows, 3, cols, 3).any(axis=(1, 3))
-    pan_valid = strip.pan[0] != 0
-    has_data = strip.valid & pan_valid.reshape(rows, 2, cols, 2).all(axis=(1, 3))
-    scored = has_data & ~excluded
-    if not scored.any():
-        raise InputError(scene.multispectral[0], "no valid pixel (all no data or flagged)")
-    assert scene.pan_metadata is not None
-    return scene, strip.multispectral, strip.pan, has_data, scored, grid30, grid15, \
-        scene.pan_metadata.sun_elevation_sine
-
-
-def _crop(grid: GeoBox, bounds: tuple[float, float, float, float]) -> GeoBox:
-    """The part of ``grid`` inside ``bounds`` (whole pixels)."""
-    affine = grid.affine
-    col0 = max(0, math.ceil((bounds[0] - affine.c) / affine.a - 1e-9))
-    col1 = min(grid.width, math.floor((bounds[2] - affine.c) / affine.a + 1e-9))
-    row0 = max(0, math.ceil((bounds[3] - affine.f) / affine.e - 1e-9))
-    row1 = min(grid.height, math.floor((bounds[1] - affine.f) / affine.e + 1e-9))
-    if row1 <= row0 or col1 <= col0:
-        raise InputError(None, f"bounds {bounds} do not overlap the scene")
-    return grid[row0:row1, col0:col1]
 
 
 @torch.no_grad()
@@ -133,19 +73,18 @@ def run_wald(
     output_dir = _prepare_output(output_dir, baselines, overwrite)
     loaded = {str(entry): resolve_models(str(entry).split("+")) for entry in models}
     convention = next(iter(loaded.values()))[0].convention if loaded else None
-    scene, bands30, pan15, valid30, scored30, grid30, grid15, sine = read_real_scene(
-        inputs, toa=toa, convention=convention, mask_flags=mask_flags, bounds=bounds)
-    pan_valid = pan15[0] != 0
-    bands90, valid90 = reduce_resolution(bands30, valid30, grid30.affine.a, FACTOR)
-    pan45, _ = reduce_resolution(pan15, pan_valid, grid15.affine.a, FACTOR)
-    bands90, pan45 = bands90.astype(np.float32), pan45.astype(np.float32)
+    real = read_real_scene(inputs, toa=toa, convention=convention, mask_flags=mask_flags,
+                           bounds=bounds)
+    scene, bands30, valid30, grid30, grid15 = real.scene, real.bands, real.has_data, \
+        real.grid30, real.grid15
+    bands90, pan45, valid90 = reduce_scene(real)
     grid90 = coarser_grid(grid30, FACTOR, *bands90.shape[1:])
     grid45 = coarser_grid(grid15, FACTOR, *pan45.shape[1:])
     methods: list[MethodResult] = []
     for name in baselines:
         started = time.perf_counter()
         fused = run_baseline(name, np.where(valid90, bands90, np.nan), grid90,
-                             pan45[0], grid45, grid30, pan_sun_sine=sine)
+                             pan45[0], grid45, grid30, pan_sun_sine=real.sun_sine)
         methods.append(MethodResult(name, "baseline", time.perf_counter() - started,
                                     msi_to_oli(fused)))
     for entry, members in loaded.items():
@@ -161,7 +100,7 @@ def run_wald(
             (np.sqrt(np.maximum(variance, 0)) * slope).astype(np.float32)
         methods.append(MethodResult(label, "model", time.perf_counter() - started,
                                     msi_to_oli(mean), std))
-    common = scored30 & np.kron(valid90, np.ones((FACTOR, FACTOR), dtype=bool))
+    common = real.scored & np.kron(valid90, np.ones((FACTOR, FACTOR), dtype=bool))
     for method in methods:
         common &= np.isfinite(method.prediction).all(axis=0)
     common[:FACTOR] = common[-FACTOR:] = False

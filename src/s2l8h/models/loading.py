@@ -206,7 +206,10 @@ def _assemble(
         provenance = {}
     if expect_architecture is not None:
         expected_arch, expected_config = expect_architecture
+        # parameter-free fields (dropout rate, calibration factor) do not tell weights apart
         comparable = {**config, "dropout": expected_config.get("dropout", 0.0)}
+        if "variance_scale" in expected_config:
+            comparable["variance_scale"] = expected_config["variance_scale"]
         if expected_arch != architecture or comparable != expected_config:
             raise ModelLoadError(
                 f"{source}: weights are for {architecture} {config}, "

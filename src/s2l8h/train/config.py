@@ -47,6 +47,25 @@ class SceneConfig:
 
 
 @dataclass
+class RealSceneConfig:
+    """A real Landsat scene for reduced-resolution (Wald) training pairs (see
+    ``s2l8h.data.real``)."""
+
+    path: str = ""
+    toa: bool = False  # a Level-1 scene, read as TOA reflectance
+    fractions: list[float] = field(default_factory=lambda: [0.55, 0.17, 0.28])
+    radiometry: str = ""  # e.g. "L1 TOA reflectance" or "L2 surface reflectance"
+    source: str = ""  # provenance
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise ValueError("a real scene needs a path")
+        if len(self.fractions) != 3 or abs(sum(self.fractions) - 1) > 1e-6:
+            raise ValueError(f"fractions must be three shares summing to 1, got "
+                             f"{self.fractions}")
+
+
+@dataclass
 class DataConfig:
     """Either ``dataset`` (a patch folder on disk) or ``scenes`` (Sentinel-2 scenes from
     which pairs are simulated on the fly, each sample with a random degradation)."""
@@ -58,6 +77,9 @@ class DataConfig:
     val_samples: int = 256  # fixed draws, simulated pairs
     degradation: str = "training"  # training (random ranges) | clean
     degradation_overrides: dict[str, Any] = field(default_factory=dict)  # DegradationRanges
+    real_scenes: list[RealSceneConfig] = field(default_factory=list)  # Wald pairs, mixed in
+    real_samples: int = 512  # per epoch, real Wald pairs (with real_scenes)
+    real_val_samples: int = 128  # fixed draws, real Wald pairs (with real_scenes)
     batch_size: int = 16
     num_workers: int = 0
     augment: bool = True
@@ -226,6 +248,9 @@ def load_config(path: str | os.PathLike[str] | None = None,
     if not config.data.dataset and not config.data.scenes:
         raise ConfigError(f"{path or 'config'}: data.dataset is required (a patch folder), "
                           "or data.scenes (Sentinel-2 scenes to simulate pairs from)")
+    if config.data.real_scenes and not config.data.scenes:
+        raise ConfigError(f"{path or 'config'}: data.real_scenes are mixed into pairs "
+                          "simulated from data.scenes; give data.scenes too")
     if config.data.dataset and config.data.scenes:
         raise ConfigError(f"{path or 'config'}: give data.dataset or data.scenes, not both")
     return config

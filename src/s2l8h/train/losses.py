@@ -1,4 +1,7 @@
-"""Training losses on reflectance tensors (N, C, H, W), all means over every element.
+"""Training losses on reflectance tensors (N, C, H, W), all means over every element, or,
+given a ``mask`` (N, 1, H, W) of the pixels to score (e.g. clear pixels of a real target),
+over those only (``l1``, ``mse``, ``gaussian_nll``: masked means; ``gradient``, ``ssim``:
+the target takes the prediction's value outside the mask, so those pixels add no error).
 
 - ``l1``: mean |p - t|.
 - ``mse``: mean (p - t)².
@@ -107,8 +110,24 @@ class LossTerm:
             raise ValueError(f"loss weight must be finite, got {self.weight}")
 
 
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``values`` (N, C, H, W) over the pixels where ``mask`` (N, 1, H, W) is true
+    (all pixels when ``mask`` is None)."""
+    if mask is None:
+        return values.mean()
+    weights = mask.to(values.dtype).expand_as(values)
+    return (values * weights).sum() / weights.sum().clamp_min(1.0)
+
+
+#: Terms computed per element, so that a mask selects the pixels they average over.
+ELEMENTWISE = {
+    "l1": lambda prediction, target: (prediction - target).abs(),
+    "mse": lambda prediction, target: (prediction - target) ** 2,
+}
+
+
 class WeightedLoss:
-    """Σ weight · term(prediction, target[, variance])."""
+    """Σ weight · term(prediction, target[, variance]), over the pixels of ``mask``."""
 
     def __init__(self, terms: Sequence[LossTerm]) -> None:
         if not terms:
@@ -120,13 +139,41 @@ class WeightedLoss:
         return any(term.name == "gaussian_nll" for term in self.terms)
 
     def __call__(self, prediction: torch.Tensor, target: torch.Tensor,
-                 variance: torch.Tensor | None = None) -> torch.Tensor:
+                 variance: torch.Tensor | None = None, mask: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        if mask is not None and bool(mask.all()):
+            mask = None
         total = prediction.new_zeros(())
         for term in self.terms:
             if term.name == "gaussian_nll":
                 mean = prediction.detach() if term.detach_mean else prediction
-                value = gaussian_nll(mean, target, variance, term.distance)
-            else:
+                if mask is None:
+                    value = gaussian_nll(mean, target, variance, term.distance)
+                else:
+                    value = masked_nll(mean, target, variance, mask, term.distance)
+            elif mask is None:
                 value = LOSSES[term.name](prediction, target)
+            elif term.name in ELEMENTWISE:
+                value = masked_mean(ELEMENTWISE[term.name](prediction, target), mask)
+            else:
+                filled = torch.where(mask, target, prediction.detach())
+                value = LOSSES[term.name](prediction, filled)
             total = total + term.weight * value
         return total
+
+
+def masked_nll(prediction: torch.Tensor, target: torch.Tensor,
+               variance: torch.Tensor | None, mask: torch.Tensor,
+               distance: str = "squared") -> torch.Tensor:
+    """:func:`gaussian_nll` averaged over the pixels of ``mask`` only."""
+    if variance is None:
+        raise ValueError("gaussian_nll needs a model with a variance head")
+    variance = variance.clamp_min(1e-8)
+    if distance == "squared":
+        values = 0.5 * (torch.log(variance) + (prediction - target) ** 2 / variance)
+    elif distance == "absolute":
+        scale = torch.sqrt(variance / 2)
+        values = torch.log(2 * scale) + (prediction - target).abs() / scale
+    else:
+        raise ValueError(f"distance must be squared or absolute, got {distance!r}")
+    return masked_mean(values, mask)

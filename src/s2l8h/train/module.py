@@ -8,15 +8,17 @@ import lightning as L
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from s2l8h.data.pairs import SceneSource, SimulatedPairs, load_scenes
 from s2l8h.data.patches import PatchDataset, QualityFilter
+from s2l8h.data.real import RealSource, RealWaldPairs
 from s2l8h.data.simulate import TRAINING_RANGES
 from s2l8h.errors import ConfigError, InputError
+from s2l8h.models.convention import InputConvention
 from s2l8h.models.harmonizer import Harmonizer, split_output
 from s2l8h.train.config import DataConfig, OptimizerConfig, SchedulerConfig
-from s2l8h.train.losses import LossTerm, WeightedLoss
+from s2l8h.train.losses import LossTerm, WeightedLoss, masked_mean
 
 
 def scene_sources(config: DataConfig) -> list[SceneSource]:
@@ -24,10 +26,18 @@ def scene_sources(config: DataConfig) -> list[SceneSource]:
                         scene.radiometry, scene.source) for scene in config.scenes]
 
 
+def real_sources(config: DataConfig) -> list[RealSource]:
+    return [RealSource(scene.path, scene.toa, tuple(scene.fractions), scene.radiometry,
+                       scene.source) for scene in config.real_scenes]
+
+
 def make_dataset(config: DataConfig, split: str, seed: int = 0,
-                 scenes: list | None = None) -> Dataset:
+                 scenes: list | None = None, convention: InputConvention | None = None
+                 ) -> Dataset:
     """The dataset of ``split``: patches on disk, or pairs simulated from ``config.scenes``
-    (random draws for Train; fixed draws, ``val_samples`` of them, otherwise)."""
+    (random draws for Train; fixed draws, ``val_samples`` of them, otherwise), joined by
+    reduced-resolution pairs of ``config.real_scenes`` (``real_samples`` /
+    ``real_val_samples``; pan in ``convention``) where given."""
     if config.dataset:
         quality = QualityFilter(config.min_ssim, config.min_psnr)
         return PatchDataset(config.dataset, split, quality=quality,
@@ -40,10 +50,17 @@ def make_dataset(config: DataConfig, split: str, seed: int = 0,
         except TypeError as error:
             raise ConfigError(f"data.degradation_overrides: {error}") from None
     training = split == "Train"
-    return SimulatedPairs(scenes, split, size=config.patch_size,
-                          length=config.train_samples if training else config.val_samples,
-                          ranges=ranges, fixed=not training, seed=seed,
-                          augment=config.augment if training else False)
+    simulated = SimulatedPairs(scenes, split, size=config.patch_size,
+                               length=config.train_samples if training else config.val_samples,
+                               ranges=ranges, fixed=not training, seed=seed,
+                               augment=config.augment if training else False)
+    if not config.real_scenes:
+        return simulated
+    real = RealWaldPairs(real_sources(config), split, size=config.patch_size,
+                         length=config.real_samples if training else config.real_val_samples,
+                         fixed=not training, seed=seed,
+                         augment=config.augment if training else False, convention=convention)
+    return ConcatDataset([simulated, real])
 
 
 def batch_tensors(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -53,16 +70,24 @@ def batch_tensors(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return batch[0], batch[1], batch[2]
 
 
+def batch_mask(batch) -> torch.Tensor | None:
+    """The (N, 1, H, W) mask of target pixels to score, if the batch has one."""
+    return batch.get("valid") if isinstance(batch, dict) else None
+
+
 class PatchDataModule(L.LightningDataModule):
-    def __init__(self, config: DataConfig, seed: int = 0) -> None:
+    def __init__(self, config: DataConfig, seed: int = 0,
+                 convention: InputConvention | None = None) -> None:
         super().__init__()
         self.config = config
         self.seed = seed
+        self.convention = convention
 
     def setup(self, stage: str | None = None) -> None:
         scenes = None if self.config.dataset else load_scenes(scene_sources(self.config))
-        self.train_set = make_dataset(self.config, "Train", self.seed, scenes)
-        self.val_set = make_dataset(self.config, "Validation", self.seed, scenes)
+        self.train_set = make_dataset(self.config, "Train", self.seed, scenes, self.convention)
+        self.val_set = make_dataset(self.config, "Validation", self.seed, scenes,
+                                    self.convention)
         if len(self.train_set) == 0 or len(self.val_set) == 0:
             raise InputError(self.config.dataset, "no Train or Validation patch passes the "
                              "quality filter")
@@ -100,7 +125,7 @@ class HarmonizerModule(L.LightningModule):
     def training_step(self, batch, batch_index: int) -> torch.Tensor:
         multispectral, pan, target = batch_tensors(batch)
         mean, variance = split_output(self(multispectral, pan))
-        loss = self.loss(mean, target, variance)
+        loss = self.loss(mean, target, variance, batch_mask(batch))
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True,
                  batch_size=target.shape[0])
         return loss
@@ -108,8 +133,9 @@ class HarmonizerModule(L.LightningModule):
     def validation_step(self, batch, batch_index: int) -> None:
         multispectral, pan, target = batch_tensors(batch)
         mean, variance = split_output(self(multispectral, pan))
-        loss = self.loss(mean, target, variance)
-        mse = torch.mean((mean - target) ** 2)
+        mask = batch_mask(batch)
+        loss = self.loss(mean, target, variance, mask)
+        mse = masked_mean((mean - target) ** 2, mask)
         self.log("val_loss", loss, prog_bar=True, batch_size=target.shape[0])
         self.log("val_psnr", 10 * torch.log10(1 / mse), prog_bar=True,
                  batch_size=target.shape[0])

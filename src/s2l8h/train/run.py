@@ -27,6 +27,7 @@ from s2l8h.train.config import TrainConfig
 from s2l8h.train.module import (
     HarmonizerModule,
     PatchDataModule,
+    batch_mask,
     batch_tensors,
     make_dataset,
     scene_sources,
@@ -107,8 +108,8 @@ def train(config: TrainConfig, *, resume: bool | str = False,
         deterministic=config.trainer.deterministic, callbacks=all_callbacks,
         logger=TensorBoardLogger(directory, name="logs"), enable_progress_bar=progress,
         enable_model_summary=False)
-    trainer.fit(module, datamodule=PatchDataModule(config.data, config.trainer.seed),
-                ckpt_path=ckpt_path)
+    datamodule = PatchDataModule(config.data, config.trainer.seed, module.model.convention)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     return TrainResult(directory, Path(best.best_model_path), checkpoints / "last.ckpt",
                        float(best.best_model_score) if best.best_model_score is not None
                        else math.nan)
@@ -129,17 +130,24 @@ def predict_split(model: Harmonizer, dataset_dir: str | os.PathLike[str] | Datas
                   batch_size: int = 16
                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """(prediction, variance or None, target) over all samples of a split (a patch folder's
-    split, or a dataset), flattened per band (6, N)."""
+    split, or a dataset), flattened per band (6, N); pixels outside a sample's ``valid``
+    mask are left out."""
     dataset = dataset_dir if isinstance(dataset_dir, Dataset) else \
         PatchDataset(dataset_dir, split, quality=quality)
     means, variances, targets = [], [], []
     for batch in DataLoader(dataset, batch_size=batch_size):
         multispectral, pan, target = batch_tensors(batch)
         mean, variance = split_output(model(multispectral, pan))
-        means.append(mean.transpose(0, 1).reshape(6, -1))
-        targets.append(target.transpose(0, 1).reshape(6, -1))
+        mask = batch_mask(batch)
+        keep = slice(None) if mask is None else mask[:, 0].reshape(-1)
+
+        def flat(values: torch.Tensor, keep=keep) -> torch.Tensor:
+            return values.transpose(0, 1).reshape(values.shape[1], -1)[:, keep]
+
+        means.append(flat(mean))
+        targets.append(flat(target))
         if variance is not None:
-            variances.append(variance.transpose(0, 1).reshape(6, -1))
+            variances.append(flat(variance))
     return (torch.cat(means, 1).numpy(), torch.cat(variances, 1).numpy() if variances else None,
             torch.cat(targets, 1).numpy())
 
@@ -187,7 +195,8 @@ def export(config: TrainConfig, checkpoint: str | os.PathLike[str],
     splits: dict[str, Dataset] = {}
     for split in ("Validation", "Test"):
         try:
-            splits[split] = make_dataset(config.data, split, config.trainer.seed, scenes)
+            splits[split] = make_dataset(config.data, split, config.trainer.seed, scenes,
+                                         model.convention)
         except InputError:  # a split no scene has rows for
             continue
     if calibrate and model.has_variance_head and hasattr(model.config, "variance_scale"):
@@ -225,6 +234,18 @@ def simulated_data_description(config: TrainConfig) -> str:
         fractions = " / ".join(f"{share:.0%}" for share in scene.fractions)
         lines.append(f"- `{scene.path}` ({scene.radiometry or 'radiometry not stated'}; "
                      f"{scene.source or 'source not stated'}): {fractions}")
+    if config.data.real_scenes:
+        lines += ["", f"Mixed in: reduced-resolution (Wald) pairs of real Landsat, "
+                  f"{config.data.real_samples} random windows per epoch and "
+                  f"{config.data.real_val_samples} fixed validation windows "
+                  "(`s2l8h.data.real`: the real 30 m bands and 15 m pan degraded 3x, the real "
+                  "30 m bands in Sentinel-2 radiometry by the inverse HLS bandpass as the "
+                  "target, losses over clear pixels only). Train / Validation / Test rows "
+                  "(top down; the Test rows are never trained on):", ""]
+        for real in config.data.real_scenes:
+            fractions = " / ".join(f"{share:.0%}" for share in real.fractions)
+            lines.append(f"- `{real.path}` ({real.radiometry or 'radiometry not stated'}; "
+                         f"{real.source or 'source not stated'}): {fractions}")
     return "\n".join(lines)
 
 
