@@ -245,12 +245,12 @@ def load_config(path: str | os.PathLike[str] | None = None,
         config = _build(TrainConfig, values, "")
     except ConfigError as error:
         raise ConfigError(f"{path or 'config'}: {error}") from None
-    if not config.data.dataset and not config.data.scenes:
-        raise ConfigError(f"{path or 'config'}: data.dataset is required (a patch folder), "
-                          "or data.scenes (Sentinel-2 scenes to simulate pairs from)")
     if config.data.real_scenes and not config.data.scenes:
         raise ConfigError(f"{path or 'config'}: data.real_scenes are mixed into pairs "
                           "simulated from data.scenes; give data.scenes too")
+    if not config.data.dataset and not config.data.scenes:
+        raise ConfigError(f"{path or 'config'}: data.dataset is required (a patch folder), "
+                          "or data.scenes (Sentinel-2 scenes to simulate pairs from)")
     if config.data.dataset and config.data.scenes:
         raise ConfigError(f"{path or 'config'}: give data.dataset or data.scenes, not both")
     return config

@@ -49,8 +49,10 @@ def build_model(config: TrainConfig) -> Harmonizer:
     if init and Path(init).suffix == ".ckpt":
         model = create_model(config.model.name, **config.model.overrides)
         load_checkpoint_weights(model, init)
-        return model
-    return create_model(config.model.name, pretrained=init or None, **config.model.overrides)
+        return model.train()
+    # a release loads in eval mode: training mode again (dropout active, if any)
+    return create_model(config.model.name, pretrained=init or None,
+                        **config.model.overrides).train()
 
 
 def load_checkpoint_weights(model: Harmonizer, checkpoint: str | os.PathLike[str]) -> None:
@@ -234,6 +236,11 @@ def simulated_data_description(config: TrainConfig) -> str:
         fractions = " / ".join(f"{share:.0%}" for share in scene.fractions)
         lines.append(f"- `{scene.path}` ({scene.radiometry or 'radiometry not stated'}; "
                      f"{scene.source or 'source not stated'}): {fractions}")
+    if config.data.degradation_overrides:
+        changed = ", ".join(f"`{key}` = {value}" for key, value in
+                            config.data.degradation_overrides.items())
+        lines += ["", f"Degradation ranges changed in this run (`DegradationRanges` fields): "
+                  f"{changed}."]
     if config.data.real_scenes:
         lines += ["", f"Mixed in: reduced-resolution (Wald) pairs of real Landsat, "
                   f"{config.data.real_samples} random windows per epoch and "

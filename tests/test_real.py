@@ -1,0 +1,142 @@
+"""Reduced-resolution (Wald) training pairs from real Landsat, masked losses, mixed training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import ConcatDataset, DataLoader
+
+from s2l8h.data.bandpass import oli_to_msi
+from s2l8h.data.real import RealSource, RealWaldPairs, read_real_scene
+from s2l8h.errors import ConfigError
+from s2l8h.models.registry import get_spec
+from s2l8h.train.config import load_config
+from s2l8h.train.losses import LossTerm, WeightedLoss
+
+ROOT = Path(__file__).parents[1]
+FLORIDA_CROP = ROOT / "src" / "s2l8h" / "examples" / "florida_crop"
+CONFIG = ROOT / "configs" / "lite2-real-wald.yaml"
+CONVENTION = get_spec("lite2").convention
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # TOA mode warnings
+
+
+@pytest.fixture(scope="module")
+def source() -> RealSource:
+    return RealSource(str(FLORIDA_CROP), toa=True, fractions=(0.5, 0.25, 0.25),
+                      radiometry="L1T TOA", source="bundled crop")
+
+
+def test_real_pairs_are_the_scene_degraded_with_its_own_bands_as_target(source) -> None:
+    real = read_real_scene(FLORIDA_CROP, toa=True, convention=CONVENTION)
+    pairs = RealWaldPairs([source], "Validation", size=8, length=6, fixed=True, seed=1,
+                          augment=False, convention=CONVENTION)
+    sample = pairs[2]
+    assert sample["image"].shape == (6, 8, 8) and sample["pan"].shape == (1, 16, 16)
+    assert sample["target"].shape == (6, 24, 24) and sample["valid"].shape == (1, 24, 24)
+    assert sample["crs"] == "EPSG:32616" and np.isnan(sample["noise_scale"])
+    left, bottom, right, top = sample["bounds"]
+    assert (right - left, top - bottom) == (720, 720)
+    # The target is the real 30 m window at those bounds, in Sentinel-2 radiometry.
+    affine = real.grid30.affine
+    row, col = round((affine.f - top) / 30), round((left - affine.c) / 30)
+    window = real.bands[:, row:row + 24, col:col + 24]
+    np.testing.assert_allclose(sample["target"].numpy(), oli_to_msi(window), atol=1e-6)
+    # Validation rows are rows 72-108 of the 144 (whole 90 m pixels: 72-108).
+    assert row >= 72 and row + 24 <= 108
+    # The input is the target degraded 3 x: close to its 3 x 3 means (PSF aside).
+    coarse = torch.from_numpy(window).reshape(6, 8, 3, 8, 3).mean(dim=(2, 4))
+    assert float((sample["image"] - coarse).abs().mean()) < 0.01
+    assert float((sample["image"] - coarse).abs().mean()) > 1e-4  # the PSF blurs
+    # Clear pixels only: the mask is the scene's scoring mask on the window.
+    np.testing.assert_array_equal(sample["valid"][0].numpy(),
+                                  real.scored[row:row + 24, col:col + 24])
+    assert torch.equal(pairs[2]["image"], sample["image"])  # fixed draws repeat
+
+
+def test_real_pairs_augment_all_tensors_alike(source) -> None:
+    from s2l8h.data.patches import dihedral
+
+    plain = RealWaldPairs([source], "Train", size=8, length=6, fixed=True, augment=False,
+                          convention=CONVENTION)
+    turned = RealWaldPairs([source], "Train", size=8, length=6, fixed=True, augment=True,
+                           convention=CONVENTION)
+    moved = 0
+    for index in range(6):
+        a, b = plain[index], turned[index]
+        assert a["bounds"] == b["bounds"]
+
+        def symmetries(key: str, a=a, b=b) -> set[tuple[int, bool]]:
+            return {(k, flip) for k in range(4) for flip in (False, True)
+                    if torch.equal(dihedral(a[key], k, flip), b[key])}
+
+        # One symmetry for the four tensors of a sample.
+        assert set.intersection(*(symmetries(key) for key in ("image", "pan", "target",
+                                                              "valid")))
+        moved += not torch.equal(a["image"], b["image"])
+    assert moved >= 3
+
+
+def test_a_split_too_small_for_the_window_is_an_input_error(source) -> None:
+    from s2l8h.errors import InputError
+
+    with pytest.raises(InputError, match="no real scene has a 16 px window"):
+        RealWaldPairs([source], "Validation", size=16, length=2, convention=CONVENTION)
+
+
+def test_masked_losses_score_only_the_masked_pixels() -> None:
+    generator = torch.Generator().manual_seed(0)
+    prediction, target = torch.rand(2, 6, 12, 12, generator=generator), \
+        torch.rand(2, 6, 12, 12, generator=generator)
+    variance = torch.rand(2, 6, 12, 12, generator=generator) + 0.1
+    mask = torch.ones(2, 1, 12, 12, dtype=torch.bool)
+    mask[0, :, :4] = False
+    loss = WeightedLoss([LossTerm("l1"), LossTerm("mse", 0.5), LossTerm("gaussian_nll", 0.1)])
+    keep = mask.expand_as(prediction)
+    p, t, v = prediction[keep], target[keep], variance[keep]
+    expected = (p - t).abs().mean() + 0.5 * ((p - t) ** 2).mean() + \
+        0.1 * (0.5 * (torch.log(v) + (p - t) ** 2 / v)).mean()
+    assert float(loss(prediction, target, variance, mask)) == pytest.approx(float(expected),
+                                                                            rel=1e-5)
+    # What lies outside the mask does not count, for every term.
+    changed = target.clone()
+    changed[0, :, :4] += 5.0
+    for term in ("l1", "mse", "gradient", "ssim", "gaussian_nll"):
+        single = WeightedLoss([LossTerm(term)])
+        inside = single(prediction, target, variance, mask)
+        assert float(single(prediction, changed, variance, mask)) == pytest.approx(
+            float(inside), rel=1e-6), term
+        assert float(single(prediction, changed, variance)) != pytest.approx(float(inside))
+    # An all-true mask is the plain loss.
+    full = torch.ones_like(mask)
+    assert float(loss(prediction, target, variance, full)) == pytest.approx(
+        float(loss(prediction, target, variance)), rel=1e-6)
+
+
+def test_real_scenes_mix_into_training_and_the_card(tmp_path: Path) -> None:
+    from s2l8h.train.module import make_dataset
+    from s2l8h.train.run import export, train
+
+    overrides = [
+        f"output.dir={tmp_path / 'run'}", "trainer.max_epochs=1", "data.train_samples=8",
+        "data.val_samples=8", "data.real_samples=8", "data.real_val_samples=4",
+        "data.patch_size=8", "data.batch_size=8", "model.init=''",
+        "model.overrides={width: 8, blocks: 1}",
+        f"data.real_scenes=[{{path: {FLORIDA_CROP}, toa: true, fractions: [0.5, 0.25, 0.25], "
+        "radiometry: L1T TOA crop, source: bundled example}]"]
+    config = load_config(CONFIG, overrides)
+    train_set = make_dataset(config.data, "Train", convention=CONVENTION)
+    assert isinstance(train_set, ConcatDataset) and len(train_set) == 16
+    batch = next(iter(DataLoader(train_set, batch_size=16)))
+    assert batch["valid"].shape == (16, 1, 24, 24) and batch["valid"][:8].all()
+    assert batch["scene"][8:] == ["LC80200392015216LGN00"] * 8
+    result = train(config, progress=False)
+    assert np.isfinite(result.best_val_loss)
+    card = (export(config, result.best_checkpoint, tmp_path / "release") / "README.md"
+            ).read_text()
+    assert "Mixed in: reduced-resolution (Wald) pairs of real Landsat" in card
+    assert "L1T TOA crop; bundled example): 50% / 25% / 25%" in card
+    with pytest.raises(ConfigError, match=r"give data\.scenes too"):
+        load_config(CONFIG, ["data.scenes=[]"])
