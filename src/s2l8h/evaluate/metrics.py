@@ -37,7 +37,7 @@ from scipy import ndimage, stats
 from scipy.ndimage import binary_erosion
 
 from s2l8h.bands import SENTINEL2_BANDS
-from s2l8h.similarity import mse, psnr, ssim
+from s2l8h.similarity import SSIM_WINDOW, mse, psnr, ssim
 from s2l8h.similarity import pixels as _pixels
 from s2l8h.similarity import valid_mask as _valid
 
@@ -218,3 +218,10 @@ def flat_area_noise(prediction: np.ndarray, reference: np.ndarray,
     flat = inner & (activity <= np.quantile(activity[inner], fraction))
     return float(np.mean([np.std(_high_pass(p - r, mask)[flat])
                           for p, r in zip(prediction, reference, strict=True)]))
+
+
+__all__ = ["BANDS", "CALIBRATION_LEVELS", "HIGH_PASS_SIGMA", "INDICES", "RESOLUTION_RATIO",
+           "SSIM_WINDOW", "Calibration", "calibration_curve", "ergas", "flat_area_noise",
+           "high_frequency_ratio", "image_metrics", "mae", "mse", "normalized_difference",
+           "nrmse", "pearson", "psnr", "rmse", "sam", "spearman", "ssim",
+           "uncertainty_metrics"]
