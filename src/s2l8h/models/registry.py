@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from torch import nn
 
 from s2l8h.defaults import DEFAULT_MODEL
-from s2l8h.errors import UnknownModelError
+from s2l8h.errors import ModelLoadError, UnknownModelError
 from s2l8h.models.convention import NATIVE_CONVENTION, PUBLISHED_CONVENTION, InputConvention
 from s2l8h.models.lite import LiteConfig, LiteNet
 from s2l8h.models.unet import UNet, UNetConfig
@@ -203,30 +203,35 @@ def find_spec(architecture: str, config: dict[str, Any]) -> ModelSpec | None:
 def bundled_weights(spec: ModelSpec | Release) -> str:
     """Path of a release's weights folder shipped inside the package."""
     if spec.bundled is None:
-        raise UnknownModelError(f"{spec.name}: no bundled weights")
+        raise ModelLoadError(f"{spec.name}: no bundled weights")
     return str(resources.files("s2l8h") / "weights" / spec.bundled)
 
 
 # --- the models -------------------------------------------------------------------------
 
-def _published_unet(depth: int, up_mode: str) -> ModelSpec:
-    return ModelSpec(
-        name=f"unet{depth}-{up_mode}",
-        architecture="unet",
-        config=UNetConfig(depth=depth, growth_factor=6, up_mode=up_mode).to_dict(),
-        description=(f"Published UNet, depth {depth}, {up_mode} decoder "
-                     "(Sambandham et al. 2024), trained on real L8/S2 pairs"),
-    )
+def _register_published() -> tuple[str, ...]:
+    """The paper's four UNets and their releases ``<name>.paper`` on the hub."""
+    for depth in (5, 6):
+        for up_mode in ("upsample", "shuffle"):
+            spec = register_model(ModelSpec(
+                name=f"unet{depth}-{up_mode}",
+                architecture="unet",
+                config=UNetConfig(depth=depth, growth_factor=6, up_mode=up_mode).to_dict(),
+                description=(f"Published UNet, depth {depth}, {up_mode} decoder "
+                             "(Sambandham et al. 2024)"),
+            ))
+            register_release(spec.name, "paper",
+                             hub_id=f"venkatesh-thiru/s2l8h-UNet-{depth}depth-{up_mode}",
+                             description="the paper's weights, trained on real L8/S2 pairs")
+    return tuple(list_models())
 
 
-for _depth in (5, 6):
-    for _up_mode in ("upsample", "shuffle"):
-        register_model(_published_unet(_depth, _up_mode))
-PUBLISHED_MODELS: tuple[str, ...] = tuple(list_models())
+PUBLISHED_MODELS: tuple[str, ...] = _register_published()
 
 
 @register_model
 def lite() -> ModelSpec:
+    """48 channels, 8 residual blocks at 30 m, variance head."""
     return ModelSpec(
         name="lite",
         architecture="lite",
@@ -239,6 +244,7 @@ def lite() -> ModelSpec:
 
 @register_model
 def lite2() -> ModelSpec:
+    """64 channels, 8 residual blocks at 30 m, local pan matching (7 px), variance head."""
     return ModelSpec(
         name="lite2",
         architecture="lite",
@@ -248,13 +254,8 @@ def lite2() -> ModelSpec:
     )
 
 
-# --- the releases: one call each; a model's first release is its default --------------------
+# --- the bundled releases: one call each; a model's first release is its default -----------
 
-for _name in PUBLISHED_MODELS:
-    _depth_text, _up_mode = _name[len("unet"):].split("-")
-    register_release(_name, "paper",
-                     hub_id=f"venkatesh-thiru/s2l8h-UNet-{_depth_text}depth-{_up_mode}",
-                     description="the paper's weights, trained on real L8/S2 pairs")
 register_release("lite", "virginia-sim", bundled="lite-virginia-sim",
                  description="demo weights trained on simulated Landsat from Sentinel-2")
 register_release("lite2", "realistic", bundled="lite2-realistic",
