@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from s2l8h.cli.app import app
 from s2l8h.evaluate.metrics import flat_area_noise, high_frequency_ratio
+from s2l8h.models.factory import create_model
 from s2l8h.models.loading import save_pretrained
-from s2l8h.models.registry import create_model
 
 ROOT = Path(__file__).parents[1]
 VIRGINIA = ROOT / "data" / "s2_l1c_virginia_north"

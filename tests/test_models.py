@@ -299,3 +299,103 @@ def test_malicious_pickle_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_unknown_source_fails_clearly() -> None:
     with pytest.raises(ModelLoadError, match="not a registered model"):
         load_model("no-such-model")
+
+
+# ------------------------------------------------------------ models and releases ----
+
+def test_releases_are_named_model_dot_tag_and_bare_names_alias_the_default() -> None:
+    from s2l8h.models.registry import list_releases
+
+    assert set(list_models(releases=True)) >= {
+        "lite.virginia-sim", "lite2.realistic", *(f"{name}.paper" for name in HUB_IDS)}
+    for name, hub_id in HUB_IDS.items():
+        assert get_spec(f"{name}.paper").hub_id == hub_id
+        assert get_spec(name).release == f"{name}.paper"
+    assert get_spec("lite").release == "lite.virginia-sim"
+    assert get_spec("lite2").bundled == get_spec("lite2.realistic").bundled == "lite2-realistic"
+    assert get_spec("lite2").config == get_spec("lite2.realistic").config
+    assert list_releases("lite2")[0].name == "lite2.realistic"
+    by_alias, by_release = load_model("lite2"), load_model("lite2.realistic")
+    assert by_alias.name == by_release.name == "lite2.realistic"
+    assert create_model("lite2").name == "lite2"  # random weights: no release
+    assert create_model("lite2.realistic", pretrained=True).name == "lite2.realistic"
+    multispectral, pan = _inputs()
+    with torch.no_grad():
+        assert torch.equal(by_alias(multispectral, pan)[0], by_release(multispectral, pan)[0])
+
+
+def test_adding_a_release_keeps_the_alias_on_the_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    from s2l8h.models import registry
+
+    monkeypatch.setattr(registry, "_RELEASES", dict(registry._RELEASES))
+    registry.register_release("lite2", "real-wald", bundled="lite2-realistic",
+                              description="a second release of lite2")
+    assert get_spec("lite2").release == "lite2.realistic"
+    assert get_spec("lite2.real-wald").release_description == "a second release of lite2"
+    assert load_model("lite2.real-wald").name == "lite2.real-wald"
+    with pytest.raises(ValueError, match="exactly one of hub_id and bundled"):
+        registry.register_release("lite2", "nowhere")
+    with pytest.raises(ValueError, match=r"no '\.' or '/'"):
+        registry.register_release("lite2", "a.b", bundled="x")
+    with pytest.raises(ValueError, match="register the model 'lite9' first"):
+        registry.register_release("lite9", "x", bundled="x")
+
+
+def test_the_default_model_is_one_registered_name() -> None:
+    from s2l8h.cli.harmonize import DEFAULT_MODELS as CLI_DEFAULT
+    from s2l8h.defaults import DEFAULT_MODEL
+    from s2l8h.demo import demo_label
+    from s2l8h.inference.harmonize import DEFAULT_MODELS
+
+    assert CLI_DEFAULT == DEFAULT_MODELS == (DEFAULT_MODEL,)
+    spec = get_spec(DEFAULT_MODEL)
+    assert spec.bundled is not None and spec.release is not None
+    assert demo_label().startswith(f"default weights '{spec.name}' ({spec.release})")
+
+
+def test_a_registered_name_never_means_a_folder(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    save_pretrained(create_model("unet5-upsample", depth=2, growth_factor=2), tmp_path / "lite")
+    assert load_model("lite").name == "lite.virginia-sim"
+    assert load_model("./lite").architecture == "unet"
+    assert load_model(tmp_path / "lite").architecture == "unet"
+    with pytest.raises(ModelLoadError, match="no such file or folder"):
+        load_model("./lite9")
+
+
+def test_unknown_names_fail_with_the_known_ones() -> None:
+    from s2l8h.errors import S2L8HError, UnknownModelError
+
+    with pytest.raises(UnknownModelError) as info:
+        create_model("lite9")
+    assert isinstance(info.value, S2L8HError) and isinstance(info.value, KeyError)
+    assert str(info.value).startswith("unknown model 'lite9'; known models: lite, lite2")
+    assert "lite2.realistic" in str(info.value)
+    with pytest.raises(UnknownModelError, match=r"releases of lite2: lite2\.realistic"):
+        load_model("lite2.nope")
+    with pytest.raises(UnknownModelError, match="not a registered model"):
+        load_model("lite9")
+
+
+def test_checkpoint_hyperparameters_rebuild_the_model(tmp_path: Path) -> None:
+    from s2l8h.train.config import OptimizerConfig, SchedulerConfig
+    from s2l8h.train.losses import LossTerm
+    from s2l8h.train.module import HarmonizerModule
+
+    model = create_model("lite", width=8, blocks=1)
+    _randomize(model, seed=11)
+    module = HarmonizerModule(model, [LossTerm("l1")], OptimizerConfig(), SchedulerConfig())
+    assert dict(module.hparams) == model.describe()
+    assert "model" not in module.hparams  # the description, not the nn.Module
+    checkpoint = tmp_path / "run.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                "epoch": 3}, checkpoint)
+    loaded = load_model(checkpoint)
+    assert loaded.architecture == "lite" and loaded.name == "lite"
+    assert loaded.config.to_dict() == model.config.to_dict()
+    multispectral, pan = _inputs()
+    with torch.no_grad():
+        for got, want in zip(loaded(multispectral, pan), model.eval()(multispectral, pan),
+                             strict=True):
+            assert torch.equal(got, want)

@@ -241,6 +241,26 @@ def test_export_then_load_model_gives_identical_outputs(dataset: Path, tmp_path:
     mean, variance, target = predict_split(loaded, dataset, "Validation")
     coverage = np.mean(np.abs(mean - target) <= 0.9945 * np.sqrt(variance))
     assert coverage == pytest.approx(0.68, abs=0.01)
+    # The checkpoint describes its model: it exports, and loads, without the configuration.
+    from typer.testing import CliRunner
+
+    from s2l8h.cli import app
+
+    runner = CliRunner()
+    result_cli = runner.invoke(app, ["export", str(result.best_checkpoint), "-o",
+                                     str(tmp_path / "alone")])
+    assert result_cli.exit_code == 0, result_cli.output
+    alone, from_checkpoint = load_model(tmp_path / "alone"), load_model(result.best_checkpoint)
+    assert "not calibrated" in (tmp_path / "alone" / "README.md").read_text()
+    for model in (alone, from_checkpoint):
+        assert model.architecture == "lite" and model.config == trained.config
+        with torch.no_grad():
+            mean_alone, variance_alone = model(l8[None], pan[None])
+        assert torch.equal(mean_alone, mean_trained)
+        assert torch.equal(variance_alone, variance_trained)
+    refused = runner.invoke(app, ["export", str(result.best_checkpoint), "-o",
+                                  str(tmp_path / "refused"), "--calibrate"])
+    assert refused.exit_code == 2 and "need --config" in refused.output
 
 
 def test_lite_is_at_least_nine_times_cheaper() -> None:

@@ -14,10 +14,9 @@ from s2l8h.io.cog import check_output_path
 from s2l8h.io.landsat import OUTPUT_TAG, open_scene
 from s2l8h.io.quicklook import is_own_quicklook, write_quicklook
 from s2l8h.models.loading import load_model
+from s2l8h.models.registry import DEFAULT_MODEL, get_spec
 
 EXAMPLE = "florida_crop"
-DEMO_LABEL = ("default weights 'lite2', trained on Landsat simulated from Sentinel-2 L1C "
-              "scenes with realistic degradations; a Level-1 scene in TOA mode")
 
 
 def example_scene() -> Path:
@@ -25,10 +24,17 @@ def example_scene() -> Path:
     return Path(str(resources.files("s2l8h") / "examples" / EXAMPLE))
 
 
+def demo_label(name: str = DEFAULT_MODEL) -> str:
+    """How the demo names its weights: model, release and what they were trained on."""
+    spec = get_spec(name)
+    return (f"default weights '{spec.name}' ({spec.release}), "
+            f"{spec.release_description}; a Level-1 scene in TOA mode")
+
+
 def demo_models() -> tuple[list, str]:
-    """The demo's models (the bundled default ``lite2`` weights, variance head) and their
-    label."""
-    return [load_model("lite2")], DEMO_LABEL
+    """The demo's models (the default weights, :data:`s2l8h.defaults.DEFAULT_MODEL`) and
+    their label."""
+    return [load_model(DEFAULT_MODEL)], demo_label()
 
 
 def _is_own_output(path: Path) -> bool:

@@ -45,6 +45,18 @@ class ModelError(S2L8HError, ValueError):
     """A model or its weights cannot be loaded or used; the message names the file or id."""
 
 
+class ModelLoadError(ModelError):
+    """Weights or their description could not be loaded; the message names the file."""
+
+
+class UnknownModelError(ModelLoadError, KeyError):
+    """A name that is not registered (nor a file, folder or hub id); the message lists the
+    registered names. Also a ``KeyError``, as a missing registry key."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class ConfigError(S2L8HError, ValueError):
     """A configuration value is missing, unknown or of the wrong type; says which."""
 
@@ -53,5 +65,5 @@ class CatalogError(S2L8HError, RuntimeError):
     """A catalogue could not be searched (unreachable, server errors, timeouts)."""
 
 
-__all__ = ["CatalogError", "ConfigError", "InputError", "ModelError", "OptionError",
-           "OutputError", "OutputExistsError", "S2L8HError"]
+__all__ = ["CatalogError", "ConfigError", "InputError", "ModelError", "ModelLoadError",
+           "OptionError", "OutputError", "OutputExistsError", "S2L8HError", "UnknownModelError"]

@@ -8,11 +8,12 @@ from pathlib import Path
 import typer
 
 from s2l8h.cli._common import console, error_console, fail
+from s2l8h.defaults import DEFAULT_MODEL
 
 # PyTorch, rasterio and SciPy load inside the commands, so that `s2l8h --help` is fast; these
 # mirror s2l8h.inference.harmonize.DEFAULT_MODELS, s2l8h.io.quality.FLAGS/DEFAULT_MASK_FLAGS
 # and s2l8h.inference.tiling.PRECISIONS (a test keeps them equal).
-DEFAULT_MODELS = ("lite2",)
+DEFAULT_MODELS = (DEFAULT_MODEL,)
 FLAGS = ("fill", "dilated_cloud", "cirrus", "cloud", "shadow", "snow", "water", "saturated")
 DEFAULT_MASK_FLAGS = ("cloud", "dilated_cloud", "shadow")
 PRECISIONS = ("fp32", "bf16", "fp16")

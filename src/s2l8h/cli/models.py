@@ -1,19 +1,21 @@
-"""``s2l8h models``: list and inspect models."""
+"""``s2l8h models``: list and inspect models and their weight releases."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from s2l8h.cli._common import console, one_line_errors, print_json, print_table
 
-app = typer.Typer(help="List and inspect models.", no_args_is_help=True)
+app = typer.Typer(help="List and inspect models and their weight releases.",
+                  no_args_is_help=True)
 
 
-def _spec_parameters(architecture: str, config: dict) -> int:
+def _spec_parameters(architecture: str, config: dict[str, Any]) -> int:
     import torch
 
     from s2l8h.models import count_parameters
@@ -23,9 +25,9 @@ def _spec_parameters(architecture: str, config: dict) -> int:
         return count_parameters(build_network(architecture, config))
 
 
-def _registered_config(spec) -> dict:
-    """The configuration of a registered model as its weights have it (bundled weights carry
-    fitted values such as the calibrated ``variance_scale``)."""
+def _registered_config(spec: Any) -> dict[str, Any]:
+    """The configuration of a registered release as its weights have it (bundled weights
+    carry fitted values such as the calibrated ``variance_scale``)."""
     from s2l8h.models.loading import CONFIG_NAME
     from s2l8h.models.registry import bundled_weights
 
@@ -41,28 +43,43 @@ def _registered_config(spec) -> dict:
 def list_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Registered models: parameters, multiply-adds per output pixel, release, convention."""
-    from s2l8h.models import get_spec, list_models, macs_per_output_pixel
+    """Registered models, one row per weight release (``model.tag``; the bare model name
+    loads the model's default release): parameters, multiply-adds per output pixel, where
+    the weights are, input convention."""
+    from s2l8h.models import DEFAULT_MODEL, get_spec, list_models, macs_per_output_pixel
+    from s2l8h.models.registry import default_release, list_releases
 
+    default = get_spec(DEFAULT_MODEL).release
     rows = []
-    for name in list_models():
-        spec = get_spec(name)
-        config = _registered_config(spec)
-        rows.append({"name": name, "parameters": _spec_parameters(spec.architecture, config),
-                     "macs_per_output_pixel": macs_per_output_pixel(spec.architecture, config,
-                                                                    spec.convention),
-                     "hub_id": spec.hub_id, "bundled": spec.bundled,
-                     "input_convention": spec.convention.describe()})
+    for model in list_models():
+        default_tag = getattr(default_release(model), "tag", None)
+        for name in [release.name for release in list_releases(model)] or [model]:
+            spec = get_spec(name)
+            config = _registered_config(spec)
+            rows.append({
+                "name": model, "release": spec.release, "tag": spec.tag,
+                "model_default": spec.tag is not None and spec.tag == default_tag,
+                "default": spec.release is not None and spec.release == default,
+                "parameters": _spec_parameters(spec.architecture, config),
+                "macs_per_output_pixel": macs_per_output_pixel(spec.architecture, config,
+                                                               spec.convention),
+                "hub_id": spec.hub_id, "bundled": spec.bundled,
+                "input_convention": spec.convention.describe()})
     if as_json:
         print_json(rows)
         return
-    table = Table(title="s2l8h models")
-    for column in ("name", "params", "MACs/px", "hub id", "input convention"):
+    table = Table(title="s2l8h models (a bare name loads the release marked *)")
+    for column in ("release", "params", "MACs/px", "weights", "input convention"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["name"], f"{row['parameters']:,}",
+        label = row["release"] or row["name"]
+        if row["model_default"]:
+            label += " *"
+        if row["default"]:
+            label += " (default of harmonize)"
+        table.add_row(label, f"{row['parameters']:,}",
                       f"{row['macs_per_output_pixel'] / 1e6:.3f} M",
-                      row["hub_id"] or ("bundled" if row["bundled"] else "-"),
+                      row["hub_id"] or (f"bundled {row['bundled']}" if row["bundled"] else "-"),
                       row["input_convention"])
     print_table(table)
 
@@ -70,24 +87,28 @@ def list_command(
 @app.command("info")
 @one_line_errors
 def info_command(
-    source: str = typer.Argument(..., help="Registered name, weights folder/file or hub id."),
+    source: str = typer.Argument(
+        ..., help="Registered name (model or model.tag: always the registry), weights "
+                  "folder/file or hub id."),
 ) -> None:
-    """Architecture, convention and size of a registered model or of weights on disk."""
-    from s2l8h.models import (
-        count_parameters,
-        get_spec,
-        list_models,
-        load_model,
-        macs_per_output_pixel,
-    )
+    """Architecture, convention, release and size of a registered model or of weights on
+    disk."""
+    from s2l8h.models import count_parameters, get_spec, load_model, macs_per_output_pixel
+    from s2l8h.models.registry import is_registered, list_releases
 
-    if source in list_models() and not Path(source).exists():
+    if is_registered(source):
         spec = get_spec(source)
         architecture, config, convention = spec.architecture, _registered_config(spec), \
             spec.convention
         params = _spec_parameters(architecture, config)
-        lines = {"name": spec.name, "hub id": spec.hub_id or "-",
-                 "description": spec.description}
+        releases = ", ".join(release.name for release in list_releases(spec.name)) or "-"
+        lines = {"name": spec.name, "release": spec.release or "-",
+                 "weights": spec.hub_id or (f"bundled ({spec.bundled})" if spec.bundled
+                                            else "-"),
+                 "hub id": spec.hub_id or "-",
+                 "description": spec.description,
+                 "release description": spec.release_description or "-",
+                 "releases of the model": releases}
     else:
         model = load_model(source)
         architecture, config, convention = model.architecture, model.config.to_dict(), \

@@ -86,10 +86,15 @@ def _quiet_lightning() -> None:
 
 def export_command(
     checkpoint: Path = typer.Argument(..., help="Training checkpoint (.ckpt)."),
-    config: Path = typer.Option(..., "--config", "-c", help="The run's configuration."),
+    config: Path = typer.Option(
+        None, "--config", "-c", help="The run's configuration: its data calibrate the "
+        "variance head and measure the model card's numbers. Without it the model is rebuilt "
+        "from the checkpoint alone (no calibration, no measurements)."),
     set_: list[str] = typer.Option(None, "--set", help="Override: key.sub=value (repeat)."),
     output_dir: Path = typer.Option(..., "-o", "--output-dir"),
-    calibrate: bool = typer.Option(True, help="Fit the variance-head factor on Validation."),
+    calibrate: bool = typer.Option(
+        None, "--calibrate/--no-calibrate",
+        help="Fit the variance-head factor on Validation (default: with --config)."),
     overwrite: bool = typer.Option(False, help="Replace an existing release."),
 ) -> None:
     """Export a checkpoint to the release format (config.json + model.safetensors + card)."""
@@ -97,9 +102,11 @@ def export_command(
     from s2l8h.train.config import load_config
     from s2l8h.train.run import export
 
-    settings = load_config(config, set_ or [])
+    if config is None and (calibrate or set_):
+        raise OptionError("--calibrate and --set need --config (the run's configuration)")
+    settings = load_config(config, set_ or []) if config is not None else None
     check_release_folder(output_dir, overwrite)
     read_state_dict(checkpoint)  # a missing or corrupt checkpoint: a clear error, early
-    folder = export(settings, checkpoint, output_dir, calibrate=calibrate,
+    folder = export(settings, checkpoint, output_dir, calibrate=calibrate is not False,
                     overwrite=overwrite)
     console.print(f"exported {folder}")

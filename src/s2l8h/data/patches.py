@@ -36,8 +36,8 @@ from rasterio.enums import Resampling
 from torch.utils.data import Dataset
 
 from s2l8h.errors import InputError
-from s2l8h.evaluate.metrics import psnr, ssim
 from s2l8h.io.grid import coarser_grid, warp
+from s2l8h.similarity import psnr, ssim
 
 SPLITS = ("Train", "Validation", "Test")
 CSV_NAME = "patches.csv"

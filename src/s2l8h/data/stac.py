@@ -34,6 +34,7 @@ from odc.geo.geom import BoundingBox
 from rasterio.warp import transform_bounds
 from urllib3.util.retry import Retry
 
+from s2l8h.bands import SR_OFFSET, SR_SCALE
 from s2l8h.errors import CatalogError  # also stac.CatalogError
 
 #: SCL classes counted as clear: vegetation, not vegetated, water (and dark area, unclassified
@@ -384,7 +385,7 @@ def load_pair(pair: Pair, bbox: tuple[float, float, float, float], *,
     sentinel2 = np.where(s2_dn > 0, (s2_dn + offset) / 10000.0, np.nan).astype(np.float32)
     sr_dn = np.stack([landsat[l_names[b]].values[0] for b in ("blue", "green", "red", "nir08",
                                                              "swir16", "swir22")])
-    reflectance = np.where(sr_dn > 0, sr_dn * 0.0000275 - 0.2, np.nan).astype(np.float32)
+    reflectance = np.where(sr_dn > 0, sr_dn * SR_SCALE + SR_OFFSET, np.nan).astype(np.float32)
     return LoadedPair(sentinel2, s2[s2_names["SCL"]].values[0].astype(np.uint8), grid,
                       reflectance, landsat[l_names["qa_pixel"]].values[0].astype(np.uint16),
                       grid30, pan, grid15, offset)

@@ -1,5 +1,8 @@
 """Image-quality and uncertainty metrics, one definition each, all masked.
 
+MSE, PSNR and SSIM are defined in :mod:`s2l8h.similarity` (the patch filter of
+:mod:`s2l8h.data` uses them too) and re-exported here.
+
 Conventions: images are reflectance arrays (bands, H, W) or (H, W); ``valid`` (H, W) selects
 the pixels that count (default: all finite pixels of both images). ``data_range`` is 1 for
 reflectance (the paper's protocol) and 2 for normalized indices in [-1, 1].
@@ -32,79 +35,41 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage, stats
 from scipy.ndimage import binary_erosion
-from skimage.metrics import structural_similarity
+
+from s2l8h.bands import SENTINEL2_BANDS
+from s2l8h.similarity import SSIM_WINDOW, mse, psnr, ssim
+from s2l8h.similarity import pixels as _pixels
+from s2l8h.similarity import valid_mask as _valid
 
 RESOLUTION_RATIO = 10.0 / 30.0
-SSIM_WINDOW = 7
 CALIBRATION_LEVELS = tuple(np.round(np.arange(0.05, 1.0, 0.05), 2))
 
 
-def _valid(prediction: np.ndarray, reference: np.ndarray,
-           valid: np.ndarray | None) -> np.ndarray:
-    if prediction.shape != reference.shape:
-        raise ValueError(f"shapes differ: {prediction.shape} vs {reference.shape}")
-    finite = np.isfinite(prediction) & np.isfinite(reference)
-    if finite.ndim == 3:
-        finite = finite.all(axis=0)
-    mask = finite if valid is None else finite & valid
-    if not mask.any():
-        raise ValueError("no valid pixel to compare")
-    return mask
-
-
-def _pixels(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return image[..., mask]
-
-
-def mse(prediction, reference, valid=None) -> float:
-    mask = _valid(prediction, reference, valid)
-    difference = _pixels(prediction, mask).astype(np.float64) - _pixels(reference, mask)
-    return float(np.mean(difference**2))
-
-
-def rmse(prediction, reference, valid=None) -> float:
+def rmse(prediction: np.ndarray, reference: np.ndarray,
+         valid: np.ndarray | None = None) -> float:
+    """Root-mean-square error over valid pixels (and bands), reflectance."""
     return float(np.sqrt(mse(prediction, reference, valid)))
 
 
-def mae(prediction, reference, valid=None) -> float:
+def mae(prediction: np.ndarray, reference: np.ndarray,
+        valid: np.ndarray | None = None) -> float:
+    """Mean absolute error over valid pixels (and bands), reflectance."""
     mask = _valid(prediction, reference, valid)
     return float(np.mean(np.abs(_pixels(prediction, mask).astype(np.float64)
                                 - _pixels(reference, mask))))
 
 
-def psnr(prediction, reference, valid=None, data_range: float = 1.0) -> float:
-    error = mse(prediction, reference, valid)
-    return float("inf") if error == 0 else float(10 * np.log10(data_range**2 / error))
-
-
-def nrmse(prediction, reference, valid=None) -> float:
+def nrmse(prediction: np.ndarray, reference: np.ndarray,
+          valid: np.ndarray | None = None) -> float:
+    """||prediction - reference||₂ / ||reference||₂ over valid pixels (unitless)."""
     mask = _valid(prediction, reference, valid)
     reference_pixels = _pixels(reference, mask).astype(np.float64)
     difference = _pixels(prediction, mask) - reference_pixels
     return float(np.sqrt(np.sum(difference**2)) / np.sqrt(np.sum(reference_pixels**2)))
 
 
-def ssim(prediction, reference, valid=None, data_range: float = 1.0) -> float:
-    """Mean SSIM over valid pixels; for a band stack, the mean over bands."""
-    mask = _valid(prediction, reference, valid)
-    if prediction.ndim == 3:
-        return float(np.mean([ssim(p, r, mask, data_range)
-                              for p, r in zip(prediction, reference, strict=True)]))
-    reference64 = np.where(mask, reference, np.nanmean(reference[mask])).astype(np.float64)
-    prediction64 = np.where(mask, prediction, reference64).astype(np.float64)
-    _, ssim_map = structural_similarity(reference64, prediction64, data_range=data_range,
-                                        win_size=SSIM_WINDOW, full=True)
-    border = (SSIM_WINDOW - 1) // 2
-    inner = np.zeros_like(mask)
-    inner[border:-border, border:-border] = True
-    # Pixels whose window touches an invalid pixel are left out as well.
-    usable = binary_erosion(mask, np.ones((SSIM_WINDOW, SSIM_WINDOW)), border_value=1) & inner
-    if not usable.any():
-        raise ValueError("no valid pixel with a full SSIM window")
-    return float(ssim_map[usable].mean())
-
-
-def sam(prediction, reference, valid=None) -> float:
+def sam(prediction: np.ndarray, reference: np.ndarray,
+        valid: np.ndarray | None = None) -> float:
     """Mean spectral angle in degrees over valid pixels of (bands, H, W) images."""
     mask = _valid(prediction, reference, valid)
     p = _pixels(prediction, mask).astype(np.float64)
@@ -113,7 +78,10 @@ def sam(prediction, reference, valid=None) -> float:
     return float(np.degrees(np.mean(np.arccos(np.clip(cosine, -1.0, 1.0)))))
 
 
-def ergas(prediction, reference, valid=None, ratio: float = RESOLUTION_RATIO) -> float:
+def ergas(prediction: np.ndarray, reference: np.ndarray, valid: np.ndarray | None = None,
+          ratio: float = RESOLUTION_RATIO) -> float:
+    """ERGAS (unitless, lower is better) of (bands, H, W) images; ``ratio``: output / input
+    pixel size (10 m / 30 m)."""
     mask = _valid(prediction, reference, valid)
     p = _pixels(prediction, mask).astype(np.float64)
     r = _pixels(reference, mask).astype(np.float64)
@@ -122,20 +90,23 @@ def ergas(prediction, reference, valid=None, ratio: float = RESOLUTION_RATIO) ->
 
 
 def normalized_difference(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """(first - second) / (first + second), NaN where undefined (e.g. NDVI of B8A, B04)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         index = (first - second) / (first + second)
     return np.where(np.isfinite(index), index, np.nan)
 
 
 def pearson(first: np.ndarray, second: np.ndarray) -> float:
+    """Pearson correlation of the flattened arrays."""
     return float(stats.pearsonr(first.ravel(), second.ravel()).statistic)
 
 
 def spearman(first: np.ndarray, second: np.ndarray) -> float:
+    """Spearman rank correlation of the flattened arrays."""
     return float(stats.spearmanr(first.ravel(), second.ravel()).statistic)
 
 
-BANDS = ("B02", "B03", "B04", "B8A", "B11", "B12")
+BANDS = SENTINEL2_BANDS
 INDICES = {"NDVI": ("B8A", "B04"), "NDWI_B11": ("B8A", "B11"), "NDWI_B12": ("B8A", "B12")}
 
 
@@ -172,11 +143,14 @@ def image_metrics(prediction: np.ndarray, reference: np.ndarray,
 
 @dataclass(frozen=True)
 class Calibration:
+    """Expected (``levels``) and observed coverage of central Gaussian intervals."""
+
     levels: tuple[float, ...]
     observed: tuple[float, ...]
 
     @property
     def expected_calibration_error(self) -> float:
+        """Mean absolute gap between observed and expected coverage."""
         return float(np.mean(np.abs(np.asarray(self.observed) - np.asarray(self.levels))))
 
 
@@ -244,3 +218,10 @@ def flat_area_noise(prediction: np.ndarray, reference: np.ndarray,
     flat = inner & (activity <= np.quantile(activity[inner], fraction))
     return float(np.mean([np.std(_high_pass(p - r, mask)[flat])
                           for p, r in zip(prediction, reference, strict=True)]))
+
+
+__all__ = ["BANDS", "CALIBRATION_LEVELS", "HIGH_PASS_SIGMA", "INDICES", "RESOLUTION_RATIO",
+           "SSIM_WINDOW", "Calibration", "calibration_curve", "ergas", "flat_area_noise",
+           "high_frequency_ratio", "image_metrics", "mae", "mse", "normalized_difference",
+           "nrmse", "pearson", "psnr", "rmse", "sam", "spearman", "ssim",
+           "uncertainty_metrics"]

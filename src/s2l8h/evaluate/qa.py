@@ -17,8 +17,7 @@ from s2l8h.inference.checks import Consistency, central_window, to_landsat
 from s2l8h.io.errors import InputError
 from s2l8h.io.grid import coarser_grid, model_grid
 from s2l8h.io.landsat import open_scene
-from s2l8h.io.reader import SceneReader
-from s2l8h.models.convention import InputConvention
+from s2l8h.io.reader import ReadInputs, SceneReader
 
 REPORT_TAGS = ("S2L8H_PAN_SHIFT_M", "S2L8H_PAN_SHIFT_CORRECTED_M", "S2L8H_INPUT_NOISE",
                "S2L8H_CONSISTENCY")
@@ -54,7 +53,7 @@ def consistency_with_scene(output: str | os.PathLike[str],
     rows, cols = fine.height // 3, fine.width // 3
     lowres = coarser_grid(fine, 3, rows, cols)
     scene = open_scene(scene_inputs, toa=toa, need_pan=False)
-    convention = InputConvention(input_grid="native", use_pan=False)
+    convention = ReadInputs(use_pan=False)
     with SceneReader(scene, lowres, coarser_grid(fine, 1.5, 2 * rows, 2 * cols), fine,
                      convention, ()) as reader:
         strip = reader.read_strip(0, rows)

@@ -22,6 +22,7 @@ from odc.geo.geobox import GeoBox
 from tqdm.auto import tqdm
 
 from s2l8h import __version__
+from s2l8h.defaults import DEFAULT_MODEL
 from s2l8h.inference.checks import (
     Consistency,
     InputCheckWarning,
@@ -65,8 +66,8 @@ from s2l8h.models.loading import load_model
 
 PUBLISHED_ENSEMBLE: tuple[str, ...] = ("unet5-upsample", "unet5-shuffle", "unet6-upsample",
                                        "unet6-shuffle")
-#: The default model: the bundled lite2 weights (variance head), see src/s2l8h/weights.
-DEFAULT_MODELS: tuple[str, ...] = ("lite2",)
+#: The default model (s2l8h.defaults.DEFAULT_MODEL: bundled lite2 weights, variance head).
+DEFAULT_MODELS: tuple[str, ...] = (DEFAULT_MODEL,)
 
 
 @dataclass

@@ -31,12 +31,11 @@ import numpy as np
 import rasterio
 from rasterio.errors import RasterioIOError
 
+from s2l8h.bands import SR_OFFSET, SR_SCALE
 from s2l8h.io.errors import InputError
 from s2l8h.io.mtl import LandsatMetadata, find_value, read_metadata
 from s2l8h.io.quality import QaLayout
 
-SR_SCALE = 0.0000275
-SR_OFFSET = -0.2
 MULTISPECTRAL_BAND_NUMBERS = (2, 3, 4, 5, 6, 7)  # blue green red nir08 swir16 swir22
 PAN_BAND_NUMBER = 8
 

@@ -12,6 +12,8 @@ from typing import Literal
 
 import numpy as np
 
+from s2l8h.bands import QA_PIXEL_BITS
+
 QaLayout = Literal["qa_pixel", "bqa_c1", "bqa_pre"]
 FLAGS: tuple[str, ...] = ("fill", "dilated_cloud", "cirrus", "cloud", "shadow", "snow", "water",
                           "saturated")
@@ -33,16 +35,7 @@ def decode_quality(qa: np.ndarray, layout: QaLayout) -> dict[str, np.ndarray]:
     qa = np.asarray(qa).astype(np.int64) & 0xFFFF  # int16 files carry the same bits
     none = np.zeros(qa.shape, dtype=bool)
     if layout == "qa_pixel":
-        return {
-            "saturated": none,
-            "fill": _bit(qa, 0),
-            "dilated_cloud": _bit(qa, 1),
-            "cirrus": _bit(qa, 2),
-            "cloud": _bit(qa, 3),
-            "shadow": _bit(qa, 4),
-            "snow": _bit(qa, 5),
-            "water": _bit(qa, 7),
-        }
+        return {"saturated": none, **{flag: _bit(qa, bit) for flag, bit in QA_PIXEL_BITS.items()}}
     if layout == "bqa_c1":
         return {
             "saturated": _pair(qa, 2) > 0,

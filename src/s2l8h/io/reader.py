@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import rasterio
@@ -21,10 +22,35 @@ from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from s2l8h.bands import PAN_RADIOMETRY, PAN_TOA_NO_SUN_CORRECTION, PAN_TOA_SUN_CORRECTED
 from s2l8h.io.errors import InputError
 from s2l8h.io.landsat import LandsatScene
 from s2l8h.io.quality import DEFAULT_MASK_FLAGS, quality_mask
-from s2l8h.models.convention import InputConvention
+
+
+class PanRequest(Protocol):
+    """What the reader needs of a model's input convention: whether to read the pan, and as
+    which radiometry (a name of :data:`s2l8h.bands.PAN_RADIOMETRY`). A model's
+    ``InputConvention`` is one; :class:`ReadInputs` is one without a model."""
+
+    @property
+    def use_pan(self) -> bool: ...
+
+    @property
+    def pan_radiometry(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class ReadInputs:
+    """A :class:`PanRequest` for reads without a model (checks, tests)."""
+
+    use_pan: bool = True
+    pan_radiometry: str = PAN_TOA_NO_SUN_CORRECTION
+
+    def __post_init__(self) -> None:
+        if self.pan_radiometry not in PAN_RADIOMETRY:
+            raise ValueError(f"pan_radiometry must be one of {PAN_RADIOMETRY}, got "
+                             f"{self.pan_radiometry!r}")
 
 
 @dataclass
@@ -56,10 +82,13 @@ class SceneReader:
     """Opens the scene's files once and reads windows of them on the working grids."""
 
     def __init__(self, scene: LandsatScene, lowres: GeoBox, pan_grid: GeoBox, fine: GeoBox,
-                 convention: InputConvention,
+                 convention: PanRequest,
                  mask_flags: tuple[str, ...] = DEFAULT_MASK_FLAGS,
                  pan_shift_m: tuple[float, float] = (0.0, 0.0)) -> None:
-        """``pan_shift_m``: (dx east, dy north) metres by which the pan's content sits away
+        """``lowres``, ``pan_grid``, ``fine``: the 30 m, 15 m and 10 m working grids;
+        ``convention``: whether and how to read the pan (a model's ``InputConvention`` or a
+        :class:`ReadInputs`); ``mask_flags``: quality flags read into the mask;
+        ``pan_shift_m``: (dx east, dy north) metres by which the pan's content sits away
         from the bands'; the pan is read with its georeference moved back by that much."""
         self.scene = scene
         self.mask_flags = mask_flags
@@ -101,7 +130,8 @@ class SceneReader:
                         nodata=fill, **moved)
         return self._stack.enter_context(vrt), fill, dataset
 
-    def _open(self, scene, lowres, pan_grid, fine, convention) -> None:
+    def _open(self, scene: LandsatScene, lowres: GeoBox, pan_grid: GeoBox, fine: GeoBox,
+              convention: PanRequest) -> None:
         self.lowres = lowres
         self.multispectral = []
         rescaling = scene.multispectral_rescaling()
@@ -120,7 +150,7 @@ class SceneReader:
         if convention.use_pan:
             if scene.pan is None:
                 raise InputError(None, "the model needs the panchromatic band; none was found")
-            sun_corrected = convention.pan_radiometry == "toa-reflectance-sun-corrected"
+            sun_corrected = convention.pan_radiometry == PAN_TOA_SUN_CORRECTED
             scale, offset = scene.pan_rescaling(sun_corrected)
             vrt, fill, _ = self._vrt(scene.pan, pan_grid, Resampling.cubic, 0,
                                      self.pan_shift_m)
@@ -174,6 +204,8 @@ class SceneReader:
 
     def read_strip(self, row0: int, rows: int, col0: int = 0, cols: int | None = None
                    ) -> Strip:
+        """Reflectance (unitless) of rows ``[row0, row0 + rows)`` and ``cols`` columns from
+        ``col0`` (default: to the right edge) of the 30 m grid, with the matching 15 m pan."""
         cols = self.lowres.width - col0 if cols is None else cols
         window = Window(col0, row0, cols, rows)
         bands, valid = [], np.ones((rows, cols), dtype=bool)

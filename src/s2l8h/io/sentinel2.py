@@ -2,10 +2,10 @@
 
 Reflectance = (DN + offset) / 10000, where the offset (``BOA_ADD_OFFSET`` for L2A,
 ``RADIO_ADD_OFFSET`` for L1C) is -1000 from processing baseline 04.00 (25 January 2022) and 0
-before; DN 0 is no data. The 20 m bands (B8A, B11, B12) are brought to the 10 m grid by
-nearest neighbour (each 20 m pixel becomes 2 x 2, as an odc-stac load at 10 m does by
-default), through GDAL, so a 20 m grid offset from the 10 m one (as in the Virginia example)
-is handled.
+before (the constants live in :mod:`s2l8h.bands`); DN 0 is no data. The 20 m bands (B8A,
+B11, B12) are brought to the 10 m grid by nearest neighbour (each 20 m pixel becomes 2 x 2,
+as an odc-stac load at 10 m does by default), through GDAL, so a 20 m grid offset from the
+10 m one (as in the Virginia example) is handled.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.warp import reproject
 
+from s2l8h.bands import SENTINEL2_BANDS, SENTINEL2_OFFSET_DATE, SENTINEL2_QUANTIFICATION
 from s2l8h.io.errors import InputError
-from s2l8h.models.convention import SENTINEL2_BANDS
 
 _BAND = re.compile(r"_(B0[2-4]|B8A|B11|B12)(_\d{2}m)?\.(tiff?|jp2)$", re.IGNORECASE)
-OFFSET_BASELINE_DATE = "2022-01-25"
+OFFSET_BASELINE_DATE = SENTINEL2_OFFSET_DATE.isoformat()  # "2022-01-25"
 
 
 def find_sentinel2_bands(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
@@ -80,7 +80,8 @@ def read_sentinel2(
                           dst_transform=grid.affine, dst_crs=grid.crs.to_wkt(), dst_nodata=0,
                           resampling=Resampling.nearest)
                 valid = digital_numbers != 0
-                stack[index][valid] = (digital_numbers[valid] + offset) / 10000.0
+                stack[index][valid] = ((digital_numbers[valid] + offset)
+                                       / SENTINEL2_QUANTIFICATION)
     except RasterioIOError as error:
         raise InputError(bands[band], f"not a readable raster ({error})") from None
     valid = np.isfinite(stack).all(axis=0)

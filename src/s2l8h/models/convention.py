@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from s2l8h.bands import (
+    LANDSAT_BANDS,
+    PAN_RADIOMETRY,
+    PAN_TOA_NO_SUN_CORRECTION,
+    PAN_TOA_SUN_CORRECTED,
+    SENTINEL2_BANDS,
+)
 from s2l8h.models._config import DictConfig
 
-LANDSAT_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir08", "swir16", "swir22")
-SENTINEL2_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B8A", "B11", "B12")
-
 MULTISPECTRAL_RADIOMETRY = ("surface-reflectance", "toa-reflectance")
-PAN_RADIOMETRY = ("toa-reflectance-no-sun-correction", "toa-reflectance-sun-corrected")
 INPUT_GRIDS = ("10m-bicubic", "native")
 
 
@@ -35,7 +38,7 @@ class InputConvention(DictConfig):
     multispectral_bands: tuple[str, ...] = LANDSAT_BANDS
     use_pan: bool = True
     multispectral_radiometry: str = "surface-reflectance"
-    pan_radiometry: str = "toa-reflectance-no-sun-correction"
+    pan_radiometry: str = PAN_TOA_NO_SUN_CORRECTION
     input_grid: str = "10m-bicubic"
     output_bands: tuple[str, ...] = SENTINEL2_BANDS
     scale: int = 3
@@ -79,7 +82,7 @@ class InputConvention(DictConfig):
         radiometry = "SR" if self.multispectral_radiometry == "surface-reflectance" else "TOA"
         pan = ""
         if self.use_pan:
-            corrected = not self.pan_radiometry.endswith("no-sun-correction")
+            corrected = self.pan_radiometry == PAN_TOA_SUN_CORRECTED
             sun = "sun corr." if corrected else "no sun corr."
             pan = f" + pan TOA ({sun})"
         return (f"{radiometry} {len(self.multispectral_bands)} bands{pan}, {self.input_grid}, "
@@ -87,3 +90,7 @@ class InputConvention(DictConfig):
 
 
 PUBLISHED_CONVENTION = InputConvention()
+NATIVE_CONVENTION = InputConvention(input_grid="native")
+
+__all__ = ["INPUT_GRIDS", "LANDSAT_BANDS", "MULTISPECTRAL_RADIOMETRY", "NATIVE_CONVENTION",
+           "PAN_RADIOMETRY", "PUBLISHED_CONVENTION", "SENTINEL2_BANDS", "InputConvention"]

@@ -44,7 +44,15 @@ class Harmonizer(nn.Module):
 
     @property
     def config(self) -> Any:
+        """The network's config dataclass (``UNetConfig``, ``LiteConfig``)."""
         return self.network.config
+
+    def describe(self) -> dict[str, Any]:
+        """What rebuilds this model without its weights, as plain JSON values: ``name``,
+        ``architecture``, ``config`` and ``convention`` (the release format's ``config.json``
+        and the hyperparameters of a training checkpoint)."""
+        return {"name": self.name, "architecture": self.architecture,
+                "config": self.config.to_dict(), "convention": self.convention.to_dict()}
 
     @property
     def has_variance_head(self) -> bool:

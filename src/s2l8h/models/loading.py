@@ -10,7 +10,10 @@ Sources ``load_model`` understands:
   code shipped with the weights;
 - a single weights file: ``.safetensors``, or a pickle (``.bin``/``.pth``/``.pt``/``.ckpt``) such
   as the paper's training checkpoints (a dict with ``model_state_dict``), opened with
-  ``torch.load(weights_only=True)`` only.
+  ``torch.load(weights_only=True)`` only; a Lightning checkpoint of ``s2l8h train`` describes
+  its model in its hyperparameters (architecture, config, convention), so it loads alone;
+- a registered name (``lite2``, ``lite2.realistic``; :mod:`s2l8h.models.registry`), which
+  always means the registry, never a path of that name.
 """
 
 from __future__ import annotations
@@ -28,10 +31,18 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from s2l8h.errors import ModelError, OutputError, OutputExistsError
+from s2l8h.errors import ModelLoadError, OutputError, OutputExistsError, UnknownModelError
 from s2l8h.models.convention import PUBLISHED_CONVENTION, InputConvention
 from s2l8h.models.harmonizer import Harmonizer
-from s2l8h.models.registry import build_network, find_spec, get_spec, list_models
+from s2l8h.models.registry import (
+    ModelSpec,
+    build_network,
+    bundled_weights,
+    find_spec,
+    get_spec,
+    is_registered,
+    list_models,
+)
 
 RELEASE_FORMAT = "s2l8h-model"
 RELEASE_FORMAT_VERSION = 1
@@ -40,10 +51,8 @@ WEIGHTS_NAME = "model.safetensors"
 PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
 PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-class ModelLoadError(ModelError):
-    """Weights or their description could not be loaded; the message names the file."""
+#: Prefix of the network's tensors in a checkpoint of :class:`s2l8h.train.HarmonizerModule`.
+CHECKPOINT_PREFIX = "model.network."
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -52,12 +61,27 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     A pickle may be a plain state dict or a training checkpoint holding one under
     ``model_state_dict`` (the paper's scripts) or ``state_dict`` (Lightning).
     """
-    path = Path(path)
+    return _read_payload(Path(path))[0]
+
+
+def read_weights(path: str | os.PathLike[str]
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """The tensors of a weights file and, for a checkpoint of ``s2l8h train``, the release
+    document its hyperparameters describe (else ``None``); a checkpoint's tensors are then
+    its network's (keys without the ``model.network.`` prefix)."""
+    state, document = _read_payload(Path(path))
+    if document is not None:
+        state = {key[len(CHECKPOINT_PREFIX):]: value for key, value in state.items()
+                 if key.startswith(CHECKPOINT_PREFIX)}
+    return state, document
+
+
+def _read_payload(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
     if not path.is_file():
         raise ModelLoadError(f"{path}: no such weights file")
     if path.suffix == ".safetensors":
         try:
-            return load_file(path, device="cpu")
+            return load_file(path, device="cpu"), None
         except (SafetensorError, OSError, ValueError) as error:
             raise ModelLoadError(f"{path}: not a readable safetensors file ({error})") from None
     try:
@@ -69,7 +93,24 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         raise ModelLoadError(f"{path}: not a readable PyTorch weights file ({error})") from None
-    return _tensors_from_payload(payload, path)
+    return _tensors_from_payload(payload, path), _checkpoint_document(payload, path)
+
+
+def _checkpoint_document(payload: Any, path: Path) -> dict[str, Any] | None:
+    """The model a Lightning checkpoint's ``hyper_parameters`` describe (``architecture``,
+    ``config``, ``convention``, ``name``; see ``Harmonizer.describe``), as a release
+    document; ``None`` for any other payload."""
+    if not isinstance(payload, dict):
+        return None
+    hyperparameters = payload.get("hyper_parameters")
+    if not isinstance(hyperparameters, dict) or "architecture" not in hyperparameters:
+        return None
+    for key in ("config", "convention"):
+        if not isinstance(hyperparameters.get(key), dict):
+            raise ModelLoadError(f"{path}: the checkpoint's hyperparameters lack {key!r}")
+    return {"architecture": hyperparameters["architecture"],
+            "config": hyperparameters["config"], "convention": hyperparameters["convention"],
+            "name": hyperparameters.get("name"), "provenance": {}}
 
 
 def _tensors_from_payload(payload: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -327,6 +368,27 @@ def download_from_hub(hub_id: str, cache_dir: str | os.PathLike[str] | None = No
         f"({'; '.join(failures)}).\n" + _how_to_get(hub_id))
 
 
+def load_release(spec: ModelSpec, *, cache_dir: str | os.PathLike[str] | None = None,
+                 overrides: dict[str, Any] | None = None) -> Harmonizer:
+    """Load the weights of a registered release (``get_spec`` of a release or model name):
+    its bundled folder, or its hub id through the huggingface_hub cache. The model is named
+    after the release (``lite2.realistic``)."""
+    if spec.bundled is not None:
+        folder = Path(bundled_weights(spec))
+        if not (folder / WEIGHTS_NAME).is_file():
+            raise ModelLoadError(f"{folder}: the bundled weights of {spec.release!r} are "
+                                 "missing")
+        model = load_model(folder, overrides=overrides)
+    elif spec.hub_id is not None:
+        path = download_from_hub(spec.hub_id, cache_dir)
+        model = _assemble(read_state_dict(path), f"{spec.hub_id} ({path})", None,
+                          (spec.architecture, spec.config), overrides)
+    else:
+        raise ModelLoadError(f"model {spec.name!r} has no released weights; pass a path")
+    model.name = spec.release
+    return model
+
+
 def load_model(
     source: str | os.PathLike[str],
     *,
@@ -336,45 +398,42 @@ def load_model(
 ) -> Harmonizer:
     """Load a model from a registered name, a folder, a weights file or a hub id.
 
-    The model is returned in eval mode. ``overrides`` change parameter-free config fields
-    (e.g. ``{"dropout": 0.1}`` to run Monte-Carlo dropout on published weights).
+    The rule, in this order: a registered name (``lite2``: its default release;
+    ``lite2.realistic``: that release) always means the registry, even where a file or
+    folder of that name exists (write ``./lite2`` for it); an existing file or folder is
+    loaded from disk; ``owner/name`` is a hub id. Anything else is an error
+    (:class:`~s2l8h.errors.UnknownModelError`, listing the registered names, for what looks
+    like a name). ``expect_architecture`` (``(architecture, config)``) refuses weights of
+    another model; ``overrides`` change parameter-free config fields (e.g.
+    ``{"dropout": 0.1}`` to run Monte-Carlo dropout on published weights). The model is
+    returned in eval mode.
     """
     text = os.fspath(source)
+    if is_registered(text):
+        return load_release(get_spec(text), cache_dir=cache_dir, overrides=overrides)
     path = Path(text).expanduser()
-    if not path.exists() and text in list_models():
-        spec = get_spec(text)
-        if spec.bundled is not None:
-            from s2l8h.models.registry import bundled_weights
-
-            folder = Path(bundled_weights(spec))
-            if not (folder / WEIGHTS_NAME).is_file():
-                raise ModelLoadError(f"{folder}: the bundled weights of {text!r} are missing")
-            model = load_model(folder, overrides=overrides)
-            model.name = spec.name
-            return model
-        if spec.hub_id is None:
-            raise ModelLoadError(f"model {text!r} has no released weights; pass a path")
-        path = download_from_hub(spec.hub_id, cache_dir)
-        model = _assemble(read_state_dict(path), f"{spec.hub_id} ({path})", None,
-                          (spec.architecture, spec.config), overrides)
-        model.name = spec.name
-        return model
     if path.is_dir():
         document = _read_release_config(path)
         weights = path / WEIGHTS_NAME if document is not None else _weights_in(path)
         return _assemble(read_state_dict(weights), str(path), document, expect_architecture,
                          overrides)
     if path.is_file():
-        document = _read_release_config(path.parent)
-        return _assemble(read_state_dict(path), str(path), document, expect_architecture,
-                         overrides)
+        state, document = read_weights(path)
+        if document is None:
+            document = _read_release_config(path.parent)
+        return _assemble(state, str(path), document, expect_architecture, overrides)
     if _HUB_ID.match(text) and not text.startswith((".", "/", "~")):
         weights = download_from_hub(text, cache_dir)
         return _assemble(read_state_dict(weights), f"{text} ({weights})", None,
                          expect_architecture, overrides)
-    raise ModelLoadError(
-        f"{text}: not a registered model ({', '.join(list_models())}), an existing file or "
-        "folder, or a hub id owner/name"
+    if os.sep in text or "/" in text or text.startswith((".", "~")):
+        raise ModelLoadError(f"{text}: no such file or folder")
+    if "." in text and is_registered(text.partition(".")[0]):
+        get_spec(text)  # raises: an unknown release of a registered model, with its releases
+    raise UnknownModelError(
+        f"{text}: not a registered model (models: {', '.join(list_models())}; releases: "
+        f"{', '.join(list_models(releases=True))}), an existing file or folder, or a hub id "
+        "owner/name"
     )
 
 
@@ -421,10 +480,7 @@ def save_pretrained(
     document = {
         "format": RELEASE_FORMAT,
         "format_version": RELEASE_FORMAT_VERSION,
-        "name": model.name,
-        "architecture": model.architecture,
-        "config": model.config.to_dict(),
-        "convention": model.convention.to_dict(),
+        **model.describe(),
         "provenance": {**model.provenance, **(provenance or {}), "s2l8h_version": __version__},
     }
     state = {key: value.detach().cpu().contiguous() for key, value in

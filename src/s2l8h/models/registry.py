@@ -1,61 +1,183 @@
-"""A registry of named model configurations, in the manner of ``timm.create_model``."""
+"""The model registry, in the manner of timm: models (architectures) and weight releases apart.
+
+- A **model** is a named network configuration: a network family of :data:`ARCHITECTURES`
+  (``unet``, ``lite``), its config and its input convention, e.g. ``unet5-upsample`` or
+  ``lite2``. Models are registered with :func:`register_model`, as a decorator on a function
+  that returns the :class:`ModelSpec` (or called with the spec).
+- A **release** is one set of trained weights of a model, named ``model.tag`` as timm names
+  pretrained weights: ``lite.virginia-sim``, ``lite2.realistic``, ``unet5-upsample.paper``. It
+  lives in a folder bundled with the package or on the Hugging Face hub; registered with
+  :func:`register_release`, one call each.
+- A bare model name where weights are asked for (``load_model("lite2")``, ``create_model(
+  "lite2", pretrained=True)``, ``--model lite2``) stands for the model's **default release**:
+  its first registered release.
+
+Names and paths are never ambiguous: a registered name (a model name or ``model.tag``) always
+means the registry, even where a file or folder of that name exists (write ``./lite2`` for
+the folder); anything else is a file, a folder or a hub id (:func:`s2l8h.models.load_model`).
+Model names and tags contain no ``.`` and no path separator. An unknown name raises
+:class:`~s2l8h.errors.UnknownModelError`, which lists the registered names.
+
+This module knows names and configurations only; loading weights is
+:mod:`s2l8h.models.loading` (which imports this module, never the reverse).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from importlib import resources
+from typing import Any, TypeVar
 
 from torch import nn
 
-from s2l8h.models.convention import PUBLISHED_CONVENTION, InputConvention
-from s2l8h.models.harmonizer import Harmonizer
+from s2l8h.defaults import DEFAULT_MODEL
+from s2l8h.errors import ModelLoadError, UnknownModelError
+from s2l8h.models.convention import NATIVE_CONVENTION, PUBLISHED_CONVENTION, InputConvention
 from s2l8h.models.lite import LiteConfig, LiteNet
 from s2l8h.models.unet import UNet, UNetConfig
 
-# architecture name -> (network class, config class)
+#: Network families: name (``Harmonizer.architecture``) -> (network class, config class).
 ARCHITECTURES: dict[str, tuple[Callable[..., nn.Module], Any]] = {
     "unet": (UNet, UNetConfig),
     "lite": (LiteNet, LiteConfig),
 }
-NATIVE_CONVENTION = InputConvention(input_grid="native")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # a model name or a tag: no ".", no "/"
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A named configuration: architecture, its config, input convention and release."""
+    """A registered model: network family (``architecture``), its config (a plain dict) and
+    input convention.
+
+    :func:`get_spec` of a release name (or of a bare name, for the default release) fills in
+    the release: ``tag``, ``hub_id`` or ``bundled`` (a weights folder inside the package) and
+    ``release_description``; a spec without a release has them ``None``/empty.
+    """
 
     name: str
     architecture: str
     config: dict[str, Any]
     convention: InputConvention = PUBLISHED_CONVENTION
-    hub_id: str | None = None
     description: str = ""
-    bundled: str | None = None  # weights folder inside the package, for pretrained=True
+    tag: str | None = None
+    hub_id: str | None = None
+    bundled: str | None = None
+    release_description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def release(self) -> str | None:
+        """The release name ``model.tag``, or ``None`` for a spec without a release."""
+        return f"{self.name}.{self.tag}" if self.tag is not None else None
 
-_REGISTRY: dict[str, ModelSpec] = {}
+
+@dataclass(frozen=True)
+class Release:
+    """Trained weights of model ``model``: ``bundled`` (folder under ``s2l8h/weights``) or
+    ``hub_id`` (Hugging Face repository), named ``model.tag``."""
+
+    model: str
+    tag: str
+    hub_id: str | None = None
+    bundled: str | None = None
+    description: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}.{self.tag}"
 
 
-def register_model(spec: ModelSpec) -> ModelSpec:
+_MODELS: dict[str, ModelSpec] = {}
+_RELEASES: dict[str, Release] = {}  # "model.tag" -> release, in registration order
+
+SpecFactory = TypeVar("SpecFactory", bound=Callable[[], ModelSpec])
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not _NAME.match(name):
+        raise ValueError(f"{kind} {name!r}: letters, digits, '-' and '_' only (no '.' or '/')")
+
+
+def register_model(spec: ModelSpec | SpecFactory) -> Any:
+    """Register a model: as a decorator on a function returning its :class:`ModelSpec` (the
+    function is returned unchanged), or called with the spec (returned). Releases are
+    registered apart, with :func:`register_release`."""
+    if callable(spec) and not isinstance(spec, ModelSpec):
+        register_model(spec())
+        return spec
+    _check_name("model name", spec.name)
     if spec.architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {spec.architecture!r}")
-    _REGISTRY[spec.name] = spec
+        raise ValueError(f"unknown architecture {spec.architecture!r}; known: "
+                         f"{', '.join(sorted(ARCHITECTURES))}")
+    if spec.tag is not None or spec.hub_id is not None or spec.bundled is not None:
+        raise ValueError(f"model {spec.name!r}: register its weights with register_release")
+    _MODELS[spec.name] = spec
     return spec
 
 
-def list_models() -> list[str]:
-    """Names of all registered models, sorted."""
-    return sorted(_REGISTRY)
+def register_release(model: str, tag: str, *, hub_id: str | None = None,
+                     bundled: str | None = None, description: str = "") -> Release:
+    """Register weights of ``model`` as ``model.tag``: exactly one of ``hub_id`` or
+    ``bundled`` (a folder name under ``s2l8h/weights``). A model's first release is its
+    default (what the bare model name loads)."""
+    _check_name("release tag", tag)
+    if model not in _MODELS:
+        raise ValueError(f"release {model}.{tag}: register the model {model!r} first")
+    if (hub_id is None) == (bundled is None):
+        raise ValueError(f"release {model}.{tag}: give exactly one of hub_id and bundled")
+    release = Release(model, tag, hub_id, bundled, description)
+    _RELEASES[release.name] = release
+    return release
+
+
+def list_models(releases: bool = False) -> list[str]:
+    """Registered model names, sorted; with ``releases``, the release names ``model.tag``."""
+    return sorted(_RELEASES if releases else _MODELS)
+
+
+def list_releases(model: str | None = None) -> list[Release]:
+    """The releases (of ``model``, default all), each model's default first."""
+    return [release for release in _RELEASES.values() if model in (None, release.model)]
+
+
+def default_release(model: str) -> Release | None:
+    """The release a bare model name loads: the model's first registered one."""
+    return next(iter(list_releases(model)), None)
+
+
+def is_registered(name: str) -> bool:
+    """Whether ``name`` is a registered model or release name (then it never means a path)."""
+    return name in _MODELS or name in _RELEASES
+
+
+def _unknown(name: str) -> UnknownModelError:
+    model, _, tag = name.partition(".")
+    if tag and model in _MODELS:
+        tags = ", ".join(release.name for release in list_releases(model)) or "none"
+        return UnknownModelError(f"unknown release {name!r}; releases of {model}: {tags}")
+    return UnknownModelError(f"unknown model {name!r}; known models: "
+                             f"{', '.join(list_models())}; releases: "
+                             f"{', '.join(list_models(releases=True))}")
 
 
 def get_spec(name: str) -> ModelSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(list_models())
-        raise KeyError(f"unknown model {name!r}; known models: {known}") from None
+    """The spec of a model name (filled in with its default release, if any) or of a release
+    name ``model.tag``; :class:`~s2l8h.errors.UnknownModelError` for anything else."""
+    if name in _RELEASES:
+        release: Release | None = _RELEASES[name]
+    elif name in _MODELS:
+        release = default_release(name)
+    else:
+        raise _unknown(name)
+    spec = _MODELS[release.model if release else name]
+    if release is None:
+        return spec
+    return dataclasses.replace(spec, tag=release.tag, hub_id=release.hub_id,
+                               bundled=release.bundled,
+                               release_description=release.description)
 
 
 def build_network(architecture: str, config: dict[str, Any]) -> nn.Module:
@@ -70,83 +192,81 @@ def build_network(architecture: str, config: dict[str, Any]) -> nn.Module:
 
 
 def find_spec(architecture: str, config: dict[str, Any]) -> ModelSpec | None:
-    """The registered spec with exactly this architecture and config, if any."""
-    for spec in _REGISTRY.values():
+    """The registered model with exactly this architecture and config, if any (no release:
+    the weights are not known to be a release's)."""
+    for spec in _MODELS.values():
         if spec.architecture == architecture and spec.config == config:
             return spec
     return None
 
 
-def create_model(name: str, pretrained: bool | str | None = None, **overrides: Any) -> Harmonizer:
-    """Build a registered model.
-
-    ``pretrained``: ``None``/``False`` for random weights; ``True`` for the model's release
-    (hub id, through the huggingface_hub cache); a path or hub id to load those weights instead
-    (their architecture must match). ``overrides`` change config fields (e.g. ``dropout=0.1``;
-    parameter-free fields only when loading weights).
-    """
-    spec = get_spec(name)
-    config = {**spec.config, **overrides}
-    if pretrained in (None, False):
-        return Harmonizer(build_network(spec.architecture, config), spec.convention,
-                          spec.architecture, name=spec.name,
-                          provenance={"weights": "random initialization"})
-    from s2l8h.models.loading import load_model
-
-    if pretrained is True:
-        if spec.bundled is not None:
-            source: str = bundled_weights(spec)
-        elif spec.hub_id is not None:
-            source = spec.hub_id
-        else:
-            raise ValueError(f"model {name!r} has no published weights")
-    else:
-        source = str(pretrained)
-    model = load_model(source, expect_architecture=(spec.architecture, spec.config),
-                       overrides=overrides)
-    model.name = spec.name
-    return model
+def bundled_weights(spec: ModelSpec | Release) -> str:
+    """Path of a release's weights folder shipped inside the package."""
+    if spec.bundled is None:
+        raise ModelLoadError(f"{spec.name}: no bundled weights")
+    return str(resources.files("s2l8h") / "weights" / spec.bundled)
 
 
-def _register_published() -> None:
+# --- the models -------------------------------------------------------------------------
+
+def _register_published() -> tuple[str, ...]:
+    """The paper's four UNets and their releases ``<name>.paper`` on the hub."""
     for depth in (5, 6):
         for up_mode in ("upsample", "shuffle"):
-            register_model(ModelSpec(
+            spec = register_model(ModelSpec(
                 name=f"unet{depth}-{up_mode}",
                 architecture="unet",
                 config=UNetConfig(depth=depth, growth_factor=6, up_mode=up_mode).to_dict(),
-                hub_id=f"venkatesh-thiru/s2l8h-UNet-{depth}depth-{up_mode}",
                 description=(f"Published UNet, depth {depth}, {up_mode} decoder "
-                             "(Sambandham et al. 2024), trained on real L8/S2 pairs"),
+                             "(Sambandham et al. 2024)"),
             ))
+            register_release(spec.name, "paper",
+                             hub_id=f"venkatesh-thiru/s2l8h-UNet-{depth}depth-{up_mode}",
+                             description="the paper's weights, trained on real L8/S2 pairs")
+    return tuple(list_models())
 
 
-def bundled_weights(spec: ModelSpec) -> str:
-    """Path of a spec's weights folder shipped inside the package."""
-    from importlib import resources
-
-    return str(resources.files("s2l8h") / "weights" / str(spec.bundled))
+PUBLISHED_MODELS: tuple[str, ...] = _register_published()
 
 
-_register_published()
-PUBLISHED_MODELS: tuple[str, ...] = tuple(list_models())
-register_model(ModelSpec(
-    name="lite",
-    architecture="lite",
-    config=LiteConfig(width=48, blocks=8, variance_head=True).to_dict(),
-    convention=NATIVE_CONVENTION,
-    description="Efficient network on the native 30 m / 15 m grids with a variance head "
-                "(s2l8h); demo weights trained on simulated Landsat from Sentinel-2",
-    bundled="lite-virginia-sim",
-))
-register_model(ModelSpec(
-    name="lite2",
-    architecture="lite",
-    config=LiteConfig(width=64, blocks=8, variance_head=True, pan_norm=7).to_dict(),
-    convention=NATIVE_CONVENTION,
-    description="lite, wider, with local pan matching and a variance head (s2l8h); default "
-                "weights trained on Landsat simulated from two Sentinel-2 L1C scenes with "
-                "random realistic degradations (noise, PSF, misregistration, atmosphere, "
-                "Level-1 pan)",
-    bundled="lite2-realistic",
-))
+@register_model
+def lite() -> ModelSpec:
+    """48 channels, 8 residual blocks at 30 m, variance head."""
+    return ModelSpec(
+        name="lite",
+        architecture="lite",
+        config=LiteConfig(width=48, blocks=8, variance_head=True).to_dict(),
+        convention=NATIVE_CONVENTION,
+        description="Efficient network on the native 30 m / 15 m grids with a variance head "
+                    "(s2l8h)",
+    )
+
+
+@register_model
+def lite2() -> ModelSpec:
+    """64 channels, 8 residual blocks at 30 m, local pan matching (7 px), variance head."""
+    return ModelSpec(
+        name="lite2",
+        architecture="lite",
+        config=LiteConfig(width=64, blocks=8, variance_head=True, pan_norm=7).to_dict(),
+        convention=NATIVE_CONVENTION,
+        description="lite, wider, with local pan matching and a variance head (s2l8h)",
+    )
+
+
+# --- the bundled releases: one call each; a model's first release is its default -----------
+
+register_release("lite", "virginia-sim", bundled="lite-virginia-sim",
+                 description="demo weights trained on simulated Landsat from Sentinel-2")
+register_release("lite2", "realistic", bundled="lite2-realistic",
+                 description="trained on Landsat simulated from Sentinel-2 L1C scenes with "
+                             "realistic degradations (noise, PSF, misregistration, "
+                             "atmosphere, Level-1 pan)")
+
+if not is_registered(DEFAULT_MODEL):  # pragma: no cover - a mistake in s2l8h.defaults
+    raise _unknown(DEFAULT_MODEL)
+
+__all__ = ["ARCHITECTURES", "DEFAULT_MODEL", "PUBLISHED_MODELS", "ModelSpec", "Release",
+           "build_network", "bundled_weights", "default_release", "find_spec", "get_spec",
+           "is_registered", "list_models", "list_releases", "register_model",
+           "register_release"]

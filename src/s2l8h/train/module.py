@@ -112,6 +112,9 @@ class HarmonizerModule(L.LightningModule):
                  scheduler: SchedulerConfig, max_epochs: int = 1) -> None:
         super().__init__()
         self.model = model
+        # The checkpoint describes its model (not the module itself): ``load_model(ckpt)``
+        # and ``s2l8h export`` rebuild it without the training configuration.
+        self.save_hyperparameters(model.describe(), logger=False)
         self.loss = WeightedLoss(loss)
         if self.loss.needs_variance and not model.has_variance_head:
             raise ValueError("the gaussian_nll loss needs a model with a variance head")

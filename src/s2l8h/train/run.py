@@ -19,10 +19,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from s2l8h.data.pairs import load_scenes
 from s2l8h.data.patches import PatchDataset, QualityFilter
-from s2l8h.errors import InputError, OutputExistsError
+from s2l8h.errors import InputError, ModelLoadError, OutputExistsError
+from s2l8h.models.factory import create_model
 from s2l8h.models.harmonizer import Harmonizer, split_output
 from s2l8h.models.loading import load_state_dict_strict, save_pretrained
-from s2l8h.models.registry import build_network, create_model
+from s2l8h.models.registry import build_network
 from s2l8h.train.config import TrainConfig
 from s2l8h.train.module import (
     HarmonizerModule,
@@ -171,10 +172,15 @@ def calibrate_variance(model: Harmonizer, dataset_dir: str | os.PathLike[str] | 
     return factor
 
 
-def export(config: TrainConfig, checkpoint: str | os.PathLike[str],
+def export(config: TrainConfig | None, checkpoint: str | os.PathLike[str],
            folder: str | os.PathLike[str], *, calibrate: bool = True,
            card: dict | None = None, overwrite: bool = False) -> Path:
-    """Write the checkpoint's model in the release format with a model card (README.md)."""
+    """Write the checkpoint's model in the release format with a model card (README.md).
+
+    Without ``config`` the model is rebuilt from the checkpoint alone
+    (:func:`export_checkpoint`: no data, so no calibration and no measurements)."""
+    if config is None:
+        return export_checkpoint(checkpoint, folder, card=card, overwrite=overwrite)
     model = model_from_checkpoint(config, checkpoint)
     model.name = config.output.name or config.model.name
     facts: dict = {"checkpoint": str(checkpoint), "training_config": config.to_dict(),
@@ -289,3 +295,29 @@ def write_model_card(folder: Path, model: Harmonizer, facts: dict) -> Path:
     path = folder / "README.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def export_checkpoint(checkpoint: str | os.PathLike[str], folder: str | os.PathLike[str], *,
+                      card: dict | None = None, overwrite: bool = False) -> Path:
+    """Write a checkpoint's model in the release format, rebuilt from the checkpoint alone
+    (its hyperparameters name the architecture, config and convention), with a short model
+    card; the variance head is not calibrated (that needs the training data)."""
+    from s2l8h.models.loading import load_model, read_weights
+
+    if read_weights(checkpoint)[1] is None:
+        raise ModelLoadError(f"{checkpoint}: the checkpoint does not describe its model "
+                             "(not written by s2l8h train, or before it saved "
+                             "hyperparameters); pass its training configuration (--config)")
+    model = load_model(checkpoint)
+    facts = {"checkpoint": str(checkpoint), **(card or {})}
+    model.provenance = {"weights": f"trained by s2l8h train, checkpoint {checkpoint}"}
+    folder = save_pretrained(model, folder, provenance={"training": facts},
+                             overwrite=overwrite)
+    lines = [f"# {model.name}", "",
+             f"Architecture `{model.architecture}`: "
+             + ", ".join(f"{k}={v}" for k, v in model.config.to_dict().items()) + ".",
+             f"Input convention: {model.convention.describe()}.", "",
+             f"Exported from the checkpoint `{checkpoint}` alone: no training configuration, "
+             "so no measurements here and the variance head (if any) is not calibrated."]
+    (folder / "README.md").write_text("\n".join(lines) + "\n")
+    return folder

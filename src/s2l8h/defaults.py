@@ -1,0 +1,13 @@
+"""Defaults named in more than one place, in a module that imports nothing (so the command
+line can show them without loading torch).
+
+``DEFAULT_MODEL`` is the model ``s2l8h harmonize`` and ``s2l8h demo`` use when none is given:
+a name of the registry (:mod:`s2l8h.models.registry`): a bare model name (its default
+release) or a release ``model.tag``. Changing the default is changing this line.
+"""
+
+from __future__ import annotations
+
+DEFAULT_MODEL = "lite2"
+
+__all__ = ["DEFAULT_MODEL"]
