@@ -3,8 +3,9 @@
 Supported: Collection-2 Level-2 (``*_SR_B2.TIF`` ... ``*_SR_B7.TIF``, ``*_QA_PIXEL.TIF``,
 ``*_QA_RADSAT.TIF``, ``*_MTL.json|txt``), a stacked GeoTIFF of the six SR bands, and Level-1
 band files (``*_B2.TIF`` ... ``*_B8.TIF``, ``*_BQA.TIF`` or ``*_QA_PIXEL.TIF``, ``*_MTL``) of
-Collection 2, Collection 1 and the pre-collection archive. The pan band always comes from
-Level 1 (band 8 and its MTL).
+Collection 2, Collection 1 and the pre-collection archive, of Landsat-8 and -9. The pan band
+always comes from Level 1 (band 8 and its MTL). File names are recognized by one table of
+patterns, :data:`FILE_PATTERNS` (:func:`classify_file`).
 
 Radiometry (reflectance, unitless):
 
@@ -525,11 +526,13 @@ class _Headers:
         self.infos: dict[Path, RasterInfo] = {}
 
     def peek(self, path: Path) -> RasterInfo:
+        """The header of ``path``, whatever wrote it."""
         if path not in self.infos:
             self.infos[path] = raster_info(path)
         return self.infos[path]
 
     def __call__(self, path: Path) -> RasterInfo:
+        """The header of ``path``, an input (not an s2l8h output)."""
         info = self.peek(path)
         if info.is_s2l8h_output:
             raise InputError(path, f"is an s2l8h output (tag {OUTPUT_TAG}), not a Landsat "
