@@ -364,7 +364,8 @@ def test_build_dataset_from_real_pairs_is_resumable(catalog, tmp_path: Path,
     assert {row["scene_sentinel2"] for row in rows} == {"S2A_T18SVH_20210601",
                                                        "S2A_T18SVH_20230601"}
     assert counts["Train"] > 0 and counts["Validation"] > 0 and counts["Test"] > 0
-    l8, pan, s2 = PatchDataset(folder, "Train")[0]
+    sample = PatchDataset(folder, "Train")[0]
+    l8, pan, s2 = sample["image"], sample["pan"], sample["target"]
     assert l8.shape == (6, 16, 16) and pan.shape == (1, 32, 32) and s2.shape == (6, 48, 48)
     assert 0.0 < float(s2.mean()) < 0.5  # offset-corrected reflectance, not DN
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from affine import Affine
 from lightning.pytorch.callbacks import Callback
 from skimage.metrics import structural_similarity
+from torch.utils.data import default_collate
 
 from s2l8h import load_model
 from s2l8h.data.build import build_simulated_dataset
@@ -61,7 +62,8 @@ def test_dataset_round_trip_and_disjoint_splits(dataset: Path) -> None:
     assert list(rows[0])[:8] == ["patch_id", "pair_path", "location", "date", "geometry",
                                  "ssim", "psnr", "pair_type"]
     train_set = PatchDataset(dataset, "Train")
-    l8, pan, s2 = train_set[0]
+    sample = train_set[0]
+    l8, pan, s2 = sample["image"], sample["pan"], sample["target"]
     assert l8.shape == (6, 16, 16) and pan.shape == (1, 32, 32) and s2.shape == (6, 48, 48)
     import h5py
 
@@ -180,7 +182,7 @@ def test_training_steps_reduce_loss_on_a_fixed_batch(dataset: Path, tmp_path: Pa
     config.loss = [losses.LossTerm("l1")]
     module = build_module(config)
     items = [PatchDataset(dataset, "Train", quality=QualityFilter(0, 0))[i] for i in range(8)]
-    batch = [torch.stack(parts) for parts in zip(*items, strict=True)]
+    batch = default_collate(items)
     optimizer = torch.optim.Adam(module.parameters(), lr=3e-3)
     first = None
     for _ in range(40):
@@ -228,7 +230,8 @@ def test_export_then_load_model_gives_identical_outputs(dataset: Path, tmp_path:
     loaded = load_model(folder)
     assert loaded.architecture == "lite" and loaded.convention.input_grid == "native"
     assert (folder / "README.md").read_text().count("coverage_68") == 2
-    l8, pan, _ = PatchDataset(dataset, "Test", quality=QualityFilter(0, 0))[0]
+    sample = PatchDataset(dataset, "Test", quality=QualityFilter(0, 0))[0]
+    l8, pan = sample["image"], sample["pan"]
     with torch.no_grad():
         mean_trained, variance_trained = trained(l8[None], pan[None])
         mean_loaded, variance_loaded = loaded(l8[None], pan[None])

@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from s2l8h.data.patches import (
+    SPLITS,
     QualityFilter,
     aligned_inputs,
     extract_patches,
     split_rows,
-    write_patch,
+    write_patches,
     write_table,
 )
 from s2l8h.data.simulate import simulate_landsat
@@ -51,17 +52,11 @@ def build_simulated_dataset(
                                                 simulated.pan_grid, grid)
     target = simulated.target[:, :3 * grid30.height, :3 * grid30.width]
     output_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    counts = {"Train": 0, "Validation": 0, "Test": 0}
-    for row, l8, l8_pan, s2 in extract_patches(
-            multispectral, pan, target, grid30, size=size, stride=stride,
-            splits=split_rows(grid30.height, fractions), scene_landsat=name,
-            scene_sentinel2=Path(str(sentinel2)).name):
-        if row["valid_fraction"] < quality.min_valid_fraction:
-            continue
-        write_patch(output_dir, row, l8, l8_pan, s2)
-        rows.append(row)
-        counts[row["pair_type"]] += int(quality.keeps(row))
+    patches = extract_patches(multispectral, pan, target, grid30, size=size, stride=stride,
+                              splits=split_rows(grid30.height, fractions), scene_landsat=name,
+                              scene_sentinel2=Path(str(sentinel2)).name)
+    rows = write_patches(output_dir, patches, quality.min_valid_fraction)
+    counts = _counts(rows, quality)
     write_table(output_dir, rows)
     settings = {"sentinel2": str(sentinel2), "size": size, "stride": stride,
                 "fractions": list(fractions), "offset": offset, "platform": platform,
@@ -101,7 +96,7 @@ def build_pair_dataset(
     from tqdm.auto import tqdm
 
     from s2l8h.data import stac
-    from s2l8h.data.patches import COLUMNS
+    from s2l8h.data.patches import write_rows
 
     output_dir = Path(output_dir)
     parts = output_dir / "tables"
@@ -118,31 +113,26 @@ def build_pair_dataset(
         _, sentinel2_clear = stac.classify_scl(loaded.scl)
         landsat = np.where(landsat_clear, loaded.landsat, np.nan)
         sentinel2 = np.where(sentinel2_clear, loaded.sentinel2, np.nan)
-        rows = []
-        for row, l8, l8_pan, s2 in extract_patches(
-                landsat, loaded.pan[None], sentinel2, loaded.grid30, size=size, stride=stride,
-                splits=split_rows(loaded.grid30.height, fractions),
-                scene_landsat=pair.landsat.id, scene_sentinel2=pair.sentinel2.id,
-                date=str(pair.landsat.datetime.date())):
-            if row["valid_fraction"] < quality.min_valid_fraction:
-                continue
-            write_patch(output_dir, row, l8, l8_pan, s2)
-            rows.append(row)
-        partial = part.with_name(f".{part.name}.partial")
-        with partial.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(COLUMNS))
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(partial, part)
+        patches = extract_patches(
+            landsat, loaded.pan[None], sentinel2, loaded.grid30, size=size, stride=stride,
+            splits=split_rows(loaded.grid30.height, fractions),
+            scene_landsat=pair.landsat.id, scene_sentinel2=pair.sentinel2.id,
+            date=str(pair.landsat.datetime.date()))
+        write_rows(part, write_patches(output_dir, patches, quality.min_valid_fraction))
     every = []
     for part in sorted(parts.glob("*.csv")):
         with part.open(newline="") as handle:
             every.extend(csv.DictReader(handle))
     write_table(output_dir, every)
-    counts = {split: sum(1 for row in every if row["pair_type"] == split and quality.keeps(row))
-              for split in ("Train", "Validation", "Test")}
+    counts = _counts(every, quality)
     (output_dir / "dataset.json").write_text(json.dumps(
         {"complete": True, "pairs": [f"{p.landsat.id}__{p.sentinel2.id}" for p in pairs],
          "bbox": list(bbox), "size": size, "stride": stride, "fractions": list(fractions),
          "counts_passing_quality": counts}, indent=2) + "\n")
     return counts
+
+
+def _counts(rows: Sequence[dict], quality: QualityFilter) -> dict[str, int]:
+    """Patches per split that pass ``quality``."""
+    return {split: sum(1 for row in rows if row["pair_type"] == split and quality.keeps(row))
+            for split in SPLITS}

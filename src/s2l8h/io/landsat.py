@@ -3,8 +3,9 @@
 Supported: Collection-2 Level-2 (``*_SR_B2.TIF`` ... ``*_SR_B7.TIF``, ``*_QA_PIXEL.TIF``,
 ``*_QA_RADSAT.TIF``, ``*_MTL.json|txt``), a stacked GeoTIFF of the six SR bands, and Level-1
 band files (``*_B2.TIF`` ... ``*_B8.TIF``, ``*_BQA.TIF`` or ``*_QA_PIXEL.TIF``, ``*_MTL``) of
-Collection 2, Collection 1 and the pre-collection archive. The pan band always comes from
-Level 1 (band 8 and its MTL).
+Collection 2, Collection 1 and the pre-collection archive, of Landsat-8 and -9. The pan band
+always comes from Level 1 (band 8 and its MTL). File names are recognized by one table of
+patterns, :data:`FILE_PATTERNS` (:func:`classify_file`).
 
 Radiometry (reflectance, unitless):
 
@@ -23,7 +24,7 @@ import os
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -39,29 +40,129 @@ from s2l8h.io.quality import QaLayout
 MULTISPECTRAL_BAND_NUMBERS = (2, 3, 4, 5, 6, 7)  # blue green red nir08 swir16 swir22
 PAN_BAND_NUMBER = 8
 
-_SR_BAND = re.compile(r"_SR_B([2-7])\.tiff?$", re.IGNORECASE)
-_L1_BAND = re.compile(r"_B(\d{1,2})\.tiff?$", re.IGNORECASE)
-_QA_PIXEL = re.compile(r"_QA_PIXEL\.tiff?$", re.IGNORECASE)
-_QA_RADSAT = re.compile(r"_QA_RADSAT\.tiff?$", re.IGNORECASE)
-_BQA = re.compile(r"_BQA\.tiff?$", re.IGNORECASE)
-_MTL = re.compile(r"_MTL\.(txt|json)$", re.IGNORECASE)
-_TIFF = re.compile(r"\.tiff?$", re.IGNORECASE)
-_TEXT = re.compile(r"\.(txt|json)$", re.IGNORECASE)
-_COLLECTION_NAME = re.compile(r"^L[COTE]0[89]_", re.IGNORECASE)
-#: Collection-1/2 product ids: LC08_L2SP_195025_20230707_20230717_02_T1
-_COLLECTION_ID = re.compile(
-    r"^L[COTE]0(?P<sat>[89])_L\w{3}_(?P<path>\d{3})(?P<row>\d{3})_(?P<date>\d{8})_\d{8}_\d{2}_"
-    r"\w{2}", re.IGNORECASE)
-#: Pre-collection scene ids: LC80200392015216LGN00 (year and day of year)
-_PRECOLLECTION_ID = re.compile(
-    r"^L[COTE](?P<sat>[89])(?P<path>\d{3})(?P<row>\d{3})(?P<year>\d{4})(?P<doy>\d{3})"
-    r"[A-Z]{3}\d{2}", re.IGNORECASE)
 #: Tag every s2l8h output carries: such files are never read as scene inputs.
 OUTPUT_TAG = "S2L8H_VERSION"
 #: Pixel sizes (m) of Landsat-8/9 OLI products.
 MULTISPECTRAL_PIXEL, PAN_PIXEL = 30.0, 15.0
 #: Reflectance below which no Collection-2 SR median can fall (DN 7273 is reflectance 0).
 _LOWEST_MEDIAN_DN = (-0.05 - SR_OFFSET) / SR_SCALE
+
+
+# ------------------------------------------------------------------------ file names ----
+#
+# A USGS file name is a product (or scene) id, then a suffix naming what the file holds. The
+# table below is the product of the id schemes and the file kinds: every name is tried against
+# the patterns in order (kinds first, as listed; then schemes) and the first full match says
+# what the file is. Named groups: ``sensor`` (LC, LO, LT, LE), ``satellite`` (8 or 9),
+# ``level`` (L1TP, L2SP, ...), WRS-2 ``path`` and ``row``, acquisition ``date`` (YYYYMMDD, or
+# ``year`` and ``doy`` before the collections), ``processed`` (date), ``collection`` (01, 02),
+# ``tier`` (T1, T2, RT), ``station`` and ``version`` (pre-collection), ``band`` (number) and
+# ``rest`` (anything between the id and the suffix, e.g. ``_SR`` of a stack).
+
+#: Id schemes, tried in this order. ``collection``: Collection-1/2 product ids
+#: (``LC08_L2SP_195025_20230707_20230717_02_T1``); a name that only starts like one
+#: (``LC08_...``) is of this scheme too, without the acquisition groups. ``pre-collection``:
+#: scene ids ``LC80200392015216LGN00`` (year, day of year, ground station, version).
+#: ``unnamed``: any other name, recognized by its suffix alone.
+_ID_SCHEMES: tuple[tuple[str, str], ...] = (
+    ("collection", r"(?P<sensor>L[COTE])0(?P<satellite>[89])_(?:(?P<level>L\w{3})_"
+                   r"(?P<path>\d{3})(?P<row>\d{3})_(?P<date>\d{8})_(?P<processed>\d{8})_"
+                   r"(?P<collection>\d{2})_(?P<tier>\w{2}))?"),
+    ("pre-collection", r"(?P<sensor>L[COTE])(?P<satellite>[89])(?P<path>\d{3})(?P<row>\d{3})"
+                       r"(?P<year>\d{4})(?P<doy>\d{3})(?P<station>[A-Z]{3})(?P<version>\d{2})"),
+    ("unnamed", ""),
+)
+#: File kinds by suffix, tried in this order (``_SR_B2`` before ``_B2``, named kinds before
+#: ``raster``). ``band``: a Level-1 band file (``_B1`` ... ``_B11``); ``pan``: Level-1 band 8;
+#: ``text``: a ``.txt``/``.json`` file, read as an MTL only when given explicitly;
+#: ``raster``: any other GeoTIFF, a stack of the SR bands or a pan, told apart by band count.
+FileKind = Literal["sr_band", "qa_pixel", "qa_radsat", "bqa", "pan", "band", "mtl", "text",
+                   "raster"]
+_KINDS: tuple[tuple[FileKind, str], ...] = (
+    ("sr_band", r"_SR_B(?P<band>[2-7])\.tiff?"),
+    ("qa_pixel", r"_QA_PIXEL\.tiff?"),
+    ("qa_radsat", r"_QA_RADSAT\.tiff?"),
+    ("bqa", r"_BQA\.tiff?"),
+    ("pan", r"_B(?P<band>0?8)\.tiff?"),
+    ("band", r"_B(?P<band>\d{1,2})\.tiff?"),
+    ("mtl", r"_MTL\.(?:txt|json)"),
+    ("text", r"\.(?:txt|json)"),
+    ("raster", r"\.tiff?"),
+)
+
+
+@dataclass(frozen=True)
+class FilePattern:
+    """One row of :data:`FILE_PATTERNS`: a file kind under one id scheme."""
+
+    kind: FileKind
+    scheme: str
+    regex: re.Pattern[str]
+
+
+#: The one table of Landsat file-name patterns (case-insensitive, whole names).
+FILE_PATTERNS: tuple[FilePattern, ...] = tuple(
+    FilePattern(kind, scheme, re.compile(rf"^{ids}(?P<rest>.*?){suffix}$", re.IGNORECASE))
+    for kind, suffix in _KINDS for scheme, ids in _ID_SCHEMES)
+
+
+@dataclass(frozen=True)
+class FileName:
+    """What a file name says: its kind, its id scheme and the groups the pattern found
+    (``None`` where the name does not tell). ``date`` is the acquisition date, YYYY-MM-DD;
+    ``stem`` is the name without its kind suffix (the product id and anything after it)."""
+
+    path: Path
+    kind: FileKind
+    scheme: str
+    stem: str
+    band: int | None = None
+    sensor: str | None = None
+    satellite: str | None = None
+    level: str | None = None
+    wrs_path: int | None = None
+    wrs_row: int | None = None
+    date: str | None = None
+    collection: str | None = None
+    tier: str | None = None
+
+
+def _iso_date(groups: dict[str, str | None]) -> str | None:
+    """YYYY-MM-DD from ``date`` (YYYYMMDD) or from ``year`` and ``doy`` (day of year)."""
+    if groups.get("date"):
+        date = groups["date"]
+        return f"{date[:4]}-{date[4:6]}-{date[6:]}"
+    if groups.get("year") and groups.get("doy"):
+        day = dt.date(int(groups["year"]), 1, 1) + dt.timedelta(days=int(groups["doy"]) - 1)
+        return day.isoformat()
+    return None
+
+
+def classify_file(path: str | os.PathLike[str]) -> FileName | None:
+    """The first pattern of :data:`FILE_PATTERNS` that ``path``'s name matches, parsed;
+    ``None`` for a name no Landsat kind recognizes (neither TIFF nor text)."""
+    path = Path(path)
+    for pattern in FILE_PATTERNS:
+        if match := pattern.regex.match(path.name):
+            groups = match.groupdict()
+            return FileName(
+                path=path, kind=pattern.kind, scheme=pattern.scheme,
+                stem=path.name[:match.end("rest")],
+                band=int(groups["band"]) if groups.get("band") else None,
+                sensor=groups.get("sensor"), satellite=groups.get("satellite"),
+                level=groups.get("level"),
+                wrs_path=int(groups["path"]) if groups.get("path") else None,
+                wrs_row=int(groups["row"]) if groups.get("row") else None,
+                date=_iso_date(groups), collection=groups.get("collection"),
+                tier=groups.get("tier"))
+    return None
+
+
+def _qa_layout_for(name: FileName) -> QaLayout:
+    """QA_PIXEL bits, or BQA bits of Collection 1 or of the pre-collection archive."""
+    if name.kind == "qa_pixel":
+        return "qa_pixel"
+    return "bqa_c1" if name.scheme == "collection" else "bqa_pre"
 
 
 class ToaModeWarning(UserWarning):
@@ -134,12 +235,6 @@ class LandsatScene:
         return mult, add
 
 
-def _qa_layout_for(path: Path) -> QaLayout:
-    if _QA_PIXEL.search(path.name):
-        return "qa_pixel"
-    return "bqa_c1" if _COLLECTION_NAME.match(path.name) else "bqa_pre"
-
-
 @dataclass(frozen=True)
 class RasterInfo:
     """What :func:`raster_info` read of a raster's header (pixel sizes in CRS units)."""
@@ -197,11 +292,6 @@ def check_raster(path: Path) -> int:
     return raster_info(path).count
 
 
-def _scene_name(paths: Sequence[Path]) -> str:
-    """The USGS scene/product id in front of the band suffix of the first file."""
-    return re.sub(r"_(SR_)?B\d+$", "", paths[0].stem) if paths else "scene"
-
-
 @dataclass(frozen=True)
 class Acquisition:
     """Satellite (8 or 9), WRS-2 path and row, and acquisition date of a file, and where
@@ -225,16 +315,12 @@ class Acquisition:
 
 
 def acquisition_from_name(path: Path) -> Acquisition | None:
-    """The acquisition a USGS file name encodes (Collection 1/2 or pre-collection), if any."""
-    if match := _COLLECTION_ID.match(path.name):
-        date = match["date"]
-        return Acquisition(match["sat"], int(match["path"]), int(match["row"]),
-                           f"{date[:4]}-{date[4:6]}-{date[6:]}", path)
-    if match := _PRECOLLECTION_ID.match(path.name):
-        day = dt.date(int(match["year"]), 1, 1) + dt.timedelta(days=int(match["doy"]) - 1)
-        return Acquisition(match["sat"], int(match["path"]), int(match["row"]),
-                           day.isoformat(), path)
-    return None
+    """The acquisition a USGS file name encodes (Collection 1/2 or pre-collection), if any:
+    only a whole product or scene id tells one."""
+    name = classify_file(path)
+    if name is None or name.date is None:
+        return None
+    return Acquisition(name.satellite, name.wrs_path, name.wrs_row, name.date, path)
 
 
 def acquisition_from_metadata(metadata: LandsatMetadata) -> Acquisition:
@@ -384,70 +470,86 @@ def _gather(items: Sequence[Path]) -> tuple[list[Path], set[Path]]:
     return files, explicit
 
 
-def open_scene(
-    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    *,
-    toa: bool = False,
-    need_pan: bool = True,
-) -> LandsatScene:
-    """Recognize a scene from a folder or a list of files, and check that its files belong
-    together.
+@dataclass
+class _SceneFiles:
+    """The files of a scene, grouped by the kind their names say (:func:`classify_file`).
 
-    Checked: band counts, data types and value ranges (digital numbers, not reflectance),
-    every band on the scene's grid, pan and quality bands in its CRS with Landsat pixel sizes
-    over its footprint, one acquisition (satellite, WRS path/row, date) in every file name
-    and MTL, MTL numbers. s2l8h's own outputs (tag ``S2L8H_VERSION``) in a folder are skipped.
-    A stack of seven bands is read as six SR bands + QA_PIXEL. Any ``.json``/``.txt`` file
-    given explicitly is read as an MTL. ``toa=True`` allows a Level-1-only scene (no SR
-    bands); it warns that the published models expect surface reflectance.
+    ``l1_bands`` maps Level-1 band numbers to files (8 is the pan); ``rasters`` are GeoTIFFs
+    no name pattern tells (a stack or a pan, by band count); ``explicit``: files given by name
+    rather than found in a folder.
     """
-    items = [Path(inputs)] if isinstance(inputs, str | os.PathLike) else [Path(p) for p in inputs]
-    if not items:
-        raise InputError(None, "no input files given")
-    files, explicit = _gather(items)
-    sr_bands: dict[int, Path] = {}
-    l1_bands: dict[int, Path] = {}
-    qa_pixel = bqa = radsat = None
-    mtls: list[Path] = []
-    other_tiffs: list[Path] = []
+
+    explicit: set[Path]
+    sr_bands: dict[int, Path] = field(default_factory=dict)
+    l1_bands: dict[int, Path] = field(default_factory=dict)
+    qa_pixel: Path | None = None
+    bqa: Path | None = None
+    radsat: Path | None = None
+    mtls: list[Path] = field(default_factory=list)
+    rasters: list[Path] = field(default_factory=list)
+    names: dict[Path, FileName] = field(default_factory=dict)
+
+
+def _group_by_kind(files: Sequence[Path], explicit: set[Path]) -> _SceneFiles:
+    """Classify each file by name and group the scene's files by kind (a later file of a
+    kind replaces an earlier one; names of no kind, and text files found in a folder that are
+    not ``*_MTL``, are left out)."""
+    grouped = _SceneFiles(explicit)
     for path in files:
-        if match := _SR_BAND.search(path.name):
-            sr_bands[int(match.group(1))] = path
-        elif _QA_PIXEL.search(path.name):
-            qa_pixel = path
-        elif _QA_RADSAT.search(path.name):
-            radsat = path
-        elif _BQA.search(path.name):
-            bqa = path
-        elif match := _L1_BAND.search(path.name):
-            l1_bands[int(match.group(1))] = path
-        elif _MTL.search(path.name) or (path in explicit and _TEXT.search(path.name)):
-            mtls.append(path)
-        elif _TIFF.search(path.name):
-            other_tiffs.append(path)
-    metadata = [read_metadata(path) for path in mtls]
-    l2_metadata = next((m for m in metadata if m.processing_level.startswith("L2")), None)
-    l1_metadata = next((m for m in metadata if not m.processing_level.startswith("L2")), None)
+        name = classify_file(path)
+        if name is None:
+            continue
+        grouped.names[path] = name
+        if name.kind == "sr_band":
+            grouped.sr_bands[name.band] = path  # type: ignore[index]
+        elif name.kind in ("band", "pan"):
+            grouped.l1_bands[name.band] = path  # type: ignore[index]
+        elif name.kind == "qa_pixel":
+            grouped.qa_pixel = path
+        elif name.kind == "qa_radsat":
+            grouped.radsat = path
+        elif name.kind == "bqa":
+            grouped.bqa = path
+        elif name.kind == "mtl" or (name.kind == "text" and path in explicit):
+            grouped.mtls.append(path)
+        elif name.kind == "raster":
+            grouped.rasters.append(path)
+    return grouped
 
-    infos: dict[Path, RasterInfo] = {}
 
-    def info_of(path: Path) -> RasterInfo:
-        if path not in infos:
-            infos[path] = raster_info(path)
-            if infos[path].is_s2l8h_output:
-                raise InputError(path, f"is an s2l8h output (tag {OUTPUT_TAG}), not a "
-                                 "Landsat input; move it out of the scene folder")
-        return infos[path]
+class _Headers:
+    """Raster headers (:func:`raster_info`), each file read once; :meth:`__call__` refuses
+    s2l8h outputs as scene inputs, :meth:`peek` returns any header."""
 
-    pan = l1_bands.get(PAN_BAND_NUMBER)
-    stacked: Path | None = None
-    for path in other_tiffs:
-        info = raster_info(path)
+    def __init__(self) -> None:
+        self.infos: dict[Path, RasterInfo] = {}
+
+    def peek(self, path: Path) -> RasterInfo:
+        """The header of ``path``, whatever wrote it."""
+        if path not in self.infos:
+            self.infos[path] = raster_info(path)
+        return self.infos[path]
+
+    def __call__(self, path: Path) -> RasterInfo:
+        """The header of ``path``, an input (not an s2l8h output)."""
+        info = self.peek(path)
         if info.is_s2l8h_output:
-            if path in explicit:
-                info_of(path)  # raises: an output given as an input
+            raise InputError(path, f"is an s2l8h output (tag {OUTPUT_TAG}), not a Landsat "
+                             "input; move it out of the scene folder")
+        return info
+
+
+def _sort_rasters(files: _SceneFiles, headers: _Headers) -> tuple[Path | None, Path | None]:
+    """(pan, stack) among the rasters no name tells: the first single-band one is the pan
+    (unless a ``*_B8`` file is), the first with 6 or 7 bands the SR stack. s2l8h outputs found
+    in a folder are skipped; given explicitly, they are refused."""
+    pan, stacked = files.l1_bands.get(PAN_BAND_NUMBER), None
+    for path in files.rasters:
+        info = headers.peek(path)
+        if info.is_s2l8h_output:
+            if path in files.explicit:
+                headers(path)  # raises: an output given as an input
             continue  # an earlier run's output in the scene folder: not an input
-        infos[path] = info
         if info.count == 1 and pan is None:
             pan = path
         elif info.count in (6, 7) and stacked is None:
@@ -457,95 +559,173 @@ def open_scene(
                              "a single-band pan file or a stack of the six SR bands (blue, "
                              "green, red, nir08, swir16, swir22), optionally with QA_PIXEL "
                              "as band 7")
-    qa = qa_pixel or bqa
-    qa_layout = _qa_layout_for(qa) if qa is not None else None
+    return pan, stacked
+
+
+@dataclass(frozen=True)
+class _Bands:
+    """The multispectral bands chosen for a scene, their product and quality band."""
+
+    level: Literal["L2", "L1"]
+    multispectral: tuple[Path, ...]
+    metadata: LandsatMetadata | None
+    product: str  # what check_digital_numbers calls the expected digital numbers
+    qa: Path | None
+    qa_layout: QaLayout | None
+    qa_band: int = 1
+
+
+def _level2_bands(files: _SceneFiles, stacked: Path | None, metadata: LandsatMetadata | None,
+                  headers: _Headers, where: Path) -> _Bands:
+    """Six SR band files, or a stack of six (plus QA_PIXEL as band 7, which is the quality
+    band unless a QA file is given)."""
+    qa = files.qa_pixel or files.bqa
+    qa_layout = _qa_layout_for(files.names[qa]) if qa is not None else None
     qa_band = 1
-
-    if sr_bands or stacked is not None:
-        level: Literal["L2", "L1"] = "L2"
-        if stacked is not None:
-            multispectral: tuple[Path, ...] = (stacked,)
-            stack = info_of(stacked)
-            if stack.count == 7:
-                if not _looks_like_qa_pixel(stack, 7):
-                    raise InputError(stacked, "stack has 7 bands and band 7 is not a "
-                                     "QA_PIXEL band: expected the six SR bands (blue, green, "
-                                     "red, nir08, swir16, swir22), optionally followed by "
-                                     "QA_PIXEL as band 7")
-                if qa is None:
-                    qa, qa_layout, qa_band = stacked, "qa_pixel", 7
-        else:
-            missing = [f"SR_B{n}" for n in MULTISPECTRAL_BAND_NUMBERS if n not in sr_bands]
-            if missing:
-                raise InputError(items[0], f"surface-reflectance bands missing: {missing}")
-            multispectral = tuple(sr_bands[n] for n in MULTISPECTRAL_BAND_NUMBERS)
-        scene_metadata = l2_metadata or l1_metadata
-        product = "Collection-2 Level-2 surface-reflectance"
-    elif l1_bands:
-        missing = [f"B{n}" for n in MULTISPECTRAL_BAND_NUMBERS if n not in l1_bands]
-        if missing:
-            raise InputError(items[0], f"Level-1 bands missing: {missing}")
-        if not toa:
-            raise InputError(items[0], "only Level-1 digital numbers, no surface reflectance "
-                             "(SR_B2..SR_B7); run in TOA mode (--toa) to use TOA reflectance")
-        if l1_metadata is None:
-            raise InputError(items[0], "Level-1 bands need their MTL file (*_MTL.txt/json)")
-        warnings.warn(
-            "TOA mode: Level-1 top-of-atmosphere reflectance is fed to models that expect "
-            "surface reflectance; expect biased output", ToaModeWarning, stacklevel=2)
-        level = "L1"
-        multispectral = tuple(l1_bands[n] for n in MULTISPECTRAL_BAND_NUMBERS)
-        scene_metadata = l1_metadata
-        product = "Level-1"
+    if stacked is not None:
+        multispectral: tuple[Path, ...] = (stacked,)
+        stack = headers(stacked)
+        if stack.count == 7:
+            if not _looks_like_qa_pixel(stack, 7):
+                raise InputError(stacked, "stack has 7 bands and band 7 is not a QA_PIXEL "
+                                 "band: expected the six SR bands (blue, green, red, nir08, "
+                                 "swir16, swir22), optionally followed by QA_PIXEL as band 7")
+            if qa is None:
+                qa, qa_layout, qa_band = stacked, "qa_pixel", 7
     else:
-        raise InputError(items[0], "no Landsat multispectral bands found (expected *_SR_B2.TIF.."
-                         "*_SR_B7.TIF, a stacked SR GeoTIFF, or Level-1 *_B2.TIF..*_B7.TIF)")
-    pan = pan if need_pan else None
-    pan_metadata = _pan_metadata(metadata, pan)
-    if need_pan:
-        if pan is None:
-            raise InputError(items[0], "the panchromatic band is missing (Level-1 *_B8.TIF)")
-        if pan_metadata is None:
-            where = ", ".join(str(m.path) for m in metadata) or "no MTL file given"
-            raise InputError(pan, "no MTL with REFLECTANCE_MULT_BAND_8 / REFLECTANCE_ADD_BAND_8 "
-                             f"for the pan band ({where})")
+        missing = [f"SR_B{n}" for n in MULTISPECTRAL_BAND_NUMBERS if n not in files.sr_bands]
+        if missing:
+            raise InputError(where, f"surface-reflectance bands missing: {missing}")
+        multispectral = tuple(files.sr_bands[n] for n in MULTISPECTRAL_BAND_NUMBERS)
+    return _Bands("L2", multispectral, metadata, "Collection-2 Level-2 surface-reflectance",
+                  qa, qa_layout, qa_band)
 
-    # Every file belongs to the scene: band counts, values, grids, one acquisition.
-    reference = info_of(multispectral[0])
-    for path in multispectral:
-        info = info_of(path)
-        if len(multispectral) > 1:
+
+def _level1_bands(files: _SceneFiles, metadata: LandsatMetadata | None, toa: bool,
+                  where: Path) -> _Bands:
+    """Level-1 bands B2..B7 read as TOA reflectance: only with ``toa`` and an MTL; warns."""
+    missing = [f"B{n}" for n in MULTISPECTRAL_BAND_NUMBERS if n not in files.l1_bands]
+    if missing:
+        raise InputError(where, f"Level-1 bands missing: {missing}")
+    if not toa:
+        raise InputError(where, "only Level-1 digital numbers, no surface reflectance "
+                         "(SR_B2..SR_B7); run in TOA mode (--toa) to use TOA reflectance")
+    if metadata is None:
+        raise InputError(where, "Level-1 bands need their MTL file (*_MTL.txt/json)")
+    warnings.warn(
+        "TOA mode: Level-1 top-of-atmosphere reflectance is fed to models that expect "
+        "surface reflectance; expect biased output", ToaModeWarning, stacklevel=4)
+    qa = files.qa_pixel or files.bqa
+    return _Bands("L1", tuple(files.l1_bands[n] for n in MULTISPECTRAL_BAND_NUMBERS),
+                  metadata, "Level-1", qa,
+                  _qa_layout_for(files.names[qa]) if qa is not None else None)
+
+
+def _choose_bands(files: _SceneFiles, stacked: Path | None,
+                  metadata: Sequence[LandsatMetadata], headers: _Headers, toa: bool,
+                  where: Path) -> _Bands:
+    """Level-2 SR bands where there are any, else Level-1 bands (TOA mode)."""
+    level2 = next((m for m in metadata if m.processing_level.startswith("L2")), None)
+    level1 = next((m for m in metadata if not m.processing_level.startswith("L2")), None)
+    if files.sr_bands or stacked is not None:
+        return _level2_bands(files, stacked, level2 or level1, headers, where)
+    if files.l1_bands:
+        return _level1_bands(files, level1, toa, where)
+    raise InputError(where, "no Landsat multispectral bands found (expected *_SR_B2.TIF.."
+                     "*_SR_B7.TIF, a stacked SR GeoTIFF, or Level-1 *_B2.TIF..*_B7.TIF)")
+
+
+def _check_pan(pan: Path | None, pan_metadata: LandsatMetadata | None,
+               metadata: Sequence[LandsatMetadata], where: Path) -> None:
+    """A pan band is there, with an MTL giving its reflectance rescaling."""
+    if pan is None:
+        raise InputError(where, "the panchromatic band is missing (Level-1 *_B8.TIF)")
+    if pan_metadata is None:
+        given = ", ".join(str(m.path) for m in metadata) or "no MTL file given"
+        raise InputError(pan, "no MTL with REFLECTANCE_MULT_BAND_8 / REFLECTANCE_ADD_BAND_8 "
+                         f"for the pan band ({given})")
+
+
+def _check_scene(scene: LandsatScene, product: str, headers: _Headers,
+                 metadata: Sequence[LandsatMetadata]) -> None:
+    """Every file belongs to the scene: band counts, digital numbers, grids, pan and quality
+    bands in its CRS with Landsat pixel sizes (15 m pan, 30 m quality) over its footprint,
+    one acquisition in every file name and MTL."""
+    reference = headers(scene.multispectral[0])
+    for path in scene.multispectral:
+        info = headers(path)
+        if not scene.stacked:
             if info.count != 1:
                 raise InputError(path, f"has {info.count} bands; a Landsat band file has one")
             _check_same_grid(info, reference)
-    sources = [(multispectral[0], band) for band in range(1, 7)] if stacked is not None \
-        else [(path, 1) for path in multispectral]
-    for path, band in sources:
-        check_digital_numbers(info_of(path), band, product)
-    for path, what, pixel in ((pan, "pan band", PAN_PIXEL), (qa, "quality band",
-                                                             MULTISPECTRAL_PIXEL),
-                              (radsat, "QA_RADSAT band", MULTISPECTRAL_PIXEL)):
-        if path is None or path == stacked:
+    for path, band in scene.multispectral_sources():
+        check_digital_numbers(headers(path), band, product)
+    stack = scene.multispectral[0] if scene.stacked else None
+    for path, what, pixel in ((scene.pan, "pan band", PAN_PIXEL),
+                              (scene.qa, "quality band", MULTISPECTRAL_PIXEL),
+                              (scene.radsat, "QA_RADSAT band", MULTISPECTRAL_PIXEL)):
+        if path is None or path == stack:
             continue
-        info = info_of(path)
+        info = headers(path)
         if info.count != 1:
             raise InputError(path, f"has {info.count} bands; a Landsat {what} file has one")
         _check_belongs(info, reference, what, pixel)
-    if pan is not None:
-        check_digital_numbers(info_of(pan), 1, "Level-1 panchromatic")
-    used = [*multispectral, pan, qa, radsat]
+    if scene.pan is not None:
+        check_digital_numbers(headers(scene.pan), 1, "Level-1 panchromatic")
+    used = [*scene.multispectral, scene.pan, scene.qa, scene.radsat]
     acquisitions = [found for found in (acquisition_from_name(path) for path in used
                                         if path is not None) if found is not None]
     acquisitions += [acquisition_from_metadata(m) for m in metadata]
     check_same_acquisition(acquisitions)
 
-    name = scene_metadata.scene_id if scene_metadata and scene_metadata.scene_id else \
-        _scene_name(multispectral)
-    return LandsatScene(name=name, level=level, multispectral=multispectral, pan=pan, qa=qa,
-                        qa_layout=qa_layout, radsat=radsat, metadata=scene_metadata,
-                        pan_metadata=pan_metadata, qa_band=qa_band,
-                        mtl_files=tuple(m.path for m in metadata))
 
+def _scene_name(bands: _Bands, files: _SceneFiles) -> str:
+    """The MTL's product/scene id, else the first band file's name without its suffix."""
+    if bands.metadata is not None and bands.metadata.scene_id:
+        return bands.metadata.scene_id
+    first = files.names.get(bands.multispectral[0])
+    return first.stem if first is not None else bands.multispectral[0].stem
+
+
+def open_scene(
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    toa: bool = False,
+    need_pan: bool = True,
+) -> LandsatScene:
+    """Recognize a scene from a folder or a list of files, and check that its files belong
+    together.
+
+    Each file is classified by its name (:data:`FILE_PATTERNS`), the files are grouped by
+    kind, the bands chosen (Level-2 SR where there are any), and every file checked: band
+    counts, data types and value ranges (digital numbers, not reflectance), every band on the
+    scene's grid, pan and quality bands in its CRS with Landsat pixel sizes over its
+    footprint, one acquisition (satellite, WRS path/row, date) in every file name and MTL, MTL
+    numbers. s2l8h's own outputs (tag ``S2L8H_VERSION``) in a folder are skipped. A stack of
+    seven bands is read as six SR bands + QA_PIXEL. Any ``.json``/``.txt`` file given
+    explicitly is read as an MTL. ``toa=True`` allows a Level-1-only scene (no SR bands); it
+    warns that the published models expect surface reflectance. ``need_pan=False``: the pan
+    band is neither required nor used.
+    """
+    items = [Path(inputs)] if isinstance(inputs, str | os.PathLike) else [Path(p) for p in inputs]
+    if not items:
+        raise InputError(None, "no input files given")
+    files = _group_by_kind(*_gather(items))
+    metadata = [read_metadata(path) for path in files.mtls]
+    headers = _Headers()
+    pan, stacked = _sort_rasters(files, headers)
+    bands = _choose_bands(files, stacked, metadata, headers, toa, items[0])
+    pan = pan if need_pan else None
+    pan_metadata = _pan_metadata(metadata, pan)
+    if need_pan:
+        _check_pan(pan, pan_metadata, metadata, items[0])
+    scene = LandsatScene(name=_scene_name(bands, files), level=bands.level,
+                         multispectral=bands.multispectral, pan=pan, qa=bands.qa,
+                         qa_layout=bands.qa_layout, radsat=files.radsat,
+                         metadata=bands.metadata, pan_metadata=pan_metadata,
+                         qa_band=bands.qa_band, mtl_files=tuple(m.path for m in metadata))
+    _check_scene(scene, bands.product, headers, metadata)
+    return scene
 
 def _pan_metadata(metadata: Sequence[LandsatMetadata], pan: Path | None
                   ) -> LandsatMetadata | None:

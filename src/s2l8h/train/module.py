@@ -14,6 +14,7 @@ from s2l8h.data.pairs import SceneSource, SimulatedPairs, load_scenes
 from s2l8h.data.patches import PatchDataset, QualityFilter
 from s2l8h.data.real import RealSource, RealWaldPairs
 from s2l8h.data.simulate import TRAINING_RANGES
+from s2l8h.data.transforms import RandomDihedral
 from s2l8h.errors import ConfigError, InputError
 from s2l8h.models.convention import InputConvention
 from s2l8h.models.harmonizer import Harmonizer, split_output
@@ -40,8 +41,8 @@ def make_dataset(config: DataConfig, split: str, seed: int = 0,
     ``real_val_samples``; pan in ``convention``) where given."""
     if config.dataset:
         quality = QualityFilter(config.min_ssim, config.min_psnr)
-        return PatchDataset(config.dataset, split, quality=quality,
-                            augment=config.augment and split == "Train")
+        return PatchDataset(config.dataset, split, quality=quality, transforms=RandomDihedral()
+                            if config.augment and split == "Train" else None)
     scenes = scenes if scenes is not None else load_scenes(scene_sources(config))
     ranges = None
     if config.degradation == "training":
