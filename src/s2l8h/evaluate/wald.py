@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from affine import Affine
 from odc.geo.geobox import GeoBox
 
 from s2l8h.data.bandpass import HLS_BANDPASS, msi_to_oli
@@ -44,7 +43,7 @@ from s2l8h.evaluate.benchmark import (
 from s2l8h.inference.harmonize import resolve_models
 from s2l8h.inference.uncertainty import make_predictor
 from s2l8h.io.errors import InputError
-from s2l8h.io.grid import coarser_grid
+from s2l8h.io.grid import WorkingGrids
 from s2l8h.io.landsat import open_scene
 from s2l8h.io.quality import DEFAULT_MASK_FLAGS
 from s2l8h.io.reader import SceneReader
@@ -73,12 +72,8 @@ def read_real_scene(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[
     if rows == 0 or cols == 0:
         raise InputError(scene.multispectral[0], "too small for the reduced-resolution "
                          "protocol (needs at least 9 x 9 pixels of 30 m)")
-    grid30 = GeoBox((rows, cols), native.affine, native.crs)
-    affine = grid30.affine
-    grid15 = GeoBox((2 * rows, 2 * cols), Affine(affine.a / 2, 0, affine.c, 0, affine.e / 2,
-                                                 affine.f), grid30.crs)
-    grid10 = GeoBox((3 * rows, 3 * cols), Affine(affine.a / 3, 0, affine.c, 0, affine.e / 3,
-                                                 affine.f), grid30.crs)
+    grids = WorkingGrids.from_bands(native.crop((rows, cols)))
+    grid30, grid15, grid10 = grids.bands, grids.pan, grids.fine
     with SceneReader(scene, grid30, grid15, grid10, convention, mask_flags) as reader:
         strip = reader.read_strip(0, rows)
         fill, flagged = reader.read_quality(0, 3 * rows, 0, 3 * cols)
@@ -139,8 +134,8 @@ def run_wald(
     bands90, valid90 = reduce_resolution(bands30, valid30, grid30.affine.a, FACTOR)
     pan45, _ = reduce_resolution(pan15, pan_valid, grid15.affine.a, FACTOR)
     bands90, pan45 = bands90.astype(np.float32), pan45.astype(np.float32)
-    grid90 = coarser_grid(grid30, FACTOR, *bands90.shape[1:])
-    grid45 = coarser_grid(grid15, FACTOR, *pan45.shape[1:])
+    grid90 = grid30.zoom_out(FACTOR).crop(bands90.shape[1:])
+    grid45 = grid15.zoom_out(FACTOR).crop(pan45.shape[1:])
     methods: list[MethodResult] = []
     for name in baselines:
         started = time.perf_counter()

@@ -51,7 +51,7 @@ from s2l8h.io.cog import (
 )
 from s2l8h.io.errors import InputError, ModelError, OptionError
 from s2l8h.io.grid import (
-    coarser_grid,
+    WorkingGrids,
     grid_like,
     model_grid,
     sentinel2_grid,
@@ -217,9 +217,8 @@ def harmonize(
     scale = convention.scale
     plan = plan_tiles(math.ceil(fine.height / scale), math.ceil(fine.width / scale), tile,
                       overlap, predictor.alignment, scale)
-    lowres = coarser_grid(fine, scale, plan.rows.padded, plan.cols.padded)
-    pan_grid = coarser_grid(fine, scale / 2, 2 * plan.rows.padded, 2 * plan.cols.padded)
-    fine_padded = coarser_grid(fine, 1, scale * plan.rows.padded, scale * plan.cols.padded)
+    grids = WorkingGrids.from_fine(fine, scale).crop(plan.rows.padded, plan.cols.padded)
+    lowres, pan_grid, fine_padded = grids.bands, grids.pan, grids.fine
 
     window = central_window(lowres.height, lowres.width)
 
