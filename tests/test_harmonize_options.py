@@ -126,3 +126,16 @@ def test_batch_refuses_options_the_run_sets(tmp_path: Path, scene: Scene) -> Non
         harmonize_many([scene.folder], tmp_path / "many", grid, tiles=48)
     with pytest.raises(OptionError, match="--tile"):
         harmonize_many([scene.folder], tmp_path / "many", grid, tile=3)
+
+
+def test_benchmark_options_are_shared_and_checked(tmp_path: Path) -> None:
+    from s2l8h.evaluate.benchmark import BenchmarkOptions, run_benchmark, run_conditions
+
+    options = BenchmarkOptions(models=["a+b"], baselines=["bicubic"], bounds=[0, 0, 1, 1])
+    assert options.models == ("a+b",) and options.baselines == ("bicubic",)
+    assert BenchmarkOptions.build(options, tile=256).tile == 256
+    with pytest.raises(OptionError, match="unknown benchmark option"):
+        run_benchmark(tmp_path / "none.tif", tmp_path / "out", noise=0.01)
+    with pytest.raises(OptionError, match="unknown benchmark option"):
+        run_conditions(tmp_path / "none.tif", tmp_path / "out", ["all"], tiles=256)
+    assert not (tmp_path / "out").exists()

@@ -7,12 +7,11 @@ spells it) and the value, so the CLI, the batch runner and the Python API fail t
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from odc.geo.geobox import GeoBox
@@ -20,6 +19,7 @@ from odc.geo.geobox import GeoBox
 from s2l8h.errors import OptionError
 from s2l8h.inference.tiling import MAX_BLOCK_WIDTH, PRECISIONS
 from s2l8h.io.quality import DEFAULT_MASK_FLAGS
+from s2l8h.options import Options
 
 if TYPE_CHECKING:
     from s2l8h.models.harmonizer import Harmonizer
@@ -65,7 +65,7 @@ TAGGED_OPTIONS = ("tile", "overlap", "mask_flags", "keep_flagged", "dtype", "mc_
 
 
 @dataclass(frozen=True)
-class HarmonizeOptions:
+class HarmonizeOptions(Options):
     """How to harmonize a scene (:func:`s2l8h.inference.harmonize.harmonize`), checked once
     when made (:class:`~s2l8h.errors.OptionError` on a value no run can use).
 
@@ -106,6 +106,8 @@ class HarmonizeOptions:
     tags: Mapping[str, str] | None = None
     precision: str = "fp32"
 
+    WHAT: ClassVar[str] = "harmonize"
+
     def __post_init__(self) -> None:
         if self.models is not None and not isinstance(self.models, tuple):
             object.__setattr__(self, "models", tuple(self.models))
@@ -119,23 +121,6 @@ class HarmonizeOptions:
         if self.precision not in PRECISIONS:
             raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)}, "
                               f"got {self.precision!r}")
-
-    @classmethod
-    def build(cls, options: HarmonizeOptions | None = None, **changes: Any
-              ) -> HarmonizeOptions:
-        """``options`` (default: all defaults) with ``changes`` (keyword arguments named as
-        the fields) applied; an unknown name is an :class:`~s2l8h.errors.OptionError`."""
-        unknown = sorted(set(changes) - cls.names())
-        if unknown:
-            raise OptionError(f"unknown harmonize option(s): {', '.join(unknown)}")
-        if options is None:
-            return cls(**changes)
-        return dataclasses.replace(options, **changes) if changes else options
-
-    @classmethod
-    def names(cls) -> set[str]:
-        """The option names (the fields)."""
-        return {option.name for option in dataclasses.fields(cls)}
 
     def record(self, names: Sequence[str] = TAGGED_OPTIONS) -> dict[str, object]:
         """The ``names`` options as JSON-ready values (tuples as lists), in that order."""
