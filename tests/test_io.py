@@ -185,14 +185,14 @@ def test_reader_close_waits_for_a_read_in_flight_and_refuses_later_reads(scene: 
     import threading
     import time
 
-    from s2l8h.io.grid import coarser_grid
+    from s2l8h.io.grid import WorkingGrids
     from s2l8h.io.reader import ReaderClosedError, SceneReader
     from s2l8h.models.convention import InputConvention
 
     fine = model_grid(sentinel2_grid(scene.bounds, "EPSG:32632", 10.0))
     rows, cols = fine.height // 3, fine.width // 3
-    reader = SceneReader(open_scene(scene.folder), coarser_grid(fine, 3, rows, cols),
-                         coarser_grid(fine, 1.5, 2 * rows, 2 * cols), fine,
+    grids = WorkingGrids.from_fine(fine).crop(rows, cols)
+    reader = SceneReader(open_scene(scene.folder), grids.bands, grids.pan, fine,
                          InputConvention(input_grid="native"))
     original = reader._read
     started, results, events = threading.Event(), [], []

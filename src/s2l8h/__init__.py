@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 # does not import PyTorch, rasterio or SciPy.
 _LAZY = {
     "harmonize": "s2l8h.inference.harmonize",
+    "HarmonizeOptions": "s2l8h.inference.options",
     "create_model": "s2l8h.models",
     "list_models": "s2l8h.models",
     "load_model": "s2l8h.models",
@@ -19,6 +20,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from s2l8h.inference.harmonize import harmonize
+    from s2l8h.inference.options import HarmonizeOptions
     from s2l8h.models import create_model, list_models, load_model, save_pretrained
 
 
@@ -35,6 +37,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "HarmonizeOptions",
     "__version__",
     "create_model",
     "harmonize",

@@ -45,10 +45,15 @@ from s2l8h.batch.scenes import SceneSpec, scenes_from_folders
 from s2l8h.batch.window import fetch_window, read_region
 from s2l8h.errors import OptionError
 from s2l8h.inference.harmonize import DEFAULT_MODELS, harmonize, resolve_models
+from s2l8h.inference.options import HarmonizeOptions
 from s2l8h.io.errors import OutputError
-from s2l8h.io.quality import DEFAULT_MASK_FLAGS
 
 PROVENANCE_TAG = "S2L8H_BATCH_PROVENANCE"
+#: The options that change the pixels (not batch size, device, threads): the provenance's.
+PROVENANCE_OPTIONS = ("uncertainty", "tile", "overlap", "dtype", "mask_flags", "keep_flagged",
+                      "toa", "mc_passes", "dropout")
+#: Options the run sets for each scene (its grid, tags, overwriting and progress).
+RUN_OPTIONS = ("like", "crs", "bounds", "resolution", "tags")
 MANIFEST_COLUMNS = ("scene", "output", "status", "seconds", "error", "source")
 
 # Models cached per worker process: (sources, dropout) -> (models, times loaded).
@@ -93,11 +98,15 @@ class SceneJob:
     crs: str
     transform: tuple[float, ...]
     shape: tuple[int, int]
-    models: tuple[str, ...]
-    options: dict[str, Any]
+    options: HarmonizeOptions
     provenance: str
     overwrite: bool = False
     requester_pays: bool = False
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The model sources (names, paths or hub ids), as given to the run."""
+        return tuple(str(model) for model in self.options.models or ())
 
     @property
     def grid(self) -> GeoBox:
@@ -141,7 +150,7 @@ def run_scene(job: SceneJob) -> dict[str, Any]:
     """One task: harmonize ``job.scene`` onto the run's grid (skip if already done)."""
     started = time.perf_counter()
     state = output_state(job.output, job.provenance)
-    key = (job.models, job.options.get("dropout"))
+    key = (job.models, job.options.dropout)
     info = {"pid": os.getpid(), "model_loads": _LOADS.get(key, 0)}
     if state == "same":
         return {"status": "skipped", "seconds": time.perf_counter() - started, **info}
@@ -149,9 +158,8 @@ def run_scene(job: SceneJob) -> dict[str, Any]:
         why = "unreadable" if state == "unreadable" else \
             "written with other inputs, models or options"
         raise OutputError(f"{job.output}: exists ({why}); pass overwrite to replace it")
-    models = worker_models(job.models, job.options.get("dropout"))
+    models = worker_models(job.models, job.options.dropout)
     grid = job.grid
-    options = dict(job.options)
     tags = {PROVENANCE_TAG: job.provenance, DATETIME_TAG: job.scene.datetime or "",
             SOURCES_TAG: json.dumps(job.scene.sources()),
             PROPERTIES_TAG: json.dumps(job.scene.properties)}
@@ -166,9 +174,9 @@ def run_scene(job: SceneJob) -> dict[str, Any]:
             inputs = fetch_window(job.scene, region, Path(scratch) / "scene",
                                   need_pan=models[0].convention.use_pan,
                                   requester_pays=job.requester_pays)
-        harmonize(inputs, job.output, models=models, crs=job.crs,
+        harmonize(inputs, job.output, job.options, models=models, crs=job.crs,
                   bounds=tuple(grid.boundingbox), resolution=grid.resolution.x,
-                  overwrite=state != "missing", progress=False, tags=tags, **options)
+                  overwrite=state != "missing", progress=False, tags=tags)
     info["model_loads"] = _LOADS[key]
     return {"status": "done", "seconds": time.perf_counter() - started, **info}
 
@@ -242,20 +250,9 @@ def harmonize_many(
     scenes: Sequence[SceneSpec | str | os.PathLike[str]],
     output_dir: str | os.PathLike[str],
     grid: GeoBox,
+    options: HarmonizeOptions | None = None,
     *,
-    models: Sequence[str] | None = None,
-    uncertainty: str = "auto",
-    tile: int = 512,
-    overlap: int = 64,
-    batch_size: int = 4,
-    device: str = "cpu",
     torch_threads: int | None = None,
-    dtype: str = "uint16",
-    mask_flags: tuple[str, ...] = DEFAULT_MASK_FLAGS,
-    keep_flagged: bool = False,
-    toa: bool = False,
-    mc_passes: int = 20,
-    dropout: float | None = None,
     workers: int = 2,
     threads_per_worker: int = 1,
     scheduler: Any = None,
@@ -265,6 +262,7 @@ def harmonize_many(
     catalog: bool = True,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    **harmonize_options: Any,
 ) -> ManyResult:
     """Harmonize ``scenes`` (:class:`SceneSpec`, or scene folders) onto ``grid`` (see
     :func:`s2l8h.batch.scenes.aoi_grid`), writing ``<output_dir>/<scene id>.tif``, a
@@ -273,8 +271,11 @@ def harmonize_many(
     ``scheduler``: a scheduler address, or a ``distributed.Client``; default a new
     ``LocalCluster`` of ``workers`` processes with ``threads_per_worker`` threads.
     ``torch_threads``: PyTorch threads per task (default: the machine's cores shared among
-    the local workers' threads; the library default on an existing cluster). Other options
-    are those of :func:`s2l8h.inference.harmonize.harmonize`. Failures are retried
+    the local workers' threads; the library default on an existing cluster). ``options``
+    and ``harmonize_options`` (its fields as keyword arguments: ``models=``, ``tile=`` ...)
+    are those of :func:`s2l8h.inference.harmonize.harmonize`, but for the grid, tags,
+    overwriting and progress, which the run sets for each scene; models are given by name,
+    path or hub id (each worker loads them once). Failures are retried
     ``retries`` times and then reported in the manifest; they do not stop other scenes.
     """
     from distributed import as_completed
@@ -288,16 +289,16 @@ def harmonize_many(
     specs = [spec if spec is not None else next(from_folders) for spec in specs]
     if not specs:
         raise OptionError("no scene to harmonize")
-    sources = tuple(str(m) for m in (models or DEFAULT_MODELS))
+    options = HarmonizeOptions.build(options, **harmonize_options)
+    set_by_run = [name for name in RUN_OPTIONS if getattr(options, name) is not None]
+    if set_by_run:
+        raise OptionError(f"harmonize_many sets {', '.join(set_by_run)} itself (the run's "
+                          "grid and provenance tags)")
+    sources = tuple(str(m) for m in (options.models or DEFAULT_MODELS))
     if scheduler is None and torch_threads is None:
         torch_threads = max(1, (os.cpu_count() or 1) // (workers * threads_per_worker))
-    options = {"uncertainty": uncertainty, "tile": tile, "overlap": overlap,
-               "batch_size": batch_size, "device": device, "threads": torch_threads,
-               "dtype": dtype, "mask_flags": tuple(mask_flags), "keep_flagged": keep_flagged,
-               "toa": toa, "mc_passes": mc_passes, "dropout": dropout}
-    # What changes the pixels (not batch size, device, threads) makes the provenance.
-    recorded = {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()
-                if k not in ("batch_size", "device", "threads")}
+    options = HarmonizeOptions.build(options, models=sources, threads=torch_threads)
+    recorded = options.record(PROVENANCE_OPTIONS)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     manifest = _Manifest(output_dir / f"manifest-{stamp}.csv")
     jobs = []
@@ -306,7 +307,7 @@ def harmonize_many(
         if output.resolve() in {Path(p).resolve() for p in _input_files(spec)}:
             raise OutputError(f"{output}: is one of the run's inputs")
         jobs.append(SceneJob(spec, str(output), str(grid.crs), tuple(grid.affine)[:6],
-                             (grid.height, grid.width), sources, options,
+                             (grid.height, grid.width), options,
                              provenance(spec, grid, sources, recorded), overwrite,
                              requester_pays))
     details: dict[str, dict[str, Any]] = {}

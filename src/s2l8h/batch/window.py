@@ -12,7 +12,6 @@ what it gives on the whole scene. MTL files are small and copied whole.
 
 from __future__ import annotations
 
-import math
 import shutil
 import urllib.parse
 import urllib.request
@@ -27,7 +26,7 @@ from rasterio.windows import Window
 
 from s2l8h.batch.scenes import SceneSpec
 from s2l8h.io.errors import InputError
-from s2l8h.io.grid import coarser_grid, model_grid
+from s2l8h.io.grid import WorkingGrids, model_grid
 
 #: STAC asset keys of each file, in the naming of USGS LandsatLook, Planetary Computer and
 #: Earth Search (first match wins), and the file-name suffix ``open_scene`` recognizes.
@@ -50,10 +49,7 @@ def read_region(grid: GeoBox, alignment: int, scale: int = 3) -> GeoBox:
     """The area ``harmonize`` reads for output ``grid``: its 30 m working grid (the 10 m model
     grid's rows and columns / ``scale``, rounded up to ``alignment``) padded by
     :data:`KERNEL_MARGIN` pixels."""
-    fine = model_grid(grid)
-    rows = -(-math.ceil(fine.height / scale) // alignment) * alignment
-    cols = -(-math.ceil(fine.width / scale) // alignment) * alignment
-    return coarser_grid(fine, scale, rows, cols).pad(KERNEL_MARGIN)
+    return WorkingGrids.from_fine(model_grid(grid), scale, alignment).bands.pad(KERNEL_MARGIN)
 
 
 def _local(href: str) -> str:

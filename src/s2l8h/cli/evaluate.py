@@ -113,7 +113,7 @@ def benchmark_command(
         dx, dy = (float(value) for value in shift.split(","))
     except ValueError:
         fail(f"--shift must be dx,dy in metres, got {shift!r}")
-    from s2l8h.evaluate.benchmark import run_benchmark, run_conditions
+    from s2l8h.evaluate.benchmark import BenchmarkOptions, run_benchmark, run_conditions
 
     source = sentinel2 if len(sentinel2) > 1 else sentinel2[0]
     if real:
@@ -125,20 +125,17 @@ def benchmark_command(
         console.print(result.markdown_table())
         console.print(f"wrote {output_dir}/results.md, results.csv, results.json, report.html")
         return
+    options = BenchmarkOptions(models=model or (), baselines=chosen,
+                               bounds=_parse_bounds(bounds), offset=offset,
+                               uncertainty=uncertainty, overwrite=overwrite, progress=not quiet)
     if conditions:
         suite = run_conditions(source, output_dir,
-                               [name.strip() for name in conditions.split(",")],
-                               models=model or (), baselines=chosen,
-                               bounds=_parse_bounds(bounds), offset=offset,
-                               uncertainty=uncertainty, overwrite=overwrite,
-                               progress=not quiet)
+                               [name.strip() for name in conditions.split(",")], options)
         console.print(suite.summary_table())
         console.print(f"wrote {output_dir}/results.md, results.csv, results.json, report.html")
         return
-    result = run_benchmark(source, output_dir, models=model or (), baselines=chosen,
-                           bounds=_parse_bounds(bounds), offset=offset, platform=platform,
-                           noise_std=noise, shift_m=(dx, dy), uncertainty=uncertainty,
-                           overwrite=overwrite, progress=not quiet)
+    result = run_benchmark(source, output_dir, options, platform=platform, noise_std=noise,
+                           shift_m=(dx, dy))
     console.print(result.markdown_table())
     console.print(f"wrote {output_dir}/results.md, results.csv, results.json, report.html")
 

@@ -30,6 +30,11 @@ def show_warnings(caught: list[warnings.WarningMessage]) -> None:
             error_console.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
 
 
+def mask_flags(text: str) -> tuple[str, ...]:
+    """The quality flags of a comma-separated ``--mask`` (empty: none)."""
+    return tuple(flag.strip() for flag in text.split(",") if flag.strip())
+
+
 def _parse_bounds(text: str | None) -> tuple[float, float, float, float] | None:
     if text is None:
         return None
@@ -87,21 +92,19 @@ def harmonize_command(
 ) -> None:
     """Harmonize a Landsat-8/9 scene into a Sentinel-2-like 10 m COG with uncertainty."""
     from s2l8h.inference.harmonize import harmonize
+    from s2l8h.inference.options import HarmonizeOptions
 
-    if precision not in PRECISIONS:
-        fail(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    flags = tuple(flag.strip() for flag in mask.split(",") if flag.strip())
+    options = HarmonizeOptions(
+        models=model or None, uncertainty=uncertainty, like=like, crs=crs,
+        bounds=_parse_bounds(bounds), resolution=resolution, tile=tile, overlap=overlap,
+        batch_size=batch_size, device=device, threads=threads, dtype=dtype,
+        mask_flags=mask_flags(mask), keep_flagged=keep_flagged, toa=toa, mc_passes=mc_passes,
+        dropout=dropout, overwrite=overwrite, progress=not quiet, precision=precision,
+        register_pan=register_pan)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            result = harmonize(
-                inputs if len(inputs) > 1 else inputs[0], output, models=model or None,
-                uncertainty=uncertainty, like=like, crs=crs, bounds=_parse_bounds(bounds),
-                resolution=resolution, tile=tile, overlap=overlap, batch_size=batch_size,
-                device=device, threads=threads, dtype=dtype, mask_flags=flags,
-                keep_flagged=keep_flagged, toa=toa, mc_passes=mc_passes, dropout=dropout,
-                overwrite=overwrite, progress=not quiet, precision=precision,
-                register_pan=register_pan)
+            result = harmonize(inputs if len(inputs) > 1 else inputs[0], output, options)
         finally:
             show_warnings(caught)
     console.print(f"wrote {result.path} ({result.grid.height} x {result.grid.width} px, "

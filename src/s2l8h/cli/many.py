@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from s2l8h.cli._common import console, error_console, fail
-from s2l8h.cli.harmonize import DEFAULT_MASK_FLAGS, DEFAULT_MODELS, FLAGS
+from s2l8h.cli.harmonize import DEFAULT_MASK_FLAGS, DEFAULT_MODELS, FLAGS, mask_flags
 from s2l8h.cli.stac import CATALOG_OPTIONS, _catalogs
 
 
@@ -67,6 +67,7 @@ def harmonize_many_command(
         scenes_from_search,
     )
     from s2l8h.data import stac
+    from s2l8h.inference.options import HarmonizeOptions
 
     chosen = [bool(folders), items is not None, search]
     if sum(chosen) != 1:
@@ -75,7 +76,6 @@ def harmonize_many_command(
         fail("--search needs --start and --end")
     if aoi is None and (like is None or not folders):
         fail("--aoi is needed (west,south,east,north in degrees or a GeoJSON file)")
-    flags = tuple(flag.strip() for flag in mask.split(",") if flag.strip())
     region = parse_aoi(aoi) if aoi is not None else None
     grid = aoi_grid(region, crs=crs, resolution=resolution, like=like)
     if folders:
@@ -91,16 +91,17 @@ def harmonize_many_command(
             scenes = scenes_from_search(region, start, end, catalog, max_cloud=max_cloud)
     if not scenes:
         fail("no Landsat scene to harmonize over the AOI")
+    options = HarmonizeOptions(
+        models=model or None, uncertainty=uncertainty, tile=tile, overlap=overlap,
+        batch_size=batch_size, device=device, dtype=dtype, mask_flags=mask_flags(mask),
+        keep_flagged=keep_flagged, toa=toa, mc_passes=mc_passes, dropout=dropout)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = harmonize_many(
-            scenes, output_dir, grid, models=model or None, uncertainty=uncertainty,
-            tile=tile, overlap=overlap, batch_size=batch_size, device=device,
-            torch_threads=torch_threads, dtype=dtype, mask_flags=flags,
-            keep_flagged=keep_flagged, toa=toa, mc_passes=mc_passes, dropout=dropout,
-            workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler,
-            retries=retries, requester_pays=requester_pays, overwrite=overwrite,
-            catalog=not no_catalog, progress=not quiet, log=console.print)
+            scenes, output_dir, grid, options, torch_threads=torch_threads, workers=workers,
+            threads_per_worker=threads_per_worker, scheduler=scheduler, retries=retries,
+            requester_pays=requester_pays, overwrite=overwrite, catalog=not no_catalog,
+            progress=not quiet, log=console.print)
     for warning in {str(w.message) for w in caught}:
         error_console.print(f"[yellow]warning:[/yellow] {warning}")
     for row in result.rows:

@@ -31,7 +31,7 @@ import torch
 from odc.geo.geobox import GeoBox
 from torch.utils.data import Dataset
 
-from s2l8h.data.patches import SPLITS, dihedral, split_rows
+from s2l8h.data.patches import SPLITS, split_rows
 from s2l8h.data.simulate import (
     TRAINING_RANGES,
     Degradation,
@@ -39,6 +39,7 @@ from s2l8h.data.simulate import (
     degrade,
     sample_degradation,
 )
+from s2l8h.data.transforms import dihedral
 from s2l8h.errors import InputError
 from s2l8h.io.sentinel2 import read_sentinel2
 

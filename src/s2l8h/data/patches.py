@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 
 from s2l8h.data.transforms import dihedral as dihedral  # re-exported: data.pairs uses it
 from s2l8h.errors import InputError
-from s2l8h.io.grid import coarser_grid, warp
+from s2l8h.io.grid import WorkingGrids, warp
 from s2l8h.similarity import psnr, ssim
 
 SPLITS = ("Train", "Validation", "Test")
@@ -70,9 +70,8 @@ def aligned_inputs(multispectral: np.ndarray, lowres: GeoBox, pan: np.ndarray,
                    pan_grid: GeoBox, target: GeoBox) -> tuple[np.ndarray, np.ndarray, GeoBox]:
     """Warp Landsat bands (on their own 30 m grid) and pan (15 m) onto the 30 m / 15 m grids
     that share ``target``'s corner (GDAL cubic, like the harmonize reader)."""
-    rows, cols = target.height // 3, target.width // 3
-    grid30 = coarser_grid(target, 3, rows, cols)
-    grid15 = coarser_grid(target, 1.5, 2 * rows, 2 * cols)
+    grids = WorkingGrids.from_fine(target).crop(target.height // 3, target.width // 3)
+    grid30, grid15 = grids.bands, grids.pan
     return (warp(multispectral, lowres, grid30, Resampling.cubic),
             warp(pan, pan_grid, grid15, Resampling.cubic)[None], grid30)
 

@@ -39,9 +39,11 @@ from odc.geo.geobox import GeoBox
 from torch.utils.data import Dataset
 
 from s2l8h.data.bandpass import oli_to_msi
-from s2l8h.data.patches import SPLITS, dihedral, split_rows
+from s2l8h.data.patches import SPLITS, split_rows
 from s2l8h.data.simulate import reduce_resolution
+from s2l8h.data.transforms import dihedral
 from s2l8h.errors import InputError
+from s2l8h.io.grid import WorkingGrids
 from s2l8h.io.landsat import open_scene
 from s2l8h.io.quality import DEFAULT_MASK_FLAGS
 from s2l8h.io.reader import SceneReader
@@ -102,8 +104,8 @@ def read_real_scene(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[
     if rows == 0 or cols == 0:
         raise InputError(scene.multispectral[0], "too small for the reduced-resolution "
                          "protocol (needs at least 9 x 9 pixels of 30 m)")
-    grid30 = native[:rows, :cols]
-    grid15, grid10 = grid30.zoom_to((2 * rows, 2 * cols)), grid30.zoom_to((3 * rows, 3 * cols))
+    grids = WorkingGrids.from_bands(native.crop((rows, cols)))
+    grid30, grid15, grid10 = grids.bands, grids.pan, grids.fine
     with SceneReader(scene, grid30, grid15, grid10, convention, mask_flags) as reader:
         strip = reader.read_strip(0, rows)
         fill, flagged = reader.read_quality(0, 3 * rows, 0, 3 * cols)

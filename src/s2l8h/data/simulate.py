@@ -65,6 +65,7 @@ from scipy import ndimage
 
 from s2l8h.data.bandpass import PLATFORMS, Platform, msi_to_oli
 from s2l8h.io.errors import OutputError
+from s2l8h.io.grid import WorkingGrids
 from s2l8h.io.landsat import SR_OFFSET, SR_SCALE
 
 MTF_AT_NYQUIST = 0.3
@@ -391,9 +392,7 @@ def simulate_landsat(
     invalid_fraction = _area_average((~valid).astype(np.float64), offset_cols, offset_rows,
                                      rows, cols, 6)
     lowres_valid = invalid_fraction == 0
-    affine = lowres_grid.affine
-    pan_grid = GeoBox((2 * rows, 2 * cols), Affine(15, 0, affine.c, 0, -15, affine.f),
-                      lowres_grid.crs)
+    pan_grid = WorkingGrids.from_bands(lowres_grid).pan
     pan_valid &= np.kron(lowres_valid, np.ones((2, 2), dtype=bool))
     target = np.where(valid, reflectance, np.nan).astype(np.float32)
     return SimulatedScene(multispectral.astype(np.float32), pan_prime.astype(np.float32),

@@ -346,8 +346,7 @@ def pair_grid(pair: Pair, bbox: tuple[float, float, float, float]) -> GeoBox:
     crs = f"EPSG:{epsg}"
     left, bottom, right, top = transform_bounds("EPSG:4326", crs, *bbox)
     grid = GeoBox.from_bbox(BoundingBox(left, bottom, right, top, crs), crs, resolution=10)
-    rows, cols = -(-grid.height // 3) * 3, -(-grid.width // 3) * 3
-    return GeoBox((rows, cols), grid.affine, grid.crs)
+    return grid.pad_wh(3)
 
 
 def load_pair(pair: Pair, bbox: tuple[float, float, float, float], *,
@@ -356,11 +355,11 @@ def load_pair(pair: Pair, bbox: tuple[float, float, float, float], *,
     grids with the same edges (bilinear for reflectance, nearest for masks)."""
     import odc.stac
 
-    from s2l8h.io.grid import coarser_grid
+    from s2l8h.io.grid import WorkingGrids
 
     grid = pair_grid(pair, bbox)
-    grid30 = coarser_grid(grid, 3, grid.height // 3, grid.width // 3)
-    grid15 = coarser_grid(grid, 1.5, 2 * grid30.height, 2 * grid30.width)
+    grids = WorkingGrids.from_fine(grid)
+    grid30, grid15 = grids.bands, grids.pan
     environment = {"AWS_REQUEST_PAYER": "requester"} if requester_pays else {}
     offset = sentinel2_offset(pair.sentinel2)
     with rasterio.Env(**environment):

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import rasterio
@@ -37,6 +38,7 @@ from s2l8h.evaluate.metrics import (
 from s2l8h.io.errors import InputError, OptionError, OutputError
 from s2l8h.io.grid import sentinel2_grid
 from s2l8h.io.sentinel2 import read_sentinel2
+from s2l8h.options import Options
 
 TABLE_COLUMNS = (("overall", "psnr", "PSNR"), ("overall", "ssim", "SSIM"),
                  ("overall", "nrmse", "NRMSE"), ("overall", "rmse", "RMSE"),
@@ -216,47 +218,73 @@ def _crop_grid(grid: GeoBox, bounds: tuple[float, float, float, float] | None) -
     return cropped
 
 
+@dataclass(frozen=True)
+class BenchmarkOptions(Options):
+    """What :func:`run_benchmark` and :func:`run_conditions` share: the methods (``models``,
+    each a name or path, an entry ``a+b`` an ensemble; ``baselines``), the Sentinel-2 crop
+    (``bounds`` in the image's CRS; ``offset`` added to its reflectance), how the models run
+    (``uncertainty``; ``tile``/``overlap`` in output pixels; ``progress``), ``overwrite``
+    (replace earlier results) and ``report`` (also write ``report.html``)."""
+
+    models: tuple[str | os.PathLike[str], ...] = ()
+    baselines: tuple[str, ...] = BASELINES
+    bounds: tuple[float, float, float, float] | None = None
+    offset: float = 0.0
+    uncertainty: str = "auto"
+    tile: int = 512
+    overlap: int = 64
+    overwrite: bool = False
+    progress: bool = False
+    report: bool = True
+
+    WHAT: ClassVar[str] = "benchmark"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "models", tuple(self.models))
+        object.__setattr__(self, "baselines", tuple(self.baselines))
+        if self.bounds is not None:
+            object.__setattr__(self, "bounds", tuple(self.bounds))
+
+    def prepare(self, sentinel2: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                output_dir: str | os.PathLike[str]
+                ) -> tuple[Path, np.ndarray, np.ndarray, GeoBox]:
+        """The checked output folder and the Sentinel-2 image (reflectance, valid, grid)."""
+        folder = _prepare_output(output_dir, self.baselines, self.overwrite)
+        return (folder, *_read_scene(sentinel2, self.offset, self.bounds))
+
+
 def run_benchmark(
     sentinel2: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     output_dir: str | os.PathLike[str],
+    options: BenchmarkOptions | None = None,
     *,
-    models: Sequence[str | os.PathLike[str]] = (),
-    baselines: Sequence[str] = BASELINES,
-    bounds: tuple[float, float, float, float] | None = None,
-    offset: float = 0.0,
     platform: str = "S2A",
     noise_std: float = 0.0,
     shift_m: tuple[float, float] = (0.0, 0.0),
     sun_elevation: float = 50.0,
     degradation: Degradation | None = None,
-    uncertainty: str = "auto",
-    tile: int = 512,
-    overlap: int = 64,
-    overwrite: bool = False,
-    progress: bool = False,
-    report: bool = True,
+    **changes: Any,
 ) -> BenchmarkResult:
-    """Simulate, run ``models`` (each entry a name or path; an entry ``a+b`` is an ensemble)
-    and ``baselines``, score all on the pixels every method covers, write
-    ``results.{md,csv,json}`` (and ``report.html``) into ``output_dir``.
+    """Simulate, run the models and baselines of ``options`` (and/or its fields as keyword
+    arguments, see :class:`BenchmarkOptions`), score all on the pixels every method covers,
+    write ``results.{md,csv,json}`` (and ``report.html``) into ``output_dir``.
 
     The simulation is ``degradation``, or the clean one with ``platform``, ``noise_std``,
-    ``shift_m`` and ``sun_elevation``."""
-    output_dir = _prepare_output(output_dir, baselines, overwrite)
-    reflectance, valid, grid = _read_scene(sentinel2, offset, bounds)
+    ``shift_m`` (metres east, north) and ``sun_elevation`` (degrees)."""
+    options = BenchmarkOptions.build(options, **changes)
+    output_dir, reflectance, valid, grid = options.prepare(sentinel2, output_dir)
     if degradation is None:
         degradation = Degradation(platform=platform, noise_std=noise_std,
                                   shift_ms=tuple(shift_m), sun_elevation=sun_elevation)
-    result = _run_condition(reflectance, valid, grid, degradation, output_dir,
-                            models=models, baselines=baselines, uncertainty=uncertainty,
-                            tile=tile, overlap=overlap, progress=progress)
-    result.settings.update({"sentinel2": str(sentinel2), "bounds": bounds, "offset": offset,
+    result = _run_condition(reflectance, valid, grid, degradation, output_dir, options)
+    result.settings.update({"sentinel2": str(sentinel2), "bounds": options.bounds,
+                            "offset": options.offset,
                             "platform": degradation.platform,
                             "noise_std": degradation.noise_std,
                             "shift_m": list(degradation.shift_ms),
                             "sun_elevation": degradation.sun_elevation})
     write_tables(result)
-    if report:
+    if options.report:
         from s2l8h.evaluate.report import write_report
 
         write_report(result, output_dir / "report.html")
@@ -304,12 +332,12 @@ def score_methods(methods: Sequence[MethodResult], reference: np.ndarray,
 
 def _run_condition(
     reflectance: np.ndarray, valid: np.ndarray, grid: GeoBox, degradation: Degradation,
-    output_dir: Path, *, models: Sequence[str | os.PathLike[str]], baselines: Sequence[str],
-    uncertainty: str, tile: int, overlap: int, progress: bool, seed: int = 0,
+    output_dir: Path, options: BenchmarkOptions, seed: int = 0,
 ) -> BenchmarkResult:
     """Simulate one condition into ``output_dir/simulation``, run and score every method."""
     from s2l8h.inference.harmonize import harmonize
 
+    models, baselines = options.models, options.baselines
     simulation = simulate_landsat(reflectance, valid, grid, degradation=degradation,
                                   seed=seed)
     scene_dir, target_path = write_simulated_scene(simulation, output_dir / "simulation",
@@ -333,8 +361,9 @@ def _run_condition(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             harmonize(scene_dir, output, models=members, like=target_path,
-                      uncertainty=uncertainty, tile=tile, overlap=overlap, dtype="float32",
-                      overwrite=True, progress=progress, mask_flags=())
+                      uncertainty=options.uncertainty, tile=options.tile,
+                      overlap=options.overlap, dtype="float32", overwrite=True,
+                      progress=options.progress, mask_flags=())
         seconds = time.perf_counter() - started
         prediction, std, _ = read_prediction(output)
         methods.append(MethodResult(label, "model", seconds, prediction, std))
@@ -396,43 +425,34 @@ def run_conditions(
     sentinel2: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     output_dir: str | os.PathLike[str],
     conditions: Sequence[str],
-    *,
-    models: Sequence[str | os.PathLike[str]] = (),
-    baselines: Sequence[str] = BASELINES,
-    bounds: tuple[float, float, float, float] | None = None,
-    offset: float = 0.0,
-    uncertainty: str = "auto",
-    tile: int = 512,
-    overlap: int = 64,
-    overwrite: bool = False,
-    progress: bool = False,
-    report: bool = True,
+    options: BenchmarkOptions | None = None,
+    **changes: Any,
 ) -> ConditionsResult:
     """The benchmark under each named condition of
     :data:`s2l8h.data.simulate.CONDITIONS` (``all`` for every one): one table per condition
-    for every model and baseline, a summary table, ``results.{md,csv,json}`` and
+    for every model and baseline of ``options`` (and/or its fields as keyword arguments, see
+    :class:`BenchmarkOptions`), a summary table, ``results.{md,csv,json}`` and
     ``report.html`` in ``output_dir`` (each condition's files under ``output_dir/<name>``)."""
+    options = BenchmarkOptions.build(options, **changes)
     names = list(CONDITIONS) if list(conditions) == ["all"] else list(conditions)
     unknown = [name for name in names if name not in CONDITIONS]
     if unknown:
         raise OptionError(f"unknown conditions {unknown}; known: {', '.join(CONDITIONS)}")
-    output_dir = _prepare_output(output_dir, baselines, overwrite)
-    reflectance, valid, grid = _read_scene(sentinel2, offset, bounds)
+    output_dir, reflectance, valid, grid = options.prepare(sentinel2, output_dir)
     results = {}
     for name in names:
         folder = output_dir / name
         folder.mkdir(exist_ok=True)
         results[name] = _run_condition(reflectance, valid, grid, CONDITIONS[name], folder,
-                                       models=models, baselines=baselines,
-                                       uncertainty=uncertainty, tile=tile, overlap=overlap,
-                                       progress=progress)
+                                       options)
         results[name].settings["condition"] = name
-    settings = {"sentinel2": str(sentinel2), "bounds": bounds, "offset": offset,
-                "conditions": names, "models": [str(m) for m in models],
-                "baselines": list(baselines)}
+    settings = {"sentinel2": str(sentinel2), "bounds": options.bounds,
+                "offset": options.offset, "conditions": names,
+                "models": [str(m) for m in options.models],
+                "baselines": list(options.baselines)}
     suite = ConditionsResult(results, output_dir, settings)
     _write_condition_tables(suite)
-    if report:
+    if options.report:
         from s2l8h.evaluate.report import write_conditions_report
 
         write_conditions_report(suite, output_dir / "report.html")

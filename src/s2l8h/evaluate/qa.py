@@ -15,7 +15,7 @@ from odc.geo.geobox import GeoBox
 from s2l8h.evaluate.benchmark import read_prediction
 from s2l8h.inference.checks import Consistency, central_window, to_landsat
 from s2l8h.io.errors import InputError
-from s2l8h.io.grid import coarser_grid, model_grid
+from s2l8h.io.grid import WorkingGrids, model_grid
 from s2l8h.io.landsat import open_scene
 from s2l8h.io.reader import ReadInputs, SceneReader
 
@@ -51,10 +51,10 @@ def consistency_with_scene(output: str | os.PathLike[str],
         raise InputError(output, "consistency needs an output on a 10 m grid")
     reflectance, _, valid = read_prediction(output)
     rows, cols = fine.height // 3, fine.width // 3
-    lowres = coarser_grid(fine, 3, rows, cols)
+    grids = WorkingGrids.from_fine(fine).crop(rows, cols)
     scene = open_scene(scene_inputs, toa=toa, need_pan=False)
     convention = ReadInputs(use_pan=False)
-    with SceneReader(scene, lowres, coarser_grid(fine, 1.5, 2 * rows, 2 * cols), fine,
+    with SceneReader(scene, grids.bands, grids.pan, fine,
                      convention, ()) as reader:
         strip = reader.read_strip(0, rows)
     degraded, degraded_valid = to_landsat(np.nan_to_num(reflectance), valid)

@@ -40,7 +40,6 @@ from s2l8h.evaluate.benchmark import (
 from s2l8h.inference.harmonize import resolve_models
 from s2l8h.inference.uncertainty import make_predictor
 from s2l8h.io.errors import InputError
-from s2l8h.io.grid import coarser_grid
 from s2l8h.io.quality import DEFAULT_MASK_FLAGS
 from s2l8h.models.harmonizer import Harmonizer
 
@@ -78,8 +77,8 @@ def run_wald(
     scene, bands30, valid30, grid30, grid15 = real.scene, real.bands, real.has_data, \
         real.grid30, real.grid15
     bands90, pan45, valid90 = reduce_scene(real)
-    grid90 = coarser_grid(grid30, FACTOR, *bands90.shape[1:])
-    grid45 = coarser_grid(grid15, FACTOR, *pan45.shape[1:])
+    grid90 = grid30.zoom_out(FACTOR).crop(bands90.shape[1:])
+    grid45 = grid15.zoom_out(FACTOR).crop(pan45.shape[1:])
     methods: list[MethodResult] = []
     for name in baselines:
         started = time.perf_counter()

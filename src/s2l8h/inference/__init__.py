@@ -1,6 +1,7 @@
 """Tiled inference, uncertainty, and the harmonize job."""
 
 from s2l8h.inference.harmonize import DEFAULT_MODELS, HarmonizeResult, harmonize
+from s2l8h.inference.options import HarmonizeOptions
 from s2l8h.inference.tiling import plan_tiles, predict_array, run_tiled
 from s2l8h.inference.uncertainty import (
     Ensemble,
@@ -13,6 +14,7 @@ from s2l8h.inference.uncertainty import (
 __all__ = [
     "DEFAULT_MODELS",
     "Ensemble",
+    "HarmonizeOptions",
     "HarmonizeResult",
     "MCDropout",
     "Predictor",

@@ -1,19 +1,20 @@
 """The main job: a Landsat scene in, a Sentinel-2-like 10 m COG with uncertainty out.
 
-read -> align to the output grid -> tile -> model(s) -> blend -> uncertainty -> write.
+plan (:func:`plan_harmonize`: models, scene, grids, tiles) -> check the inputs
+(:func:`check_plan_inputs`) -> run (:func:`run_plan`: read, tile, model(s), blend,
+uncertainty, write, streamed strip by strip) -> finish (:func:`finish`: consistency, commit).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 import warnings
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -21,46 +22,39 @@ import torch
 from odc.geo.geobox import GeoBox
 from tqdm.auto import tqdm
 
-from s2l8h import __version__
 from s2l8h.defaults import DEFAULT_MODEL
 from s2l8h.inference.checks import (
     Consistency,
+    InputChecks,
     InputCheckWarning,
     central_window,
     check_inputs,
     consistency_messages,
     to_landsat,
 )
-from s2l8h.inference.options import check_device, check_grid_size, check_options
-from s2l8h.inference.tiling import (
-    MAX_BLOCK_WIDTH,
-    BackgroundEmitter,
-    Precision,
-    plan_tiles,
-    run_tiled,
-)
-from s2l8h.inference.uncertainty import UncertaintyMethod, make_predictor
+from s2l8h.inference.options import HarmonizeOptions, check_device, check_grid_size
+from s2l8h.inference.tiling import BackgroundEmitter, TilePlan, plan_tiles, run_tiled
+from s2l8h.inference.uncertainty import Predictor, make_predictor
 from s2l8h.io.cog import (
     MASK_FLAGGED,
-    MASK_NODATA,
     MASK_VALID,
     CogWriter,
-    OutputDtype,
     check_not_an_input,
     check_output_path,
     gdal_cache_bytes,
 )
 from s2l8h.io.errors import InputError, ModelError, OptionError
 from s2l8h.io.grid import (
-    coarser_grid,
+    WorkingGrids,
     grid_like,
     model_grid,
     sentinel2_grid,
     valid_bounds,
 )
-from s2l8h.io.landsat import describe_inputs, open_scene
-from s2l8h.io.quality import DEFAULT_MASK_FLAGS
+from s2l8h.io.landsat import LandsatScene, open_scene
+from s2l8h.io.provenance import consistency_tags, provenance_tags
 from s2l8h.io.reader import SceneReader, Strip
+from s2l8h.models.convention import InputConvention
 from s2l8h.models.harmonizer import Harmonizer
 from s2l8h.models.loading import load_model
 
@@ -149,47 +143,164 @@ def default_resolution(crs: object) -> float:
     return 10.0 / 111_320.0 if CRS(crs).geographic else 10.0
 
 
+@dataclass(frozen=True)
+class HarmonizePlan:
+    """What a run will do, settled before any pixel is read: the scene, the loaded models and
+    their predictor, the output grid, the 10 m grid the model fills (``model``: the output
+    grid itself when it is a 10 m grid) and the working grids padded to the tiles."""
+
+    scene: LandsatScene
+    output: Path
+    options: HarmonizeOptions
+    models: list[Harmonizer]
+    predictor: Predictor
+    device: torch.device
+    grid: GeoBox
+    model: GeoBox
+    grids: WorkingGrids
+    tiles: TilePlan
+
+    @property
+    def convention(self) -> InputConvention:
+        return self.models[0].convention
+
+    @property
+    def names(self) -> list[str]:
+        return [model.name or str(model.provenance.get("weights", "?"))
+                for model in self.models]
+
+    @property
+    def window(self) -> tuple[int, int, int, int]:
+        """The central window (30 m pixels) of the input checks and consistency figures."""
+        return central_window(self.grids.bands.height, self.grids.bands.width)
+
+    def reader(self, pan_shift_m: tuple[float, float] = (0.0, 0.0)) -> SceneReader:
+        """A reader of the scene on the working grids (the pan moved by ``pan_shift_m``)."""
+        return SceneReader(self.scene, self.grids.bands, self.grids.pan, self.grids.fine,
+                           self.convention, self.options.mask_flags, pan_shift_m)
+
+
+def plan_harmonize(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                   output: str | os.PathLike[str], options: HarmonizeOptions) -> HarmonizePlan:
+    """Check the output, load the models, open the scene and lay out grids and tiles."""
+    device = check_device(options.device)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    check_output_path(output, options.overwrite)
+    models = resolve_models(options.models, options.dropout)
+    predictor = make_predictor(models, options.uncertainty, mc_passes=options.mc_passes)
+    convention = models[0].convention
+    scene = open_scene(inputs, toa=options.toa, need_pan=convention.use_pan)
+    like = [options.like] if options.like is not None else []
+    check_not_an_input(output, [*scene.files(), *like])
+    grid = output_grid(scene.multispectral, like=options.like, crs=options.crs,
+                       bounds=options.bounds, resolution=options.resolution)
+    check_grid_size(grid)
+    fine = model_grid(grid, projected_crs=scene.crs())
+    check_grid_size(fine, "10 m grid the model runs on")
+    scale = convention.scale
+    tiles = plan_tiles(math.ceil(fine.height / scale), math.ceil(fine.width / scale),
+                       options.tile, options.overlap, predictor.alignment, scale)
+    grids = WorkingGrids.from_fine(fine, scale).crop(tiles.rows.padded, tiles.cols.padded)
+    return HarmonizePlan(scene, Path(output), options, models, predictor, device, grid, fine,
+                         grids, tiles)
+
+
+def check_plan_inputs(plan: HarmonizePlan) -> InputChecks:
+    """Measure the pan's registration and the input noise on the central window; warn about
+    large findings."""
+
+    def read_window() -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        with plan.reader() as reader:
+            strip = reader.read_strip(*plan.window)
+        return strip.multispectral, strip.pan, strip.valid
+
+    checks = check_inputs(read_window, plan.options.register_pan)
+    for message in checks.messages():
+        warnings.warn(f"{plan.scene.name}: {message}", InputCheckWarning, stacklevel=3)
+    return checks
+
+
+def open_writer(plan: HarmonizePlan, checks: InputChecks) -> CogWriter:
+    """The output's writer (a temporary file until committed), with the provenance tags."""
+    options = plan.options
+    tags = provenance_tags(plan.scene, models=plan.names,
+                           model_provenance=[model.provenance for model in plan.models],
+                           uncertainty=plan.predictor.method, options=options.record(),
+                           checks=checks.tags(), extra=options.tags)
+    return CogWriter(plan.output, plan.grid, plan.model, plan.convention.output_bands,
+                     plan.predictor.gives_variance, options.dtype, tags, options.overwrite)
+
+
+def run_plan(plan: HarmonizePlan, reader: SceneReader, writer: CogWriter,
+             consistency: Consistency, stages: dict[str, float]) -> bool:
+    """Stream the tiles: read a strip (a thread, one ahead), run the model, write the
+    finished rows with their mask (another thread). Busy seconds per stage add up in
+    ``stages``. True if any pixel is kept (valid, or flagged with ``keep_flagged``)."""
+    options, scale = plan.options, plan.convention.scale
+    kept = False
+
+    def read_strip(row0: int, rows: int, col0: int, cols: int) -> Strip:
+        began = time.perf_counter()
+        strip = reader.read_strip(row0, rows, col0, cols)
+        stages["read"] += time.perf_counter() - began
+        return strip
+
+    def write(strip: Strip, out_row0: int, out_col0: int, mean: np.ndarray,
+              variance: np.ndarray | None) -> None:  # in the writer thread
+        nonlocal kept
+        began = time.perf_counter()
+        mask = reader.block_mask(strip, out_row0, out_col0, mean, scale)
+        keep = (mask == MASK_VALID) | (options.keep_flagged & (mask == MASK_FLAGGED))
+        kept |= bool(keep.any())
+        add_consistency(consistency, strip, out_row0, out_col0, mean, mask, scale)
+        std = None if variance is None else np.sqrt(np.maximum(variance, 0))
+        writer.write_rows(out_row0, mean, std, mask, keep, col0=out_col0)
+        stages["write"] += time.perf_counter() - began
+
+    with tqdm(total=plan.tiles.count, desc="tiles", unit="tile",
+              disable=not options.progress) as bar, BackgroundEmitter(write) as background:
+
+        def emit(strip: Strip, out_row0: int, out_col0: int, mean: np.ndarray,
+                 variance: np.ndarray | None) -> None:
+            if out_row0 < plan.model.height and out_col0 < plan.model.width:
+                background.submit(strip, out_row0, out_col0, mean, variance)
+
+        run_tiled(plan.predictor, plan.tiles, read_strip, emit,
+                  batch_size=options.batch_size, device=plan.device, progress=bar.update,
+                  max_block_width=options.block_width, precision=options.precision,
+                  timings=stages)
+    return kept
+
+
+def finish(plan: HarmonizePlan, writer: CogWriter, consistency: Consistency, kept: bool,
+           stages: dict[str, float]) -> tuple[Path, dict]:
+    """Refuse an output without a kept pixel; tag and warn about the consistency; commit."""
+    if not kept:
+        raise InputError(plan.scene.multispectral[0], "no valid pixel in the output grid "
+                         "(all nodata, or all flagged by the quality band)")
+    report = consistency.report()
+    writer.add_tags(consistency_tags(report))
+    for message in consistency_messages(report):
+        warnings.warn(f"{plan.scene.name}: {message}", InputCheckWarning, stacklevel=3)
+    began = time.perf_counter()
+    path = writer.commit()
+    stages["cog"] = time.perf_counter() - began
+    return path, report
+
+
 def harmonize(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str],
-    *,
-    models: Sequence[str | os.PathLike[str] | Harmonizer] | None = None,
-    uncertainty: UncertaintyMethod = "auto",
-    like: str | os.PathLike[str] | None = None,
-    crs: object | None = None,
-    bounds: tuple[float, float, float, float] | None = None,
-    resolution: float | None = None,
-    tile: int = 512,
-    overlap: int = 64,
-    batch_size: int = 4,
-    device: str = "cpu",
-    threads: int | None = None,
-    dtype: OutputDtype = "uint16",
-    mask_flags: tuple[str, ...] = DEFAULT_MASK_FLAGS,
-    keep_flagged: bool = False,
-    toa: bool = False,
-    mc_passes: int = 20,
-    dropout: float | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-    block_width: int = MAX_BLOCK_WIDTH,
-    register_pan: bool = True,
-    tags: dict[str, str] | None = None,
-    precision: Precision = "fp32",
+    options: HarmonizeOptions | None = None,
+    **changes: Any,
 ) -> HarmonizeResult:
     """Harmonize one Landsat-8/9 scene into a Sentinel-2-like COG.
 
-    ``inputs``: a scene folder or its files. ``models``: registered names, paths or hub ids
-    (default: ``lite``, the bundled demo weights; ``published``: the ensemble of the four
-    published UNets). ``uncertainty``: ``auto``, ``ensemble``, ``mc-dropout``, ``head`` or
-    ``none``. ``tile``/``overlap`` in output pixels.
-    Pixels flagged by the quality band (``mask_flags``) get mask 2 and nodata, unless
-    ``keep_flagged``. ``block_width`` (output pixels) bounds the width of the column blocks
-    processed at a time, and so the memory. ``tags``: extra file tags to record (e.g. a batch
-    run's provenance). ``precision``: ``fp32`` (exact), ``bf16`` or ``fp16`` (automatic
-    mixed precision; faster where the hardware has it, slightly different values). Reading,
-    the model and writing run overlapped, one strip each. Nothing is written unless the whole
-    run succeeds.
+    ``inputs``: a scene folder or its files. ``options``: a :class:`HarmonizeOptions`, and/or
+    its fields as keyword arguments (``models=``, ``tile=``, ``uncertainty=`` ..., which
+    override ``options``'s); see there. Reading, the model and writing run overlapped, one
+    strip each. Nothing is written unless the whole run succeeds.
 
     Before the run, the pan's registration against the bands and the input noise are measured
     on a central window (:mod:`s2l8h.inference.checks`); with ``register_pan`` a pan shift
@@ -198,124 +309,24 @@ def harmonize(
     goes into the tags (``s2l8h qa`` prints them); large findings are warned about.
     """
     started = time.perf_counter()
-    check_options(tile=tile, overlap=overlap, batch_size=batch_size, threads=threads,
-                  resolution=resolution, mc_passes=mc_passes, dtype=dtype,
-                  uncertainty=uncertainty, dropout=dropout)
-    torch_device = check_device(device)
-    if threads:
-        torch.set_num_threads(threads)
-    check_output_path(output, overwrite)
-    loaded = resolve_models(models, dropout)
-    predictor = make_predictor(loaded, uncertainty, mc_passes=mc_passes)
-    convention = loaded[0].convention
-    scene = open_scene(inputs, toa=toa, need_pan=convention.use_pan)
-    check_not_an_input(output, [*scene.files(), *([like] if like is not None else [])])
-    grid = output_grid(scene.multispectral, like=like, crs=crs, bounds=bounds,
-                       resolution=resolution)
-    check_grid_size(grid)
-    fine = model_grid(grid, projected_crs=scene.crs())
-    check_grid_size(fine, "10 m grid the model runs on")
-    scale = convention.scale
-    plan = plan_tiles(math.ceil(fine.height / scale), math.ceil(fine.width / scale), tile,
-                      overlap, predictor.alignment, scale)
-    lowres = coarser_grid(fine, scale, plan.rows.padded, plan.cols.padded)
-    pan_grid = coarser_grid(fine, scale / 2, 2 * plan.rows.padded, 2 * plan.cols.padded)
-    fine_padded = coarser_grid(fine, 1, scale * plan.rows.padded, scale * plan.cols.padded)
-
-    window = central_window(lowres.height, lowres.width)
-
-    def read_window():
-        with SceneReader(scene, lowres, pan_grid, fine_padded, convention,
-                         mask_flags) as window_reader:
-            strip = window_reader.read_strip(*window)
-        return strip.multispectral, strip.pan, strip.valid
-
-    checks = check_inputs(read_window, register_pan)
-    for message in checks.messages():
-        warnings.warn(f"{scene.name}: {message}", InputCheckWarning, stacklevel=2)
-    consistency = Consistency(window=window)
-    predictor.to(torch_device)
-    names = [model.name or str(model.provenance.get("weights", "?")) for model in loaded]
-    tags = {
-        "S2L8H_VERSION": __version__,
-        "S2L8H_MODELS": json.dumps(names),
-        "S2L8H_MODEL_PROVENANCE": json.dumps([model.provenance for model in loaded]),
-        "S2L8H_UNCERTAINTY": predictor.method,
-        "S2L8H_INPUTS": json.dumps(describe_inputs(scene)),
-        "S2L8H_SCENE": scene.name,
-        "S2L8H_LEVEL": "L2 surface reflectance" if scene.level == "L2" else
-        "L1 TOA reflectance (TOA mode)",
-        "S2L8H_OPTIONS": json.dumps({"tile": tile, "overlap": overlap, "mask_flags":
-                                     list(mask_flags), "keep_flagged": keep_flagged,
-                                     "dtype": dtype, "mc_passes": mc_passes,
-                                     "register_pan": register_pan,
-                                     "precision": precision}),
-        **checks.tags(),
-        **(tags or {}),
-    }
-    writer = CogWriter(output, grid, fine, convention.output_bands, predictor.gives_variance,
-                       dtype, tags, overwrite)
-    any_valid = False
+    plan = plan_harmonize(inputs, output, HarmonizeOptions.build(options, **changes))
+    checks = check_plan_inputs(plan)
+    consistency = Consistency(window=plan.window)
+    plan.predictor.to(plan.device)
+    writer = open_writer(plan, checks)
     # Busy seconds per stage (read and write run in their own threads, so they overlap).
-    stages = {"read": 0.0, "model": 0.0, "write": 0.0, "cog": 0.0, "wait_read": 0.0,
-              "emit": 0.0}
+    stages = dict.fromkeys(("read", "model", "write", "cog", "wait_read", "emit"), 0.0)
     try:
         with rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes()), \
-                SceneReader(scene, lowres, pan_grid, fine_padded, convention,
-                            mask_flags, checks.corrected_m) as reader:
-            # run_tiled emits once per strip read, in order; reads run one strip ahead.
-            strips: deque[Strip] = deque()
-
-            def read_strip(row0: int, rows: int, col0: int, cols: int):
-                began = time.perf_counter()
-                strip = reader.read_strip(row0, rows, col0, cols)
-                strips.append(strip)
-                stages["read"] += time.perf_counter() - began
-                return strip.multispectral, strip.pan, strip.valid
-
-            def write(strip: Strip, out_row0: int, out_col0: int, mean: np.ndarray,
-                      variance: np.ndarray | None) -> None:  # in the writer thread
-                nonlocal any_valid
-                began = time.perf_counter()
-                fill, flagged = reader.read_quality(out_row0, mean.shape[1], out_col0,
-                                                    mean.shape[2])
-                mask = output_mask(strip, out_row0, out_col0, mean, fill, flagged, scale)
-                any_valid |= bool((mask == MASK_VALID).any()) or \
-                    (keep_flagged and bool((mask == MASK_FLAGGED).any()))
-                add_consistency(consistency, strip, out_row0, out_col0, mean, mask, scale)
-                keep = (mask == MASK_VALID) | (keep_flagged & (mask == MASK_FLAGGED))
-                std = None if variance is None else np.sqrt(np.maximum(variance, 0))
-                writer.write_rows(out_row0, mean, std, mask, keep, col0=out_col0)
-                stages["write"] += time.perf_counter() - began
-
-            with tqdm(total=plan.count, desc="tiles", unit="tile", disable=not progress) as bar, \
-                    BackgroundEmitter(write) as background:
-
-                def emit(out_row0: int, out_col0: int, mean: np.ndarray,
-                         variance: np.ndarray | None) -> None:
-                    strip = strips.popleft()
-                    if out_row0 < fine.height and out_col0 < fine.width:
-                        background.submit(strip, out_row0, out_col0, mean, variance)
-
-                run_tiled(predictor, plan, read_strip, emit, batch_size=batch_size,
-                          device=torch_device, progress=bar.update,
-                          max_block_width=block_width, precision=precision,
-                          timings=stages)
-            if not any_valid:
-                raise InputError(scene.multispectral[0], "no valid pixel in the output grid "
-                                 "(all nodata, or all flagged by the quality band)")
-            report = consistency.report()
-            writer.add_tags({"S2L8H_CONSISTENCY": json.dumps(report)})
-            for message in consistency_messages(report):
-                warnings.warn(f"{scene.name}: {message}", InputCheckWarning, stacklevel=2)
-            began = time.perf_counter()
-            path = writer.commit()
-            stages["cog"] = time.perf_counter() - began
+                plan.reader(checks.corrected_m) as reader:
+            kept = run_plan(plan, reader, writer, consistency, stages)
+            path, report = finish(plan, writer, consistency, kept, stages)
     except BaseException:
         writer.abort()
         raise
-    return HarmonizeResult(path=path, grid=grid, models=names, uncertainty=predictor.method,
-                           tiles=plan.count, seconds=time.perf_counter() - started,
+    return HarmonizeResult(path=path, grid=plan.grid, models=plan.names,
+                           uncertainty=plan.predictor.method, tiles=plan.tiles.count,
+                           seconds=time.perf_counter() - started,
                            extra={"input_checks": checks, "consistency": report,
                                   "stage_seconds": stages})
 
@@ -333,28 +344,7 @@ def add_consistency(consistency: Consistency, strip: Strip, out_row0: int, out_c
     valid = mask[skip:skip + rows * scale, :cols * scale] == MASK_VALID
     degraded, degraded_valid = to_landsat(block, valid, scale)
     row30, col30 = (out_row0 + skip) // scale, out_col0 // scale
-    first, left = row30 - strip.row0, col30 - strip.col0
-    landsat = strip.multispectral[:, first:first + rows, left:left + cols]
+    landsat, landsat_valid = strip.window(row30, col30, rows, cols)
     if landsat.shape[1:] != degraded.shape[1:]:
         return
-    valid30 = degraded_valid & strip.valid[first:first + rows, left:left + cols]
-    consistency.add(row30, col30, degraded, landsat, valid30)
-
-
-def output_mask(strip: Strip, out_row0: int, out_col0: int, mean: np.ndarray,
-                fill: np.ndarray, flagged: np.ndarray, scale: int) -> np.ndarray:
-    """Mask band values of the output block at ``(out_row0, out_col0)`` (``out_col0`` a
-    multiple of ``scale``): 0 where the 30 m input (repeated ``scale`` x ``scale``) or the
-    prediction has no data or the quality band says fill, 2 where it flags the pixel, else 1."""
-    rows, cols = mean.shape[1:]
-    first = out_row0 // scale - strip.row0
-    left = out_col0 // scale - strip.col0
-    valid30 = strip.valid[first:first + math.ceil(rows / scale) + 1,
-                          left:left + math.ceil(cols / scale)]
-    valid = valid30.repeat(scale, axis=0).repeat(scale, axis=1)
-    offset = out_row0 - scale * (strip.row0 + first)
-    valid = valid[offset:offset + rows, :cols] & np.isfinite(mean).all(axis=0) & ~fill
-    mask = np.full(valid.shape, MASK_NODATA, dtype=np.uint8)
-    mask[valid] = MASK_VALID
-    mask[valid & flagged] = MASK_FLAGGED
-    return mask
+    consistency.add(row30, col30, degraded, landsat, degraded_valid & landsat_valid)

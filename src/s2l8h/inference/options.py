@@ -1,17 +1,28 @@
-"""Checks of the harmonize options at the boundary, before any work is done.
+"""The harmonize options (:class:`HarmonizeOptions`) and their checks at the boundary, before
+any work is done.
 
 Every check raises :class:`s2l8h.errors.OptionError` naming the option (as the command line
-spells it) and the value, so the CLI and the Python API fail the same way.
+spells it) and the value, so the CLI, the batch runner and the Python API fail the same way.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from odc.geo.geobox import GeoBox
 
 from s2l8h.errors import OptionError
+from s2l8h.inference.tiling import MAX_BLOCK_WIDTH, PRECISIONS
+from s2l8h.io.quality import DEFAULT_MASK_FLAGS
+from s2l8h.options import Options
+
+if TYPE_CHECKING:
+    from s2l8h.models.harmonizer import Harmonizer
 
 #: Largest grid (pixels) the model or the writer is asked to fill: 1.5 Gpx is about three whole
 #: Landsat scenes at 10 m (a WRS-2 scene is about 185 km x 180 km, 0.33 Gpx at 10 m).
@@ -46,6 +57,76 @@ def check_options(*, tile: int, overlap: int, batch_size: int, threads: int | No
                           f"got {uncertainty!r}")
     if dropout is not None and not (0 <= dropout < 1):
         raise OptionError(f"--dropout must be in [0, 1), got {dropout}")
+
+
+#: The options recorded in an output's ``S2L8H_OPTIONS`` tag.
+TAGGED_OPTIONS = ("tile", "overlap", "mask_flags", "keep_flagged", "dtype", "mc_passes",
+                  "register_pan", "precision")
+
+
+@dataclass(frozen=True)
+class HarmonizeOptions(Options):
+    """How to harmonize a scene (:func:`s2l8h.inference.harmonize.harmonize`), checked once
+    when made (:class:`~s2l8h.errors.OptionError` on a value no run can use).
+
+    ``models``: registered names, paths or hub ids, or loaded models (default
+    :data:`~s2l8h.inference.harmonize.DEFAULT_MODELS`; ``published``: the four published
+    UNets). ``uncertainty``: ``auto``, ``ensemble``, ``mc-dropout``, ``head`` or ``none``.
+    Output grid: ``like`` (a raster's exact grid), or ``bounds`` (left, bottom, right, top in
+    ``crs``, default the scene's CRS) snapped outwards to multiples of ``resolution`` (CRS
+    units; ``None`` is 10 m). ``tile``/``overlap``/``block_width`` in output pixels
+    (``block_width`` bounds the column blocks processed at a time, and so the memory).
+    Pixels flagged by the quality band (``mask_flags``) get mask 2 and nodata, unless
+    ``keep_flagged``. ``toa`` allows a Level-1-only scene. ``tags``: extra file tags (e.g. a
+    batch run's provenance). ``precision``: ``fp32`` (exact), ``bf16`` or ``fp16``
+    (automatic mixed precision). ``register_pan``: correct a measured pan shift above 2 m.
+    """
+
+    models: tuple[str | os.PathLike[str] | Harmonizer, ...] | None = None
+    uncertainty: str = "auto"
+    like: str | os.PathLike[str] | None = None
+    crs: object | None = None
+    bounds: tuple[float, float, float, float] | None = None
+    resolution: float | None = None
+    tile: int = 512
+    overlap: int = 64
+    batch_size: int = 4
+    device: str = "cpu"
+    threads: int | None = None
+    dtype: str = "uint16"
+    mask_flags: tuple[str, ...] = DEFAULT_MASK_FLAGS
+    keep_flagged: bool = False
+    toa: bool = False
+    mc_passes: int = 20
+    dropout: float | None = None
+    overwrite: bool = False
+    progress: bool = True
+    block_width: int = MAX_BLOCK_WIDTH
+    register_pan: bool = True
+    tags: Mapping[str, str] | None = None
+    precision: str = "fp32"
+
+    WHAT: ClassVar[str] = "harmonize"
+
+    def __post_init__(self) -> None:
+        if self.models is not None and not isinstance(self.models, tuple):
+            object.__setattr__(self, "models", tuple(self.models))
+        object.__setattr__(self, "mask_flags", tuple(self.mask_flags))
+        if self.bounds is not None:
+            object.__setattr__(self, "bounds", tuple(self.bounds))
+        check_options(tile=self.tile, overlap=self.overlap, batch_size=self.batch_size,
+                      threads=self.threads, resolution=self.resolution,
+                      mc_passes=self.mc_passes, dtype=self.dtype,
+                      uncertainty=self.uncertainty, dropout=self.dropout)
+        if self.precision not in PRECISIONS:
+            raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)}, "
+                              f"got {self.precision!r}")
+
+    def record(self, names: Sequence[str] = TAGGED_OPTIONS) -> dict[str, object]:
+        """The ``names`` options as JSON-ready values (tuples as lists), in that order."""
+        values = {name: getattr(self, name) for name in names}
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in values.items()}
 
 
 def check_device(device: str | torch.device) -> torch.device:

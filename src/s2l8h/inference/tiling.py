@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from s2l8h.inference.uncertainty import Predictor
+from s2l8h.io.reader import Strip
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -126,8 +127,8 @@ def axis_weights(axis: AxisPlan, index: int, scale: int) -> np.ndarray:
     return _half_ramp(length, scale * lead) * _half_ramp(length, scale * trail)[::-1]
 
 
-StripReader = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray | None, np.ndarray]]
-RowEmitter = Callable[[int, int, np.ndarray, np.ndarray | None], None]
+StripReader = Callable[[int, int, int, int], Strip]
+RowEmitter = Callable[[Strip, int, int, np.ndarray, np.ndarray | None], None]
 MAX_BLOCK_WIDTH = 8192  # output pixels of one column block
 Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
@@ -146,7 +147,7 @@ def autocast(device: torch.device | str, precision: Precision = "fp32"
 
 
 def _prefetched(read_strip: StripReader, requests: Sequence[tuple[int, int, int, int]],
-                prefetch: bool) -> Iterator[tuple]:
+                prefetch: bool) -> Iterator[Strip]:
     """``read_strip(*request)`` for each request in order; with ``prefetch`` the next one is
     read in a thread while the caller works on the current one (at most two strips held)."""
     if not prefetch or len(requests) < 2:
@@ -286,14 +287,15 @@ def run_tiled(
 ) -> None:
     """Run ``predictor`` over the plan, column block by column block, strip by strip.
 
-    ``read_strip(row0, rows, col0, cols)`` returns, for input rows ``[row0, row0 + rows)`` and
-    columns ``[col0, col0 + cols)`` of the padded scene, ``(multispectral (B, rows, cols),
-    pan (1, 2 rows, 2 cols) or None, valid (rows, cols))`` with invalid inputs filled with
-    finite values. ``emit(out_row0, out_col0, mean, variance)`` receives finished output
-    pixels (``mean`` (6, r, c), NaN where no tile contributed). Memory holds one strip of one
-    column block (tile height x ``max_block_width`` output pixels plus one tile each side),
-    whatever the scene's size. ``progress(n)`` counts tiles (skipped ones included).
-    ``emit`` is called exactly once per ``read_strip`` call, in the same order. With
+    ``read_strip(row0, rows, col0, cols)`` returns the :class:`~s2l8h.io.reader.Strip` of
+    input rows ``[row0, row0 + rows)`` and columns ``[col0, col0 + cols)`` of the padded
+    scene (multispectral (B, rows, cols), pan (1, 2 rows, 2 cols) or None, valid (rows, cols)),
+    invalid inputs filled with finite values. ``emit(strip, out_row0, out_col0, mean,
+    variance)`` receives finished output pixels (``mean`` (6, r, c), NaN where no tile
+    contributed) with the strip whose tiles made them (its mask covers them). Memory holds one
+    strip of one column block (tile height x ``max_block_width`` output pixels plus one tile
+    each side), whatever the scene's size. ``progress(n)`` counts tiles (skipped ones
+    included). ``emit`` is called exactly once per ``read_strip`` call, in the same order. With
     ``prefetch`` the next strip is read in a thread while the model runs (``read_strip`` must
     then not share GDAL datasets with ``emit``). ``precision``: see :func:`autocast`.
     ``timings`` (if given) accumulates seconds of this thread: ``model`` (forward passes and
@@ -322,7 +324,8 @@ def run_tiled(
             carry_row0 = 0
             for row_index, row0 in enumerate(rows.starts):
                 waited = time.perf_counter()
-                multispectral, pan, valid = next(strips)[:3]
+                strip = next(strips)
+                multispectral, pan, valid = strip.multispectral, strip.pan, strip.valid
                 started = time.perf_counter()
                 clock["wait_read"] += started - waited
                 strip_out0 = scale * row0
@@ -364,7 +367,7 @@ def run_tiled(
                 done = height_out if last else scale * (rows.starts[row_index + 1] - row0)
                 emitting = time.perf_counter()
                 clock["model"] += emitting - started
-                _emit_rows(emit, strip_out0, own_start, mean_sum[:, :done, keep],
+                _emit_rows(emit, strip, strip_out0, own_start, mean_sum[:, :done, keep],
                            None if variance_sum is None else variance_sum[:, :done, keep],
                            weight_sum[:done, keep])
                 clock["emit"] += time.perf_counter() - emitting
@@ -400,15 +403,16 @@ def _predict_batch(predictor: Predictor, batch: list[tuple[int, int]],
         weight_sum[:, x0:x0 + width] += weight
 
 
-def _emit_rows(emit: RowEmitter, out_row0: int, out_col0: int, mean_sum: np.ndarray,
-               variance_sum: np.ndarray | None, weight_sum: np.ndarray) -> None:
+def _emit_rows(emit: RowEmitter, strip: Strip, out_row0: int, out_col0: int,
+               mean_sum: np.ndarray, variance_sum: np.ndarray | None,
+               weight_sum: np.ndarray) -> None:
     covered = weight_sum > 0
     safe = np.where(covered, weight_sum, 1.0)
     mean = np.where(covered, mean_sum / safe, np.nan).astype(np.float32)
     variance = None
     if variance_sum is not None:
         variance = np.where(covered, variance_sum / safe, np.nan).astype(np.float32)
-    emit(out_row0, out_col0, mean, variance)
+    emit(strip, out_row0, out_col0, mean, variance)
 
 
 def predict_array(
@@ -443,8 +447,7 @@ def predict_array(
                        dtype=np.float32)
     variance_out = np.full_like(mean_out, np.nan) if predictor.gives_variance else None
 
-    def read_strip(row0: int, rows: int, col0: int, cols: int
-                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    def read_strip(row0: int, rows: int, col0: int, cols: int) -> Strip:
         ms = np.ascontiguousarray(padded_ms[:, row0:row0 + rows, col0:col0 + cols],
                                   dtype=np.float32)
         strip_pan = None
@@ -452,9 +455,9 @@ def predict_array(
             strip_pan = np.ascontiguousarray(
                 padded_pan[:, 2 * row0:2 * (row0 + rows), 2 * col0:2 * (col0 + cols)],
                 dtype=np.float32)
-        return ms, strip_pan, padded_valid[row0:row0 + rows, col0:col0 + cols]
+        return Strip(row0, col0, ms, strip_pan, padded_valid[row0:row0 + rows, col0:col0 + cols])
 
-    def emit(out_row0: int, out_col0: int, mean: np.ndarray,
+    def emit(_: Strip, out_row0: int, out_col0: int, mean: np.ndarray,
              variance: np.ndarray | None) -> None:
         window = (slice(None), slice(out_row0, out_row0 + mean.shape[1]),
                   slice(out_col0, out_col0 + mean.shape[2]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import rasterio
@@ -102,11 +103,57 @@ def model_grid(output: GeoBox, resolution: float = SENTINEL2_RESOLUTION,
                   output.crs)
 
 
-def coarser_grid(grid: GeoBox, factor: int, rows: int, cols: int) -> GeoBox:
-    """A grid ``factor`` times coarser than ``grid`` from the same top-left corner."""
-    affine = grid.affine
-    return GeoBox((rows, cols), Affine(affine.a * factor, 0, affine.c, 0, affine.e * factor,
-                                       affine.f), grid.crs)
+#: 10 m model pixels per 30 m band pixel (the pan's 15 m pixels are half a band pixel).
+SCALE = 3
+
+
+@dataclass(frozen=True)
+class WorkingGrids:
+    """The three grids a scene is read onto, sharing their outer edges (north-up, pixel
+    edges, not centres, at the transforms' origins): ``fine`` the 10 m model grid
+    (``scale`` x ``scale`` pixels per band pixel), ``bands`` the 30 m multispectral grid and
+    ``pan`` the 15 m panchromatic grid (2 x 2 pixels per band pixel).
+
+    Built with odc-geo's own zooms and crops (``zoom_out``, ``zoom_to``, ``crop``,
+    ``pad_wh``), so the transforms are the odc-geo ones: resolutions are multiplied by the
+    zoom factor, origins are unchanged.
+    """
+
+    fine: GeoBox
+    bands: GeoBox
+    pan: GeoBox
+    scale: int = SCALE
+
+    def __post_init__(self) -> None:
+        rows, cols = self.bands.shape
+        if self.fine.shape != (self.scale * rows, self.scale * cols) or \
+                self.pan.shape != (2 * rows, 2 * cols):
+            raise ValueError(f"working grids do not nest: fine {self.fine.shape}, bands "
+                             f"{self.bands.shape}, pan {self.pan.shape} (scale {self.scale})")
+
+    @classmethod
+    def from_fine(cls, fine: GeoBox, scale: int = SCALE, align: int = 1) -> WorkingGrids:
+        """The grids from ``fine``'s top-left corner: ``bands`` covers ``fine`` (its rows and
+        columns rounded up to whole band pixels, then to multiples of ``align`` band pixels),
+        ``fine`` is extended to the same outer edges."""
+        bands = fine.zoom_out(scale).pad_wh(align)
+        rows, cols = bands.shape
+        return cls(fine.crop((scale * rows, scale * cols)), bands,
+                   fine.zoom_out(scale / 2).crop((2 * rows, 2 * cols)), scale)
+
+    @classmethod
+    def from_bands(cls, bands: GeoBox, scale: int = SCALE) -> WorkingGrids:
+        """The grids of a given band grid: the fine and pan grids with its outer edges."""
+        rows, cols = bands.shape
+        return cls(bands.zoom_to((scale * rows, scale * cols)), bands,
+                   bands.zoom_to((2 * rows, 2 * cols)), scale)
+
+    def crop(self, rows: int, cols: int) -> WorkingGrids:
+        """The same grids cropped (or extended) at the bottom and right to ``rows`` x
+        ``cols`` band pixels; the top-left corner and the transforms stay."""
+        return WorkingGrids(self.fine.crop((self.scale * rows, self.scale * cols)),
+                            self.bands.crop((rows, cols)), self.pan.crop((2 * rows, 2 * cols)),
+                            self.scale)
 
 
 def warp(image: np.ndarray, source: GeoBox, target: GeoBox,

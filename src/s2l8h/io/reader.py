@@ -7,6 +7,7 @@ rows asked for are read.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -23,6 +24,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from s2l8h.bands import PAN_RADIOMETRY, PAN_TOA_NO_SUN_CORRECTION, PAN_TOA_SUN_CORRECTED
+from s2l8h.io.cog import MASK_FLAGGED, MASK_NODATA, MASK_VALID
 from s2l8h.io.errors import InputError
 from s2l8h.io.landsat import LandsatScene
 from s2l8h.io.quality import DEFAULT_MASK_FLAGS, quality_mask
@@ -67,6 +69,41 @@ class Strip:
     multispectral: np.ndarray
     pan: np.ndarray | None
     valid: np.ndarray
+
+    def window(self, row: int, col: int, rows: int, cols: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Bands (6, rows, cols) and data mask of the 30 m pixels ``[row, row + rows)`` x
+        ``[col, col + cols)`` (working-grid indices; cut short where the strip ends)."""
+        first, left = row - self.row0, col - self.col0
+        return (self.multispectral[:, first:first + rows, left:left + cols],
+                self.valid[first:first + rows, left:left + cols])
+
+    def fine_valid(self, out_row0: int, out_col0: int, rows: int, cols: int,
+                   scale: int) -> np.ndarray:
+        """The data mask on ``rows`` x ``cols`` pixels of the fine grid (``scale`` x
+        ``scale`` per 30 m pixel) from fine pixel ``(out_row0, out_col0)``, ``out_col0`` a
+        multiple of ``scale``: each 30 m pixel's flag over the fine pixels inside it."""
+        first = out_row0 // scale - self.row0
+        left = out_col0 // scale - self.col0
+        valid30 = self.valid[first:first + math.ceil(rows / scale) + 1,
+                             left:left + math.ceil(cols / scale)]
+        valid = valid30.repeat(scale, axis=0).repeat(scale, axis=1)
+        offset = out_row0 - scale * (self.row0 + first)
+        return valid[offset:offset + rows, :cols]
+
+    def output_mask(self, out_row0: int, out_col0: int, mean: np.ndarray, fill: np.ndarray,
+                    flagged: np.ndarray, scale: int) -> np.ndarray:
+        """Mask band values of the output block ``mean`` (6, rows, cols) at fine pixel
+        ``(out_row0, out_col0)``: :data:`~s2l8h.io.cog.MASK_NODATA` where the 30 m input or
+        the prediction has no data or the quality band says ``fill``,
+        :data:`~s2l8h.io.cog.MASK_FLAGGED` where it flags the pixel, else ``MASK_VALID``."""
+        rows, cols = mean.shape[1:]
+        valid = self.fine_valid(out_row0, out_col0, rows, cols, scale) & \
+            np.isfinite(mean).all(axis=0) & ~fill
+        mask = np.full(valid.shape, MASK_NODATA, dtype=np.uint8)
+        mask[valid] = MASK_VALID
+        mask[valid & flagged] = MASK_FLAGGED
+        return mask
 
 
 def _bounds_overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
@@ -220,6 +257,14 @@ class SceneReader:
                 pan_reflectance, _ = self._read(self.pan, pan_window)
                 pan = pan_reflectance[None]
         return Strip(row0, col0, np.stack(bands), pan, valid)
+
+    def block_mask(self, strip: Strip, out_row0: int, out_col0: int, mean: np.ndarray,
+                   scale: int) -> np.ndarray:
+        """The mask band of the output block ``mean`` at fine pixel ``(out_row0,
+        out_col0)``, made from ``strip`` (its data mask) and the quality band under the
+        block (:meth:`Strip.output_mask`)."""
+        fill, flagged = self.read_quality(out_row0, mean.shape[1], out_col0, mean.shape[2])
+        return strip.output_mask(out_row0, out_col0, mean, fill, flagged, scale)
 
     def read_quality(self, row0: int, rows: int, col0: int, width: int
                      ) -> tuple[np.ndarray, np.ndarray]:
