@@ -9,12 +9,11 @@ from pathlib import Path
 import rasterio
 from rasterio.errors import RasterioIOError
 
-from s2l8h.inference.harmonize import HarmonizeResult, harmonize
+from s2l8h.inference.harmonize import HarmonizeResult, harmonize, resolve_models
 from s2l8h.io.cog import check_output_path
 from s2l8h.io.landsat import OUTPUT_TAG, open_scene
 from s2l8h.io.quicklook import is_own_quicklook, write_quicklook
-from s2l8h.models.loading import load_model
-from s2l8h.models.registry import DEFAULT_MODEL, get_spec
+from s2l8h.models.registry import DEFAULT_MODEL, ensemble_members, get_spec, list_ensembles
 
 EXAMPLE = "florida_crop"
 
@@ -25,16 +24,22 @@ def example_scene() -> Path:
 
 
 def demo_label(name: str = DEFAULT_MODEL) -> str:
-    """How the demo names its weights: model, release and what they were trained on."""
+    """How the demo names its weights: model, release (or ensemble) and what they were
+    trained on."""
+    members = ensemble_members(name)
+    if len(members) > 1:
+        ensemble = next(entry for entry in list_ensembles() if entry.name == name)
+        return (f"default weights '{name}' (ensemble of {', '.join(members)}), "
+                f"{ensemble.description}; a Level-1 scene in TOA mode")
     spec = get_spec(name)
     return (f"default weights '{spec.name}' ({spec.release}), "
             f"{spec.release_description}; a Level-1 scene in TOA mode")
 
 
 def demo_models() -> tuple[list, str]:
-    """The demo's models (the default weights, :data:`s2l8h.defaults.DEFAULT_MODEL`) and
-    their label."""
-    return [load_model(DEFAULT_MODEL)], demo_label()
+    """The demo's models (the default weights, :data:`s2l8h.defaults.DEFAULT_MODEL`; an
+    ensemble's members) and their label."""
+    return resolve_models([DEFAULT_MODEL]), demo_label()
 
 
 def _is_own_output(path: Path) -> bool:

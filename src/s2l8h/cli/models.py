@@ -47,9 +47,10 @@ def list_command(
     loads the model's default release): parameters, multiply-adds per output pixel, where
     the weights are, input convention."""
     from s2l8h.models import DEFAULT_MODEL, get_spec, list_models, macs_per_output_pixel
-    from s2l8h.models.registry import default_release, list_releases
+    from s2l8h.models.registry import default_release, list_ensembles, list_releases
 
-    default = get_spec(DEFAULT_MODEL).release
+    default = DEFAULT_MODEL if DEFAULT_MODEL in {e.name for e in list_ensembles()} else \
+        get_spec(DEFAULT_MODEL).release
     rows = []
     for model in list_models():
         default_tag = getattr(default_release(model), "tag", None)
@@ -65,6 +66,17 @@ def list_command(
                                                                spec.convention),
                 "hub_id": spec.hub_id, "bundled": spec.bundled,
                 "input_convention": spec.convention.describe()})
+    for ensemble in list_ensembles():
+        members = [row for member in ensemble.members for row in rows
+                   if member in (row["release"], row["name"]) and
+                   (member == row["release"] or row["model_default"])]
+        rows.append({
+            "name": ensemble.name, "release": ensemble.name, "tag": None,
+            "model_default": False, "default": ensemble.name == DEFAULT_MODEL,
+            "parameters": sum(row["parameters"] for row in members),
+            "macs_per_output_pixel": sum(row["macs_per_output_pixel"] for row in members),
+            "hub_id": None, "bundled": None, "members": list(ensemble.members),
+            "input_convention": members[0]["input_convention"]})
     if as_json:
         print_json(rows)
         return
@@ -79,7 +91,8 @@ def list_command(
             label += " (default of harmonize)"
         table.add_row(label, f"{row['parameters']:,}",
                       f"{row['macs_per_output_pixel'] / 1e6:.3f} M",
-                      row["hub_id"] or (f"bundled {row['bundled']}" if row["bundled"] else "-"),
+                      row["hub_id"] or (f"bundled {row['bundled']}" if row["bundled"] else
+                                        "ensemble: " + " + ".join(row.get("members", ["-"]))),
                       row["input_convention"])
     print_table(table)
 
@@ -94,8 +107,28 @@ def info_command(
     """Architecture, convention, release and size of a registered model or of weights on
     disk."""
     from s2l8h.models import count_parameters, get_spec, load_model, macs_per_output_pixel
-    from s2l8h.models.registry import is_registered, list_releases
+    from s2l8h.models.registry import (
+        ensemble_members,
+        is_registered,
+        list_ensembles,
+        list_releases,
+    )
 
+    members = ensemble_members(source)
+    if len(members) > 1:
+        ensemble = next(entry for entry in list_ensembles() if entry.name == source)
+        specs = [get_spec(member) for member in members]
+        macs = sum(macs_per_output_pixel(spec.architecture, _registered_config(spec),
+                                         spec.convention) for spec in specs)
+        params = sum(_spec_parameters(spec.architecture, _registered_config(spec))
+                     for spec in specs)
+        for key, value in {"name": source, "ensemble of": ", ".join(members),
+                           "description": ensemble.description or "-",
+                           "parameters": f"{params:,}",
+                           "MACs per output pixel": f"{macs:,.0f} (all members)",
+                           "input convention": specs[0].convention.describe()}.items():
+            console.print(f"[bold]{key}[/bold]: {value}")
+        return
     if is_registered(source):
         spec = get_spec(source)
         architecture, config, convention = spec.architecture, _registered_config(spec), \

@@ -57,10 +57,9 @@ from s2l8h.io.reader import SceneReader, Strip
 from s2l8h.models.convention import InputConvention
 from s2l8h.models.harmonizer import Harmonizer
 from s2l8h.models.loading import load_model
+from s2l8h.models.registry import ensemble_members
 
-PUBLISHED_ENSEMBLE: tuple[str, ...] = ("unet5-upsample", "unet5-shuffle", "unet6-upsample",
-                                       "unet6-shuffle")
-#: The default model (s2l8h.defaults.DEFAULT_MODEL: bundled lite2 weights, variance head).
+#: The default model (s2l8h.defaults.DEFAULT_MODEL; an ensemble name loads its members).
 DEFAULT_MODELS: tuple[str, ...] = (DEFAULT_MODEL,)
 
 
@@ -91,11 +90,11 @@ class HarmonizeResult:
 
 def resolve_models(models: Sequence[str | os.PathLike[str] | Harmonizer] | None,
                    dropout: float | None = None) -> list[Harmonizer]:
-    """Load models from names, paths or hub ids (instances pass through); ``published``
-    stands for the ensemble of the four published UNets."""
+    """Load models from names, paths or hub ids (instances pass through); a registered
+    ensemble name (``published``: the four published UNets) stands for its members."""
     sources: list = []
     for source in (list(models) if models else list(DEFAULT_MODELS)):
-        sources.extend(PUBLISHED_ENSEMBLE if source == "published" else [source])
+        sources.extend(ensemble_members(source) if isinstance(source, str) else [source])
     overrides = {"dropout": dropout} if dropout else None
     loaded = []
     for source in sources:

@@ -90,8 +90,20 @@ class Release:
         return f"{self.model}.{self.tag}"
 
 
+@dataclass(frozen=True)
+class EnsembleRelease:
+    """A named ensemble of registered models or releases (``members``): where weights are
+    asked for by this name, all members load and their predictions combine (mean; variance
+    = spread of the means + mean head variance, :mod:`s2l8h.inference.uncertainty`)."""
+
+    name: str
+    members: tuple[str, ...]
+    description: str = ""
+
+
 _MODELS: dict[str, ModelSpec] = {}
 _RELEASES: dict[str, Release] = {}  # "model.tag" -> release, in registration order
+_ENSEMBLES: dict[str, EnsembleRelease] = {}
 
 SpecFactory = TypeVar("SpecFactory", bound=Callable[[], ModelSpec])
 
@@ -148,9 +160,39 @@ def default_release(model: str) -> Release | None:
     return next(iter(list_releases(model)), None)
 
 
+def register_ensemble(name: str, members: tuple[str, ...], description: str = ""
+                      ) -> EnsembleRelease:
+    """Register ``name`` (a model-like name, or ``model.tag`` when all members are releases
+    of that model) for the ensemble of ``members`` (registered model or release names, at
+    least two, one input convention)."""
+    _check_name("ensemble name", name.replace(".", "-", 1))
+    if len(members) < 2:
+        raise ValueError(f"ensemble {name!r}: at least two members")
+    unknown = [member for member in members if member not in _MODELS and
+               member not in _RELEASES]
+    if unknown:
+        raise ValueError(f"ensemble {name!r}: register {unknown} first")
+    if name in _MODELS or name in _RELEASES:
+        raise ValueError(f"ensemble {name!r}: the name is a model or release already")
+    ensemble = EnsembleRelease(name, tuple(members), description)
+    _ENSEMBLES[name] = ensemble
+    return ensemble
+
+
+def ensemble_members(name: str) -> tuple[str, ...]:
+    """The members of a registered ensemble; ``(name,)`` for any other name or path."""
+    return _ENSEMBLES[name].members if name in _ENSEMBLES else (name,)
+
+
+def list_ensembles() -> list[EnsembleRelease]:
+    """Registered ensembles, in registration order."""
+    return list(_ENSEMBLES.values())
+
+
 def is_registered(name: str) -> bool:
-    """Whether ``name`` is a registered model or release name (then it never means a path)."""
-    return name in _MODELS or name in _RELEASES
+    """Whether ``name`` is a registered model, release or ensemble name (then it never means
+    a path)."""
+    return name in _MODELS or name in _RELEASES or name in _ENSEMBLES
 
 
 def _unknown(name: str) -> UnknownModelError:
@@ -166,6 +208,9 @@ def _unknown(name: str) -> UnknownModelError:
 def get_spec(name: str) -> ModelSpec:
     """The spec of a model name (filled in with its default release, if any) or of a release
     name ``model.tag``; :class:`~s2l8h.errors.UnknownModelError` for anything else."""
+    if name in _ENSEMBLES:
+        raise UnknownModelError(f"{name!r} is an ensemble of {', '.join(_ENSEMBLES[name].members)}"
+                                "; ask for its members one by one")
     if name in _RELEASES:
         release: Release | None = _RELEASES[name]
     elif name in _MODELS:
@@ -227,6 +272,9 @@ def _register_published() -> tuple[str, ...]:
 
 
 PUBLISHED_MODELS: tuple[str, ...] = _register_published()
+register_ensemble("published", ("unet5-upsample", "unet5-shuffle", "unet6-upsample",
+                               "unet6-shuffle"),
+                  description="the paper's ensemble: mean of the four published UNets")
 
 
 @register_model
@@ -266,7 +314,7 @@ register_release("lite2", "realistic", bundled="lite2-realistic",
 if not is_registered(DEFAULT_MODEL):  # pragma: no cover - a mistake in s2l8h.defaults
     raise _unknown(DEFAULT_MODEL)
 
-__all__ = ["ARCHITECTURES", "DEFAULT_MODEL", "PUBLISHED_MODELS", "ModelSpec", "Release",
-           "build_network", "bundled_weights", "default_release", "find_spec", "get_spec",
-           "is_registered", "list_models", "list_releases", "register_model",
-           "register_release"]
+__all__ = ["ARCHITECTURES", "DEFAULT_MODEL", "PUBLISHED_MODELS", "EnsembleRelease", "ModelSpec",
+           "Release", "build_network", "bundled_weights", "default_release", "ensemble_members",
+           "find_spec", "get_spec", "is_registered", "list_ensembles", "list_models",
+           "list_releases", "register_ensemble", "register_model", "register_release"]
