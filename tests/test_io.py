@@ -219,14 +219,14 @@ def test_reader_close_waits_for_a_read_in_flight_and_refuses_later_reads(scene: 
 
 
 def test_reader_takes_a_plain_read_request_without_a_model(scene: Scene) -> None:
-    from s2l8h.io.grid import coarser_grid
+    from s2l8h.io.grid import WorkingGrids
     from s2l8h.io.reader import ReadInputs, SceneReader
     from s2l8h.models.convention import InputConvention
 
     fine = model_grid(sentinel2_grid(scene.bounds, "EPSG:32632", 10.0))
     rows, cols = fine.height // 3, fine.width // 3
-    grids = (coarser_grid(fine, 3, rows, cols), coarser_grid(fine, 1.5, 2 * rows, 2 * cols),
-             fine)
+    working = WorkingGrids.from_fine(fine).crop(rows, cols)
+    grids = (working.bands, working.pan, fine)
     with SceneReader(open_scene(scene.folder), *grids, ReadInputs(use_pan=False)) as reader:
         assert reader.read_strip(0, rows).pan is None
     with SceneReader(open_scene(scene.folder), *grids, ReadInputs()) as plain, \
