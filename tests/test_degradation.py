@@ -11,7 +11,7 @@ import rasterio
 from affine import Affine
 from odc.geo.geobox import GeoBox
 
-from s2l8h.data.bandpass import HLS_BANDPASS, msi_to_oli
+from s2l8h.bandpass import HLS_BANDPASS, msi_to_oli
 from s2l8h.data.simulate import (
     CONDITIONS,
     PAN_ADD,

@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from conftest import tiny_model
 from s2l8h import save_pretrained
+from s2l8h.bandpass import HLS_BANDPASS, msi_to_oli, oli_to_msi
 from s2l8h.cli import app
-from s2l8h.data.bandpass import HLS_BANDPASS, msi_to_oli, oli_to_msi
 from s2l8h.data.simulate import psf_sigma, simulate_landsat, write_simulated_scene
 from s2l8h.evaluate import metrics
 from s2l8h.evaluate.baselines import PANSHARPENING, run_baseline

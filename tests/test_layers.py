@@ -3,11 +3,10 @@
 Layers, bottom up (a module may import its own layer and the layers listed for it):
 
 - top-level vocabulary: ``s2l8h.errors``, ``s2l8h.bands``, ``s2l8h.defaults``,
-  ``s2l8h.similarity``: importable by all, importing nothing of s2l8h but each other;
+  ``s2l8h.options``, ``s2l8h.similarity``, ``s2l8h.bandpass`` (HLS), ``s2l8h.resolution``
+  (PSF and area average): importable by all, importing nothing of s2l8h but each other;
 - ``io`` and ``models``: the bottom; neither imports the other;
-- ``data``: may import io, models;
-- ``inference``: may import data, io, models (the consistency check degrades the output with
-  ``data.simulate`` and ``data.bandpass``, so data sits below inference);
+- ``data`` and ``inference``: side by side on io and models; neither imports the other;
 - ``train``, ``evaluate``, ``batch`` and the top-level ``s2l8h.demo``: may import inference,
   data, io, models, not each other (``batch`` imports inference, data and io today);
 - ``cli`` (and ``s2l8h.__main__``) on top: anything.
@@ -29,13 +28,13 @@ from pathlib import Path
 
 SOURCE = Path(__file__).parents[1] / "src"
 PACKAGE = "s2l8h"
-BASE = {"errors", "bands", "defaults", "similarity"}
+BASE = {"errors", "bands", "defaults", "similarity", "options", "bandpass", "resolution"}
 APPLICATION = {"inference", "data", "io", "models"}
 ALLOWED: dict[str, set[str]] = {
     "io": set(),
     "models": set(),
     "data": {"io", "models"},
-    "inference": {"data", "io", "models"},
+    "inference": {"io", "models"},
     "train": APPLICATION,
     "evaluate": APPLICATION,
     "batch": APPLICATION,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
-from s2l8h.data.bandpass import oli_to_msi
+from s2l8h.bandpass import oli_to_msi
 from s2l8h.data.real import RealSource, RealWaldPairs, read_real_scene
 from s2l8h.errors import ConfigError
 from s2l8h.models.registry import get_spec

@@ -38,9 +38,8 @@ import torch
 from odc.geo.geobox import GeoBox
 from torch.utils.data import Dataset
 
-from s2l8h.data.bandpass import oli_to_msi
+from s2l8h.bandpass import oli_to_msi
 from s2l8h.data.patches import SPLITS, split_rows
-from s2l8h.data.simulate import reduce_resolution
 from s2l8h.data.transforms import dihedral
 from s2l8h.errors import InputError
 from s2l8h.io.grid import WorkingGrids
@@ -48,6 +47,7 @@ from s2l8h.io.landsat import open_scene
 from s2l8h.io.quality import DEFAULT_MASK_FLAGS
 from s2l8h.io.reader import SceneReader
 from s2l8h.models.convention import InputConvention
+from s2l8h.resolution import reduce_resolution
 
 #: Reduced-resolution factor of the protocol.
 FACTOR = 3

@@ -63,12 +63,13 @@ from affine import Affine
 from odc.geo.geobox import GeoBox
 from scipy import ndimage
 
-from s2l8h.data.bandpass import PLATFORMS, Platform, msi_to_oli
+from s2l8h.bandpass import PLATFORMS, Platform, msi_to_oli
 from s2l8h.io.errors import OutputError
 from s2l8h.io.grid import WorkingGrids
 from s2l8h.io.landsat import SR_OFFSET, SR_SCALE
+from s2l8h.resolution import MTF_AT_NYQUIST as MTF_AT_NYQUIST  # re-exported
+from s2l8h.resolution import psf_sigma
 
-MTF_AT_NYQUIST = 0.3
 PAN_WEIGHTS = (0.25, 0.40, 0.35)
 PAN_MULT, PAN_ADD = 2.0e-5, -0.1
 SIMULATED_PRODUCT = "LC08_L2SP_000000_{date}_{date}_02_T1"
@@ -80,37 +81,6 @@ OLI_SNR_TYPICAL = (364.0, 302.0, 227.0, 204.0, 265.0, 334.0, 149.0)
 #: TOA reflectance of OLI's typical radiance L_typ (40, 30, 22, 14, 4.0, 1.7, 23 W/m²/sr/µm;
 #: ρ = π L / ESUN with ESUN 2067, 1893, 1603, 972, 245, 79.7, 1723 W/m²/µm).
 OLI_REFLECTANCE_TYPICAL = (0.061, 0.050, 0.043, 0.045, 0.051, 0.067, 0.042)
-
-
-def psf_sigma(pixel_size: float) -> float:
-    """σ (metres) of the Gaussian PSF with modulation 0.3 at the Nyquist frequency of
-    ``pixel_size`` (14.8 m for 30 m, 7.4 m for 15 m)."""
-    return math.sqrt(-math.log(MTF_AT_NYQUIST) / 2) / (math.pi * 0.5 / pixel_size)
-
-
-def fill_invalid(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(B, H, W) with the pixels outside ``valid`` (H, W) set to each band's valid mean."""
-    means = np.array([band[valid].mean() for band in image])[:, None, None]
-    return np.where(valid, image, means)
-
-
-def reduce_resolution(image: np.ndarray, valid: np.ndarray, pixel: float, factor: int = 3
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """(B, H, W) on a ``pixel`` m grid as a sensor with ``factor`` times larger pixels sees
-    it: the Gaussian PSF with modulation 0.3 at the coarse Nyquist frequency, then the
-    ``factor`` x ``factor`` area average (the grid cropped to whole coarse pixels). Invalid
-    pixels are filled with band means first; a coarse pixel is valid when all its fine ones
-    are. Returns float64 (B, H // factor, W // factor) and that mask."""
-    sigma = psf_sigma(factor * pixel) / pixel
-    filled = fill_invalid(image.astype(np.float64), valid)
-    blurred = np.stack([ndimage.gaussian_filter(band, sigma, mode="nearest")
-                        for band in filled])
-    rows, cols = image.shape[-2] // factor, image.shape[-1] // factor
-    cropped = blurred[:, :rows * factor, :cols * factor]
-    reduced = cropped.reshape(-1, rows, factor, cols, factor).mean(axis=(2, 4))
-    reduced_valid = valid[:rows * factor, :cols * factor].reshape(
-        rows, factor, cols, factor).all(axis=(1, 3))
-    return reduced, reduced_valid
 
 
 def oli_noise_std(reflectance: np.ndarray, band: int) -> np.ndarray:

@@ -29,9 +29,9 @@ from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
 from scipy import ndimage
 
-from s2l8h.data.bandpass import Platform, oli_to_msi
-from s2l8h.data.simulate import psf_sigma
+from s2l8h.bandpass import Platform, oli_to_msi
 from s2l8h.io.grid import warp
+from s2l8h.resolution import psf_sigma
 
 UPSAMPLING = {"nearest": Resampling.nearest, "bilinear": Resampling.bilinear,
               "bicubic": Resampling.cubic, "lanczos": Resampling.lanczos}

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from s2l8h.data.bandpass import HLS_BANDPASS, msi_to_oli
+from s2l8h.bandpass import HLS_BANDPASS, msi_to_oli
 from s2l8h.data.real import FACTOR, read_real_scene, reduce_scene
 from s2l8h.evaluate.baselines import BASELINES, run_baseline
 from s2l8h.evaluate.benchmark import (

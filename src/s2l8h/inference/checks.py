@@ -31,8 +31,8 @@ import numpy as np
 from skimage.filters import window
 from skimage.registration import phase_cross_correlation
 
-from s2l8h.data.bandpass import msi_to_oli
-from s2l8h.data.simulate import fill_invalid, reduce_resolution
+from s2l8h.bandpass import msi_to_oli
+from s2l8h.resolution import fill_invalid, reduce_resolution
 
 #: Pan shifts at or below this (metres) are left alone.
 SHIFT_TOLERANCE_M = 2.0
