@@ -191,11 +191,10 @@ def vocabulary_repeats(path: Path) -> list[str]:
 
 def test_band_vocabulary_is_defined_once() -> None:
     """The band tuples and the SR scale are written in s2l8h.bands only (other modules import
-    them), but in the files other engineers own that still repeat them (issue 12)."""
-    still_repeating = {"s2l8h.data.stac", "s2l8h.data.simulate"}
+    them)."""
     offenders = {module_name(path): vocabulary_repeats(path)
                  for path in sorted((SOURCE / PACKAGE).rglob("*.py"))}
     offenders = {module: hits for module, hits in offenders.items()
                  if hits and module != "s2l8h.bands"}
-    assert set(offenders) <= still_repeating, offenders
+    assert not offenders, offenders
     assert vocabulary_repeats(SOURCE / PACKAGE / "bands.py")  # the check finds them

@@ -64,9 +64,9 @@ from odc.geo.geobox import GeoBox
 from scipy import ndimage
 
 from s2l8h.bandpass import PLATFORMS, Platform, msi_to_oli
+from s2l8h.bands import SENTINEL2_BANDS, SR_OFFSET, SR_SCALE
 from s2l8h.io.errors import OutputError
 from s2l8h.io.grid import WorkingGrids
-from s2l8h.io.landsat import SR_OFFSET, SR_SCALE
 from s2l8h.resolution import MTF_AT_NYQUIST as MTF_AT_NYQUIST  # re-exported
 from s2l8h.resolution import psf_sigma
 
@@ -424,5 +424,5 @@ def write_simulated_scene(simulated: SimulatedScene, folder: str | os.PathLike[s
             "LEVEL1_RADIOMETRIC_RESCALING": rescaling}}
         (scene / f"{name}_MTL.json").write_text(json.dumps(document, indent=1))
     _write(target_path, simulated.target, simulated.target_grid, np.nan,
-           ["B02", "B03", "B04", "B8A", "B11", "B12"])
+           list(SENTINEL2_BANDS))
     return scene, target_path

@@ -18,7 +18,6 @@ failures raise :class:`CatalogError` (after retries) naming the catalogue.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -34,7 +33,17 @@ from odc.geo.geom import BoundingBox
 from rasterio.warp import transform_bounds
 from urllib3.util.retry import Retry
 
-from s2l8h.bands import SR_OFFSET, SR_SCALE
+from s2l8h.bands import (
+    LANDSAT_BANDS,
+    QA_PIXEL_BITS,
+    SENTINEL2_BANDS,
+    SENTINEL2_BASELINE_OFFSET,
+    SENTINEL2_OFFSET_BASELINE,
+    SENTINEL2_OFFSET_DATE,
+    SENTINEL2_QUANTIFICATION,
+    SR_OFFSET,
+    SR_SCALE,
+)
 from s2l8h.errors import CatalogError  # also stac.CatalogError
 
 #: SCL classes counted as clear: vegetation, not vegetated, water (and dark area, unclassified
@@ -42,8 +51,8 @@ from s2l8h.errors import CatalogError  # also stac.CatalogError
 SCL_CLEAR = (4, 5, 6)
 SCL_NODATA = (0,)
 #: QA_PIXEL bits that make a pixel not clear: fill, dilated cloud, cirrus, cloud, shadow.
-QA_NOT_CLEAR_BITS = (0, 1, 2, 3, 4)
-BASELINE_OFFSET_DATE = dt.date(2022, 1, 25)
+QA_NOT_CLEAR_BITS = tuple(QA_PIXEL_BITS[flag] for flag in
+                          ("fill", "dilated_cloud", "cirrus", "cloud", "shadow"))
 LANDSAT_PLATFORMS = ("landsat-8", "landsat-9")
 
 
@@ -278,11 +287,13 @@ def sentinel2_offset(item: pystac.Item) -> float:
     baseline = properties.get("s2:processing_baseline")
     if baseline is not None:
         try:
-            return -1000.0 if float(baseline) >= 4.0 else 0.0
+            return SENTINEL2_BASELINE_OFFSET if float(baseline) >= SENTINEL2_OFFSET_BASELINE \
+                else 0.0
         except ValueError:
             pass
     date = item.datetime.date() if item.datetime else None
-    return -1000.0 if date is not None and date >= BASELINE_OFFSET_DATE else 0.0
+    return SENTINEL2_BASELINE_OFFSET if date is not None and date >= SENTINEL2_OFFSET_DATE \
+        else 0.0
 
 
 S2_ASSETS = {"B02": ("blue", "B02"), "B03": ("green", "B03"), "B04": ("red", "B04"),
@@ -379,11 +390,10 @@ def load_pair(pair: Pair, bbox: tuple[float, float, float, float], *,
             mult, add = level1_pan_rescaling(pair.landsat_l1)
             dn = level1[pan_name].values[0]
             pan = np.where(dn > 0, mult * dn + add, np.nan).astype(np.float32)
-    s2_dn = np.stack([s2[s2_names[b]].values[0] for b in ("B02", "B03", "B04", "B8A", "B11",
-                                                          "B12")])
-    sentinel2 = np.where(s2_dn > 0, (s2_dn + offset) / 10000.0, np.nan).astype(np.float32)
-    sr_dn = np.stack([landsat[l_names[b]].values[0] for b in ("blue", "green", "red", "nir08",
-                                                             "swir16", "swir22")])
+    s2_dn = np.stack([s2[s2_names[b]].values[0] for b in SENTINEL2_BANDS])
+    sentinel2 = np.where(s2_dn > 0, (s2_dn + offset) / SENTINEL2_QUANTIFICATION,
+                         np.nan).astype(np.float32)
+    sr_dn = np.stack([landsat[l_names[b]].values[0] for b in LANDSAT_BANDS])
     reflectance = np.where(sr_dn > 0, sr_dn * SR_SCALE + SR_OFFSET, np.nan).astype(np.float32)
     return LoadedPair(sentinel2, s2[s2_names["SCL"]].values[0].astype(np.uint8), grid,
                       reflectance, landsat[l_names["qa_pixel"]].values[0].astype(np.uint16),
