@@ -85,3 +85,19 @@ def test_real_landsat_reduced_resolution_protocol(tmp_path: Path) -> None:
     assert "uncertainty" in methods["tiny"]
     assert "Real Landsat, reduced-resolution protocol" in \
         (tmp_path / "wald" / "results.md").read_text()
+
+
+def test_a_wrong_model_fails_before_any_simulation(tmp_path: Path, monkeypatch) -> None:
+    from s2l8h.evaluate import benchmark
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("simulated before the models were checked")
+
+    monkeypatch.setattr(benchmark, "simulate_landsat", no_simulation)
+    for conditions in ([], ["--conditions", "clean,realistic"]):
+        result = runner.invoke(app, ["benchmark", str(VIRGINIA), "--model",
+                                     str(tmp_path / "missing-release"), "-o",
+                                     str(tmp_path / "out"), *conditions])
+        assert result.exit_code == 2, result.output
+        assert "missing-release: no such file or folder" in result.output
+        assert not (tmp_path / "out" / "results.md").exists()

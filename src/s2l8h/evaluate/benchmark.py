@@ -248,8 +248,13 @@ class BenchmarkOptions(Options):
     def prepare(self, sentinel2: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                 output_dir: str | os.PathLike[str]
                 ) -> tuple[Path, np.ndarray, np.ndarray, GeoBox]:
-        """The checked output folder and the Sentinel-2 image (reflectance, valid, grid)."""
+        """The checked output folder and the Sentinel-2 image (reflectance, valid, grid);
+        every model loads once first, so that a wrong name or path fails before any work."""
+        from s2l8h.inference.harmonize import resolve_models
+
         folder = _prepare_output(output_dir, self.baselines, self.overwrite)
+        for entry in self.models:
+            resolve_models(str(entry).split("+"))
         return (folder, *_read_scene(sentinel2, self.offset, self.bounds))
 
 
