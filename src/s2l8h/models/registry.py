@@ -310,6 +310,15 @@ register_release("lite2", "realistic", bundled="lite2-realistic",
                  description="trained on Landsat simulated from Sentinel-2 L1C scenes with "
                              "realistic degradations (noise, PSF, misregistration, "
                              "atmosphere, Level-1 pan)")
+for _member, _shift in (("a", "band/truth shifts up to 15 m"),
+                        ("b", "band/truth shifts up to 3 m")):
+    register_release("lite2", f"real-wald-{_member}", bundled=f"lite2-real-wald-{_member}",
+                     description="lite2.realistic fine-tuned on simulated pairs "
+                                 f"({_shift}) mixed with reduced-resolution (Wald) pairs of "
+                                 "real Landsat-8")
+register_ensemble("lite2.real-wald", ("lite2.real-wald-a", "lite2.real-wald-b"),
+                  description="two lite2 members trained on simulated and real-Landsat "
+                              "(Wald) pairs; σ = member spread + mean variance head")
 
 if not is_registered(DEFAULT_MODEL):  # pragma: no cover - a mistake in s2l8h.defaults
     raise _unknown(DEFAULT_MODEL)
