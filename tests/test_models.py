@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
+from typer.testing import CliRunner
 
 from s2l8h import create_model, list_models, load_model, save_pretrained
 from s2l8h.models import (
@@ -328,11 +329,13 @@ def test_adding_a_release_keeps_the_alias_on_the_first(monkeypatch: pytest.Monke
     from s2l8h.models import registry
 
     monkeypatch.setattr(registry, "_RELEASES", dict(registry._RELEASES))
-    registry.register_release("lite2", "real-wald", bundled="lite2-realistic",
-                              description="a second release of lite2")
+    registry.register_release("lite2", "another", bundled="lite2-realistic",
+                              description="a further release of lite2")
     assert get_spec("lite2").release == "lite2.realistic"
-    assert get_spec("lite2.real-wald").release_description == "a second release of lite2"
-    assert load_model("lite2.real-wald").name == "lite2.real-wald"
+    assert get_spec("lite2.another").release_description == "a further release of lite2"
+    assert load_model("lite2.another").name == "lite2.another"
+    with pytest.raises(ValueError, match="is an ensemble's already"):
+        registry.register_release("lite2", "real-wald", bundled="lite2-realistic")
     with pytest.raises(ValueError, match="exactly one of hub_id and bundled"):
         registry.register_release("lite2", "nowhere")
     with pytest.raises(ValueError, match=r"no '\.' or '/'"):
@@ -346,11 +349,60 @@ def test_the_default_model_is_one_registered_name() -> None:
     from s2l8h.defaults import DEFAULT_MODEL
     from s2l8h.demo import demo_label
     from s2l8h.inference.harmonize import DEFAULT_MODELS
+    from s2l8h.models.registry import ensemble_members
 
     assert CLI_DEFAULT == DEFAULT_MODELS == (DEFAULT_MODEL,)
-    spec = get_spec(DEFAULT_MODEL)
-    assert spec.bundled is not None and spec.release is not None
-    assert demo_label().startswith(f"default weights '{spec.name}' ({spec.release})")
+    members = ensemble_members(DEFAULT_MODEL)
+    assert members == ("lite2.real-wald-a", "lite2.real-wald-b")  # the bundled ensemble
+    for member in members:
+        spec = get_spec(member)
+        assert spec.bundled is not None and spec.release == member
+    assert demo_label().startswith(f"default weights '{DEFAULT_MODEL}' (ensemble of "
+                                   "lite2.real-wald-a, lite2.real-wald-b)")
+
+
+def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.MonkeyPatch
+                                                      ) -> None:
+    from s2l8h.cli.app import app
+    from s2l8h.errors import UnknownModelError
+    from s2l8h.inference.harmonize import resolve_models
+    from s2l8h.inference.uncertainty import make_predictor
+    from s2l8h.models import registry
+
+    monkeypatch.setattr(registry, "_ENSEMBLES", dict(registry._ENSEMBLES))
+    assert registry.ensemble_members("published") == (
+        "unet5-upsample", "unet5-shuffle", "unet6-upsample", "unet6-shuffle")
+    assert registry.ensemble_members("lite2") == ("lite2",)  # not an ensemble
+    assert registry.is_registered("lite2.real-wald")
+    with pytest.raises(UnknownModelError, match=r"is an ensemble of lite2\.real-wald-a"):
+        get_spec("lite2.real-wald")
+    models = resolve_models(["lite2.real-wald"])
+    assert [model.name for model in models] == ["lite2.real-wald-a", "lite2.real-wald-b"]
+    multispectral, pan = _inputs()
+    mean, variance = make_predictor(models)(multispectral, pan)
+    with torch.no_grad():
+        first, second = (model(multispectral, pan) for model in models)
+    # the mean of the members; σ² = their spread + their mean head variance
+    assert torch.allclose(mean, (first[0] + second[0]) / 2, atol=1e-6)
+    spread = ((first[0] - second[0]) / 2) ** 2
+    assert torch.allclose(variance, spread + (first[1] + second[1]) / 2, atol=1e-9)
+    registry.register_ensemble("lite-pair", ("lite", "lite.virginia-sim"))
+    assert [m.name for m in resolve_models(["lite-pair"])] == ["lite.virginia-sim"] * 2
+    for members, message in ((("lite",), "at least two"), (("lite", "lite9"), "register"),
+                             (("lite", "lite2"), None)):
+        if message is None:
+            with pytest.raises(ValueError, match="a model or release already"):
+                registry.register_ensemble("lite2.realistic", members)
+            continue
+        with pytest.raises(ValueError, match=message):
+            registry.register_ensemble("x", members)
+    listing = CliRunner().invoke(app, ["models", "list"])
+    assert "lite2.real-wald (default of harmonize)" in listing.output
+    assert "ensemble: lite2.real-wald-a + lite2.real-wald-b" in listing.output
+    info = CliRunner().invoke(app, ["models", "info", "lite2.real-wald"])
+    assert info.exit_code == 0 and "ensemble of: lite2.real-wald-a, lite2.real-wald-b" in \
+        info.output
+    assert "MACs per output pixel: 146," in info.output  # 2 x 73.1 k
 
 
 def test_a_registered_name_never_means_a_folder(tmp_path: Path,

@@ -141,6 +141,8 @@ def register_release(model: str, tag: str, *, hub_id: str | None = None,
     if (hub_id is None) == (bundled is None):
         raise ValueError(f"release {model}.{tag}: give exactly one of hub_id and bundled")
     release = Release(model, tag, hub_id, bundled, description)
+    if release.name in _ENSEMBLES:
+        raise ValueError(f"release {release.name}: the name is an ensemble's already")
     _RELEASES[release.name] = release
     return release
 
