@@ -27,6 +27,14 @@ from s2l8h.errors import ConfigError
 from s2l8h.train.losses import LossTerm
 
 
+def _check_scene(path: str, fractions: list[float], what: str) -> None:
+    """A scene entry needs a path and Train/Validation/Test shares summing to 1."""
+    if not path:
+        raise ValueError(f"{what} needs a path")
+    if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(f"fractions must be three shares summing to 1, got {fractions}")
+
+
 @dataclass
 class SceneConfig:
     """A Sentinel-2 scene for pairs simulated on the fly (see ``s2l8h.data.pairs``)."""
@@ -39,11 +47,7 @@ class SceneConfig:
     source: str = ""  # provenance
 
     def __post_init__(self) -> None:
-        if not self.path:
-            raise ValueError("a scene needs a path")
-        if len(self.fractions) != 3 or abs(sum(self.fractions) - 1) > 1e-6:
-            raise ValueError(f"fractions must be three shares summing to 1, got "
-                             f"{self.fractions}")
+        _check_scene(self.path, self.fractions, "a scene")
 
 
 @dataclass
@@ -58,11 +62,7 @@ class RealSceneConfig:
     source: str = ""  # provenance
 
     def __post_init__(self) -> None:
-        if not self.path:
-            raise ValueError("a real scene needs a path")
-        if len(self.fractions) != 3 or abs(sum(self.fractions) - 1) > 1e-6:
-            raise ValueError(f"fractions must be three shares summing to 1, got "
-                             f"{self.fractions}")
+        _check_scene(self.path, self.fractions, "a real scene")
 
 
 @dataclass
