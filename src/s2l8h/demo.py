@@ -13,7 +13,7 @@ from s2l8h.inference.harmonize import HarmonizeResult, harmonize, resolve_models
 from s2l8h.io.cog import check_output_path
 from s2l8h.io.landsat import OUTPUT_TAG, open_scene
 from s2l8h.io.quicklook import is_own_quicklook, write_quicklook
-from s2l8h.models.registry import DEFAULT_MODEL, ensemble_members, get_spec, list_ensembles
+from s2l8h.models.registry import DEFAULT_MODEL, ensemble_members, get_spec
 
 EXAMPLE = "florida_crop"
 
@@ -27,10 +27,9 @@ def demo_label(name: str = DEFAULT_MODEL) -> str:
     """How the demo names its weights: model, release (or ensemble) and what they were
     trained on."""
     members = ensemble_members(name)
-    if len(members) > 1:
-        ensemble = next(entry for entry in list_ensembles() if entry.name == name)
-        return (f"default weights '{name}' (ensemble of {', '.join(members)}), "
-                f"{ensemble.description}; a Level-1 scene in TOA mode")
+    if len(members) > 1:  # the members' descriptions are in `s2l8h models list`
+        return (f"default weights '{name}' (ensemble of {', '.join(members)}); "
+                "a Level-1 scene in TOA mode")
     spec = get_spec(name)
     return (f"default weights '{spec.name}' ({spec.release}), "
             f"{spec.release_description}; a Level-1 scene in TOA mode")
