@@ -1,7 +1,7 @@
 """Real Landsat scenes for training and scoring by the reduced-resolution protocol (Wald et
 al. 1997, Photogramm. Eng. Remote Sens. 63(6), 691-699).
 
-A real scene's 30 m bands and 15 m pan are degraded 3 x (:func:`~s2l8h.data.simulate.
+A real scene's 30 m bands and 15 m pan are degraded 3 x (:func:`~s2l8h.resolution.
 reduce_resolution`: the Gaussian PSF with modulation 0.3 at the coarse Nyquist frequency, then
 the 3 x 3 area average: 90 m bands, 45 m pan); the real 30 m bands are the target. No
 Sentinel-2 image is needed, so the network learns from real Landsat radiometry, noise, pan
@@ -43,7 +43,7 @@ from s2l8h.data.patches import SPLITS, split_rows
 from s2l8h.data.transforms import dihedral
 from s2l8h.errors import InputError
 from s2l8h.io.grid import WorkingGrids
-from s2l8h.io.landsat import open_scene
+from s2l8h.io.landsat import LandsatScene, open_scene
 from s2l8h.io.quality import DEFAULT_MASK_FLAGS
 from s2l8h.io.reader import SceneReader
 from s2l8h.models.convention import InputConvention
@@ -65,7 +65,7 @@ class RealScene:
     is not flagged by the quality band, ``sun_sine`` the sine of the sun elevation.
     """
 
-    scene: object  # s2l8h.io.landsat.LandsatScene
+    scene: LandsatScene
     bands: np.ndarray
     pan: np.ndarray
     has_data: np.ndarray
@@ -197,7 +197,7 @@ class RealWaldPairs(Dataset):
         for source in sources:
             real = read_real_scene(source.path, toa=source.toa, convention=convention)
             first, last = split_rows(real.bands.shape[1], tuple(source.fractions))[split]
-            arrays = _split_arrays(real, first, last, real.scene.name)  # type: ignore[attr-defined]
+            arrays = _split_arrays(real, first, last, real.scene.name)
             windows = _Windows(arrays)
             rows, cols = arrays.valid90.shape
             for row in range(rows - size + 1):
