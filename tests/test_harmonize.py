@@ -441,3 +441,17 @@ def test_florida_crop_runs_in_toa_mode(tmp_path: Path) -> None:
     data, transform, crs, _ = _read(result.path)
     assert crs.to_epsg() == 32616 and transform.c % 10 == 0
     assert (data[6] == 1).mean() > 0.9
+
+
+def test_an_uncertainty_that_does_not_fit_the_models_is_a_one_line_error(
+        outdir: Path, scene: Scene, tiny_ensemble) -> None:
+    # The default is an ensemble of two: a single-model method is the user's mistake.
+    for models, method, message in (
+            ([], "head", "uncertainty 'head' takes one model, got 2"),
+            ([tiny_ensemble[0]], "mc-dropout", "MC dropout needs a model with dropout")):
+        flags = [item for model in models for item in ("--model", str(model))]
+        code, output = _cli([str(scene.folder), "-o", str(outdir / "out.tif"), *flags,
+                             "--uncertainty", method])
+        assert code == 2, output
+        assert f"error: {message}" in output and "Traceback" not in output
+        _no_output_left(outdir)

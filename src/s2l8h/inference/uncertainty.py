@@ -8,7 +8,8 @@
   mode); variance = spread of the passes + mean head variance if any.
 - ``head``: one model's variance head (aleatoric only).
 
-Variances are in reflectance squared.
+Variances are in reflectance squared. A choice that does not fit the models is an
+:class:`~s2l8h.errors.OptionError`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Literal
 
 import torch
 
+from s2l8h.errors import OptionError
 from s2l8h.models.harmonizer import Harmonizer, split_output
 
 UncertaintyMethod = Literal["auto", "ensemble", "mc-dropout", "head", "none"]
@@ -67,7 +69,7 @@ class SingleModel(Predictor):
 class Ensemble(Predictor):
     def __init__(self, models: Sequence[Harmonizer]) -> None:
         if len(models) < 2:
-            raise ValueError("an ensemble needs at least two models")
+            raise OptionError("an ensemble needs at least two models")
         self.models = [model.eval() for model in models]
         self.method = "ensemble"
 
@@ -89,10 +91,10 @@ class Ensemble(Predictor):
 class MCDropout(Predictor):
     def __init__(self, model: Harmonizer, passes: int = 20, seed: int = 0) -> None:
         if not model.has_dropout:
-            raise ValueError(
+            raise OptionError(
                 "MC dropout needs a model with dropout > 0 (e.g. load it with dropout=0.1)")
         if passes < 2:
-            raise ValueError("MC dropout needs at least two passes")
+            raise OptionError("MC dropout needs at least two passes")
         self.models = [model.eval()]
         self.passes = passes
         self.seed = seed
@@ -133,7 +135,7 @@ def make_predictor(models: Sequence[Harmonizer], method: UncertaintyMethod = "au
     """Choose the predictor for ``models`` and ``method`` (``auto``: ensemble for several
     models, the variance head for one model that has one, else none)."""
     if not models:
-        raise ValueError("no model given")
+        raise OptionError("no model given")
     if method == "auto":
         if len(models) > 1:
             return Ensemble(models)
@@ -141,13 +143,13 @@ def make_predictor(models: Sequence[Harmonizer], method: UncertaintyMethod = "au
     if method == "ensemble":
         return Ensemble(models)
     if len(models) > 1:
-        raise ValueError(f"uncertainty {method!r} takes one model, got {len(models)}")
+        raise OptionError(f"uncertainty {method!r} takes one model, got {len(models)}")
     if method == "mc-dropout":
         return MCDropout(models[0], passes=mc_passes, seed=seed)
     if method == "head":
         if not models[0].has_variance_head:
-            raise ValueError("uncertainty 'head' needs a model with a variance head")
+            raise OptionError("uncertainty 'head' needs a model with a variance head")
         return SingleModel(models[0])
     if method == "none":
         return SingleModel(models[0], use_head=False)
-    raise ValueError(f"unknown uncertainty method {method!r}")
+    raise OptionError(f"unknown uncertainty method {method!r}")
