@@ -236,7 +236,9 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"model: default (lite), tile {args.tile}, overlap {args.overlap}, batch "
+    from s2l8h.defaults import DEFAULT_MODEL
+
+    print(f"model: default ({DEFAULT_MODEL}), tile {args.tile}, overlap {args.overlap}, batch "
           f"{args.batch_size}, precision {args.precision}, {os.cpu_count()} CPUs")
     print("| output | tiles (timed) | model-only Mpx/s | end-to-end Mpx/s | ratio | "
           "wall s | start-up s | read | model | write | COG | peak RSS GiB | valid COG |")
