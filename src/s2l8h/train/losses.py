@@ -30,12 +30,23 @@ import torch.nn.functional as F
 SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
 
-def l1(prediction: torch.Tensor, target: torch.Tensor, variance=None) -> torch.Tensor:
-    return (prediction - target).abs().mean()
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``values`` (N, C, H, W) over the pixels where ``mask`` (N, 1, H, W) is true
+    (all pixels when ``mask`` is None)."""
+    if mask is None:
+        return values.mean()
+    weights = mask.to(values.dtype).expand_as(values)
+    return (values * weights).sum() / weights.sum().clamp_min(1.0)
 
 
-def mse(prediction: torch.Tensor, target: torch.Tensor, variance=None) -> torch.Tensor:
-    return ((prediction - target) ** 2).mean()
+def l1(prediction: torch.Tensor, target: torch.Tensor, variance=None,
+       mask: torch.Tensor | None = None) -> torch.Tensor:
+    return masked_mean((prediction - target).abs(), mask)
+
+
+def mse(prediction: torch.Tensor, target: torch.Tensor, variance=None,
+        mask: torch.Tensor | None = None) -> torch.Tensor:
+    return masked_mean((prediction - target) ** 2, mask)
 
 
 def _sobel(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,16 +91,19 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor, variance=None) -> torch
 
 
 def gaussian_nll(prediction: torch.Tensor, target: torch.Tensor,
-                 variance: torch.Tensor | None, distance: str = "squared") -> torch.Tensor:
+                 variance: torch.Tensor | None, distance: str = "squared",
+                 mask: torch.Tensor | None = None) -> torch.Tensor:
     if variance is None:
         raise ValueError("gaussian_nll needs a model with a variance head")
     variance = variance.clamp_min(1e-8)
     if distance == "squared":
-        return F.gaussian_nll_loss(prediction, target, variance, eps=1e-8)
-    if distance == "absolute":
+        values = F.gaussian_nll_loss(prediction, target, variance, eps=1e-8, reduction="none")
+    elif distance == "absolute":
         scale = torch.sqrt(variance / 2)
-        return (torch.log(2 * scale) + (prediction - target).abs() / scale).mean()
-    raise ValueError(f"distance must be squared or absolute, got {distance!r}")
+        values = torch.log(2 * scale) + (prediction - target).abs() / scale
+    else:
+        raise ValueError(f"distance must be squared or absolute, got {distance!r}")
+    return masked_mean(values, mask)
 
 
 LOSSES = {"l1": l1, "mse": mse, "gradient": gradient, "mixed_gradient": mixed_gradient,
@@ -110,20 +124,8 @@ class LossTerm:
             raise ValueError(f"loss weight must be finite, got {self.weight}")
 
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean of ``values`` (N, C, H, W) over the pixels where ``mask`` (N, 1, H, W) is true
-    (all pixels when ``mask`` is None)."""
-    if mask is None:
-        return values.mean()
-    weights = mask.to(values.dtype).expand_as(values)
-    return (values * weights).sum() / weights.sum().clamp_min(1.0)
-
-
 #: Terms computed per element, so that a mask selects the pixels they average over.
-ELEMENTWISE = {
-    "l1": lambda prediction, target: (prediction - target).abs(),
-    "mse": lambda prediction, target: (prediction - target) ** 2,
-}
+MASKED_MEANS = ("l1", "mse")
 
 
 class WeightedLoss:
@@ -147,33 +149,13 @@ class WeightedLoss:
         for term in self.terms:
             if term.name == "gaussian_nll":
                 mean = prediction.detach() if term.detach_mean else prediction
-                if mask is None:
-                    value = gaussian_nll(mean, target, variance, term.distance)
-                else:
-                    value = masked_nll(mean, target, variance, mask, term.distance)
+                value = gaussian_nll(mean, target, variance, term.distance, mask)
             elif mask is None:
                 value = LOSSES[term.name](prediction, target)
-            elif term.name in ELEMENTWISE:
-                value = masked_mean(ELEMENTWISE[term.name](prediction, target), mask)
+            elif term.name in MASKED_MEANS:
+                value = LOSSES[term.name](prediction, target, mask=mask)
             else:
                 filled = torch.where(mask, target, prediction.detach())
                 value = LOSSES[term.name](prediction, filled)
             total = total + term.weight * value
         return total
-
-
-def masked_nll(prediction: torch.Tensor, target: torch.Tensor,
-               variance: torch.Tensor | None, mask: torch.Tensor,
-               distance: str = "squared") -> torch.Tensor:
-    """:func:`gaussian_nll` averaged over the pixels of ``mask`` only."""
-    if variance is None:
-        raise ValueError("gaussian_nll needs a model with a variance head")
-    variance = variance.clamp_min(1e-8)
-    if distance == "squared":
-        values = 0.5 * (torch.log(variance) + (prediction - target) ** 2 / variance)
-    elif distance == "absolute":
-        scale = torch.sqrt(variance / 2)
-        values = torch.log(2 * scale) + (prediction - target).abs() / scale
-    else:
-        raise ValueError(f"distance must be squared or absolute, got {distance!r}")
-    return masked_mean(values, mask)
