@@ -11,7 +11,7 @@ from odc.geo.geobox import GeoBox
 
 from s2l8h.batch.window import KERNEL_MARGIN, read_region
 from s2l8h.data.simulate import landsat_grid
-from s2l8h.io.grid import WorkingGrids, model_grid
+from s2l8h.io.grid import WorkingGrids, model_grid, native_model_grid
 
 CRS = "EPSG:32632"
 SHAPES = [(1, 1), (7, 100), (97, 131), (300, 299)]
@@ -120,3 +120,37 @@ def test_working_grids_must_nest() -> None:
         WorkingGrids(grids.fine, bands.crop((4, 6)), grids.pan)
     assert grids.crop(2, 3).fine.shape == (6, 9) and grids.crop(2, 3).pan.shape == (4, 6)
     same(grids.crop(2, 3).fine, grids.fine.crop((6, 9)))
+
+
+@pytest.mark.parametrize("corner", CORNERS)
+def test_native_model_grid_nests_in_the_band_grid_and_covers_the_output(corner) -> None:
+    bands = GeoBox((400, 500), Affine(30, 0, corner[0], 0, -30, corner[1]), CRS)
+    # a Sentinel-2 10 m output somewhere over the scene, edges on multiples of 10 m
+    output = GeoBox((257, 311), Affine(10, 0, 600000.0 + 1230, 0, -10, 4200000.0 - 870), CRS)
+    fine = native_model_grid(output, bands)
+    assert fine.resolution.x == 10 and fine.resolution.y == -10
+    # edges on the band grid's pixel edges, whole band pixels
+    column, row = ~bands.affine * (fine.affine.c, fine.affine.f)
+    assert column == pytest.approx(round(column), abs=1e-9)
+    assert row == pytest.approx(round(row), abs=1e-9)
+    assert fine.shape[0] % 3 == 0 and fine.shape[1] % 3 == 0
+    grids = WorkingGrids.from_fine(fine)
+    assert grids.bands.affine.a == 30 and grids.bands.shape == (fine.shape[0] // 3,
+                                                                fine.shape[1] // 3)
+    # it covers the output, by less than one band pixel more on each side
+    left, bottom, right, top = fine.boundingbox
+    o_left, o_bottom, o_right, o_top = output.boundingbox
+    assert left <= o_left < left + 30 and right - 30 < o_right <= right
+    assert bottom <= o_bottom < bottom + 30 and top - 30 < o_top <= top
+
+
+def test_native_model_grid_is_the_output_when_it_already_nests() -> None:
+    bands = GeoBox((40, 50), Affine(30, 0, 600015.0, 0, -30, 4199985.0), CRS)
+    nested = GeoBox((60, 90), Affine(10, 0, 600015.0 + 300, 0, -10, 4199985.0 - 150), CRS)
+    assert native_model_grid(nested, bands) is nested
+    # a geographic output: the nested grid in the scene's CRS covering its footprint
+    geographic = GeoBox((100, 100), Affine(1e-4, 0, 10.2, 0, -1e-4, 37.9), "EPSG:4326")
+    fine = native_model_grid(geographic, bands)
+    assert str(fine.crs) == CRS and fine.resolution.x == 10
+    column, row = ~bands.affine * (fine.affine.c, fine.affine.f)
+    assert column == pytest.approx(round(column)) and row == pytest.approx(round(row))

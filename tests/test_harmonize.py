@@ -13,6 +13,7 @@ import pytest
 import rasterio
 import torch
 from affine import Affine
+from scipy import ndimage
 from typer.testing import CliRunner
 
 from conftest import (
@@ -69,14 +70,15 @@ def test_default_grid_is_sentinel2_aligned_and_covers_valid_data(tmp_path: Path,
 def test_output_matches_direct_model_on_landsat_aligned_grid(tmp_path: Path,
                                                              scene: Scene) -> None:
     """On a grid that coincides with the Landsat grid ×3, the warp is the identity and the
-    written values equal one forward pass of the model on the scene's reflectance."""
+    written values equal one forward pass of the model on the scene's reflectance (without
+    the consistency step, which tests/test_consistency.py measures)."""
     model = tiny_model(2)
     left, _bottom, _right, top = scene.bounds
     like = write_raster(tmp_path / "like.tif", np.zeros((3 * scene.rows, 3 * scene.cols),
                                                         dtype=np.uint8),
                         Affine(10, 0, left, 0, -10, top))
     result = harmonize(scene.folder, tmp_path / "out.tif", models=[model], like=like,
-                       dtype="float32", tile=96, overlap=48, progress=False)
+                       dtype="float32", tile=96, overlap=48, progress=False, consistency=False)
     data, transform, _, _ = _read(result.path)
     assert transform == Affine(10, 0, left, 0, -10, top)
     reflectance = scene.digital_numbers.astype(np.float32) * np.float32(0.0000275) - \
@@ -178,19 +180,31 @@ def test_uint16_encoding_round_trips() -> None:
 
 
 def test_uint16_and_float32_outputs_agree(tmp_path: Path, tiny_ensemble, scene: Scene) -> None:
-    common = dict(models=[str(p) for p in tiny_ensemble], progress=False)
-    as_uint16 = harmonize(scene.folder, tmp_path / "u16.tif", **common).open()
-    as_float = harmonize(scene.folder, tmp_path / "f32.tif", dtype="float32", **common).open()
-    assert list(as_uint16.attrs["long_name"])[6:12] == [
-        "B02_std", "B03_std", "B04_std", "B8A_std", "B11_std", "B12_std"]
-    reference = as_float.values[:12]
-    encodable = (reference >= -0.0999) & (reference <= 6.4)  # uint16 range, offset -0.1
-    difference = np.abs(as_uint16.values[:12] - reference)[encodable]
-    assert encodable.mean() > 0.5
-    assert np.nanmax(difference) <= 0.5e-4 + 1e-6
-    clipped = (reference < -0.0999) & np.isfinite(reference)
-    np.testing.assert_allclose(as_uint16.values[:12][clipped], -0.0999, atol=1e-6)
-    assert float(np.nanmin(as_float.values[6:12])) >= 0
+    left, _bottom, _right, top = scene.bounds
+    aligned = write_raster(tmp_path / "like.tif", np.zeros((3 * scene.rows, 3 * scene.cols),
+                                                           dtype=np.uint8),
+                           Affine(10, 0, left, 0, -10, top))
+    for like, tolerance in ((aligned, 0.5e-4), (None, 1.5e-4)):
+        # On the Landsat grid x3 only the encoding differs (half a DN); on the default
+        # Sentinel-2 grid the 10 m rows are warped (cubic) after the encoding: a DN more.
+        common = dict(models=[str(p) for p in tiny_ensemble], progress=False, like=like,
+                      overwrite=True)
+        as_uint16 = harmonize(scene.folder, tmp_path / "u16.tif", **common).open()
+        as_float = harmonize(scene.folder, tmp_path / "f32.tif", dtype="float32",
+                             **common).open()
+        assert list(as_uint16.attrs["long_name"])[6:12] == [
+            "B02_std", "B03_std", "B04_std", "B8A_std", "B11_std", "B12_std"]
+        reference = as_float.values[:12]
+        encodable = (reference >= -0.0999) & (reference <= 6.4)  # uint16 range, offset -0.1
+        # Untrained models give values the encoding clips; the warp spreads that 2 pixels.
+        encodable = ndimage.minimum_filter(encodable, size=(1, 5, 5))
+        difference = np.abs(as_uint16.values[:12] - reference)[encodable]
+        assert encodable.mean() > 0.4
+        assert np.nanmax(difference) <= tolerance + 1e-6
+        if like is not None:
+            clipped = (reference < -0.0999) & np.isfinite(reference)
+            np.testing.assert_allclose(as_uint16.values[:12][clipped], -0.0999, atol=1e-6)
+        assert float(np.nanmin(as_float.values[6:12])) >= 0
 
 
 def test_ensemble_std_matches_members(tmp_path: Path, scene: Scene) -> None:
@@ -200,7 +214,7 @@ def test_ensemble_std_matches_members(tmp_path: Path, scene: Scene) -> None:
                                                         dtype=np.uint8),
                         Affine(10, 0, left, 0, -10, top))
     out = harmonize(scene.folder, tmp_path / "e.tif", models=models, like=like,
-                    dtype="float32", progress=False)
+                    dtype="float32", progress=False, consistency=False)
     data, *_ = _read(out.path)
     reflectance = torch.from_numpy(scene.digital_numbers.astype(np.float32) * 0.0000275 - 0.2)
     pan = torch.from_numpy(scene.pan.astype(np.float32) * 2e-5 - 0.1)[None, None]
@@ -417,7 +431,7 @@ def test_cli_harmonize_and_demo(tmp_path: Path, tiny_ensemble, scene: Scene) -> 
     assert rasterio.open(tmp_path / "cli.tif").count == 13
     result = runner.invoke(app, ["demo", "-o", str(tmp_path / "demo"), "-q"])
     assert result.exit_code == 0, result.output
-    assert "default weights 'lite2.real-wald'" in result.output
+    assert "default weights 'lite2.real-wald3'" in result.output
     with rasterio.open(tmp_path / "demo" / "harmonized.tif") as dataset:
         assert dataset.count == 13 and dataset.res == (10.0, 10.0)
         assert dataset.crs.to_epsg() == 32616

@@ -353,12 +353,14 @@ def test_the_default_model_is_one_registered_name() -> None:
 
     assert CLI_DEFAULT == DEFAULT_MODELS == (DEFAULT_MODEL,)
     members = ensemble_members(DEFAULT_MODEL)
-    assert members == ("lite2.real-wald-a", "lite2.real-wald-b")  # the bundled ensemble
+    assert members == ("lite2.real-wald3-a", "lite2.real-wald3-b")  # the bundled ensemble
     for member in members:
         spec = get_spec(member)
         assert spec.bundled is not None and spec.release == member
     assert demo_label().startswith(f"default weights '{DEFAULT_MODEL}' (ensemble of "
-                                   "lite2.real-wald-a, lite2.real-wald-b)")
+                                   "lite2.real-wald3-a, lite2.real-wald3-b)")
+    # The previous default stays loadable for comparison.
+    assert ensemble_members("lite2.real-wald") == ("lite2.real-wald-a", "lite2.real-wald-b")
 
 
 def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.MonkeyPatch
@@ -386,6 +388,22 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
     assert torch.allclose(mean, (first[0] + second[0]) / 2, atol=1e-6)
     spread = ((first[0] - second[0]) / 2) ** 2
     assert torch.allclose(variance, spread + (first[1] + second[1]) / 2, atol=1e-9)
+    # A registered calibration scales the ensemble's variance, and only a whole ensemble's.
+    assert registry.ensemble_variance_scale(["lite2.real-wald"]) == 1.0
+    assert registry.ensemble_variance_scale(["lite2.real-wald3"]) == pytest.approx(0.6241)
+    assert registry.ensemble_variance_scale(["lite2.real-wald3-a", "lite2.real-wald3-b"]) == 1
+    from s2l8h.inference.harmonize import ensemble_calibration
+
+    default = resolve_models(["lite2.real-wald3"])
+    assert [m.ensemble for m in default] == ["lite2.real-wald3"] * 2
+    assert ensemble_calibration(default) == pytest.approx(0.6241)  # travels with the models
+    assert ensemble_calibration(default[:1]) == 1.0  # one member alone: not the ensemble
+    assert ensemble_calibration(resolve_models(["lite2.real-wald3-a", "lite2.real-wald3-b"])
+                                ) == 1.0
+    scaled_mean, scaled = make_predictor(models, variance_scale=0.25)(multispectral, pan)
+    assert torch.equal(scaled_mean, mean) and torch.allclose(scaled, 0.25 * variance)
+    with pytest.raises(ValueError, match="variance_scale must be > 0"):
+        registry.register_ensemble("bad-scale", ("lite", "lite2"), variance_scale=0.0)
     registry.register_ensemble("lite-pair", ("lite", "lite.virginia-sim"))
     assert [m.name for m in resolve_models(["lite-pair"])] == ["lite.virginia-sim"] * 2
     for members, message in ((("lite",), "at least two"), (("lite", "lite9"), "register"),
@@ -397,12 +415,16 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
         with pytest.raises(ValueError, match=message):
             registry.register_ensemble("x", members)
     listing = CliRunner().invoke(app, ["models", "list"])
-    assert "lite2.real-wald (default of harmonize)" in listing.output
+    assert "lite2.real-wald3 (default of harmonize)" in listing.output
+    assert "ensemble: lite2.real-wald3-a + lite2.real-wald3-b" in listing.output
     assert "ensemble: lite2.real-wald-a + lite2.real-wald-b" in listing.output
     info = CliRunner().invoke(app, ["models", "info", "lite2.real-wald"])
     assert info.exit_code == 0 and "ensemble of: lite2.real-wald-a, lite2.real-wald-b" in \
         info.output
     assert "MACs per output pixel: 146," in info.output  # 2 x 73.1 k
+    assert "σ calibration: variance x 1" in info.output
+    info = CliRunner().invoke(app, ["models", "info", "lite2.real-wald3"])
+    assert "σ calibration: variance x 0.6241" in info.output
 
 
 def test_a_registered_name_never_means_a_folder(tmp_path: Path,

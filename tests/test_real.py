@@ -140,3 +140,16 @@ def test_real_scenes_mix_into_training_and_the_card(tmp_path: Path) -> None:
     assert "L1T TOA crop; bundled example): 50% / 25% / 25%" in card
     with pytest.raises(ConfigError, match=r"give data\.scenes too"):
         load_config(CONFIG, ["data.scenes=[]"])
+
+
+@pytest.mark.parametrize("member", ["a", "b"])
+def test_the_default_models_stage_3_configs_start_from_their_releases(member: str) -> None:
+    """The third stage of the default ensemble's members: from the bundled stage-2 release,
+    three fifths real Wald pairs, the held-out rows never trained on."""
+    config = load_config(ROOT / "configs" / f"lite2-real-wald-{member}-stage3.yaml")
+    assert config.model.init == f"lite2.real-wald-{member}"
+    assert get_spec(config.model.init).bundled == f"lite2-real-wald-{member}"
+    assert config.data.real_samples == 1536 and config.data.train_samples == 1024
+    assert config.output.name == f"lite2.real-wald3-{member}"
+    assert [scene.fractions[2] for scene in config.data.scenes] == [0.3, 0.0]
+    assert [scene.fractions[2] for scene in config.data.real_scenes] == [0.28]

@@ -100,6 +100,9 @@ def benchmark_command(
         None, help="Named conditions, comma-separated, or 'all': "
         f"{', '.join(CONDITIONS)}. One table per condition (replaces --noise/--shift)."),
     uncertainty: str = typer.Option("auto", help="Uncertainty method for the models."),
+    consistency: bool = typer.Option(
+        True, help="Make the models' outputs consistent with their input, as harmonize does "
+                   "(--no-consistency: the networks' raw output)."),
     overwrite: bool = typer.Option(False, help="Replace earlier results in the folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -121,13 +124,14 @@ def benchmark_command(
 
         result = run_wald(source, output_dir, models=model or (), baselines=chosen, toa=toa,
                           bounds=_parse_bounds(bounds), uncertainty=uncertainty,
-                          overwrite=overwrite)
+                          consistency=consistency, overwrite=overwrite)
         console.print(result.markdown_table())
         console.print(f"wrote {output_dir}/results.md, results.csv, results.json, report.html")
         return
     options = BenchmarkOptions(models=model or (), baselines=chosen,
                                bounds=_parse_bounds(bounds), offset=offset,
-                               uncertainty=uncertainty, overwrite=overwrite, progress=not quiet)
+                               uncertainty=uncertainty, consistency=consistency,
+                               overwrite=overwrite, progress=not quiet)
     if conditions:
         suite = run_conditions(source, output_dir,
                                [name.strip() for name in conditions.split(",")], options)

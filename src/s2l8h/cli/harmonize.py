@@ -88,6 +88,10 @@ def harmonize_command(
     register_pan: bool = typer.Option(
         True, help="Measure the pan's shift against the bands and correct it when above 2 m "
                    "(--no-register-pan: measure and report only)."),
+    consistency: bool = typer.Option(
+        True, help="Make the output consistent with the 30 m input: seen through the Landsat "
+                   "PSF and bandpass it gives the input back, up to each band's level "
+                   "(--no-consistency: the network's raw output)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Harmonize a Landsat-8/9 scene into a Sentinel-2-like 10 m COG with uncertainty."""
@@ -100,7 +104,7 @@ def harmonize_command(
         batch_size=batch_size, device=device, threads=threads, dtype=dtype,
         mask_flags=mask_flags(mask), keep_flagged=keep_flagged, toa=toa, mc_passes=mc_passes,
         dropout=dropout, overwrite=overwrite, progress=not quiet, precision=precision,
-        register_pan=register_pan)
+        register_pan=register_pan, consistency=consistency)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

@@ -76,6 +76,7 @@ def list_command(
             "parameters": sum(row["parameters"] for row in members),
             "macs_per_output_pixel": sum(row["macs_per_output_pixel"] for row in members),
             "hub_id": None, "bundled": None, "members": list(ensemble.members),
+            "variance_scale": ensemble.variance_scale,
             "input_convention": members[0]["input_convention"]})
     if as_json:
         print_json(rows)
@@ -126,6 +127,7 @@ def info_command(
                            "description": ensemble.description or "-",
                            "parameters": f"{params:,}",
                            "MACs per output pixel": f"{macs:,.0f} (all members)",
+                           "σ calibration": f"variance x {ensemble.variance_scale:.4g}",
                            "input convention": specs[0].convention.describe()}.items():
             console.print(f"[bold]{key}[/bold]: {value}")
         return

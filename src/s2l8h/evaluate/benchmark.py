@@ -223,7 +223,8 @@ class BenchmarkOptions(Options):
     """What :func:`run_benchmark` and :func:`run_conditions` share: the methods (``models``,
     each a name or path, an entry ``a+b`` an ensemble; ``baselines``), the Sentinel-2 crop
     (``bounds`` in the image's CRS; ``offset`` added to its reflectance), how the models run
-    (``uncertainty``; ``tile``/``overlap`` in output pixels; ``progress``), ``overwrite``
+    (``uncertainty``; ``consistency``, as in ``harmonize``; ``tile``/``overlap`` in output
+    pixels; ``progress``), ``overwrite``
     (replace earlier results) and ``report`` (also write ``report.html``)."""
 
     models: tuple[str | os.PathLike[str], ...] = ()
@@ -231,6 +232,7 @@ class BenchmarkOptions(Options):
     bounds: tuple[float, float, float, float] | None = None
     offset: float = 0.0
     uncertainty: str = "auto"
+    consistency: bool = True
     tile: int = 512
     overlap: int = 64
     overwrite: bool = False
@@ -366,7 +368,8 @@ def _run_condition(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             harmonize(scene_dir, output, models=members, like=target_path,
-                      uncertainty=options.uncertainty, tile=options.tile,
+                      uncertainty=options.uncertainty, consistency=options.consistency,
+                      tile=options.tile,
                       overlap=options.overlap, dtype="float32", overwrite=True,
                       progress=options.progress, mask_flags=())
         seconds = time.perf_counter() - started

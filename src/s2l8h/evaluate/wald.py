@@ -37,8 +37,7 @@ from s2l8h.evaluate.benchmark import (
     score_methods,
     write_tables,
 )
-from s2l8h.inference.harmonize import resolve_models
-from s2l8h.inference.uncertainty import make_predictor
+from s2l8h.inference.harmonize import build_predictor, resolve_models
 from s2l8h.io.errors import InputError
 from s2l8h.io.quality import DEFAULT_MASK_FLAGS
 from s2l8h.models.harmonizer import Harmonizer
@@ -46,8 +45,8 @@ from s2l8h.models.harmonizer import Harmonizer
 
 @torch.no_grad()
 def _predict(models: list[Harmonizer], uncertainty: str, multispectral: np.ndarray,
-             pan: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    predictor = make_predictor(models, uncertainty)
+             pan: np.ndarray, consistency: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    predictor = build_predictor(models, uncertainty, consistency=consistency)
     mean, variance = predictor(torch.from_numpy(multispectral)[None],
                                torch.from_numpy(pan)[None])
     return mean[0].numpy(), None if variance is None else variance[0].numpy()
@@ -63,12 +62,14 @@ def run_wald(
     bounds: tuple[float, float, float, float] | None = None,
     mask_flags: tuple[str, ...] = DEFAULT_MASK_FLAGS,
     uncertainty: str = "auto",
+    consistency: bool = True,
     overwrite: bool = False,
     report: bool = True,
 ) -> BenchmarkResult:
     """Score ``models`` (names or paths; ``a+b`` an ensemble) and ``baselines`` on a real
     Landsat scene by the reduced-resolution protocol (module docstring); write
-    ``results.{md,csv,json}`` and ``report.html`` into ``output_dir``."""
+    ``results.{md,csv,json}`` and ``report.html`` into ``output_dir``. ``consistency``: as
+    in ``harmonize`` (:mod:`s2l8h.inference.consistency`)."""
     output_dir = _prepare_output(output_dir, baselines, overwrite)
     loaded = {str(entry): resolve_models(str(entry).split("+")) for entry in models}
     convention = next(iter(loaded.values()))[0].convention if loaded else None
@@ -93,7 +94,7 @@ def run_wald(
             warnings.simplefilter("ignore")
             mean, variance = _predict(members, uncertainty,
                                       np.where(valid90, bands90, 0).astype(np.float32),
-                                      pan45.astype(np.float32))
+                                      pan45.astype(np.float32), consistency)
         slope = np.array([a for a, _ in HLS_BANDPASS["S2A"]])[:, None, None]
         std = None if variance is None else \
             (np.sqrt(np.maximum(variance, 0)) * slope).astype(np.float32)

@@ -32,6 +32,7 @@ from s2l8h.inference.checks import (
     consistency_messages,
     to_landsat,
 )
+from s2l8h.inference.consistency import ConsistentPredictor
 from s2l8h.inference.options import HarmonizeOptions, check_device, check_grid_size
 from s2l8h.inference.tiling import BackgroundEmitter, TilePlan, plan_tiles, run_tiled
 from s2l8h.inference.uncertainty import Predictor, make_predictor
@@ -47,7 +48,7 @@ from s2l8h.io.errors import InputError, ModelError, OptionError
 from s2l8h.io.grid import (
     WorkingGrids,
     grid_like,
-    model_grid,
+    native_model_grid,
     sentinel2_grid,
     valid_bounds,
 )
@@ -57,7 +58,7 @@ from s2l8h.io.reader import SceneReader, Strip
 from s2l8h.models.convention import InputConvention
 from s2l8h.models.harmonizer import Harmonizer
 from s2l8h.models.loading import load_model
-from s2l8h.models.registry import ensemble_members
+from s2l8h.models.registry import ensemble_members, ensemble_variance_scale
 
 #: The default model (s2l8h.defaults.DEFAULT_MODEL; an ensemble name loads its members).
 DEFAULT_MODELS: tuple[str, ...] = (DEFAULT_MODEL,)
@@ -91,23 +92,48 @@ class HarmonizeResult:
 def resolve_models(models: Sequence[str | os.PathLike[str] | Harmonizer] | None,
                    dropout: float | None = None) -> list[Harmonizer]:
     """Load models from names, paths or hub ids (instances pass through); a registered
-    ensemble name (``published``: the four published UNets) stands for its members."""
-    sources: list = []
-    for source in (list(models) if models else list(DEFAULT_MODELS)):
-        sources.extend(ensemble_members(source) if isinstance(source, str) else [source])
+    ensemble name (``published``: the four published UNets) stands for its members, which
+    remember it (``Harmonizer.ensemble``, for the ensemble's σ calibration)."""
     overrides = {"dropout": dropout} if dropout else None
     loaded = []
-    for source in sources:
+    for source in (list(models) if models else list(DEFAULT_MODELS)):
         if isinstance(source, Harmonizer):
             loaded.append(source)
-        else:
-            loaded.append(load_model(source, overrides=overrides))
+            continue
+        members = ensemble_members(source) if isinstance(source, str) else (source,)
+        group = [load_model(member, overrides=overrides) for member in members]
+        if len(members) > 1:
+            for model in group:
+                model.ensemble = str(source)
+        loaded.extend(group)
     conventions = {(m.convention.scale, m.convention.use_pan, m.convention.pan_radiometry,
                     m.convention.multispectral_radiometry, m.convention.output_bands)
                    for m in loaded}
     if len(conventions) > 1:
         raise ModelError("the models given do not share one input convention; run them apart")
     return loaded
+
+
+def ensemble_calibration(models: Sequence[Harmonizer]) -> float:
+    """The σ² factor of the registered ensemble ``models`` are, all of its members and only
+    them (:func:`resolve_models` marks them); 1 for any other set of models."""
+    names = {model.ensemble for model in models}
+    if len(names) != 1 or None in names:
+        return 1.0
+    name = names.pop()
+    if len(models) != len(ensemble_members(name)):  # type: ignore[arg-type]
+        return 1.0
+    return ensemble_variance_scale([name])
+
+
+def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,
+                    mc_passes: int = 20, consistency: bool = True) -> Predictor:
+    """The predictor a run uses for loaded ``models``: :func:`make_predictor` with a
+    registered ensemble's σ calibration (:func:`ensemble_calibration`), then the consistency
+    step (:mod:`s2l8h.inference.consistency`) unless ``consistency`` is false."""
+    predictor = make_predictor(models, uncertainty, mc_passes=mc_passes,  # type: ignore[arg-type]
+                               variance_scale=ensemble_calibration(models))
+    return ConsistentPredictor(predictor) if consistency else predictor
 
 
 def output_grid(scene_files: Sequence[Path], *, like: str | os.PathLike[str] | None = None,
@@ -187,7 +213,8 @@ def plan_harmonize(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[s
         torch.set_num_threads(options.threads)
     check_output_path(output, options.overwrite)
     models = resolve_models(options.models, options.dropout)
-    predictor = make_predictor(models, options.uncertainty, mc_passes=options.mc_passes)
+    predictor = build_predictor(models, options.uncertainty, mc_passes=options.mc_passes,
+                                consistency=options.consistency)
     convention = models[0].convention
     scene = open_scene(inputs, toa=options.toa, need_pan=convention.use_pan)
     like = [options.like] if options.like is not None else []
@@ -195,7 +222,7 @@ def plan_harmonize(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     grid = output_grid(scene.multispectral, like=options.like, crs=options.crs,
                        bounds=options.bounds, resolution=options.resolution)
     check_grid_size(grid)
-    fine = model_grid(grid, projected_crs=scene.crs())
+    fine = native_model_grid(grid, scene.bands_grid())
     check_grid_size(fine, "10 m grid the model runs on")
     scale = convention.scale
     tiles = plan_tiles(math.ceil(fine.height / scale), math.ceil(fine.width / scale),

@@ -61,7 +61,7 @@ def check_options(*, tile: int, overlap: int, batch_size: int, threads: int | No
 
 #: The options recorded in an output's ``S2L8H_OPTIONS`` tag.
 TAGGED_OPTIONS = ("tile", "overlap", "mask_flags", "keep_flagged", "dtype", "mc_passes",
-                  "register_pan", "precision")
+                  "register_pan", "consistency", "precision")
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,8 @@ class HarmonizeOptions(Options):
     ``keep_flagged``. ``toa`` allows a Level-1-only scene. ``tags``: extra file tags (e.g. a
     batch run's provenance). ``precision``: ``fp32`` (exact), ``bf16`` or ``fp16``
     (automatic mixed precision). ``register_pan``: correct a measured pan shift above 2 m.
+    ``consistency``: make the output consistent with the 30 m input
+    (:mod:`s2l8h.inference.consistency`).
     """
 
     models: tuple[str | os.PathLike[str] | Harmonizer, ...] | None = None
@@ -103,6 +105,7 @@ class HarmonizeOptions(Options):
     progress: bool = True
     block_width: int = MAX_BLOCK_WIDTH
     register_pan: bool = True
+    consistency: bool = True
     tags: Mapping[str, str] | None = None
     precision: str = "fp32"
 

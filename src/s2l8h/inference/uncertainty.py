@@ -3,7 +3,9 @@
 - ``single``: one model; variance ``None`` (no variance head) or its head's variance.
 - ``ensemble``: mean of the members' means; variance = spread of the members' means
   (epistemic, population variance) + mean of their head variances where they have heads
-  (aleatoric). The default when several models are given.
+  (aleatoric), times the ensemble's ``variance_scale`` (a registered ensemble's calibration,
+  :class:`~s2l8h.models.registry.EnsembleRelease`; 1 otherwise). The default when several
+  models are given.
 - ``mc-dropout``: N stochastic passes of one model with dropout active (everything else in eval
   mode); variance = spread of the passes + mean head variance if any.
 - ``head``: one model's variance head (aleatoric only).
@@ -67,11 +69,14 @@ class SingleModel(Predictor):
 
 
 class Ensemble(Predictor):
-    def __init__(self, models: Sequence[Harmonizer]) -> None:
+    def __init__(self, models: Sequence[Harmonizer], variance_scale: float = 1.0) -> None:
         if len(models) < 2:
             raise OptionError("an ensemble needs at least two models")
+        if not variance_scale > 0:
+            raise OptionError(f"an ensemble's variance scale must be > 0, got {variance_scale}")
         self.models = [model.eval() for model in models]
         self.method = "ensemble"
+        self.variance_scale = float(variance_scale)
 
     @property
     def gives_variance(self) -> bool:
@@ -85,7 +90,8 @@ class Ensemble(Predictor):
             means.append(mean)
             if variance is not None:
                 aleatoric.append(variance)
-        return _combine(means, aleatoric)
+        mean, variance = _combine(means, aleatoric)
+        return mean, variance * self.variance_scale
 
 
 class MCDropout(Predictor):
@@ -131,17 +137,19 @@ def _combine(means: list[torch.Tensor], aleatoric: list[torch.Tensor]) -> Predic
 
 
 def make_predictor(models: Sequence[Harmonizer], method: UncertaintyMethod = "auto",
-                   mc_passes: int = 20, seed: int = 0) -> Predictor:
+                   mc_passes: int = 20, seed: int = 0, variance_scale: float = 1.0
+                   ) -> Predictor:
     """Choose the predictor for ``models`` and ``method`` (``auto``: ensemble for several
-    models, the variance head for one model that has one, else none)."""
+    models, the variance head for one model that has one, else none). ``variance_scale``
+    multiplies an ensemble's variance."""
     if not models:
         raise OptionError("no model given")
     if method == "auto":
         if len(models) > 1:
-            return Ensemble(models)
+            return Ensemble(models, variance_scale)
         return SingleModel(models[0])
     if method == "ensemble":
-        return Ensemble(models)
+        return Ensemble(models, variance_scale)
     if len(models) > 1:
         raise OptionError(f"uncertainty {method!r} takes one model, got {len(models)}")
     if method == "mc-dropout":

@@ -30,6 +30,7 @@ from typing import Literal
 
 import numpy as np
 import rasterio
+from odc.geo.geobox import GeoBox
 from rasterio.errors import RasterioIOError
 
 from s2l8h.bands import SR_OFFSET, SR_SCALE
@@ -211,6 +212,13 @@ class LandsatScene:
         """The CRS of the multispectral bands."""
         with rasterio.open(self.multispectral[0]) as dataset:
             return dataset.crs
+
+    def bands_grid(self) -> GeoBox:
+        """The multispectral bands' own grid (30 m, their CRS and pixel edges)."""
+        with rasterio.open(self.multispectral[0]) as dataset:
+            if dataset.crs is None:
+                raise InputError(self.multispectral[0], "raster has no CRS")
+            return GeoBox.from_rio(dataset)
 
     def multispectral_rescaling(self) -> list[tuple[float, float]]:
         """(scale, offset) turning each band's DN into reflectance."""

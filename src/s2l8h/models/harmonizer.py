@@ -41,6 +41,9 @@ class Harmonizer(nn.Module):
         self.architecture = architecture
         self.name = name
         self.provenance = dict(provenance or {})
+        #: The registered ensemble this model was loaded as a member of (its calibration
+        #: applies when all its members run together), else None.
+        self.ensemble: str | None = None
 
     @property
     def config(self) -> Any:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, TypeVar
@@ -94,11 +94,13 @@ class Release:
 class EnsembleRelease:
     """A named ensemble of registered models or releases (``members``): where weights are
     asked for by this name, all members load and their predictions combine (mean; variance
-    = spread of the means + mean head variance, :mod:`s2l8h.inference.uncertainty`)."""
+    = spread of the means + mean head variance, times ``variance_scale``, the ensemble's
+    calibration fitted on validation data; :mod:`s2l8h.inference.uncertainty`)."""
 
     name: str
     members: tuple[str, ...]
     description: str = ""
+    variance_scale: float = 1.0
 
 
 _MODELS: dict[str, ModelSpec] = {}
@@ -162,11 +164,11 @@ def default_release(model: str) -> Release | None:
     return next(iter(list_releases(model)), None)
 
 
-def register_ensemble(name: str, members: tuple[str, ...], description: str = ""
-                      ) -> EnsembleRelease:
+def register_ensemble(name: str, members: tuple[str, ...], description: str = "",
+                      variance_scale: float = 1.0) -> EnsembleRelease:
     """Register ``name`` (a model-like name, or ``model.tag`` when all members are releases
     of that model) for the ensemble of ``members`` (registered model or release names, at
-    least two, one input convention)."""
+    least two, one input convention); ``variance_scale`` multiplies its variance."""
     _check_name("ensemble name", name.replace(".", "-", 1))
     if len(members) < 2:
         raise ValueError(f"ensemble {name!r}: at least two members")
@@ -176,7 +178,9 @@ def register_ensemble(name: str, members: tuple[str, ...], description: str = ""
         raise ValueError(f"ensemble {name!r}: register {unknown} first")
     if name in _MODELS or name in _RELEASES:
         raise ValueError(f"ensemble {name!r}: the name is a model or release already")
-    ensemble = EnsembleRelease(name, tuple(members), description)
+    if not variance_scale > 0:
+        raise ValueError(f"ensemble {name!r}: variance_scale must be > 0")
+    ensemble = EnsembleRelease(name, tuple(members), description, float(variance_scale))
     _ENSEMBLES[name] = ensemble
     return ensemble
 
@@ -184,6 +188,14 @@ def register_ensemble(name: str, members: tuple[str, ...], description: str = ""
 def ensemble_members(name: str) -> tuple[str, ...]:
     """The members of a registered ensemble; ``(name,)`` for any other name or path."""
     return _ENSEMBLES[name].members if name in _ENSEMBLES else (name,)
+
+
+def ensemble_variance_scale(names: Sequence[object]) -> float:
+    """The registered calibration of the ensemble ``names`` stand for: its
+    ``variance_scale`` when they are one registered ensemble's name, else 1."""
+    if len(names) == 1 and isinstance(names[0], str) and names[0] in _ENSEMBLES:
+        return _ENSEMBLES[names[0]].variance_scale
+    return 1.0
 
 
 def list_ensembles() -> list[EnsembleRelease]:
@@ -321,11 +333,21 @@ for _member, _shift in (("a", "band/truth shifts up to 15 m"),
 register_ensemble("lite2.real-wald", ("lite2.real-wald-a", "lite2.real-wald-b"),
                   description="two lite2 members trained on simulated and real-Landsat "
                               "(Wald) pairs; σ = member spread + mean variance head")
+for _member in ("a", "b"):
+    register_release("lite2", f"real-wald3-{_member}", bundled=f"lite2-real-wald3-{_member}",
+                     description=f"lite2.real-wald-{_member} trained 9 epochs more with three "
+                                 "fifths real-Landsat (Wald) pairs")
+# variance_scale: fitted on validation rows only (scripts/calibrate_ensemble.py): σ x 0.79.
+register_ensemble("lite2.real-wald3", ("lite2.real-wald3-a", "lite2.real-wald3-b"),
+                  description="the default: lite2.real-wald after a third training stage; "
+                              "σ² = 0.62 x (member spread + mean variance head)",
+                  variance_scale=0.6241)
 
 if not is_registered(DEFAULT_MODEL):  # pragma: no cover - a mistake in s2l8h.defaults
     raise _unknown(DEFAULT_MODEL)
 
 __all__ = ["ARCHITECTURES", "DEFAULT_MODEL", "PUBLISHED_MODELS", "EnsembleRelease", "ModelSpec",
            "Release", "build_network", "bundled_weights", "default_release", "ensemble_members",
+           "ensemble_variance_scale",
            "find_spec", "get_spec", "is_registered", "list_ensembles", "list_models",
            "list_releases", "register_ensemble", "register_model", "register_release"]
