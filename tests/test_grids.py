@@ -154,3 +154,10 @@ def test_native_model_grid_is_the_output_when_it_already_nests() -> None:
     assert str(fine.crs) == CRS and fine.resolution.x == 10
     column, row = ~bands.affine * (fine.affine.c, fine.affine.f)
     assert column == pytest.approx(round(column)) and row == pytest.approx(round(row))
+
+
+def test_native_model_grid_falls_back_for_grids_it_cannot_nest_in() -> None:
+    output = GeoBox((60, 90), Affine(10, 0, 600000.0, 0, -10, 4200000.0), CRS)
+    for bands in (GeoBox((40, 50), Affine(60, 0, 600015.0, 0, -60, 4199985.0), CRS),
+                  GeoBox((40, 50), Affine(30, 0, 600015.0, 0, 30, 4190000.0), CRS)):
+        assert native_model_grid(output, bands) == model_grid(output)

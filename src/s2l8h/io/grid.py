@@ -116,11 +116,15 @@ def native_model_grid(output: GeoBox, bands: GeoBox, scale: int = SCALE) -> GeoB
     (30 m, its CRS and pixel edges): whole band pixels covering ``output``'s footprint
     (snapped outwards by odc-geo's ``GeoBox.from_bbox`` with the band grid's phase as the
     anchor), each split into ``scale`` x ``scale``. ``output`` itself when it already is
-    such a grid."""
-    check_north_up(bands)
-    pixel = bands.affine.a
-    if not math.isclose(-bands.affine.e, pixel):
-        raise ValueError(f"band grid pixels must be square, got {bands.affine}")
+    such a grid. A band grid that is not north-up, projected and ``scale`` x 10 m (a scene
+    warped by someone else) gets :func:`model_grid` instead: its bands are then resampled
+    onto the model's grid as they are read."""
+    affine = bands.affine
+    resolution = scale * SENTINEL2_RESOLUTION
+    if bands.crs is None or bands.crs.geographic or affine.b != 0 or affine.d != 0 or \
+            not math.isclose(affine.a, resolution) or not math.isclose(-affine.e, resolution):
+        return model_grid(output, projected_crs=bands.crs)
+    pixel = affine.a
     if output.crs == bands.crs:
         footprint = tuple(output.boundingbox)
     else:
