@@ -29,6 +29,11 @@ from s2l8h.io.errors import InputError
 from s2l8h.io.landsat import LandsatScene
 from s2l8h.io.quality import DEFAULT_MASK_FLAGS, quality_mask
 
+#: How the pan is read onto the model's 15 m grid. Landsat's pan pixels are centred on the
+#: band pixels (its grid sits 7.5 m, half a pan pixel, off the nested one), so every real
+#: scene's pan is interpolated half a pixel.
+PAN_RESAMPLING = Resampling.cubic
+
 
 class PanRequest(Protocol):
     """What the reader needs of a model's input convention: whether to read the pan, and as
@@ -189,7 +194,7 @@ class SceneReader:
                 raise InputError(None, "the model needs the panchromatic band; none was found")
             sun_corrected = convention.pan_radiometry == PAN_TOA_SUN_CORRECTED
             scale, offset = scene.pan_rescaling(sun_corrected)
-            vrt, fill, _ = self._vrt(scene.pan, pan_grid, Resampling.cubic, 0,
+            vrt, fill, _ = self._vrt(scene.pan, pan_grid, PAN_RESAMPLING, 0,
                                      self.pan_shift_m)
             self.pan = (vrt, 1, fill, scale, offset, scene.pan)
         self.quality = self.radsat = None
