@@ -138,3 +138,22 @@ def test_harmonize_output_is_more_consistent_and_tagged(simulated, tmp_path: Pat
     # Measured: 40.59 vs 40.39 dB on this crop (member A of the default, clean simulation).
     assert psnr(prediction[True][inner], truth[inner]) > \
         psnr(prediction[False][inner], truth[inner]) + 0.1
+
+
+def test_qa_measures_consistency_as_harmonize_does(simulated, tmp_path: Path) -> None:
+    """The output is on the Sentinel-2 phase; ``qa --scene`` warps it back onto the scene's
+    grid, where ``harmonize`` measured it: the two reports agree."""
+    from s2l8h.evaluate.qa import consistency_with_scene
+
+    scene, target = simulated
+    path = tmp_path / "out.tif"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        harmonize(scene, path, models=["lite2.real-wald-a"], like=target, progress=False,
+                  mask_flags=(), dtype="float32")
+    with rasterio.open(path) as dataset:
+        tagged = json.loads(dataset.tags()["S2L8H_CONSISTENCY"])
+    measured = consistency_with_scene(path, scene)["consistency"]
+    # (the warp back loses the edge pixels, where the two differ most)
+    np.testing.assert_allclose(measured["bias"], tagged["bias"], atol=1.5e-3)
+    assert abs(measured["sam_degrees"] - tagged["sam_degrees"]) < 0.2

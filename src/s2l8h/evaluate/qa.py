@@ -11,11 +11,12 @@ from collections.abc import Sequence
 import numpy as np
 import rasterio
 from odc.geo.geobox import GeoBox
+from rasterio.enums import Resampling
 
 from s2l8h.evaluate.benchmark import read_prediction
 from s2l8h.inference.checks import Consistency, central_window, to_landsat
 from s2l8h.io.errors import InputError
-from s2l8h.io.grid import WorkingGrids, model_grid
+from s2l8h.io.grid import WorkingGrids, model_grid, native_model_grid, warp
 from s2l8h.io.landsat import open_scene
 from s2l8h.io.reader import ReadInputs, SceneReader
 
@@ -46,17 +47,24 @@ def consistency_with_scene(output: str | os.PathLike[str],
     :mod:`s2l8h.inference.checks`)."""
     with rasterio.open(output) as dataset:
         grid = GeoBox.from_rio(dataset)
-    fine = model_grid(grid)
-    if fine != grid:
+    if model_grid(grid) != grid:
         raise InputError(output, "consistency needs an output on a 10 m grid")
     reflectance, _, valid = read_prediction(output)
+    scene = open_scene(scene_inputs, toa=toa, need_pan=False)
+    # As harmonize measures it: on the 10 m grid nested in the scene's own band grid, so the
+    # 30 m bands are compared unresampled; an output on another phase is warped onto it.
+    fine = native_model_grid(grid, scene.bands_grid())
+    if fine != grid:
+        reflectance = warp(np.where(valid, reflectance, np.nan), grid, fine, Resampling.cubic)
+        valid = np.isfinite(reflectance).all(axis=0)
     rows, cols = fine.height // 3, fine.width // 3
     grids = WorkingGrids.from_fine(fine).crop(rows, cols)
-    scene = open_scene(scene_inputs, toa=toa, need_pan=False)
     convention = ReadInputs(use_pan=False)
-    with SceneReader(scene, grids.bands, grids.pan, fine,
+    with SceneReader(scene, grids.bands, grids.pan, grids.fine,
                      convention, ()) as reader:
         strip = reader.read_strip(0, rows)
+    reflectance = reflectance[:, :3 * rows, :3 * cols]
+    valid = valid[:3 * rows, :3 * cols]
     degraded, degraded_valid = to_landsat(np.nan_to_num(reflectance), valid)
     consistency = Consistency(window=central_window(rows, cols))
     consistency.add(0, 0, degraded, strip.multispectral, degraded_valid & strip.valid)
