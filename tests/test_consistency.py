@@ -100,6 +100,11 @@ def test_consistent_predictor_makes_bicubic_consistent_and_passes_the_variance()
     assert residual < 0.75 * raw_residual  # one back-projection step: about a third off
     assert psnr(mean[0].numpy(), truth[0].numpy()) > psnr(raw_mean[0].numpy(),
                                                             truth[0].numpy())
+    # More steps, closer to the input.
+    twice, _ = ConsistentPredictor(_Blurry(), steps=2)(observed, None)
+    assert (landsat_view(twice) - observed)[inner].abs().mean() < 0.9 * residual
+    with pytest.raises(ValueError, match="steps"):
+        ConsistentPredictor(_Blurry(), steps=0)
 
 
 @pytest.fixture(scope="module")

@@ -91,11 +91,18 @@ def project(mean: torch.Tensor, multispectral: torch.Tensor, scale: int = 3,
 
 
 class ConsistentPredictor(Predictor):
-    """``predictor`` with its mean made consistent with the input (module docstring)."""
+    """``predictor`` with its mean made consistent with the input (module docstring), by
+    ``steps`` back-projection steps. One is the default of ``harmonize``: on the validation
+    rows a second added +0.08 dB clean and +0.06 dB on Florida but cost 0.13 dB at input
+    noise 0.002 and 0.05 dB with a sharper PSF (it puts back more of the input's noise)."""
 
-    def __init__(self, predictor: Predictor, platform: Platform = "S2A") -> None:
+    def __init__(self, predictor: Predictor, platform: Platform = "S2A", steps: int = 1
+                 ) -> None:
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
         self.predictor = predictor
         self.platform = platform
+        self.steps = steps
         self.models = predictor.models
         self.method = predictor.method
 
@@ -110,7 +117,9 @@ class ConsistentPredictor(Predictor):
     def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
         mean, variance = self.predictor(multispectral, pan)
         scale = mean.shape[-1] // multispectral.shape[-1]
-        corrected = project(mean.float(), multispectral.float(), scale, self.platform)
+        corrected = mean.float()
+        for _ in range(self.steps):
+            corrected = project(corrected, multispectral.float(), scale, self.platform)
         return corrected.to(mean.dtype), variance
 
 
