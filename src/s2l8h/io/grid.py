@@ -6,9 +6,9 @@ edges: a 30 m grid (3 x 3 M pixels per pixel) for the multispectral bands and a 
 band grid (:func:`native_model_grid`), so the bands are read unresampled and only the
 finished 10 m output is warped onto the requested grid (Landsat pixel edges sit at 15 m
 modulo 30 m, Sentinel-2's at multiples of 10 m: resampling the 30 m input by that half pixel
-cost the networks 0.3 to 1 dB). Reads go through a ``WarpedVRT`` with GDAL's cubic
-convolution, the exact identity where the grids coincide (the bands; the pan where its
-grid nests in the bands'); quality bands use nearest neighbour.
+cost the networks 0.3 to 1 dB). Reads go through a ``WarpedVRT`` (cubic convolution for
+the bands, Lanczos for the pan: ``s2l8h.io.reader.PAN_RESAMPLING``), the exact identity
+where the grids coincide; quality bands use nearest neighbour.
 """
 
 from __future__ import annotations

@@ -31,8 +31,10 @@ from s2l8h.io.quality import DEFAULT_MASK_FLAGS, quality_mask
 
 #: How the pan is read onto the model's 15 m grid. Landsat's pan pixels are centred on the
 #: band pixels (its grid sits 7.5 m, half a pan pixel, off the nested one), so every real
-#: scene's pan is interpolated half a pixel.
-PAN_RESAMPLING = Resampling.cubic
+#: scene's pan is interpolated half a pixel: Lanczos keeps more of its detail than cubic
+#: (validation rows with a pan on Landsat's phase: 0.10 dB lost to cubic, 0.05 to Lanczos;
+#: the identity where the grids coincide, as cubic).
+PAN_RESAMPLING = Resampling.lanczos
 
 
 class PanRequest(Protocol):
