@@ -18,7 +18,7 @@ import numpy as np
 
 from s2l8h.data.simulate import CONDITIONS
 from s2l8h.evaluate.benchmark import BenchmarkOptions, run_conditions
-from s2l8h.evaluate.calibration import coverage_curve, fit_variance_scale
+from s2l8h.evaluate.calibration import SIGMA_FACTORS, coverage_curve, fit_variance_scale
 from s2l8h.evaluate.wald import run_wald
 
 VIRGINIA_VALIDATION = (435730, 4172460, 450730, 4173960)
@@ -45,8 +45,9 @@ def main(members: list[str]) -> None:
         curves["real Florida (Wald)"] = coverage_curve(
             (method.prediction - real.reference)[:, real.valid], method.std[:, real.valid])
     scale, coverage = fit_variance_scale(curves)
+    unscaled = list(SIGMA_FACTORS).index(1.0)
     for name, value in coverage.items():
-        print(f"{name:22s} cov68 {value:.3f}  (unscaled {curves[name][50]:.3f})")
+        print(f"{name:22s} cov68 {value:.3f}  (unscaled {curves[name][unscaled]:.3f})")
     print(f"variance_scale {scale:.4f} (σ x {np.sqrt(scale):.2f})")
 
 

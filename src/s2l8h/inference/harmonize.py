@@ -123,7 +123,7 @@ def ensemble_calibration(models: Sequence[Harmonizer]) -> float:
     name = names.pop()
     if len(models) != len(ensemble_members(name)):  # type: ignore[arg-type]
         return 1.0
-    return ensemble_variance_scale([name])
+    return ensemble_variance_scale(name)
 
 
 def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,

@@ -297,17 +297,8 @@ class CogWriter:
             return
         mean, mask = mean[:, :rows, :width], mask[:rows, :width]
         keep = mask == MASK_VALID if keep is None else keep[:rows, :width]
-        bands = mean.shape[0]
-        block = np.empty((len(self.descriptions), rows, width), dtype=self._rows_dtype)
-        if self._rows_dtype == "uint16":
-            encode_reflectance(mean, keep, out=block[:bands])
-            if self.with_std:
-                encode_std(std[:, :rows, :width], keep, out=block[bands:2 * bands])
-        else:
-            block[:bands] = np.where(keep, mean, np.nan)
-            if self.with_std:
-                block[bands:2 * bands] = np.where(keep, std[:, :rows, :width], np.nan)
-        block[-1] = mask
+        block = self._pack(mean, None if std is None else std[:, :rows, :width], mask, keep,
+                           self._rows_dtype)
         self._dataset.write(block, window=rasterio.windows.Window(col0, row0, width, rows))
         for dataset, source_rows, source_cols in self._overviews:
             top, bottom = np.searchsorted(source_rows, (row0, row0 + rows))
@@ -317,6 +308,23 @@ class CogWriter:
                                                                    - col0]
                 dataset.write(picked, window=rasterio.windows.Window(left, top, right - left,
                                                                      bottom - top))
+
+    def _pack(self, mean: np.ndarray, std: np.ndarray | None, mask: np.ndarray,
+              keep: np.ndarray, dtype: str) -> np.ndarray:
+        """One block of this writer's layout in ``dtype``: reflectance and σ where ``keep``
+        (nodata elsewhere), then the mask."""
+        bands = mean.shape[0]
+        block = np.empty((len(self.descriptions), *mask.shape), dtype=dtype)
+        if dtype == "uint16":
+            encode_reflectance(mean, keep, out=block[:bands])
+            if self.with_std:
+                encode_std(std, keep, out=block[bands:2 * bands])
+        else:
+            block[:bands] = np.where(keep, mean, np.nan)
+            if self.with_std:
+                block[bands:2 * bands] = np.where(keep, std, np.nan)
+        block[-1] = mask
+        return block
 
     def _close(self) -> None:
         try:
@@ -389,12 +397,9 @@ class CogWriter:
                 window = rasterio.windows.Window(0, row0, source.width,
                                                  min(BLOCK, source.height - row0))
                 values = source.read(window=window)
-                keep = np.isfinite(values[:bands]).all(axis=0)
-                block = np.empty(values.shape, dtype=np.uint16)
-                encode_reflectance(values[:bands], keep, out=block[:bands])
-                if self.with_std:
-                    encode_std(values[bands:2 * bands], keep, out=block[bands:2 * bands])
-                block[-1] = np.nan_to_num(values[-1]).astype(np.uint16)
+                block = self._pack(values[:bands], values[bands:2 * bands],
+                                   np.nan_to_num(values[-1]).astype(np.uint16),
+                                   np.isfinite(values[:bands]).all(axis=0), "uint16")
                 encoded.write(block, window=window)
         floats.unlink()
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, TypeVar
@@ -190,12 +190,9 @@ def ensemble_members(name: str) -> tuple[str, ...]:
     return _ENSEMBLES[name].members if name in _ENSEMBLES else (name,)
 
 
-def ensemble_variance_scale(names: Sequence[object]) -> float:
-    """The registered calibration of the ensemble ``names`` stand for: its
-    ``variance_scale`` when they are one registered ensemble's name, else 1."""
-    if len(names) == 1 and isinstance(names[0], str) and names[0] in _ENSEMBLES:
-        return _ENSEMBLES[names[0]].variance_scale
-    return 1.0
+def ensemble_variance_scale(name: str) -> float:
+    """The registered σ² factor of ensemble ``name``; 1 for any other name."""
+    return _ENSEMBLES[name].variance_scale if name in _ENSEMBLES else 1.0
 
 
 def list_ensembles() -> list[EnsembleRelease]:
