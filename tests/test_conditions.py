@@ -68,6 +68,32 @@ def test_benchmark_conditions_one_table_each(tmp_path: Path) -> None:
     assert unknown.exit_code != 0 and "unknown conditions ['foggy']" in unknown.output
 
 
+def test_a_misregistered_condition_scores_the_moved_truth(tmp_path: Path) -> None:
+    """Under misregistration the table holds what a perfect reconstruction of the scene as
+    Landsat saw it scores; it is neither a model nor a baseline."""
+    result = runner.invoke(app, [
+        "benchmark", str(VIRGINIA), "-o", str(tmp_path / "bench"), "--bounds",
+        "440730,4173460,443730,4176460", "--conditions", "clean,misregistration",
+        "--baselines", "bicubic,mtf-glp", "-q"])
+    assert result.exit_code == 0, result.output
+    conditions = json.loads((tmp_path / "bench" / "results.json").read_text())["conditions"]
+    reference = "truth, misregistered (reference)"
+    assert set(conditions["clean"]["methods"]) == {"bicubic", "mtf-glp"}
+    moved = conditions["misregistration"]["methods"][reference]
+    assert moved["kind"] == "reference"
+    # 15 m of misregistration costs a perfect reconstruction more than 3 dB, and more than
+    # it costs the blurrier baselines: on this crop it scores below even bicubic.
+    clean_best = max(m["overall"]["psnr"] for m in conditions["clean"]["methods"].values())
+    misregistered = conditions["misregistration"]["methods"]
+    assert moved["overall"]["psnr"] < clean_best - 3
+    assert moved["overall"]["psnr"] < min(misregistered[name]["overall"]["psnr"]
+                                          for name in ("bicubic", "mtf-glp"))
+    summary = (tmp_path / "bench" / "results.md").read_text().replace("**", "")
+    row = next(line for line in summary.splitlines() if line.startswith(f"| {reference} |"))
+    assert row.split("|")[2].strip() == "–"
+    assert f"| {reference} − best baseline | – |" in summary
+
+
 def test_real_landsat_reduced_resolution_protocol(tmp_path: Path) -> None:
     model = save_pretrained(create_model("lite", width=8, blocks=1, variance_head=True),
                             tmp_path / "tiny")

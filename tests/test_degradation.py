@@ -20,6 +20,7 @@ from s2l8h.data.simulate import (
     Degradation,
     _blur_and_shift,
     degrade,
+    move_content,
     oli_noise_std,
     psf_sigma,
     sample_degradation,
@@ -107,6 +108,21 @@ def test_shifts_measured_by_phase_correlation(virginia) -> None:
     assert dx == pytest.approx(16.5, abs=1.5) and dy == pytest.approx(-12.0, abs=1.5)
     dx, dy = _measured(clean.multispectral[2], shifted.multispectral[2], 30.0)
     assert dx == pytest.approx(9.0, abs=1.5) and dy == pytest.approx(-12.0, abs=1.5)
+
+
+def test_move_content_moves_as_the_simulation_does(virginia) -> None:
+    reflectance, _, _ = virginia
+    sigma = psf_sigma(30.0) / 10
+    moved = move_content(reflectance[2], (9.0, -12.0))
+    assert _measured(reflectance[2], moved, 10.0) == pytest.approx((9.0, -12.0), abs=0.5)
+    # Blurring then moving is the simulation's blur centred off the pixel.
+    blurred = _blur_and_shift(reflectance[2], sigma, (0.0, 0.0), 10.0)
+    expected = _blur_and_shift(reflectance[2], sigma, (9.0, -12.0), 10.0)
+    inner = (slice(8, -8), slice(8, -8))
+    error = move_content(blurred, (9.0, -12.0))[inner] - expected[inner]
+    assert np.sqrt(np.mean(error**2)) < 0.02 * np.std(expected[inner])
+    assert move_content(reflectance, (0.0, 0.0)) == pytest.approx(reflectance, abs=1e-6)
+    assert move_content(reflectance, (9.0, -12.0)).shape == reflectance.shape
 
 
 def test_gain_offset_and_level1_pan_radiometry(virginia) -> None:

@@ -279,6 +279,16 @@ def _blur_and_shift(image: np.ndarray, sigma: float, shift_m: tuple[float, float
     return result
 
 
+def move_content(image: np.ndarray, shift_m: tuple[float, float], resolution: float = 10.0
+                 ) -> np.ndarray:
+    """(..., H, W) with its content moved ``shift_m`` (dx east, dy north, metres) on a grid of
+    ``resolution`` metres, as :func:`degrade` moves the bands against the truth (cubic
+    spline, edges replicated): the image a perfect reconstruction of a misregistered
+    observation would give."""
+    moved = (0.0,) * (image.ndim - 2) + (-shift_m[1] / resolution, shift_m[0] / resolution)
+    return ndimage.shift(image.astype(np.float64), moved, order=3, mode="nearest")
+
+
 def degrade(
     reflectance: np.ndarray, degradation: Degradation, rng: np.random.Generator, *,
     resolution: float = 10.0, offset_cols: int = 0, offset_rows: int = 0,

@@ -24,6 +24,7 @@ from s2l8h.data.simulate import (
     CONDITIONS,
     Degradation,
     SimulatedScene,
+    move_content,
     simulate_landsat,
     write_simulated_scene,
 )
@@ -142,10 +143,14 @@ def evaluate_files(prediction: str | os.PathLike[str], reference: str | os.PathL
     return results
 
 
+#: The name of the reference row of a misregistered condition (:func:`_run_condition`).
+MISREGISTERED_TRUTH = "truth, misregistered (reference)"
+
+
 @dataclass
 class MethodResult:
     name: str
-    kind: str  # "model" | "baseline"
+    kind: str  # "model" | "baseline" | "reference" (not a method: see MISREGISTERED_TRUTH)
     seconds: float
     prediction: np.ndarray = field(repr=False)
     std: np.ndarray | None = field(default=None, repr=False)
@@ -375,6 +380,15 @@ def _run_condition(
         seconds = time.perf_counter() - started
         prediction, std, _ = read_prediction(output)
         methods.append(MethodResult(label, "model", seconds, prediction, std))
+    if any(degradation.shift_ms):
+        # What a perfect reconstruction of the scene as Landsat saw it scores: the truth
+        # moved by the bands' misregistration, which no method can see in its input.
+        target = simulation.target
+        filled = np.where(np.isfinite(target), target,
+                          np.nanmean(target, axis=(1, 2))[:, None, None])
+        methods.append(MethodResult(MISREGISTERED_TRUTH, "reference", 0.0,
+                                    move_content(filled, degradation.shift_ms,
+                                                 grid.affine.a).astype(np.float32)))
     common = simulation.target_valid.copy()
     for method in methods:
         common &= np.isfinite(method.prediction).all(axis=0)
@@ -404,25 +418,30 @@ class ConditionsResult:
         """PSNR (dB) per method and condition, and each model's margin over the best
         baseline."""
         names = list(self.results)
-        methods = [m.name for m in next(iter(self.results.values())).methods]
+        methods = list(dict.fromkeys(m.name for result in self.results.values()
+                                     for m in result.methods))
         lines = ["| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
         for method in methods:
-            cells = [f"{self._method(name, method).metrics['overall']['psnr']:.2f}"
-                     for name in names]
+            found = [self._method(name, method) for name in names]
+            cells = [f"{m.metrics['overall']['psnr']:.2f}" if m else "–" for m in found]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        for model in (m.name for m in next(iter(self.results.values())).methods
-                      if m.kind == "model"):
+        compared = dict.fromkeys(m.name for result in self.results.values()
+                                 for m in result.methods if m.kind in ("model", "reference"))
+        for method in compared:
             cells = []
             for name in names:
-                best = self.best_baseline(name)
-                gain = self._method(name, model).metrics["overall"]["psnr"] - \
-                    best.metrics["overall"]["psnr"] if best else math.nan
+                best, found = self.best_baseline(name), self._method(name, method)
+                if found is None:
+                    cells.append("–")
+                    continue
+                gain = found.metrics["overall"]["psnr"] - best.metrics["overall"]["psnr"] \
+                    if best else math.nan
                 cells.append(f"{gain:+.2f} ({best.name if best else '–'})")
-            lines.append(f"| **{model} − best baseline** | " + " | ".join(cells) + " |")
+            lines.append(f"| **{method} − best baseline** | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
-    def _method(self, condition: str, name: str) -> MethodResult:
-        return next(m for m in self.results[condition].methods if m.name == name)
+    def _method(self, condition: str, name: str) -> MethodResult | None:
+        return next((m for m in self.results[condition].methods if m.name == name), None)
 
     def best_baseline(self, condition: str) -> MethodResult | None:
         baselines = [m for m in self.results[condition].methods if m.kind == "baseline"]
