@@ -11,7 +11,7 @@ from scipy import ndimage
 from typer.testing import CliRunner
 
 from s2l8h.cli.app import app
-from s2l8h.evaluate.metrics import flat_area_noise, high_frequency_ratio
+from s2l8h.evaluate.metrics import flat_area_noise, high_frequency_ratio, high_frequency_skill
 from s2l8h.models.factory import create_model
 from s2l8h.models.loading import save_pretrained
 
@@ -30,6 +30,26 @@ def test_detail_metrics_on_known_images() -> None:
     assert all(r < 0.5 for r in high_frequency_ratio(blurred, truth))
     assert all(r > 1.5 for r in high_frequency_ratio(sharpened, truth))
     noisy = truth + rng.normal(0, 0.01, truth.shape)
+    # Skill: all of the detail right, none of it, or detail in the wrong place.
+    assert high_frequency_skill(truth, truth) == pytest.approx([1.0] * 6)
+    smooth = ndimage.gaussian_filter(truth, (0, 8, 8))
+    assert all(abs(s) < 0.05 for s in high_frequency_skill(smooth, truth))
+    moved = np.roll(truth, 3, axis=-1)
+    assert all(r == pytest.approx(1.0, abs=0.05) for r in high_frequency_ratio(moved, truth))
+    assert all(s < -0.5 for s in high_frequency_skill(moved, truth))
+    # Over-sharpening raises the ratio above 1 and lowers the skill below the truth's 1.
+    assert all(s < 0.9 for s in high_frequency_skill(sharpened, truth))
+    # The conditional mean of the truth given a noisy view has ratio = skill: a Wiener
+    # estimate of truth + white noise, with the truth's own (known) spectrum.
+    observed = truth + rng.normal(0, 0.02, truth.shape)
+    spectrum = np.abs(np.fft.fft2(truth - truth.mean(axis=(1, 2), keepdims=True))) ** 2
+    noise_power = 0.02**2 * truth.shape[1] * truth.shape[2]
+    wiener = np.real(np.fft.ifft2(np.fft.fft2(observed - truth.mean(axis=(1, 2), keepdims=True))
+                                  * spectrum / (spectrum + noise_power)))
+    wiener += truth.mean(axis=(1, 2), keepdims=True)
+    ratio, skill = high_frequency_ratio(wiener, truth), high_frequency_skill(wiener, truth)
+    assert all(0.2 < s < 0.9 for s in skill)
+    assert ratio == pytest.approx(skill, abs=0.05)
     assert flat_area_noise(truth, truth) == pytest.approx(0.0, abs=1e-12)
     assert flat_area_noise(noisy, truth) == pytest.approx(0.01 * 0.85, rel=0.2)
 
@@ -57,6 +77,8 @@ def test_benchmark_conditions_one_table_each(tmp_path: Path) -> None:
         methods = conditions[name]["methods"]
         assert set(methods) == {"bicubic", "mtf-glp", "tiny"}
         assert "uncertainty" in methods["tiny"] and "hf_ratio" in methods["tiny"]["detail"]
+        # Pansharpening gets more of the true detail than interpolation does.
+        assert methods["mtf-glp"]["detail"]["hf_skill"] > methods["bicubic"]["detail"]["hf_skill"]
     # A pan shifted by half a pan pixel costs pan sharpening accuracy.
     assert conditions["pan-shift"]["methods"]["mtf-glp"]["overall"]["psnr"] < \
         conditions["clean"]["methods"]["mtf-glp"]["overall"]["psnr"]

@@ -33,6 +33,7 @@ from s2l8h.evaluate.metrics import (
     BANDS,
     flat_area_noise,
     high_frequency_ratio,
+    high_frequency_skill,
     image_metrics,
     uncertainty_metrics,
 )
@@ -187,6 +188,7 @@ class BenchmarkResult:
                 row[f"{band} PSNR"] = method.metrics[band]["psnr"]
             detail = method.metrics.get("detail", {})
             row["HF ratio"] = detail.get("hf_ratio")
+            row["HF skill"] = detail.get("hf_skill")
             row["flat noise"] = detail.get("flat_noise")
             row["seconds"] = method.seconds
             uncertainty = method.metrics.get("uncertainty")
@@ -197,7 +199,7 @@ class BenchmarkResult:
 
     def markdown_table(self) -> str:
         columns = ["method", *[title for _, _, title in TABLE_COLUMNS], "HF ratio",
-                   "flat noise", "cov68", "cov95", "s"]
+                   "HF skill", "flat noise", "cov68", "cov95", "s"]
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for method in self.methods:
             cells = [method.name]
@@ -207,6 +209,7 @@ class BenchmarkResult:
                              else f"{value:.2f}")
             detail = method.metrics.get("detail")
             cells.append(f"{detail['hf_ratio']:.2f}" if detail else "–")
+            cells.append(f"{detail['hf_skill']:.2f}" if detail else "–")
             cells.append(f"{detail['flat_noise']:.4f}" if detail else "–")
             uncertainty = method.metrics.get("uncertainty")
             cells.append(f"{uncertainty['coverage_68']:.2f}" if uncertainty else "–")
@@ -333,9 +336,12 @@ def score_methods(methods: Sequence[MethodResult], reference: np.ndarray,
     for method in methods:
         method.metrics = image_metrics(method.prediction, reference, valid)
         ratios = high_frequency_ratio(method.prediction, reference, valid)
+        skills = high_frequency_skill(method.prediction, reference, valid)
         method.metrics["detail"] = {
             "hf_ratio": float(np.mean(ratios)),
             **{f"hf_ratio_{band}": ratio for band, ratio in zip(BANDS, ratios, strict=True)},
+            "hf_skill": float(np.mean(skills)),
+            **{f"hf_skill_{band}": skill for band, skill in zip(BANDS, skills, strict=True)},
             "flat_noise": flat_area_noise(method.prediction, reference, valid)}
         if method.std is not None:
             method.metrics["uncertainty"] = uncertainty_metrics(

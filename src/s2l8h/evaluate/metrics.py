@@ -23,7 +23,13 @@ reflectance (the paper's protocol) and 2 for normalized indices in [-1, 1].
 - Detail (over- and under-sharpening): the high-frequency energy ratio, per band, is the
   energy of the prediction's high-pass (the image minus its Gaussian low-pass, σ = 1.5 px, on
   valid pixels) over that of the reference: 1 for the true detail, above for over-sharpening
-  (halos, amplified noise), below for blur. Flat-area noise: the standard deviation of the
+  (halos, amplified noise), below for blur. The high-frequency skill, per band, is how much of
+  that detail is right: 1 - energy of the high-pass of the error / energy of the reference's
+  high-pass (1 = the true detail, 0 = no detail or as much wrong detail as right, negative =
+  more wrong than right). For an estimator that is the conditional mean of the truth (what a
+  network trained on squared error approximates) the two agree, ratio = skill, so a ratio
+  below 1 is not a fault to sharpen away: more detail than the skill is invented detail.
+  Flat-area noise: the standard deviation of the
   error's high-pass (mean over bands) on the flattest 10 % of valid pixels (lowest local
   standard deviation of the reference over 5 x 5 pixels), where there is no detail to get.
 """
@@ -204,6 +210,20 @@ def high_frequency_ratio(prediction: np.ndarray, reference: np.ndarray,
     return ratios
 
 
+def high_frequency_skill(prediction: np.ndarray, reference: np.ndarray,
+                         valid: np.ndarray | None = None) -> list[float]:
+    """Per band: 1 - high-pass energy of the error / of the reference (module docstring)."""
+    mask = _valid(prediction, reference, valid)
+    inner = binary_erosion(mask, iterations=4)
+    inner = inner if inner.any() else mask
+    skills = []
+    for p, r in zip(prediction, reference, strict=True):
+        energy_error = np.mean(_high_pass(p - r, mask)[inner] ** 2)
+        energy_r = np.mean(_high_pass(r, mask)[inner] ** 2)
+        skills.append(float(1 - energy_error / max(energy_r, 1e-20)))
+    return skills
+
+
 def flat_area_noise(prediction: np.ndarray, reference: np.ndarray,
                     valid: np.ndarray | None = None, fraction: float = 0.1) -> float:
     """Standard deviation of the error's high-pass on the flattest ``fraction`` of the valid
@@ -222,6 +242,6 @@ def flat_area_noise(prediction: np.ndarray, reference: np.ndarray,
 
 __all__ = ["BANDS", "CALIBRATION_LEVELS", "HIGH_PASS_SIGMA", "INDICES", "RESOLUTION_RATIO",
            "SSIM_WINDOW", "Calibration", "calibration_curve", "ergas", "flat_area_noise",
-           "high_frequency_ratio", "image_metrics", "mae", "mse", "normalized_difference",
-           "nrmse", "pearson", "psnr", "rmse", "sam", "spearman", "ssim",
-           "uncertainty_metrics"]
+           "high_frequency_ratio", "high_frequency_skill", "image_metrics", "mae", "mse",
+           "normalized_difference", "nrmse", "pearson", "psnr", "rmse", "sam", "spearman",
+           "ssim", "uncertainty_metrics"]
