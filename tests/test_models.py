@@ -353,13 +353,14 @@ def test_the_default_model_is_one_registered_name() -> None:
 
     assert CLI_DEFAULT == DEFAULT_MODELS == (DEFAULT_MODEL,)
     members = ensemble_members(DEFAULT_MODEL)
-    assert members == ("lite2.real-wald3-a", "lite2.real-wald3-b")  # the bundled ensemble
+    assert members == ("lite2.real-wald4-a", "lite2.real-wald4-b")  # the bundled ensemble
     for member in members:
         spec = get_spec(member)
         assert spec.bundled is not None and spec.release == member
     assert demo_label().startswith(f"default weights '{DEFAULT_MODEL}' (ensemble of "
-                                   "lite2.real-wald3-a, lite2.real-wald3-b)")
-    # The previous default stays loadable for comparison.
+                                   "lite2.real-wald4-a, lite2.real-wald4-b)")
+    # The previous defaults stay loadable for comparison.
+    assert ensemble_members("lite2.real-wald3") == ("lite2.real-wald3-a", "lite2.real-wald3-b")
     assert ensemble_members("lite2.real-wald") == ("lite2.real-wald-a", "lite2.real-wald-b")
 
 
@@ -391,6 +392,7 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
     # A registered calibration scales the ensemble's variance, and only a whole ensemble's.
     assert registry.ensemble_variance_scale("lite2.real-wald") == 1.0
     assert registry.ensemble_variance_scale("lite2.real-wald3") == pytest.approx(0.6241)
+    assert registry.ensemble_variance_scale("lite2.real-wald4") == pytest.approx(0.6561)
     assert registry.ensemble_variance_scale("lite2.real-wald3-a") == 1.0  # not an ensemble
     from s2l8h.inference.harmonize import ensemble_calibration
 
@@ -415,7 +417,8 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
         with pytest.raises(ValueError, match=message):
             registry.register_ensemble("x", members)
     listing = CliRunner().invoke(app, ["models", "list"])
-    assert "lite2.real-wald3 (default of harmonize)" in listing.output
+    assert "lite2.real-wald4 (default of harmonize)" in listing.output
+    assert "ensemble: lite2.real-wald4-a + lite2.real-wald4-b" in listing.output
     assert "ensemble: lite2.real-wald3-a + lite2.real-wald3-b" in listing.output
     assert "ensemble: lite2.real-wald-a + lite2.real-wald-b" in listing.output
     info = CliRunner().invoke(app, ["models", "info", "lite2.real-wald"])

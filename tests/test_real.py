@@ -153,3 +153,22 @@ def test_the_default_models_stage_3_configs_start_from_their_releases(member: st
     assert config.output.name == f"lite2.real-wald3-{member}"
     assert [scene.fractions[2] for scene in config.data.scenes] == [0.3, 0.0]
     assert [scene.fractions[2] for scene in config.data.real_scenes] == [0.28]
+
+
+@pytest.mark.parametrize("member", ["a", "b"])
+def test_the_default_models_stage_4_configs_widen_the_psf_range(member: str) -> None:
+    """The fourth stage: from the bundled stage-3 release, the same mix, member A with PSF
+    widths drawn from 0.55-1.45 x nominal, member B as in stage 3 (shifts up to 3 m), the
+    held-out rows never trained on."""
+    from s2l8h.data.simulate import TRAINING_RANGES
+
+    config = load_config(ROOT / "configs" / f"lite2-real-wald-{member}-stage4.yaml")
+    assert config.model.init == f"lite2.real-wald3-{member}"
+    assert get_spec(config.model.init).bundled == f"lite2-real-wald3-{member}"
+    assert config.data.degradation_overrides == (
+        {"psf_scale": [0.55, 1.45]} if member == "a" else {"shift_ms_m": 3.0})
+    assert TRAINING_RANGES.psf_scale == (0.7, 1.4)  # what the earlier stages drew from
+    assert config.data.real_samples == 1536 and config.data.train_samples == 1024
+    assert config.output.name == f"lite2.real-wald4-{member}"
+    assert [scene.fractions[2] for scene in config.data.scenes] == [0.3, 0.0]
+    assert [scene.fractions[2] for scene in config.data.real_scenes] == [0.28]

@@ -336,9 +336,19 @@ for _member in ("a", "b"):
                                  "fifths real-Landsat (Wald) pairs")
 # variance_scale: fitted on validation rows only (scripts/calibrate_ensemble.py): σ x 0.79.
 register_ensemble("lite2.real-wald3", ("lite2.real-wald3-a", "lite2.real-wald3-b"),
-                  description="the default: lite2.real-wald after a third training stage; "
+                  description="lite2.real-wald after a third training stage (previous default); "
                               "σ² = 0.62 x (member spread + mean variance head)",
                   variance_scale=0.6241)
+for _member, _psf in (("a", "with PSF widths drawn from 0.55-1.45 x nominal"),
+                      ("b", "with stage 3's recipe")):
+    register_release("lite2", f"real-wald4-{_member}", bundled=f"lite2-real-wald4-{_member}",
+                     description=f"lite2.real-wald3-{_member} trained 9 epochs more {_psf}")
+# variance_scale: fitted on validation rows only (scripts/calibrate_ensemble.py): σ x 0.81.
+register_ensemble("lite2.real-wald4", ("lite2.real-wald4-a", "lite2.real-wald4-b"),
+                  description="the default: lite2.real-wald3 after a fourth training stage "
+                              "(member A: a wider PSF range); σ² = 0.66 x (member spread + mean "
+                              "variance head)",
+                  variance_scale=0.6561)
 
 if not is_registered(DEFAULT_MODEL):  # pragma: no cover - a mistake in s2l8h.defaults
     raise _unknown(DEFAULT_MODEL)
