@@ -164,6 +164,13 @@ def test_config_validation_errors(tmp_path: Path) -> None:
     bad.write_text("model: {name: lite}\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml: .*data\.dataset is required"):
         load_config(bad)
+    # A key given twice is an error, not the last one silently winning.
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("data:\n  degradation_overrides: {psf_scale: [0.55, 1.45]}\n"
+                     "  degradation_overrides: {shift_ms_m: 3.0}\nmodel: {name: lite}\n")
+    with pytest.raises(ConfigError, match=r"twice\.yaml: cannot read .*'degradation_overrides'"
+                       r" is given twice"):
+        load_config(twice)
 
 
 def _tiny_config(dataset: Path, output: Path, epochs: int = 1):

@@ -197,6 +197,27 @@ def _build(cls: type, values: Any, where: str) -> Any:
         raise ConfigError(f"{where or 'config'}: {error}") from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (plain YAML keeps
+    the last one silently, so half of a section would be ignored)."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode,
+                              deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key {key!r} is given twice", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                 _construct_unique_mapping)
+
+
 def _parse_value(text: str) -> Any:
     """YAML, with numbers such as ``2e-4`` (a string to YAML 1.1) read as numbers."""
     try:
@@ -235,7 +256,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
     if path is not None:
         path = Path(path)
         try:
-            values = yaml.safe_load(path.read_text()) or {}
+            values = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}  # a SafeLoader
         except (OSError, yaml.YAMLError) as error:
             raise ConfigError(f"{path}: cannot read the configuration ({error})") from None
         if not isinstance(values, dict):
