@@ -32,8 +32,7 @@ from s2l8h.evaluate.baselines import BASELINES, run_baseline
 from s2l8h.evaluate.metrics import (
     BANDS,
     flat_area_noise,
-    high_frequency_ratio,
-    high_frequency_skill,
+    high_frequency_detail,
     image_metrics,
     uncertainty_metrics,
 )
@@ -335,8 +334,7 @@ def score_methods(methods: Sequence[MethodResult], reference: np.ndarray,
     """Fill each method's metrics (image, detail, and uncertainty where it has σ)."""
     for method in methods:
         method.metrics = image_metrics(method.prediction, reference, valid)
-        ratios = high_frequency_ratio(method.prediction, reference, valid)
-        skills = high_frequency_skill(method.prediction, reference, valid)
+        ratios, skills = high_frequency_detail(method.prediction, reference, valid)
         method.metrics["detail"] = {
             "hf_ratio": float(np.mean(ratios)),
             **{f"hf_ratio_{band}": ratio for band, ratio in zip(BANDS, ratios, strict=True)},

@@ -196,32 +196,33 @@ def _high_pass(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return filled - ndimage.gaussian_filter(filled, HIGH_PASS_SIGMA, mode="nearest")
 
 
-def high_frequency_ratio(prediction: np.ndarray, reference: np.ndarray,
-                         valid: np.ndarray | None = None) -> list[float]:
-    """Per band: high-pass energy of the prediction / of the reference (module docstring)."""
+def high_frequency_detail(prediction: np.ndarray, reference: np.ndarray,
+                          valid: np.ndarray | None = None) -> tuple[list[float], list[float]]:
+    """Per band: the HF ratio (high-pass energy of the prediction / of the reference) and the
+    HF skill (1 - high-pass energy of the error / of the reference); module docstring."""
     mask = _valid(prediction, reference, valid)
     inner = binary_erosion(mask, iterations=4)
     inner = inner if inner.any() else mask
-    ratios = []
+    ratios, skills = [], []
     for p, r in zip(prediction, reference, strict=True):
-        energy_p = np.mean(_high_pass(p, mask)[inner] ** 2)
-        energy_r = np.mean(_high_pass(r, mask)[inner] ** 2)
-        ratios.append(float(energy_p / max(energy_r, 1e-20)))
-    return ratios
+        high_p, high_r = _high_pass(p, mask)[inner], _high_pass(r, mask)[inner]
+        energy_r = max(float(np.mean(high_r**2)), 1e-20)
+        # The high-pass is linear: the error's high-pass is the difference of the two.
+        ratios.append(float(np.mean(high_p**2) / energy_r))
+        skills.append(float(1 - np.mean((high_p - high_r) ** 2) / energy_r))
+    return ratios, skills
+
+
+def high_frequency_ratio(prediction: np.ndarray, reference: np.ndarray,
+                         valid: np.ndarray | None = None) -> list[float]:
+    """Per band: high-pass energy of the prediction / of the reference (module docstring)."""
+    return high_frequency_detail(prediction, reference, valid)[0]
 
 
 def high_frequency_skill(prediction: np.ndarray, reference: np.ndarray,
                          valid: np.ndarray | None = None) -> list[float]:
     """Per band: 1 - high-pass energy of the error / of the reference (module docstring)."""
-    mask = _valid(prediction, reference, valid)
-    inner = binary_erosion(mask, iterations=4)
-    inner = inner if inner.any() else mask
-    skills = []
-    for p, r in zip(prediction, reference, strict=True):
-        energy_error = np.mean(_high_pass(p - r, mask)[inner] ** 2)
-        energy_r = np.mean(_high_pass(r, mask)[inner] ** 2)
-        skills.append(float(1 - energy_error / max(energy_r, 1e-20)))
-    return skills
+    return high_frequency_detail(prediction, reference, valid)[1]
 
 
 def flat_area_noise(prediction: np.ndarray, reference: np.ndarray,
@@ -242,6 +243,6 @@ def flat_area_noise(prediction: np.ndarray, reference: np.ndarray,
 
 __all__ = ["BANDS", "CALIBRATION_LEVELS", "HIGH_PASS_SIGMA", "INDICES", "RESOLUTION_RATIO",
            "SSIM_WINDOW", "Calibration", "calibration_curve", "ergas", "flat_area_noise",
-           "high_frequency_ratio", "high_frequency_skill", "image_metrics", "mae", "mse",
-           "normalized_difference", "nrmse", "pearson", "psnr", "rmse", "sam", "spearman",
-           "ssim", "uncertainty_metrics"]
+           "high_frequency_detail", "high_frequency_ratio", "high_frequency_skill",
+           "image_metrics", "mae", "mse", "normalized_difference", "nrmse", "pearson", "psnr",
+           "rmse", "sam", "spearman", "ssim", "uncertainty_metrics"]
