@@ -2,10 +2,14 @@
 
 Validation data: the validation rows of the training scene `data/s2_l1c_virginia_north`
 (55-70 % of the rows from the top) under every named benchmark condition, and the validation
-rows of the real Florida scene (55-72 %, Wald protocol). Prints each condition's coverage of
-1σ at the fitted factor and the factor to register with the ensemble.
+rows of the real Florida scene (55-72 %, Wald protocol). Fits σ² = f · (v + t · n_b²), v the
+members' combined variance and n_b the input's estimated noise per band
+(:func:`s2l8h.evaluate.calibration.fit_sigma_calibration`), and prints each condition's
+coverage of 1σ with it, without the noise term (t = 0, f refitted) and unscaled, each
+condition's PSNR (the ensemble's mean), and the two factors to register with the ensemble
+(``variance_scale`` f and ``noise_variance_scale`` f · t).
 
-    python scripts/calibrate_ensemble.py lite2.real-wald3-a lite2.real-wald3-b
+    python scripts/calibrate_ensemble.py lite2.real-wald5-a lite2.real-wald5-b
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 
 from s2l8h.data.simulate import CONDITIONS
 from s2l8h.evaluate.benchmark import BenchmarkOptions, run_conditions
-from s2l8h.evaluate.calibration import SIGMA_FACTORS, coverage_curve, fit_variance_scale
+from s2l8h.evaluate.calibration import fit_sigma_calibration
 from s2l8h.evaluate.wald import run_wald
 
 VIRGINIA_VALIDATION = (435730, 4172460, 450730, 4173960)
@@ -27,7 +31,7 @@ FLORIDA_VALIDATION = (452475, 3395595, 471285, 3398685)
 
 def main(members: list[str]) -> None:
     entry = "+".join(members)  # members by name: the variance is not scaled yet
-    curves: dict[str, np.ndarray] = {}
+    samples: dict[str, tuple[np.ndarray, np.ndarray, list[float]]] = {}
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         options = BenchmarkOptions(models=(entry,), baselines=(), bounds=VIRGINIA_VALIDATION,
@@ -36,19 +40,24 @@ def main(members: list[str]) -> None:
                                options)
         for name, result in suite.results.items():
             method = result.methods[0]
-            reference = result.simulation.target
-            curves[name] = coverage_curve((method.prediction - reference)[:, result.valid],
-                                          method.std[:, result.valid])
+            samples[name] = ((method.prediction - result.simulation.target)[:, result.valid],
+                             method.std[:, result.valid] ** 2, method.input_noise)
         real = run_wald("data/l8_l1t_florida_20150804", f"{folder}/real", models=[entry],
                         baselines=[], toa=True, bounds=FLORIDA_VALIDATION, report=False)
         method = real.methods[0]
-        curves["real Florida (Wald)"] = coverage_curve(
-            (method.prediction - real.reference)[:, real.valid], method.std[:, real.valid])
-    scale, coverage = fit_variance_scale(curves)
-    unscaled = list(SIGMA_FACTORS).index(1.0)
+        samples["real Florida (Wald)"] = ((method.prediction - real.reference)[:, real.valid],
+                                          method.std[:, real.valid] ** 2, method.input_noise)
+    scale, noise_scale, coverage = fit_sigma_calibration(samples)
+    plain, _, plain_coverage = fit_sigma_calibration(samples, weights=(0.0,))
+    _, _, unscaled = fit_sigma_calibration(samples, factors=np.array([1.0]), weights=(0.0,))
+    print(f"{'condition':22s} PSNR dB | cov68 fitted | noise term off (f {plain:.4f}) | "
+          "unscaled")
     for name, value in coverage.items():
-        print(f"{name:22s} cov68 {value:.3f}  (unscaled {curves[name][unscaled]:.3f})")
-    print(f"variance_scale {scale:.4f} (σ x {np.sqrt(scale):.2f})")
+        psnr = -10 * np.log10(np.mean(np.square(samples[name][0])))
+        print(f"{name:22s} {psnr:.2f} | {value:.3f} | {plain_coverage[name]:.3f} | "
+              f"{unscaled[name]:.3f}")
+    print(f"variance_scale {scale:.4f} (σ x {np.sqrt(scale):.2f}), "
+          f"noise_variance_scale {noise_scale:.4f}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from s2l8h.evaluate.calibration import SIGMA_FACTORS, coverage_curve, fit_variance_scale
+from s2l8h.evaluate.calibration import (
+    SIGMA_FACTORS,
+    coverage_curve,
+    fit_sigma_calibration,
+    fit_variance_scale,
+)
+from s2l8h.inference.uncertainty import SigmaCalibration
 
 
 def test_coverage_curve_of_gaussian_errors() -> None:
@@ -36,3 +42,31 @@ def test_one_factor_fits_two_conditions_into_the_band() -> None:
     far = coverage_curve(rng.standard_normal(std.size) * std / 3.0, std)
     _, coverage = fit_variance_scale({"far": far, "narrow": narrow})
     assert abs((coverage["far"] - 0.80) - (0.60 - coverage["narrow"])) < 0.03
+
+
+def test_a_noise_term_fits_what_one_factor_cannot() -> None:
+    """Errors that grow with the input's noise while the networks' σ does not: one factor
+    leaves the clean condition too wide or the noisy one too narrow; σ² = f · (v + t · n²)
+    finds both, and f · t near the true weight of the noise (1)."""
+    rng = np.random.default_rng(2)
+    bands, pixels = 6, 40_000
+    std = rng.uniform(0.004, 0.01, (bands, pixels))
+    samples = {}
+    for name, noise in (("clean", 0.0002), ("noisy", 0.008)):
+        true_std = np.sqrt((std / 1.4) ** 2 + noise**2)  # σ 1.4x too wide, + the noise
+        samples[name] = (rng.standard_normal(std.shape) * true_std, std**2, [noise] * bands)
+    scale, noise_scale, coverage = fit_sigma_calibration(samples)
+    assert all(0.62 <= value <= 0.75 for value in coverage.values())
+    assert np.sqrt(scale) == pytest.approx(1 / 1.4, abs=0.04)
+    assert noise_scale == pytest.approx(1.0, abs=0.3)
+    _, no_noise_term, plain = fit_sigma_calibration(samples, weights=(0.0,))
+    assert no_noise_term == 0.0 and max(plain.values()) - min(plain.values()) > 0.3
+    assert not all(0.60 <= value <= 0.80 for value in plain.values())
+
+
+def test_sigma_calibration_noise_term() -> None:
+    assert SigmaCalibration(0.5).noise_variance([0.01] * 6) is None
+    assert SigmaCalibration(0.5, 2.0).noise_variance([]) is None
+    added = SigmaCalibration(0.5, 2.0).noise_variance([0.001, 0.002, 0, 0, 0, 0.01])
+    assert added.shape == (6, 1, 1)
+    assert added[:, 0, 0] == pytest.approx([2e-6, 8e-6, 0, 0, 0, 2e-4])

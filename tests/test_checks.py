@@ -161,3 +161,37 @@ def test_qa_reads_the_tags_and_refuses_a_raster_without_them(virginia, tmp_path:
     result = runner.invoke(app, ["qa", str(target_path)])
     assert result.exit_code != 0
     assert "has no s2l8h check tags" in result.output
+
+
+def test_a_registered_noise_term_widens_sigma_by_the_input_noise(virginia, tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    """σ² = f · (the members' variance) + g · n_b², n_b the noise harmonize measured, and the
+    tags say so; the same members given one by one get neither term."""
+    from s2l8h.models import registry
+
+    members = ("lite2.real-wald3-a", "lite2.real-wald3-b")
+    monkeypatch.setitem(registry._ENSEMBLES, "noise-pair",
+                        registry.EnsembleRelease("noise-pair", members, "", 0.5, 4.0))
+    scene, target_path, _ = _scene(virginia, tmp_path / "sim", Degradation(noise_std=0.003))
+    stds, tags = {}, {}
+    for name, models in (("calibrated", ["noise-pair"]), ("plain", list(members))):
+        output = tmp_path / f"{name}.tif"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            harmonize(scene, output, like=target_path, models=models, dtype="float32",
+                      progress=False, mask_flags=())
+        _, stds[name], valid = read_prediction(output)
+        with rasterio.open(output) as dataset:
+            tags[name] = dataset.tags()
+    noise = np.array(json.loads(tags["calibrated"]["S2L8H_INPUT_NOISE"]))
+    assert noise.min() > 0.002  # the measured noise of a 0.003 σ input
+    sigma = json.loads(tags["calibrated"]["S2L8H_SIGMA_CALIBRATION"])
+    assert sigma["variance_scale"] == 0.5 and sigma["noise_variance_scale"] == 4.0
+    assert sigma["noise_sigma_added"] == pytest.approx(2 * noise, abs=2e-5)  # tags rounded
+    assert "S2L8H_SIGMA_CALIBRATION" not in tags["plain"]
+    expected = np.sqrt(0.5 * stds["plain"] ** 2 + 4.0 * noise[:, None, None] ** 2)
+    # (to within the resampling onto the output grid, which comes after the sum)
+    gap = np.abs(stds["calibrated"] / expected - 1)[:, valid]
+    assert np.median(gap) < 0.002 and np.percentile(gap, 99) < 0.01 and gap.max() < 0.05
+    # without the noise term the σ would be √0.5 = 0.71 of the plain one
+    assert np.median(stds["calibrated"][:, valid] / stds["plain"][:, valid]) > 1.0

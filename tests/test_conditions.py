@@ -11,7 +11,13 @@ from scipy import ndimage
 from typer.testing import CliRunner
 
 from s2l8h.cli.app import app
-from s2l8h.evaluate.metrics import flat_area_noise, high_frequency_ratio, high_frequency_skill
+from s2l8h.evaluate.metrics import (
+    flat_area_noise,
+    flat_pixels,
+    high_frequency_ratio,
+    high_frequency_skill,
+    noise_gain,
+)
 from s2l8h.models.factory import create_model
 from s2l8h.models.loading import save_pretrained
 
@@ -54,6 +60,30 @@ def test_detail_metrics_on_known_images() -> None:
     assert flat_area_noise(noisy, truth) == pytest.approx(0.01 * 0.85, rel=0.2)
 
 
+def test_noise_gain_of_known_responses() -> None:
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 0.01, (6, 40, 40))
+    everywhere = np.ones((120, 120), bool)
+    copied = np.kron(noise, np.ones((3, 3)))  # nearest-neighbour 3x: every pixel's own noise
+    assert noise_gain(copied, noise, everywhere) == pytest.approx([1.0] * 6)
+    assert noise_gain(2 * copied, noise, everywhere) == pytest.approx([2.0] * 6)
+    assert all(g < 0.5 for g in noise_gain(ndimage.gaussian_filter(copied, (0, 3, 3)),
+                                            noise, everywhere))
+    # Non-finite input pixels are ignored, and only the flat pixels of the output count.
+    holed = noise.copy()
+    holed[:, :5] = np.nan
+    half = np.zeros((120, 120), bool)
+    half[:, :60] = True
+    response = copied.copy()
+    response[:, :, 60:] *= 10
+    assert noise_gain(response, holed, half) == pytest.approx([1.0] * 6, rel=0.05)
+    # The flattest pixels of an image that is flat on the left and textured on the right.
+    truth = np.zeros((6, 60, 60))
+    truth[:, :, 30:] = rng.uniform(0, 0.4, (6, 60, 30))
+    flat = flat_pixels(truth, fraction=0.3)
+    assert flat[4:56, 4:28].all() and not flat[:, 28:].any()  # ties at zero all count
+
+
 def test_benchmark_conditions_one_table_each(tmp_path: Path) -> None:
     model = save_pretrained(create_model("lite", width=8, blocks=1, variance_head=True),
                             tmp_path / "tiny")
@@ -73,6 +103,15 @@ def test_benchmark_conditions_one_table_each(tmp_path: Path) -> None:
     clean, noisy = (conditions[name]["methods"]["bicubic"] for name in ("clean", "noise-0.002"))
     assert noisy["overall"]["psnr"] < clean["overall"]["psnr"]
     assert noisy["detail"]["flat_noise"] > clean["detail"]["flat_noise"]
+    # Noise gain, measured against the clean run: interpolation smooths the input's noise,
+    # pan sharpening adds the pan's; only noise-only conditions have one.
+    gains = {name: conditions["noise-0.002"]["methods"][name]["detail"]["noise_gain"]
+             for name in ("bicubic", "mtf-glp", "tiny")}
+    assert 0.5 < gains["bicubic"] < 0.95 and gains["mtf-glp"] > gains["bicubic"]
+    assert 0 < gains["tiny"] < 10
+    assert "noise_gain" not in clean["detail"]
+    assert "noise_gain" not in conditions["pan-shift"]["methods"]["tiny"]["detail"]
+    assert "## Noise gain" in markdown
     for name in ("clean", "pan-shift"):
         methods = conditions[name]["methods"]
         assert set(methods) == {"bicubic", "mtf-glp", "tiny"}

@@ -353,13 +353,14 @@ def test_the_default_model_is_one_registered_name() -> None:
 
     assert CLI_DEFAULT == DEFAULT_MODELS == (DEFAULT_MODEL,)
     members = ensemble_members(DEFAULT_MODEL)
-    assert members == ("lite2.real-wald4-a", "lite2.real-wald4-b")  # the bundled ensemble
+    assert members == ("lite2.real-wald5-a", "lite2.real-wald5-b")  # the bundled ensemble
     for member in members:
         spec = get_spec(member)
         assert spec.bundled is not None and spec.release == member
     assert demo_label().startswith(f"default weights '{DEFAULT_MODEL}' (ensemble of "
-                                   "lite2.real-wald4-a, lite2.real-wald4-b)")
+                                   "lite2.real-wald5-a, lite2.real-wald5-b)")
     # The previous defaults stay loadable for comparison.
+    assert ensemble_members("lite2.real-wald4") == ("lite2.real-wald4-a", "lite2.real-wald4-b")
     assert ensemble_members("lite2.real-wald3") == ("lite2.real-wald3-a", "lite2.real-wald3-b")
     assert ensemble_members("lite2.real-wald") == ("lite2.real-wald-a", "lite2.real-wald-b")
 
@@ -369,7 +370,7 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
     from s2l8h.cli.app import app
     from s2l8h.errors import UnknownModelError
     from s2l8h.inference.harmonize import resolve_models
-    from s2l8h.inference.uncertainty import make_predictor
+    from s2l8h.inference.uncertainty import SigmaCalibration, make_predictor
     from s2l8h.models import registry
 
     monkeypatch.setattr(registry, "_ENSEMBLES", dict(registry._ENSEMBLES))
@@ -393,19 +394,27 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
     assert registry.ensemble_variance_scale("lite2.real-wald") == 1.0
     assert registry.ensemble_variance_scale("lite2.real-wald3") == pytest.approx(0.6241)
     assert registry.ensemble_variance_scale("lite2.real-wald4") == pytest.approx(0.6561)
+    assert registry.ensemble_noise_variance_scale("lite2.real-wald4") == 0.0
+    assert registry.ensemble_variance_scale("lite2.real-wald5") == pytest.approx(0.49)
+    assert registry.ensemble_noise_variance_scale("lite2.real-wald5") == pytest.approx(1.47)
+    assert registry.ensemble_noise_variance_scale("lite2.real-wald5-a") == 0.0
     assert registry.ensemble_variance_scale("lite2.real-wald3-a") == 1.0  # not an ensemble
     from s2l8h.inference.harmonize import ensemble_calibration
 
     default = resolve_models(["lite2.real-wald3"])
     assert [m.ensemble for m in default] == ["lite2.real-wald3"] * 2
-    assert ensemble_calibration(default) == pytest.approx(0.6241)  # travels with the models
-    assert ensemble_calibration(default[:1]) == 1.0  # one member alone: not the ensemble
+    # travels with the models
+    assert ensemble_calibration(default) == SigmaCalibration(0.6241, 0.0)
+    none = SigmaCalibration(1.0, 0.0)
+    assert ensemble_calibration(default[:1]) == none  # one member alone: not the ensemble
     assert ensemble_calibration(resolve_models(["lite2.real-wald3-a", "lite2.real-wald3-b"])
-                                ) == 1.0
+                                ) == none
     scaled_mean, scaled = make_predictor(models, variance_scale=0.25)(multispectral, pan)
     assert torch.equal(scaled_mean, mean) and torch.allclose(scaled, 0.25 * variance)
     with pytest.raises(ValueError, match="variance_scale must be > 0"):
         registry.register_ensemble("bad-scale", ("lite", "lite2"), variance_scale=0.0)
+    with pytest.raises(ValueError, match="noise_variance_scale must be >= 0"):
+        registry.register_ensemble("bad-noise", ("lite", "lite2"), noise_variance_scale=-1.0)
     registry.register_ensemble("lite-pair", ("lite", "lite.virginia-sim"))
     assert [m.name for m in resolve_models(["lite-pair"])] == ["lite.virginia-sim"] * 2
     for members, message in ((("lite",), "at least two"), (("lite", "lite9"), "register"),
@@ -417,7 +426,8 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
         with pytest.raises(ValueError, match=message):
             registry.register_ensemble("x", members)
     listing = CliRunner().invoke(app, ["models", "list"])
-    assert "lite2.real-wald4 (default of harmonize)" in listing.output
+    assert "lite2.real-wald5 (default of harmonize)" in listing.output
+    assert "ensemble: lite2.real-wald5-a + lite2.real-wald5-b" in listing.output
     assert "ensemble: lite2.real-wald4-a + lite2.real-wald4-b" in listing.output
     assert "ensemble: lite2.real-wald3-a + lite2.real-wald3-b" in listing.output
     assert "ensemble: lite2.real-wald-a + lite2.real-wald-b" in listing.output

@@ -172,3 +172,21 @@ def test_the_default_models_stage_4_configs_widen_the_psf_range(member: str) -> 
     assert config.output.name == f"lite2.real-wald4-{member}"
     assert [scene.fractions[2] for scene in config.data.scenes] == [0.3, 0.0]
     assert [scene.fractions[2] for scene in config.data.real_scenes] == [0.28]
+
+
+@pytest.mark.parametrize("member", ["a", "b"])
+def test_the_default_models_stage_5_configs_widen_both_psf_ranges(member: str) -> None:
+    """The fifth stage: from the bundled stage-4 release, the same mix, both members with PSF
+    widths drawn from 0.55-1.45 x nominal (member B also keeps its shifts up to 3 m), the
+    held-out rows never trained on."""
+    config = load_config(ROOT / "configs" / f"lite2-real-wald-{member}-stage5.yaml")
+    assert config.model.init == f"lite2.real-wald4-{member}"
+    assert get_spec(config.model.init).bundled == f"lite2-real-wald4-{member}"
+    assert config.data.degradation_overrides == (
+        {"psf_scale": [0.55, 1.45]} if member == "a"
+        else {"psf_scale": [0.55, 1.45], "shift_ms_m": 3.0})
+    assert config.data.real_samples == 1536 and config.data.train_samples == 1024
+    assert config.trainer.seed == {"a": 27, "b": 28}[member]
+    assert config.output.name == f"lite2.real-wald5-{member}"
+    assert [scene.fractions[2] for scene in config.data.scenes] == [0.3, 0.0]
+    assert [scene.fractions[2] for scene in config.data.real_scenes] == [0.28]

@@ -127,7 +127,9 @@ def info_command(
                            "description": ensemble.description or "-",
                            "parameters": f"{params:,}",
                            "MACs per output pixel": f"{macs:,.0f} (all members)",
-                           "σ calibration": f"variance x {ensemble.variance_scale:.4g}",
+                           "σ calibration": f"variance x {ensemble.variance_scale:.4g}"
+                           + (f" + {ensemble.noise_variance_scale:.4g} x the input's noise "
+                              "variance" if ensemble.noise_variance_scale else ""),
                            "input convention": specs[0].convention.describe()}.items():
             console.print(f"[bold]{key}[/bold]: {value}")
         return

@@ -10,7 +10,7 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,8 +32,10 @@ from s2l8h.evaluate.baselines import BASELINES, run_baseline
 from s2l8h.evaluate.metrics import (
     BANDS,
     flat_area_noise,
+    flat_pixels,
     high_frequency_detail,
     image_metrics,
+    noise_gain,
     uncertainty_metrics,
 )
 from s2l8h.io.errors import InputError, OptionError, OutputError
@@ -155,6 +157,8 @@ class MethodResult:
     prediction: np.ndarray = field(repr=False)
     std: np.ndarray | None = field(default=None, repr=False)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: A model's input noise estimate per band (reflectance), as its run measured it.
+    input_noise: list[float] | None = None
 
 
 @dataclass
@@ -189,6 +193,7 @@ class BenchmarkResult:
             row["HF ratio"] = detail.get("hf_ratio")
             row["HF skill"] = detail.get("hf_skill")
             row["flat noise"] = detail.get("flat_noise")
+            row["noise gain"] = detail.get("noise_gain")
             row["seconds"] = method.seconds
             uncertainty = method.metrics.get("uncertainty")
             for key in ("coverage_68", "coverage_95", "ece", "spearman_std_abs_error"):
@@ -198,7 +203,7 @@ class BenchmarkResult:
 
     def markdown_table(self) -> str:
         columns = ["method", *[title for _, _, title in TABLE_COLUMNS], "HF ratio",
-                   "HF skill", "flat noise", "cov68", "cov95", "s"]
+                   "HF skill", "flat noise", "noise gain", "cov68", "cov95", "s"]
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for method in self.methods:
             cells = [method.name]
@@ -210,6 +215,8 @@ class BenchmarkResult:
             cells.append(f"{detail['hf_ratio']:.2f}" if detail else "–")
             cells.append(f"{detail['hf_skill']:.2f}" if detail else "–")
             cells.append(f"{detail['flat_noise']:.4f}" if detail else "–")
+            gain = detail.get("noise_gain") if detail else None
+            cells.append(f"{gain:.2f}" if gain is not None else "–")
             uncertainty = method.metrics.get("uncertainty")
             cells.append(f"{uncertainty['coverage_68']:.2f}" if uncertainty else "–")
             cells.append(f"{uncertainty['coverage_95']:.2f}" if uncertainty else "–")
@@ -376,14 +383,15 @@ def _run_condition(
         started = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            harmonize(scene_dir, output, models=members, like=target_path,
+            run = harmonize(scene_dir, output, models=members, like=target_path,
                       uncertainty=options.uncertainty, consistency=options.consistency,
                       tile=options.tile,
                       overlap=options.overlap, dtype="float32", overwrite=True,
                       progress=options.progress, mask_flags=())
         seconds = time.perf_counter() - started
         prediction, std, _ = read_prediction(output)
-        methods.append(MethodResult(label, "model", seconds, prediction, std))
+        methods.append(MethodResult(label, "model", seconds, prediction, std,
+                                    input_noise=run.extra["input_checks"].noise))
     if any(degradation.shift_ms):
         # What a perfect reconstruction of the scene as Landsat saw it scores: the truth
         # moved by the bands' misregistration, which no method can see in its input.
@@ -444,6 +452,24 @@ class ConditionsResult:
             lines.append(f"| **{method} − best baseline** | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
+    def noise_gain_table(self) -> str:
+        """Noise gain (:func:`s2l8h.evaluate.metrics.noise_gain`, mean over bands) per method
+        and noise-only condition; empty when there is none (it needs ``clean`` in the run)."""
+        names = [name for name, result in self.results.items()
+                 if any("noise_gain" in m.metrics.get("detail", {}) for m in result.methods)]
+        if not names:
+            return ""
+        methods = list(dict.fromkeys(m.name for name in names
+                                     for m in self.results[name].methods
+                                     if "noise_gain" in m.metrics.get("detail", {})))
+        lines = ["| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for method in methods:
+            found = [self._method(name, method) for name in names]
+            cells = [f"{m.metrics['detail']['noise_gain']:.2f}"
+                     if m and "noise_gain" in m.metrics["detail"] else "–" for m in found]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
     def _method(self, condition: str, name: str) -> MethodResult | None:
         return next((m for m in self.results[condition].methods if m.name == name), None)
 
@@ -477,6 +503,7 @@ def run_conditions(
         results[name] = _run_condition(reflectance, valid, grid, CONDITIONS[name], folder,
                                        options)
         results[name].settings["condition"] = name
+    _score_noise_gain(results)
     settings = {"sentinel2": str(sentinel2), "bounds": options.bounds,
                 "offset": options.offset, "conditions": names,
                 "models": [str(m) for m in options.models],
@@ -488,6 +515,31 @@ def run_conditions(
 
         write_conditions_report(suite, output_dir / "report.html")
     return suite
+
+
+def _score_noise_gain(results: dict[str, BenchmarkResult]) -> None:
+    """Each method's noise gain (:func:`s2l8h.evaluate.metrics.noise_gain`, per band and
+    mean) in every condition that departs from ``clean`` by its noise alone: the two
+    simulations share the scene and the seed, so the difference of a method's outputs is its
+    response to that noise and the difference of the inputs is the noise itself."""
+    clean = results.get("clean")
+    if clean is None or clean.simulation is None:
+        return
+    for name, result in results.items():
+        degradation = CONDITIONS[name]
+        if name == "clean" or result.simulation is None or degradation == CONDITIONS["clean"] \
+                or replace(degradation, noise_scale=0.0, noise_std=0.0) != CONDITIONS["clean"]:
+            continue
+        input_noise = result.simulation.multispectral - clean.simulation.multispectral
+        flat = flat_pixels(clean.simulation.target, result.valid & clean.valid)
+        for method in result.methods:
+            before = next((m for m in clean.methods if m.name == method.name), None)
+            if method.kind == "reference" or before is None:
+                continue
+            gains = noise_gain(method.prediction - before.prediction, input_noise, flat)
+            method.metrics["detail"]["noise_gain"] = float(np.mean(gains))
+            method.metrics["detail"].update(
+                {f"noise_gain_{band}": gain for band, gain in zip(BANDS, gains, strict=True)})
 
 
 def write_tables(result: BenchmarkResult, header: str | None = None) -> None:
@@ -511,6 +563,10 @@ def _write_condition_tables(suite: ConditionsResult) -> None:
     parts = ["Reduced-resolution benchmark under named conditions (Landsat simulated from "
              "Sentinel-2 with the departures of `s2l8h.data.simulate.CONDITIONS`; reflectance, "
              "data range 1).", "", "## PSNR (dB) per condition", "", suite.summary_table(), ""]
+    gains = suite.noise_gain_table()
+    if gains:
+        parts += ["## Noise gain (flat areas; output noise / input noise, 1 = as noisy as the "
+                  "input)", "", gains, ""]
     rows = []
     for name, result in suite.results.items():
         parts += [f"## {name}", "", f"{result.settings['pixels_scored']:,} pixels; "

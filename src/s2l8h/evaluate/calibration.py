@@ -6,11 +6,16 @@ A single factor cannot make every condition exact: the networks' σ carries a fl
 departures they cannot see (offsets, misregistration), which is too wide where there are
 none. :func:`fit_variance_scale` therefore minimises the worst excursion outside the band
 over all conditions, and among equally good factors the mean distance from the target.
+
+:func:`fit_sigma_calibration` adds a term for the input's own noise, σ² = f · (v + t · n_b²)
+with n_b the input scene's estimated noise σ per band (what ``harmonize`` measures): the
+networks' σ grows too little with noisy input and with real Landsat, whose pixel-scale
+texture and noise the simulations lack; the scene's noise estimate sees both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -18,6 +23,8 @@ import numpy as np
 ONE_SIGMA = 0.994
 #: The factors on σ (not σ²) searched.
 SIGMA_FACTORS = np.round(np.arange(0.50, 1.501, 0.01), 2)
+#: The weights t on the input's noise variance searched by :func:`fit_sigma_calibration`.
+NOISE_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 
 
 def coverage_curve(error: np.ndarray, std: np.ndarray,
@@ -31,6 +38,18 @@ def coverage_curve(error: np.ndarray, std: np.ndarray,
     return np.searchsorted(ratio, ONE_SIGMA * np.asarray(factors), side="right") / ratio.size
 
 
+def _choose(table: np.ndarray, low: float, high: float, target: float) -> tuple[int, float,
+                                                                            float]:
+    """Column of ``table`` (conditions x factors) with the smallest worst excursion outside
+    ``[low, high]`` (rounded to 1e-4), ties broken by the mean distance from ``target``; and
+    those two figures."""
+    excursion = np.maximum(low - table, 0) + np.maximum(table - high, 0)
+    worst = np.round(excursion.max(axis=0), 4)
+    spread = np.abs(table - target).mean(axis=0)
+    best = int(np.lexsort((spread, worst))[0])
+    return best, float(worst[best]), float(spread[best])
+
+
 def fit_variance_scale(curves: Mapping[str, np.ndarray], low: float = 0.60,
                        high: float = 0.80, target: float = 0.6827,
                        factors: np.ndarray = SIGMA_FACTORS) -> tuple[float, dict[str, float]]:
@@ -39,12 +58,34 @@ def fit_variance_scale(curves: Mapping[str, np.ndarray], low: float = 0.60,
     is smallest, ties broken by the mean distance from ``target``; and each condition's
     coverage at it."""
     table = np.stack([np.asarray(curve) for curve in curves.values()])
-    excursion = np.maximum(low - table, 0) + np.maximum(table - high, 0)
-    worst = excursion.max(axis=0)
-    spread = np.abs(table - target).mean(axis=0)
-    best = np.lexsort((spread, np.round(worst, 4)))[0]
+    best, _, _ = _choose(table, low, high, target)
     factor = float(factors[best])
     return factor**2, {name: float(table[row, best]) for row, name in enumerate(curves)}
 
 
-__all__ = ["ONE_SIGMA", "SIGMA_FACTORS", "coverage_curve", "fit_variance_scale"]
+def fit_sigma_calibration(
+    samples: Mapping[str, tuple[np.ndarray, np.ndarray, Sequence[float]]],
+    low: float = 0.60, high: float = 0.80, target: float = 0.6827,
+    factors: np.ndarray = SIGMA_FACTORS, weights: Sequence[float] = NOISE_WEIGHTS,
+) -> tuple[float, float, dict[str, float]]:
+    """The σ calibration σ² = f · (v + t · n_b²) chosen over factors and ``weights`` t as
+    :func:`fit_variance_scale` chooses f. ``samples``: condition -> (error (bands, N),
+    unscaled variance v (bands, N), the input's estimated noise n (bands,)), reflectance.
+    Returns ``(variance_scale f, noise_variance_scale f · t, coverage per condition)``."""
+    chosen: tuple[float, float, float, float, np.ndarray] | None = None
+    for weight in weights:
+        table = np.stack([
+            coverage_curve(error, np.sqrt(variance + weight * np.square(
+                np.asarray(noise, dtype=np.float64))[:, None]), factors)
+            for error, variance, noise in samples.values()])
+        best, worst, spread = _choose(table, low, high, target)
+        if chosen is None or (worst, spread) < (chosen[0], chosen[1]):
+            chosen = (worst, spread, float(factors[best]) ** 2, float(weight), table[:, best])
+    assert chosen is not None, "no weight to search"
+    _, _, scale, weight, coverage = chosen
+    return scale, scale * weight, {name: float(value)
+                                   for name, value in zip(samples, coverage, strict=True)}
+
+
+__all__ = ["NOISE_WEIGHTS", "ONE_SIGMA", "SIGMA_FACTORS", "coverage_curve",
+           "fit_sigma_calibration", "fit_variance_scale"]

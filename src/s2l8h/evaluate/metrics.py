@@ -32,6 +32,9 @@ reflectance (the paper's protocol) and 2 for normalized indices in [-1, 1].
   Flat-area noise: the standard deviation of the
   error's high-pass (mean over bands) on the flattest 10 % of valid pixels (lowest local
   standard deviation of the reference over 5 x 5 pixels), where there is no detail to get.
+  Noise gain (:func:`noise_gain`): the standard deviation, on those flat pixels, of what the
+  input's noise changes in the output (output on noisy input minus output on the same input
+  without it) over the standard deviation of that input noise: above 1, noise is amplified.
 """
 
 from __future__ import annotations
@@ -225,24 +228,51 @@ def high_frequency_skill(prediction: np.ndarray, reference: np.ndarray,
     return high_frequency_detail(prediction, reference, valid)[1]
 
 
-def flat_area_noise(prediction: np.ndarray, reference: np.ndarray,
-                    valid: np.ndarray | None = None, fraction: float = 0.1) -> float:
-    """Standard deviation of the error's high-pass on the flattest ``fraction`` of the valid
-    pixels (module docstring), mean over bands; reflectance."""
-    mask = _valid(prediction, reference, valid)
+def flat_pixels(reference: np.ndarray, valid: np.ndarray | None = None,
+                fraction: float = 0.1) -> np.ndarray:
+    """(H, W) the flattest ``fraction`` of the valid pixels of ``reference`` (bands, H, W):
+    lowest local standard deviation over 5 x 5 pixels (mean over bands), at least 4 px inside
+    the valid area."""
+    mask = _valid(reference, reference, valid)
     inner = binary_erosion(mask, iterations=4)
     inner = inner if inner.any() else mask
     local = [np.sqrt(np.maximum(ndimage.uniform_filter(np.where(mask, r, 0.0) ** 2, 5)
                                 - ndimage.uniform_filter(np.where(mask, r, 0.0), 5) ** 2, 0))
              for r in reference.astype(np.float64)]
     activity = np.mean(local, axis=0)
-    flat = inner & (activity <= np.quantile(activity[inner], fraction))
+    return inner & (activity <= np.quantile(activity[inner], fraction))
+
+
+def flat_area_noise(prediction: np.ndarray, reference: np.ndarray,
+                    valid: np.ndarray | None = None, fraction: float = 0.1) -> float:
+    """Standard deviation of the error's high-pass on the flattest ``fraction`` of the valid
+    pixels (module docstring), mean over bands; reflectance."""
+    mask = _valid(prediction, reference, valid)
+    flat = flat_pixels(reference, mask, fraction)
     return float(np.mean([np.std(_high_pass(p - r, mask)[flat])
                           for p, r in zip(prediction, reference, strict=True)]))
 
 
+def noise_gain(response: np.ndarray, input_noise: np.ndarray,
+               flat: np.ndarray) -> list[float]:
+    """Per band: how much of the input's noise reaches the output, per pixel.
+
+    ``response`` (bands, H, W) is a method's output on noisy input minus its output on the
+    same input without the noise; ``input_noise`` (bands, h, w) is that noise itself, at the
+    input's resolution (non-finite values ignored); ``flat`` (H, W) the pixels to measure
+    (:func:`flat_pixels`). The gain is the standard deviation of the response on ``flat`` over
+    that of the input noise: 1 = output noise as large as the input's, above = amplified,
+    below = smoothed out."""
+    gains = []
+    for out, noise in zip(response, input_noise, strict=True):
+        spread = float(np.std(noise[np.isfinite(noise)]))
+        gains.append(float(np.std(out[flat & np.isfinite(out)])) / max(spread, 1e-20))
+    return gains
+
+
 __all__ = ["BANDS", "CALIBRATION_LEVELS", "HIGH_PASS_SIGMA", "INDICES", "RESOLUTION_RATIO",
            "SSIM_WINDOW", "Calibration", "calibration_curve", "ergas", "flat_area_noise",
-           "high_frequency_detail", "high_frequency_ratio", "high_frequency_skill",
-           "image_metrics", "mae", "mse", "normalized_difference", "nrmse", "pearson", "psnr",
-           "rmse", "sam", "spearman", "ssim", "uncertainty_metrics"]
+           "flat_pixels", "high_frequency_detail", "high_frequency_ratio",
+           "high_frequency_skill", "image_metrics", "mae", "mse", "noise_gain",
+           "normalized_difference", "nrmse", "pearson", "psnr", "rmse", "sam", "spearman",
+           "ssim", "uncertainty_metrics"]

@@ -37,7 +37,8 @@ from s2l8h.evaluate.benchmark import (
     score_methods,
     write_tables,
 )
-from s2l8h.inference.harmonize import build_predictor, resolve_models
+from s2l8h.inference.checks import scene_noise
+from s2l8h.inference.harmonize import build_predictor, noise_variance, resolve_models
 from s2l8h.io.errors import InputError
 from s2l8h.io.quality import DEFAULT_MASK_FLAGS
 from s2l8h.models.harmonizer import Harmonizer
@@ -45,11 +46,18 @@ from s2l8h.models.harmonizer import Harmonizer
 
 @torch.no_grad()
 def _predict(models: list[Harmonizer], uncertainty: str, multispectral: np.ndarray,
-             pan: np.ndarray, consistency: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+             pan: np.ndarray, noise: list[float], consistency: bool = True
+             ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The mean and variance of ``models`` on one scene, with a registered ensemble's noise
+    term for the input's estimated noise per band ``noise``, as ``harmonize`` adds it."""
     predictor = build_predictor(models, uncertainty, consistency=consistency)
     mean, variance = predictor(torch.from_numpy(multispectral)[None],
                                torch.from_numpy(pan)[None])
-    return mean[0].numpy(), None if variance is None else variance[0].numpy()
+    if variance is None:
+        return mean[0].numpy(), None
+    added = noise_variance(predictor, noise)
+    variance = variance[0].numpy()
+    return mean[0].numpy(), variance if added is None else variance + added
 
 
 def run_wald(
@@ -80,6 +88,7 @@ def run_wald(
     bands90, pan45, valid90 = reduce_scene(real)
     grid90 = grid30.zoom_out(FACTOR).crop(bands90.shape[1:])
     grid45 = grid15.zoom_out(FACTOR).crop(pan45.shape[1:])
+    noise = scene_noise(bands90, valid90)  # as harmonize measures it
     methods: list[MethodResult] = []
     for name in baselines:
         started = time.perf_counter()
@@ -94,12 +103,12 @@ def run_wald(
             warnings.simplefilter("ignore")
             mean, variance = _predict(members, uncertainty,
                                       np.where(valid90, bands90, 0).astype(np.float32),
-                                      pan45.astype(np.float32), consistency)
+                                      pan45.astype(np.float32), noise, consistency)
         slope = np.array([a for a, _ in HLS_BANDPASS["S2A"]])[:, None, None]
         std = None if variance is None else \
             (np.sqrt(np.maximum(variance, 0)) * slope).astype(np.float32)
         methods.append(MethodResult(label, "model", time.perf_counter() - started,
-                                    msi_to_oli(mean), std))
+                                    msi_to_oli(mean), std, input_noise=noise))
     common = real.scored & np.kron(valid90, np.ones((FACTOR, FACTOR), dtype=bool))
     for method in methods:
         common &= np.isfinite(method.prediction).all(axis=0)

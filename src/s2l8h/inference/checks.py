@@ -45,6 +45,8 @@ BIAS_WARNING = 0.01
 RESIDUAL_SHIFT_WARNING_M = 6.0
 #: Side (30 m pixels) of the central window the checks look at.
 CHECK_WINDOW = 768
+#: Fewer valid pixels than this in the window: nothing is measured.
+MIN_CHECK_PIXELS = 64
 
 
 def central_window(rows: int, cols: int, size: int = CHECK_WINDOW) -> tuple[int, int, int, int]:
@@ -89,6 +91,18 @@ def estimate_noise(multispectral: np.ndarray) -> list[float]:
     return [float(value) for value in
             estimate_sigma(multispectral.astype(np.float64), channel_axis=0,
                            average_sigmas=False)]
+
+
+def scene_noise(multispectral: np.ndarray, valid: np.ndarray) -> list[float]:
+    """The input noise per band of a whole (6, h, w) scene held in memory, as
+    :func:`check_inputs` measures it: on the central window, holes filled; ``[]`` with fewer
+    than :data:`MIN_CHECK_PIXELS` valid pixels there."""
+    row0, rows, col0, cols = central_window(*valid.shape)
+    inside = valid[row0:row0 + rows, col0:col0 + cols]
+    if inside.sum() < MIN_CHECK_PIXELS:
+        return []
+    return estimate_noise(fill_invalid(
+        multispectral[:, row0:row0 + rows, col0:col0 + cols], inside))
 
 
 def to_landsat(output: np.ndarray, valid: np.ndarray, scale: int = 3,
@@ -223,7 +237,7 @@ def check_inputs(read_window, register_pan: bool = True) -> InputChecks:
     second measurement on the corrected read does not refine it: it converges on the ~1 m
     bias the cubic resampling of the two grids leaves.)"""
     multispectral, pan, valid = read_window()
-    if valid.sum() < 64:
+    if valid.sum() < MIN_CHECK_PIXELS:
         return InputChecks(None, (0.0, 0.0), [])
     noise = estimate_noise(fill_invalid(multispectral, valid))
     if pan is None:

@@ -7,6 +7,7 @@ uncertainty, write, streamed strip by strip) -> finish (:func:`finish`: consiste
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -35,7 +36,7 @@ from s2l8h.inference.checks import (
 from s2l8h.inference.consistency import ConsistentPredictor
 from s2l8h.inference.options import HarmonizeOptions, check_device, check_grid_size
 from s2l8h.inference.tiling import BackgroundEmitter, TilePlan, plan_tiles, run_tiled
-from s2l8h.inference.uncertainty import Predictor, make_predictor
+from s2l8h.inference.uncertainty import Predictor, SigmaCalibration, make_predictor
 from s2l8h.io.cog import (
     MASK_FLAGGED,
     MASK_VALID,
@@ -58,7 +59,11 @@ from s2l8h.io.reader import SceneReader, Strip
 from s2l8h.models.convention import InputConvention
 from s2l8h.models.harmonizer import Harmonizer
 from s2l8h.models.loading import load_model
-from s2l8h.models.registry import ensemble_members, ensemble_variance_scale
+from s2l8h.models.registry import (
+    ensemble_members,
+    ensemble_noise_variance_scale,
+    ensemble_variance_scale,
+)
 
 #: The default model (s2l8h.defaults.DEFAULT_MODEL; an ensemble name loads its members).
 DEFAULT_MODELS: tuple[str, ...] = (DEFAULT_MODEL,)
@@ -114,26 +119,38 @@ def resolve_models(models: Sequence[str | os.PathLike[str] | Harmonizer] | None,
     return loaded
 
 
-def ensemble_calibration(models: Sequence[Harmonizer]) -> float:
-    """The σ² factor of the registered ensemble ``models`` are, all of its members and only
-    them (:func:`resolve_models` marks them); 1 for any other set of models."""
+def ensemble_calibration(models: Sequence[Harmonizer]) -> SigmaCalibration:
+    """The σ calibration of the registered ensemble ``models`` are, all of its members and
+    only them (:func:`resolve_models` marks them); none (factor 1, no noise term) for any
+    other set of models."""
     names = {model.ensemble for model in models}
     if len(names) != 1 or None in names:
-        return 1.0
+        return SigmaCalibration()
     name = names.pop()
     if len(models) != len(ensemble_members(name)):  # type: ignore[arg-type]
-        return 1.0
-    return ensemble_variance_scale(name)
+        return SigmaCalibration()
+    return SigmaCalibration(ensemble_variance_scale(name),  # type: ignore[arg-type]
+                            ensemble_noise_variance_scale(name))  # type: ignore[arg-type]
 
 
 def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,
                     mc_passes: int = 20, consistency: bool = True) -> Predictor:
     """The predictor a run uses for loaded ``models``: :func:`make_predictor` with a
-    registered ensemble's σ calibration (:func:`ensemble_calibration`), then the consistency
-    step (:mod:`s2l8h.inference.consistency`) unless ``consistency`` is false."""
+    registered ensemble's σ factor (:func:`ensemble_calibration`; its noise term is added per
+    scene, :func:`noise_variance`), then the consistency step
+    (:mod:`s2l8h.inference.consistency`) unless ``consistency`` is false."""
     predictor = make_predictor(models, uncertainty, mc_passes=mc_passes,  # type: ignore[arg-type]
-                               variance_scale=ensemble_calibration(models))
+                               variance_scale=ensemble_calibration(models).variance_scale)
     return ConsistentPredictor(predictor) if consistency else predictor
+
+
+def noise_variance(predictor: Predictor, noise: Sequence[float] | None) -> np.ndarray | None:
+    """(bands, 1, 1) what a registered ensemble adds to its variance for a scene whose
+    estimated input noise per band is ``noise`` (:class:`SigmaCalibration`); ``None`` for a
+    predictor without variance or a calibration without a noise term."""
+    if not predictor.gives_variance:
+        return None
+    return ensemble_calibration(predictor.models).noise_variance(noise)
 
 
 def output_grid(scene_files: Sequence[Path], *, like: str | os.PathLike[str] | None = None,
@@ -247,22 +264,40 @@ def check_plan_inputs(plan: HarmonizePlan) -> InputChecks:
     return checks
 
 
+def sigma_tags(predictor: Predictor, noise: Sequence[float] | None) -> dict[str, str]:
+    """``S2L8H_SIGMA_CALIBRATION`` for a registered ensemble's σ: its factor on the members'
+    variance, its factor on the input's noise variance and the σ that term adds per band
+    (reflectance); nothing for other predictors."""
+    calibration = ensemble_calibration(predictor.models)
+    if not predictor.gives_variance or calibration == SigmaCalibration():
+        return {}
+    added = noise_variance(predictor, noise)
+    return {"S2L8H_SIGMA_CALIBRATION": json.dumps({
+        "variance_scale": calibration.variance_scale,
+        "noise_variance_scale": calibration.noise_variance_scale,
+        "noise_sigma_added": [] if added is None else
+        [round(float(value), 6) for value in np.sqrt(added[:, 0, 0])]})}
+
+
 def open_writer(plan: HarmonizePlan, checks: InputChecks) -> CogWriter:
     """The output's writer (a temporary file until committed), with the provenance tags."""
     options = plan.options
     tags = provenance_tags(plan.scene, models=plan.names,
                            model_provenance=[model.provenance for model in plan.models],
                            uncertainty=plan.predictor.method, options=options.record(),
-                           checks=checks.tags(), extra=options.tags)
+                           checks={**checks.tags(), **sigma_tags(plan.predictor, checks.noise)},
+                           extra=options.tags)
     return CogWriter(plan.output, plan.grid, plan.model, plan.convention.output_bands,
                      plan.predictor.gives_variance, options.dtype, tags, options.overwrite)
 
 
 def run_plan(plan: HarmonizePlan, reader: SceneReader, writer: CogWriter,
-             consistency: Consistency, stages: dict[str, float]) -> bool:
+             consistency: Consistency, stages: dict[str, float],
+             added_variance: np.ndarray | None = None) -> bool:
     """Stream the tiles: read a strip (a thread, one ahead), run the model, write the
-    finished rows with their mask (another thread). Busy seconds per stage add up in
-    ``stages``. True if any pixel is kept (valid, or flagged with ``keep_flagged``)."""
+    finished rows with their mask (another thread); ``added_variance`` (bands, 1, 1) is
+    added to the predictor's variance (:func:`noise_variance`). Busy seconds per stage add
+    up in ``stages``. True if any pixel is kept (valid, or flagged with ``keep_flagged``)."""
     options, scale = plan.options, plan.convention.scale
     kept = False
 
@@ -280,6 +315,8 @@ def run_plan(plan: HarmonizePlan, reader: SceneReader, writer: CogWriter,
         keep = (mask == MASK_VALID) | (options.keep_flagged & (mask == MASK_FLAGGED))
         kept |= bool(keep.any())
         add_consistency(consistency, strip, out_row0, out_col0, mean, mask, scale)
+        if variance is not None and added_variance is not None:
+            variance = variance + added_variance
         std = None if variance is None else np.sqrt(np.maximum(variance, 0))
         writer.write_rows(out_row0, mean, std, mask, keep, col0=out_col0)
         stages["write"] += time.perf_counter() - began
@@ -345,7 +382,8 @@ def harmonize(
     try:
         with rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes()), \
                 plan.reader(checks.corrected_m) as reader:
-            kept = run_plan(plan, reader, writer, consistency, stages)
+            kept = run_plan(plan, reader, writer, consistency, stages,
+                            noise_variance(plan.predictor, checks.noise))
             path, report = finish(plan, writer, consistency, kept, stages)
     except BaseException:
         writer.abort()

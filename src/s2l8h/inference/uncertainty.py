@@ -5,7 +5,9 @@
   (epistemic, population variance) + mean of their head variances where they have heads
   (aleatoric), times the ensemble's ``variance_scale`` (a registered ensemble's calibration,
   :class:`~s2l8h.models.registry.EnsembleRelease`; 1 otherwise). The default when several
-  models are given.
+  models are given. A registered ensemble may also add ``noise_variance_scale`` · n_b² per
+  band, n_b the input scene's estimated noise σ (:class:`SigmaCalibration`; ``harmonize``
+  adds it per scene, after the predictor).
 - ``mc-dropout``: N stochastic passes of one model with dropout active (everything else in eval
   mode); variance = spread of the passes + mean head variance if any.
 - ``head``: one model's variance head (aleatoric only).
@@ -17,8 +19,10 @@ Variances are in reflectance squared. A choice that does not fit the models is a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 
 from s2l8h.errors import OptionError
@@ -26,6 +30,24 @@ from s2l8h.models.harmonizer import Harmonizer, split_output
 
 UncertaintyMethod = Literal["auto", "ensemble", "mc-dropout", "head", "none"]
 Prediction = tuple[torch.Tensor, torch.Tensor | None]
+
+
+@dataclass(frozen=True)
+class SigmaCalibration:
+    """A registered ensemble's σ calibration (fitted on validation data): σ² =
+    ``variance_scale`` · (the ensemble's variance) + ``noise_variance_scale`` · n_b², n_b the
+    input scene's estimated noise σ in band b (reflectance, the output's band order)."""
+
+    variance_scale: float = 1.0
+    noise_variance_scale: float = 0.0
+
+    def noise_variance(self, noise: Sequence[float] | None) -> np.ndarray | None:
+        """(bands, 1, 1) the term added to the variance (reflectance²) for a scene whose
+        estimated noise per band is ``noise``; ``None`` when nothing is added."""
+        if not self.noise_variance_scale or not noise:
+            return None
+        return (self.noise_variance_scale
+                * np.square(np.asarray(noise, dtype=np.float64)))[:, None, None]
 
 
 class Predictor:
