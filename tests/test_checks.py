@@ -195,3 +195,6 @@ def test_a_registered_noise_term_widens_sigma_by_the_input_noise(virginia, tmp_p
     assert np.median(gap) < 0.002 and np.percentile(gap, 99) < 0.01 and gap.max() < 0.05
     # without the noise term the σ would be √0.5 = 0.71 of the plain one
     assert np.median(stds["calibrated"][:, valid] / stds["plain"][:, valid]) > 1.0
+    report = runner.invoke(app, ["qa", str(tmp_path / "calibrated.tif")])
+    assert report.exit_code == 0, report.output
+    assert "sigma calibration" in report.output and "noise_variance_scale" in report.output

@@ -39,7 +39,7 @@ from s2l8h.evaluate.metrics import (
     uncertainty_metrics,
 )
 from s2l8h.io.errors import InputError, OptionError, OutputError
-from s2l8h.io.grid import sentinel2_grid
+from s2l8h.io.grid import sentinel2_grid, warp
 from s2l8h.io.sentinel2 import read_sentinel2
 from s2l8h.options import Options
 
@@ -521,7 +521,8 @@ def _score_noise_gain(results: dict[str, BenchmarkResult]) -> None:
     """Each method's noise gain (:func:`s2l8h.evaluate.metrics.noise_gain`, per band and
     mean) in every condition that departs from ``clean`` by its noise alone: the two
     simulations share the scene and the seed, so the difference of a method's outputs is its
-    response to that noise and the difference of the inputs is the noise itself."""
+    response to that noise and the difference of the inputs is the noise itself (brought to
+    the 10 m grid by nearest neighbour)."""
     clean = results.get("clean")
     if clean is None or clean.simulation is None:
         return
@@ -530,7 +531,9 @@ def _score_noise_gain(results: dict[str, BenchmarkResult]) -> None:
         if name == "clean" or result.simulation is None or degradation == CONDITIONS["clean"] \
                 or replace(degradation, noise_scale=0.0, noise_std=0.0) != CONDITIONS["clean"]:
             continue
-        input_noise = result.simulation.multispectral - clean.simulation.multispectral
+        simulation = result.simulation
+        input_noise = warp(simulation.multispectral - clean.simulation.multispectral,
+                           simulation.lowres_grid, simulation.target_grid, Resampling.nearest)
         flat = flat_pixels(clean.simulation.target, result.valid & clean.valid)
         for method in result.methods:
             before = next((m for m in clean.methods if m.name == method.name), None)

@@ -258,15 +258,16 @@ def noise_gain(response: np.ndarray, input_noise: np.ndarray,
     """Per band: how much of the input's noise reaches the output, per pixel.
 
     ``response`` (bands, H, W) is a method's output on noisy input minus its output on the
-    same input without the noise; ``input_noise`` (bands, h, w) is that noise itself, at the
-    input's resolution (non-finite values ignored); ``flat`` (H, W) the pixels to measure
-    (:func:`flat_pixels`). The gain is the standard deviation of the response on ``flat`` over
-    that of the input noise: 1 = output noise as large as the input's, above = amplified,
+    same input without the noise; ``input_noise`` (bands, H, W) is that noise itself on the
+    output's grid (each output pixel holding the noise of the input pixel it lies in, i.e.
+    nearest-neighbour); ``flat`` (H, W) the pixels to measure (:func:`flat_pixels`). The gain is
+    the standard deviation of the response over that of the input noise, both on the ``flat``
+    pixels where both are finite: 1 = output noise as large as the input's, above = amplified,
     below = smoothed out."""
     gains = []
     for out, noise in zip(response, input_noise, strict=True):
-        spread = float(np.std(noise[np.isfinite(noise)]))
-        gains.append(float(np.std(out[flat & np.isfinite(out)])) / max(spread, 1e-20))
+        where = flat & np.isfinite(out) & np.isfinite(noise)
+        gains.append(float(np.std(out[where])) / max(float(np.std(noise[where])), 1e-20))
     return gains
 
 
