@@ -431,7 +431,9 @@ def predict_array(
     """Tiled prediction over in-memory arrays (multispectral (B, h, w) at 30 m, pan (1, 2h, 2w)).
 
     Returns ``(mean, variance)`` of shape (6, scale h, scale w). Inputs are padded at the
-    bottom/right by edge replication to the tile plan and the output cropped back.
+    bottom/right by edge replication to the tile plan and the output cropped back. The
+    variance is the predictor's: the per-scene noise term of a calibrated ensemble, which
+    ``harmonize`` adds, is not in it (add :func:`s2l8h.inference.harmonize.noise_variance`).
     """
     _, height, width = multispectral.shape
     scale = predictor.models[0].convention.scale
