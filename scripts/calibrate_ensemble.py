@@ -24,12 +24,20 @@ from s2l8h.data.simulate import CONDITIONS
 from s2l8h.evaluate.benchmark import BenchmarkOptions, run_conditions
 from s2l8h.evaluate.calibration import fit_sigma_calibration
 from s2l8h.evaluate.wald import run_wald
+from s2l8h.models.registry import list_ensembles
 
 VIRGINIA_VALIDATION = (435730, 4172460, 450730, 4173960)
 FLORIDA_VALIDATION = (452475, 3395595, 471285, 3398685)
 
 
 def main(members: list[str]) -> None:
+    ensembles = {ensemble.name for ensemble in list_ensembles()}
+    calibrated = [name for name in members if name in ensembles]
+    if calibrated:
+        sys.exit(f"{', '.join(calibrated)}: an ensemble, whose σ is calibrated already; "
+                 "give its members")
+    if len(members) < 2:
+        sys.exit("give an ensemble's members: two or more releases or paths")
     entry = "+".join(members)  # members by name: the variance is not scaled yet
     samples: dict[str, tuple[np.ndarray, np.ndarray, list[float]]] = {}
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():

@@ -62,6 +62,10 @@ def test_a_noise_term_fits_what_one_factor_cannot() -> None:
     _, no_noise_term, plain = fit_sigma_calibration(samples, weights=(0.0,))
     assert no_noise_term == 0.0 and max(plain.values()) - min(plain.values()) > 0.3
     assert not all(0.60 <= value <= 0.80 for value in plain.values())
+    # A condition whose input noise was not measured is an error naming it.
+    samples["unmeasured"] = (samples["clean"][0], samples["clean"][1], [])
+    with pytest.raises(ValueError, match="unmeasured: the input noise needs one value per band"):
+        fit_sigma_calibration(samples)
 
 
 def test_sigma_calibration_noise_term() -> None:

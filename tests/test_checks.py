@@ -26,6 +26,7 @@ from s2l8h.inference.checks import (
 )
 from s2l8h.inference.harmonize import harmonize
 from s2l8h.io.sentinel2 import read_sentinel2
+from s2l8h.resolution import fill_invalid
 
 VIRGINIA = Path(__file__).parents[1] / "data" / "s2_l1c_virginia_north"
 runner = CliRunner()
@@ -55,6 +56,21 @@ def test_noise_estimate_flags_a_noisy_input(virginia) -> None:
     assert min(estimate_noise(noisy.multispectral)) > NOISE_WARNING
     assert all(n > c for n, c in zip(estimate_noise(noisy.multispectral),
                                      estimate_noise(clean.multispectral), strict=True))
+
+
+def test_noise_estimate_leaves_out_pixels_without_data() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.normal(0.1, 0.003, (6, 120, 180))
+    # All valid: scikit-image's estimate, unchanged.
+    assert estimate_noise(image, np.ones((120, 180), bool)) == estimate_noise(image)
+    valid = np.ones((120, 180), bool)
+    valid[:, :90] = False
+    filled = fill_invalid(image, valid)
+    # Half the window filled drags the plain estimate towards 0; the masked one is the
+    # estimate of the valid half.
+    assert max(estimate_noise(filled)) < 0.0005
+    assert estimate_noise(filled, valid) == pytest.approx(estimate_noise(image[:, :, 90:]),
+                                                          rel=0.02)
 
 
 def _scene(virginia, folder: Path, degradation: Degradation) -> tuple[Path, Path, np.ndarray]:

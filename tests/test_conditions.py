@@ -189,3 +189,23 @@ def test_a_wrong_model_fails_before_any_simulation(tmp_path: Path, monkeypatch) 
         assert result.exit_code == 2, result.output
         assert "missing-release: no such file or folder" in result.output
         assert not (tmp_path / "out" / "results.md").exists()
+
+
+def test_the_wald_protocol_adds_a_calibrated_ensembles_noise_term(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """On real Landsat, σ² (OLI radiometry) = f · the members' σ² + g · n_b², n_b the degraded
+    input's noise as harmonize measures it; the members given one by one get neither term."""
+    from s2l8h.evaluate.wald import run_wald
+    from s2l8h.models import registry
+
+    members = ("lite2.real-wald3-a", "lite2.real-wald3-b")
+    monkeypatch.setitem(registry._ENSEMBLES, "noise-pair",
+                        registry.EnsembleRelease("noise-pair", members, "", 0.5, 4.0))
+    result = run_wald(FLORIDA_CROP, tmp_path / "wald", models=["noise-pair", "+".join(members)],
+                      baselines=[], toa=True, report=False)
+    calibrated, plain = result.methods
+    noise = np.array(calibrated.input_noise)
+    assert calibrated.input_noise == plain.input_noise and noise.min() > 0.0005
+    expected = np.sqrt(0.5 * plain.std.astype(np.float64) ** 2 + 4.0 * noise[:, None, None] ** 2)
+    assert np.allclose(calibrated.std[:, result.valid], expected[:, result.valid], rtol=1e-4)
+    assert np.array_equal(calibrated.prediction, plain.prediction)

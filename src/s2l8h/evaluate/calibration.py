@@ -72,12 +72,17 @@ def fit_sigma_calibration(
     :func:`fit_variance_scale` chooses f. ``samples``: condition -> (error (bands, N),
     unscaled variance v (bands, N), the input's estimated noise n (bands,)), reflectance.
     Returns ``(variance_scale f, noise_variance_scale f · t, coverage per condition)``."""
+    noises = {}
+    for name, (_, variance, noise) in samples.items():
+        if noise is None or len(noise) != variance.shape[0]:
+            raise ValueError(f"{name}: the input noise needs one value per band "
+                             f"({variance.shape[0]}), got {noise!r}")
+        noises[name] = np.square(np.asarray(noise, dtype=np.float64))[:, None]
     chosen: tuple[float, float, float, float, np.ndarray] | None = None
     for weight in weights:
         table = np.stack([
-            coverage_curve(error, np.sqrt(variance + weight * np.square(
-                np.asarray(noise, dtype=np.float64))[:, None]), factors)
-            for error, variance, noise in samples.values()])
+            coverage_curve(error, np.sqrt(variance + weight * noises[name]), factors)
+            for name, (error, variance, _) in samples.items()])
         best, worst, spread = _choose(table, low, high, target)
         if chosen is None or (worst, spread) < (chosen[0], chosen[1]):
             chosen = (worst, spread, float(factors[best]) ** 2, float(weight), table[:, best])

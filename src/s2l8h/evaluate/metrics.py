@@ -258,12 +258,13 @@ def noise_gain(response: np.ndarray, input_noise: np.ndarray,
     """Per band: how much of the input's noise reaches the output, per pixel.
 
     ``response`` (bands, H, W) is a method's output on noisy input minus its output on the
-    same input without the noise; ``input_noise`` (bands, H, W) is that noise itself on the
-    output's grid (each output pixel holding the noise of the input pixel it lies in, i.e.
-    nearest-neighbour); ``flat`` (H, W) the pixels to measure (:func:`flat_pixels`). The gain is
-    the standard deviation of the response over that of the input noise, both on the ``flat``
-    pixels where both are finite: 1 = output noise as large as the input's, above = amplified,
-    below = smoothed out."""
+    same input without the noise (in the benchmark the pan is noisy too, so a pan-sharpening
+    method's response carries the pan's noise); ``input_noise`` (bands, H, W) is the bands'
+    noise itself on the output's grid (nearest neighbour: each output pixel holding the noise
+    of an input pixel it lies in); ``flat`` (H, W) the pixels to measure (:func:`flat_pixels`).
+    The gain is the standard deviation of the response over that of the input noise, both on
+    the ``flat`` pixels where both are finite: 1 = output noise as large as the input's,
+    above = amplified, below = smoothed out."""
     gains = []
     for out, noise in zip(response, input_noise, strict=True):
         where = flat & np.isfinite(out) & np.isfinite(noise)

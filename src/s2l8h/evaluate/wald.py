@@ -48,16 +48,20 @@ from s2l8h.models.harmonizer import Harmonizer
 def _predict(models: list[Harmonizer], uncertainty: str, multispectral: np.ndarray,
              pan: np.ndarray, noise: list[float], consistency: bool = True
              ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The mean and variance of ``models`` on one scene, with a registered ensemble's noise
-    term for the input's estimated noise per band ``noise``, as ``harmonize`` adds it."""
+    """The mean and the σ in OLI radiometry (the MSI σ times the HLS slope, plus a registered
+    ensemble's term for the input's estimated noise per band ``noise``, which is measured in
+    OLI radiometry) of ``models`` on one scene."""
     predictor = build_predictor(models, uncertainty, consistency=consistency)
     mean, variance = predictor(torch.from_numpy(multispectral)[None],
                                torch.from_numpy(pan)[None])
     if variance is None:
         return mean[0].numpy(), None
+    slope = np.array([a for a, _ in HLS_BANDPASS["S2A"]])[:, None, None]
+    variance = np.maximum(variance[0].numpy(), 0) * slope**2
     added = noise_variance(predictor, noise)
-    variance = variance[0].numpy()
-    return mean[0].numpy(), variance if added is None else variance + added
+    if added is not None:
+        variance = variance + added
+    return mean[0].numpy(), np.sqrt(variance).astype(np.float32)
 
 
 def run_wald(
@@ -101,12 +105,9 @@ def run_wald(
         started = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            mean, variance = _predict(members, uncertainty,
-                                      np.where(valid90, bands90, 0).astype(np.float32),
-                                      pan45.astype(np.float32), noise, consistency)
-        slope = np.array([a for a, _ in HLS_BANDPASS["S2A"]])[:, None, None]
-        std = None if variance is None else \
-            (np.sqrt(np.maximum(variance, 0)) * slope).astype(np.float32)
+            mean, std = _predict(members, uncertainty,
+                                 np.where(valid90, bands90, 0).astype(np.float32),
+                                 pan45.astype(np.float32), noise, consistency)
         methods.append(MethodResult(label, "model", time.perf_counter() - started,
                                     msi_to_oli(mean), std, input_noise=noise))
     common = real.scored & np.kron(valid90, np.ones((FACTOR, FACTOR), dtype=bool))

@@ -9,8 +9,10 @@ products (pixel-centre references read as corners) and some Level-1 products sho
 shifts; left alone they put the pan's detail in the wrong place.
 
 **Noise.** Per band, scikit-image's wavelet estimate of the noise σ (Donoho's MAD of the
-finest diagonal coefficients) on the 30 m bands; natural texture adds to it, so a noisy input
-is flagged from the least-textured band: σ above :data:`NOISE_WARNING` (reflectance).
+finest diagonal coefficients, db2) on the 30 m bands; natural texture adds to it, so a noisy
+input is flagged from the least-textured band: σ above :data:`NOISE_WARNING` (reflectance).
+Where part of the window has no data, only the coefficients whose support is all data count
+(the same estimate, masked: filled pixels would drag the median towards 0).
 
 **Consistency** (reference-free, in the spirit of opensr-test's consistency metrics): the
 output brought back to what Landsat would have measured — HLS bandpass MSI -> OLI, the
@@ -84,13 +86,34 @@ def measure_pan_shift(multispectral: np.ndarray, pan: np.ndarray, valid: np.ndar
     return measure_shift(intensity, pan30, pixel)
 
 
-def estimate_noise(multispectral: np.ndarray) -> list[float]:
-    """Per band wavelet noise σ estimate (reflectance) of (B, h, w)."""
-    from skimage.restoration import estimate_sigma
+def estimate_noise(multispectral: np.ndarray, valid: np.ndarray | None = None) -> list[float]:
+    """Per band wavelet noise σ estimate (reflectance) of (B, h, w); with ``valid`` (h, w),
+    from the coefficients whose support lies in valid pixels only (module docstring)."""
+    image = multispectral.astype(np.float64)
+    if valid is None or valid.all():
+        from skimage.restoration import estimate_sigma
 
-    return [float(value) for value in
-            estimate_sigma(multispectral.astype(np.float64), channel_axis=0,
-                           average_sigmas=False)]
+        return [float(value) for value in
+                estimate_sigma(image, channel_axis=0, average_sigmas=False)]
+    return _masked_noise(image, valid)
+
+
+def _masked_noise(image: np.ndarray, valid: np.ndarray) -> list[float]:
+    """scikit-image's estimate (median |finest diagonal db2 coefficient| / 0.6745, zero
+    coefficients left out) over the coefficients all of whose pixels are valid: coefficient
+    k of the transform (mode "symmetric") depends on pixels 2k-2 ... 2k+1 in each axis."""
+    import pywt
+    from scipy import ndimage, stats
+
+    padded = np.pad(valid, ((0, 3), (0, 3)), mode="edge").astype(np.uint8)
+    covered = ndimage.minimum_filter(padded, size=4, mode="nearest")[::2, ::2].astype(bool)
+    sigmas = []
+    for band in image:
+        diagonal = pywt.dwt2(band, "db2", mode="symmetric")[1][2]
+        use = covered[:diagonal.shape[0], :diagonal.shape[1]] & (diagonal != 0)
+        sigmas.append(float(np.median(np.abs(diagonal[use])) / stats.norm.ppf(0.75))
+                      if use.any() else 0.0)
+    return sigmas
 
 
 def scene_noise(multispectral: np.ndarray, valid: np.ndarray) -> list[float]:
@@ -102,7 +125,7 @@ def scene_noise(multispectral: np.ndarray, valid: np.ndarray) -> list[float]:
     if inside.sum() < MIN_CHECK_PIXELS:
         return []
     return estimate_noise(fill_invalid(
-        multispectral[:, row0:row0 + rows, col0:col0 + cols], inside))
+        multispectral[:, row0:row0 + rows, col0:col0 + cols], inside), inside)
 
 
 def to_landsat(output: np.ndarray, valid: np.ndarray, scale: int = 3,
@@ -239,7 +262,7 @@ def check_inputs(read_window, register_pan: bool = True) -> InputChecks:
     multispectral, pan, valid = read_window()
     if valid.sum() < MIN_CHECK_PIXELS:
         return InputChecks(None, (0.0, 0.0), [])
-    noise = estimate_noise(fill_invalid(multispectral, valid))
+    noise = estimate_noise(fill_invalid(multispectral, valid), valid)
     if pan is None:
         return InputChecks(None, (0.0, 0.0), noise)
     pan_valid = (pan[0] != 0).reshape(valid.shape[0], 2, valid.shape[1], 2).all(axis=(1, 3))

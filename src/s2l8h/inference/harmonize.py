@@ -316,7 +316,7 @@ def run_plan(plan: HarmonizePlan, reader: SceneReader, writer: CogWriter,
         kept |= bool(keep.any())
         add_consistency(consistency, strip, out_row0, out_col0, mean, mask, scale)
         if variance is not None and added_variance is not None:
-            variance = variance + added_variance
+            variance = variance + added_variance.astype(variance.dtype)
         std = None if variance is None else np.sqrt(np.maximum(variance, 0))
         writer.write_rows(out_row0, mean, std, mask, keep, col0=out_col0)
         stages["write"] += time.perf_counter() - began
