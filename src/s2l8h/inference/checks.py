@@ -116,16 +116,20 @@ def _masked_noise(image: np.ndarray, valid: np.ndarray) -> list[float]:
     return sigmas
 
 
+def window_noise(multispectral: np.ndarray, valid: np.ndarray) -> list[float]:
+    """The noise per band of a check window (6, h, w): holes filled, their coefficients left
+    out; ``[]`` with fewer than :data:`MIN_CHECK_PIXELS` valid pixels."""
+    if valid.sum() < MIN_CHECK_PIXELS:
+        return []
+    return estimate_noise(fill_invalid(multispectral, valid), valid)
+
+
 def scene_noise(multispectral: np.ndarray, valid: np.ndarray) -> list[float]:
     """The input noise per band of a whole (6, h, w) scene held in memory, as
-    :func:`check_inputs` measures it: on the central window, holes filled; ``[]`` with fewer
-    than :data:`MIN_CHECK_PIXELS` valid pixels there."""
+    :func:`check_inputs` measures it: :func:`window_noise` on the central window."""
     row0, rows, col0, cols = central_window(*valid.shape)
-    inside = valid[row0:row0 + rows, col0:col0 + cols]
-    if inside.sum() < MIN_CHECK_PIXELS:
-        return []
-    return estimate_noise(fill_invalid(
-        multispectral[:, row0:row0 + rows, col0:col0 + cols], inside), inside)
+    window = (slice(row0, row0 + rows), slice(col0, col0 + cols))
+    return window_noise(multispectral[:, window[0], window[1]], valid[window])
 
 
 def to_landsat(output: np.ndarray, valid: np.ndarray, scale: int = 3,
@@ -260,9 +264,9 @@ def check_inputs(read_window, register_pan: bool = True) -> InputChecks:
     second measurement on the corrected read does not refine it: it converges on the ~1 m
     bias the cubic resampling of the two grids leaves.)"""
     multispectral, pan, valid = read_window()
-    if valid.sum() < MIN_CHECK_PIXELS:
+    noise = window_noise(multispectral, valid)
+    if not noise:
         return InputChecks(None, (0.0, 0.0), [])
-    noise = estimate_noise(fill_invalid(multispectral, valid), valid)
     if pan is None:
         return InputChecks(None, (0.0, 0.0), noise)
     pan_valid = (pan[0] != 0).reshape(valid.shape[0], 2, valid.shape[1], 2).all(axis=(1, 3))

@@ -271,7 +271,7 @@ def sigma_tags(predictor: Predictor, noise: Sequence[float] | None) -> dict[str,
     calibration = ensemble_calibration(predictor.models)
     if not predictor.gives_variance or calibration == SigmaCalibration():
         return {}
-    added = noise_variance(predictor, noise)
+    added = calibration.noise_variance(noise)
     return {"S2L8H_SIGMA_CALIBRATION": json.dumps({
         "variance_scale": calibration.variance_scale,
         "noise_variance_scale": calibration.noise_variance_scale,
