@@ -1,13 +1,16 @@
-"""Fit an ensemble's σ calibration (its ``variance_scale``) on validation data only.
+"""Fit an ensemble's σ calibration on validation data only.
 
 Validation data: the validation rows of the training scene `data/s2_l1c_virginia_north`
 (55-70 % of the rows from the top) under every named benchmark condition, and the validation
-rows of the real Florida scene (55-72 %, Wald protocol). Fits σ² = f · (v + t · n_b²), v the
-members' combined variance and n_b the input's estimated noise per band
+rows of the real Florida scene (55-72 %, Wald protocol). Fits σ² = f · (v + L_b² + t · n_b²),
+v the members' combined variance, L_b the level departure from the input that the consistency
+step leaves in (per tile and band, :func:`s2l8h.inference.consistency.level_departure`) and
+n_b the input's estimated noise per band
 (:func:`s2l8h.evaluate.calibration.fit_sigma_calibration`), and prints each condition's
 coverage of 1σ with it, without the noise term (t = 0, f refitted) and unscaled, each
-condition's PSNR (the ensemble's mean), and the two factors to register with the ensemble
-(``variance_scale`` f and ``noise_variance_scale`` f · t).
+condition's PSNR (the ensemble's mean), and the three factors to register with the ensemble
+(``variance_scale`` f, ``noise_variance_scale`` f · t and ``level_variance_scale`` f). The
+members must be registered releases (the script registers them as a temporary ensemble).
 
     python scripts/calibrate_ensemble.py lite2.real-wald5-a lite2.real-wald5-b
 """
@@ -24,7 +27,7 @@ from s2l8h.data.simulate import CONDITIONS
 from s2l8h.evaluate.benchmark import BenchmarkOptions, run_conditions
 from s2l8h.evaluate.calibration import fit_sigma_calibration
 from s2l8h.evaluate.wald import run_wald
-from s2l8h.models.registry import list_ensembles
+from s2l8h.models.registry import is_registered, list_ensembles, register_ensemble
 
 VIRGINIA_VALIDATION = (435730, 4172460, 450730, 4173960)
 FLORIDA_VALIDATION = (452475, 3395595, 471285, 3398685)
@@ -37,8 +40,14 @@ def main(members: list[str]) -> None:
         sys.exit(f"{', '.join(calibrated)}: an ensemble, whose σ is calibrated already; "
                  "give its members")
     if len(members) < 2:
-        sys.exit("give an ensemble's members: two or more releases or paths")
-    entry = "+".join(members)  # members by name: the variance is not scaled yet
+        sys.exit("give an ensemble's members: two or more registered releases")
+    unknown = [name for name in members if not is_registered(name)]
+    if unknown:
+        sys.exit(f"{', '.join(unknown)}: not a registered release; register it first")
+    # The members as an ensemble with the level term of the consistency step at weight 1 and
+    # nothing scaled yet: the fit then gives σ² = f · (v + L² + t · n²).
+    entry = "calibrating"
+    register_ensemble(entry, tuple(members), level_variance_scale=1.0)
     samples: dict[str, tuple[np.ndarray, np.ndarray, list[float]]] = {}
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -65,7 +74,7 @@ def main(members: list[str]) -> None:
         print(f"{name:22s} {psnr:.2f} | {value:.3f} | {plain_coverage[name]:.3f} | "
               f"{unscaled[name]:.3f}")
     print(f"variance_scale {scale:.4f} (σ x {np.sqrt(scale):.2f}), "
-          f"noise_variance_scale {noise_scale:.4f}")
+          f"noise_variance_scale {noise_scale:.4f}, level_variance_scale {scale:.4f}")
 
 
 if __name__ == "__main__":

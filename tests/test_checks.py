@@ -203,6 +203,7 @@ def test_a_registered_noise_term_widens_sigma_by_the_input_noise(virginia, tmp_p
     assert noise.min() > 0.002  # the measured noise of a 0.003 σ input
     sigma = json.loads(tags["calibrated"]["S2L8H_SIGMA_CALIBRATION"])
     assert sigma["variance_scale"] == 0.5 and sigma["noise_variance_scale"] == 4.0
+    assert sigma["level_variance_scale"] == 0.0  # none registered for this pair
     assert sigma["noise_sigma_added"] == pytest.approx(2 * noise, abs=2e-5)  # tags rounded
     assert "S2L8H_SIGMA_CALIBRATION" not in tags["plain"]
     expected = np.sqrt(0.5 * stds["plain"] ** 2 + 4.0 * noise[:, None, None] ** 2)

@@ -23,7 +23,10 @@ from s2l8h.inference.consistency import (
     ConsistentPredictor,
     consistency_residual,
     landsat_view,
+    level_departure,
     project,
+    residual_noise,
+    wiener_shrink,
 )
 from s2l8h.inference.harmonize import harmonize
 from s2l8h.inference.uncertainty import Predictor
@@ -90,7 +93,7 @@ def test_consistent_predictor_makes_bicubic_consistent_and_passes_the_variance()
     truth = torch.from_numpy(_smooth_image(3, sigma=1.0))[None].float()
     observed = landsat_view(truth)
     raw_mean, raw_variance = _Blurry()(observed, None)
-    predictor = ConsistentPredictor(_Blurry())
+    predictor = ConsistentPredictor(_Blurry(), denoise=False)
     mean, variance = predictor(observed, None)
     assert predictor.method == "head" and predictor.gives_variance
     assert torch.equal(variance, raw_variance)
@@ -98,10 +101,16 @@ def test_consistent_predictor_makes_bicubic_consistent_and_passes_the_variance()
     raw_residual = (landsat_view(raw_mean) - observed)[inner].abs().mean()
     residual = (landsat_view(mean) - observed)[inner].abs().mean()
     assert residual < 0.75 * raw_residual  # one back-projection step: about a third off
-    assert psnr(mean[0].numpy(), truth[0].numpy()) > psnr(raw_mean[0].numpy(),
-                                                            truth[0].numpy())
+    raw_psnr = psnr(raw_mean[0].numpy(), truth[0].numpy())
+    assert psnr(mean[0].numpy(), truth[0].numpy()) > raw_psnr
+    # The default filters the residual (this fine texture is partly taken for noise): less
+    # of it is put back, but still some, and the output still gains.
+    denoised, _ = ConsistentPredictor(_Blurry())(observed, None)
+    denoised_residual = (landsat_view(denoised) - observed)[inner].abs().mean()
+    assert residual < denoised_residual < 0.9 * raw_residual
+    assert psnr(denoised[0].numpy(), truth[0].numpy()) > raw_psnr
     # More steps, closer to the input.
-    twice, _ = ConsistentPredictor(_Blurry(), steps=2)(observed, None)
+    twice, _ = ConsistentPredictor(_Blurry(), steps=2, denoise=False)(observed, None)
     assert (landsat_view(twice) - observed)[inner].abs().mean() < 0.9 * residual
     with pytest.raises(ValueError, match="steps"):
         ConsistentPredictor(_Blurry(), steps=0)
@@ -162,3 +171,93 @@ def test_qa_measures_consistency_as_harmonize_does(simulated, tmp_path: Path) ->
     # (the warp back loses the edge pixels, where the two differ most)
     np.testing.assert_allclose(measured["bias"], tagged["bias"], atol=1.5e-3)
     assert abs(measured["sam_degrees"] - tagged["sam_degrees"]) < 0.2
+
+
+def test_wiener_shrink_removes_white_noise_and_keeps_edges() -> None:
+    generator = torch.Generator().manual_seed(0)
+    noise = 0.002 * torch.randn((1, 6, 96, 96), generator=generator, dtype=torch.float64)
+    # Zero noise variance: the identity.
+    torch.testing.assert_close(wiener_shrink(noise, torch.tensor(0.0, dtype=torch.float64)),
+                               noise, atol=1e-12, rtol=0)
+    # Pure noise of the stated variance: little more than its 3 x 3 local mean is left.
+    assert wiener_shrink(noise, torch.tensor(0.002 ** 2)).std() < 0.5 * noise.std()
+    # Squares of 12 pixels, 0.05 apart: the noise goes inside them, the edges stay sharp.
+    rows, cols = torch.meshgrid(torch.arange(96), torch.arange(96), indexing="ij")
+    squares = (0.05 * ((rows // 12 + cols // 12) % 2)).to(torch.float64).expand(1, 6, 96, 96)
+    error = (wiener_shrink(squares + noise, torch.tensor(0.002 ** 2)) - squares)[..., 2:-2, 2:-2]
+    to_edge = torch.minimum(torch.minimum(rows % 12, 11 - rows % 12),
+                            torch.minimum(cols % 12, 11 - cols % 12))[2:-2, 2:-2]
+    assert error[..., to_edge > 0].pow(2).mean().sqrt() < 0.5 * noise.std()
+    box = torch.nn.functional.avg_pool2d(squares + noise, 3, stride=1)
+    box_error = (box - squares[..., 1:-1, 1:-1])[..., 1:-1, 1:-1]
+    edge = to_edge == 0
+    assert error[..., edge].abs().mean() < 0.2 * box_error[..., edge].abs().mean()
+
+
+def test_residual_noise_is_the_residuals_own_noise() -> None:
+    generator = torch.Generator().manual_seed(1)
+    residual = 0.003 * torch.randn((2, 6, 90, 90), generator=generator)
+    residual[1, :, :, :40] = 0.0  # unusable pixels (consistency_residual zeroes them)
+    estimate = residual_noise(residual)
+    assert estimate.shape == (2, 6, 1, 1)
+    np.testing.assert_allclose(estimate.numpy(), 0.003, rtol=0.1)
+    assert torch.equal(residual_noise(torch.zeros((1, 6, 30, 30))), torch.zeros((1, 6, 1, 1)))
+
+
+def test_denoised_projection_puts_back_less_of_the_input_noise() -> None:
+    truth = torch.from_numpy(_smooth_image(4, shape=(6, 150, 150)))[None]
+    clean = landsat_view(truth)
+    generator = torch.Generator().manual_seed(2)
+    observed = clean + 0.002 * torch.randn(clean.shape, generator=generator,
+                                           dtype=clean.dtype)
+    inner = (..., slice(9, -9), slice(9, -9))
+    plain = (project(truth, observed, denoise=False) - truth)[inner].std()
+    denoised = (project(truth, observed) - truth)[inner].std()
+    assert denoised < 0.6 * plain
+    # A smooth error without noise is removed as well as without the filter.
+    smooth_error = 0.01 * torch.from_numpy(_smooth_image(5, shape=(6, 150, 150), sigma=6.0)
+                                           - 0.05)[None]
+    smooth_error = smooth_error - smooth_error.mean(dim=(-2, -1), keepdim=True)
+    errors = [(project(truth + smooth_error, clean, denoise=flag) - truth)[inner].pow(2)
+              .mean().sqrt() for flag in (False, True)]
+    assert errors[1] < 1.1 * errors[0]
+    assert errors[1] < 0.3 * smooth_error.pow(2).mean().sqrt()
+
+
+class _Offset(Predictor):
+    """A stand-in model: a fixed mean and a constant variance."""
+
+    def __init__(self, mean: torch.Tensor) -> None:
+        self.models = []
+        self.method = "ensemble"
+        self.mean = mean
+
+    @property
+    def gives_variance(self) -> bool:
+        return True
+
+    def __call__(self, multispectral, pan):
+        return self.mean, torch.full_like(self.mean, 4e-6)
+
+
+def test_the_level_departure_is_left_in_the_mean_and_enters_the_variance() -> None:
+    truth = torch.from_numpy(_smooth_image(6, shape=(6, 90, 90)))[None]
+    observed = landsat_view(truth)
+    offset = torch.tensor([0.01, -0.004, 0.0, 0.002, -0.02, 0.006],
+                          dtype=truth.dtype).view(1, 6, 1, 1)
+    brighter = truth + offset
+    # The output is brighter than its input says by the offset: the level is minus it.
+    np.testing.assert_allclose(level_departure(brighter, observed).numpy(), -offset.numpy(),
+                               atol=1e-9)
+    mean, variance = ConsistentPredictor(_Offset(brighter), level_variance_scale=0.5)(
+        observed, None)
+    # σ² = the predictor's + 0.5 · L², per band; the offset stays in the mean.
+    np.testing.assert_allclose(variance.numpy(),
+                               np.broadcast_to(4e-6 + 0.5 * offset.numpy() ** 2, mean.shape),
+                               rtol=1e-4)
+    np.testing.assert_allclose((mean - truth)[..., 9:-9, 9:-9].numpy(),
+                               np.broadcast_to(offset.numpy(), (1, 6, 72, 72)), atol=1e-6)
+    _, plain = ConsistentPredictor(_Offset(brighter))(observed, None)
+    assert torch.equal(plain, torch.full_like(plain, 4e-6))
+    with pytest.raises(ValueError, match="level_variance_scale"):
+        ConsistentPredictor(_Offset(brighter), level_variance_scale=-1.0)

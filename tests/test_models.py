@@ -395,8 +395,9 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
     assert registry.ensemble_variance_scale("lite2.real-wald3") == pytest.approx(0.6241)
     assert registry.ensemble_variance_scale("lite2.real-wald4") == pytest.approx(0.6561)
     assert registry.ensemble_noise_variance_scale("lite2.real-wald4") == 0.0
-    assert registry.ensemble_variance_scale("lite2.real-wald5") == pytest.approx(0.49)
-    assert registry.ensemble_noise_variance_scale("lite2.real-wald5") == pytest.approx(1.47)
+    assert registry.ensemble_variance_scale("lite2.real-wald5") == pytest.approx(0.45)
+    assert registry.ensemble_noise_variance_scale("lite2.real-wald5") == pytest.approx(1.35)
+    assert registry.ensemble_level_variance_scale("lite2.real-wald5") == pytest.approx(0.45)
     assert registry.ensemble_noise_variance_scale("lite2.real-wald5-a") == 0.0
     assert registry.ensemble_variance_scale("lite2.real-wald3-a") == 1.0  # not an ensemble
     from s2l8h.inference.harmonize import ensemble_calibration
@@ -415,6 +416,8 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
         registry.register_ensemble("bad-scale", ("lite", "lite2"), variance_scale=0.0)
     with pytest.raises(ValueError, match="noise_variance_scale must be >= 0"):
         registry.register_ensemble("bad-noise", ("lite", "lite2"), noise_variance_scale=-1.0)
+    with pytest.raises(ValueError, match="level_variance_scale must be >= 0"):
+        registry.register_ensemble("bad-level", ("lite", "lite2"), level_variance_scale=-1.0)
     registry.register_ensemble("lite-pair", ("lite", "lite.virginia-sim"))
     assert [m.name for m in resolve_models(["lite-pair"])] == ["lite.virginia-sim"] * 2
     for members, message in ((("lite",), "at least two"), (("lite", "lite9"), "register"),

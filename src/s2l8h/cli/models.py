@@ -129,7 +129,10 @@ def info_command(
                            "MACs per output pixel": f"{macs:,.0f} (all members)",
                            "σ calibration": f"variance x {ensemble.variance_scale:.4g}"
                            + (f" + {ensemble.noise_variance_scale:.4g} x the input's noise "
-                              "variance" if ensemble.noise_variance_scale else ""),
+                              "variance" if ensemble.noise_variance_scale else "")
+                           + (f" + {ensemble.level_variance_scale:.4g} x the squared level "
+                              "departure from the input" if ensemble.level_variance_scale
+                              else ""),
                            "input convention": specs[0].convention.describe()}.items():
             console.print(f"[bold]{key}[/bold]: {value}")
         return

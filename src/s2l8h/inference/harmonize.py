@@ -60,6 +60,7 @@ from s2l8h.models.convention import InputConvention
 from s2l8h.models.harmonizer import Harmonizer
 from s2l8h.models.loading import load_model
 from s2l8h.models.registry import (
+    ensemble_level_variance_scale,
     ensemble_members,
     ensemble_noise_variance_scale,
     ensemble_variance_scale,
@@ -130,7 +131,8 @@ def ensemble_calibration(models: Sequence[Harmonizer]) -> SigmaCalibration:
     if len(models) != len(ensemble_members(name)):  # type: ignore[arg-type]
         return SigmaCalibration()
     return SigmaCalibration(ensemble_variance_scale(name),  # type: ignore[arg-type]
-                            ensemble_noise_variance_scale(name))  # type: ignore[arg-type]
+                            ensemble_noise_variance_scale(name),  # type: ignore[arg-type]
+                            ensemble_level_variance_scale(name))  # type: ignore[arg-type]
 
 
 def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,
@@ -138,10 +140,14 @@ def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,
     """The predictor a run uses for loaded ``models``: :func:`make_predictor` with a
     registered ensemble's σ factor (:func:`ensemble_calibration`; its noise term is added per
     scene, :func:`noise_variance`), then the consistency step
-    (:mod:`s2l8h.inference.consistency`) unless ``consistency`` is false."""
+    (:mod:`s2l8h.inference.consistency`, which adds the calibration's level term) unless
+    ``consistency`` is false."""
+    calibration = ensemble_calibration(models)
     predictor = make_predictor(models, uncertainty, mc_passes=mc_passes,  # type: ignore[arg-type]
-                               variance_scale=ensemble_calibration(models).variance_scale)
-    return ConsistentPredictor(predictor) if consistency else predictor
+                               variance_scale=calibration.variance_scale)
+    if not consistency:
+        return predictor
+    return ConsistentPredictor(predictor, level_variance_scale=calibration.level_variance_scale)
 
 
 def noise_variance(predictor: Predictor, noise: Sequence[float] | None) -> np.ndarray | None:
@@ -267,7 +273,8 @@ def check_plan_inputs(plan: HarmonizePlan) -> InputChecks:
 def sigma_tags(predictor: Predictor, noise: Sequence[float] | None) -> dict[str, str]:
     """``S2L8H_SIGMA_CALIBRATION`` for a registered ensemble's σ: its factor on the members'
     variance, its factor on the input's noise variance and the σ that term adds per band
-    (reflectance); nothing for other predictors."""
+    (reflectance), and the factor on the square of the level departure the consistency step
+    adds per tile (0 without the step); nothing for other predictors."""
     calibration = ensemble_calibration(predictor.models)
     if not predictor.gives_variance or calibration == SigmaCalibration():
         return {}
@@ -275,6 +282,8 @@ def sigma_tags(predictor: Predictor, noise: Sequence[float] | None) -> dict[str,
     return {"S2L8H_SIGMA_CALIBRATION": json.dumps({
         "variance_scale": calibration.variance_scale,
         "noise_variance_scale": calibration.noise_variance_scale,
+        "level_variance_scale": predictor.level_variance_scale
+        if isinstance(predictor, ConsistentPredictor) else 0.0,
         "noise_sigma_added": [] if added is None else
         [round(float(value), 6) for value in np.sqrt(added[:, 0, 0])]})}
 

@@ -7,7 +7,9 @@
   :class:`~s2l8h.models.registry.EnsembleRelease`; 1 otherwise). The default when several
   models are given. A registered ensemble may also add ``noise_variance_scale`` · n_b² per
   band, n_b the input scene's estimated noise σ (:class:`SigmaCalibration`; ``harmonize``
-  adds it per scene, after the predictor).
+  adds it per scene, after the predictor), and ``level_variance_scale`` · L² per tile and
+  band, L the level by which the networks depart from the input (the consistency step adds
+  it, :class:`~s2l8h.inference.consistency.ConsistentPredictor`).
 - ``mc-dropout``: N stochastic passes of one model with dropout active (everything else in eval
   mode); variance = spread of the passes + mean head variance if any.
 - ``head``: one model's variance head (aleatoric only).
@@ -35,11 +37,15 @@ Prediction = tuple[torch.Tensor, torch.Tensor | None]
 @dataclass(frozen=True)
 class SigmaCalibration:
     """A registered ensemble's σ calibration (fitted on validation data): σ² =
-    ``variance_scale`` · (the ensemble's variance) + ``noise_variance_scale`` · n_b², n_b the
-    input scene's estimated noise σ in band b (reflectance, the output's band order)."""
+    ``variance_scale`` · (the ensemble's variance) + ``noise_variance_scale`` · n_b² +
+    ``level_variance_scale`` · L_b², n_b the input scene's estimated noise σ in band b and L_b
+    the tile's level departure from the input that the consistency step leaves in
+    (:func:`~s2l8h.inference.consistency.level_departure`); reflectance, the output's band
+    order."""
 
     variance_scale: float = 1.0
     noise_variance_scale: float = 0.0
+    level_variance_scale: float = 0.0
 
     def noise_variance(self, noise: Sequence[float] | None) -> np.ndarray | None:
         """(bands, 1, 1) the term added to the variance (reflectance²) for a scene whose

@@ -95,14 +95,17 @@ class EnsembleRelease:
     """A named ensemble of registered models or releases (``members``): where weights are
     asked for by this name, all members load and their predictions combine (mean; variance
     = spread of the means + mean head variance, times ``variance_scale``, plus
-    ``noise_variance_scale`` times the square of the input's estimated noise per band: the
-    ensemble's σ calibration, fitted on validation data; :mod:`s2l8h.inference.uncertainty`)."""
+    ``noise_variance_scale`` times the square of the input's estimated noise per band, plus
+    ``level_variance_scale`` times the square of the level departure from the input per tile
+    and band: the ensemble's σ calibration, fitted on validation data;
+    :mod:`s2l8h.inference.uncertainty`)."""
 
     name: str
     members: tuple[str, ...]
     description: str = ""
     variance_scale: float = 1.0
     noise_variance_scale: float = 0.0
+    level_variance_scale: float = 0.0
 
 
 _MODELS: dict[str, ModelSpec] = {}
@@ -167,12 +170,14 @@ def default_release(model: str) -> Release | None:
 
 
 def register_ensemble(name: str, members: tuple[str, ...], description: str = "",
-                      variance_scale: float = 1.0,
-                      noise_variance_scale: float = 0.0) -> EnsembleRelease:
+                      variance_scale: float = 1.0, noise_variance_scale: float = 0.0,
+                      level_variance_scale: float = 0.0) -> EnsembleRelease:
     """Register ``name`` (a model-like name, or ``model.tag`` when all members are releases
     of that model) for the ensemble of ``members`` (registered model or release names, at
     least two, one input convention); ``variance_scale`` multiplies its variance, to which
-    ``noise_variance_scale`` times the input's estimated noise variance is added."""
+    ``noise_variance_scale`` times the input's estimated noise variance and
+    ``level_variance_scale`` times the square of the level departure from the input are
+    added."""
     _check_name("ensemble name", name.replace(".", "-", 1))
     if len(members) < 2:
         raise ValueError(f"ensemble {name!r}: at least two members")
@@ -184,10 +189,12 @@ def register_ensemble(name: str, members: tuple[str, ...], description: str = ""
         raise ValueError(f"ensemble {name!r}: the name is a model or release already")
     if not variance_scale > 0:
         raise ValueError(f"ensemble {name!r}: variance_scale must be > 0")
-    if not noise_variance_scale >= 0:
-        raise ValueError(f"ensemble {name!r}: noise_variance_scale must be >= 0")
+    for label, value in (("noise_variance_scale", noise_variance_scale),
+                         ("level_variance_scale", level_variance_scale)):
+        if not value >= 0:
+            raise ValueError(f"ensemble {name!r}: {label} must be >= 0")
     ensemble = EnsembleRelease(name, tuple(members), description, float(variance_scale),
-                               float(noise_variance_scale))
+                               float(noise_variance_scale), float(level_variance_scale))
     _ENSEMBLES[name] = ensemble
     return ensemble
 
@@ -206,6 +213,12 @@ def ensemble_noise_variance_scale(name: str) -> float:
     """The registered factor on the input's noise variance that ensemble ``name`` adds to its
     σ²; 0 for any other name."""
     return _ENSEMBLES[name].noise_variance_scale if name in _ENSEMBLES else 0.0
+
+
+def ensemble_level_variance_scale(name: str) -> float:
+    """The registered factor on the square of the level departure from the input that
+    ensemble ``name`` adds to its σ²; 0 for any other name."""
+    return _ENSEMBLES[name].level_variance_scale if name in _ENSEMBLES else 0.0
 
 
 def list_ensembles() -> list[EnsembleRelease]:
@@ -366,19 +379,22 @@ for _member in ("a", "b"):
     register_release("lite2", f"real-wald5-{_member}", bundled=f"lite2-real-wald5-{_member}",
                      description=f"lite2.real-wald4-{_member} trained 9 epochs more with PSF "
                                  "widths drawn from 0.55-1.45 x nominal")
-# Fitted on validation rows only (scripts/calibrate_ensemble.py): σ² = 0.49 x the members'
-# variance + 1.47 x the input's estimated noise variance per band.
+# Fitted on validation rows only (scripts/calibrate_ensemble.py), with the consistency step's
+# denoised residual (s2l8h.inference.consistency): σ² = 0.45 x (the members' variance + the
+# square of the level departure from the input) + 1.35 x the input's estimated noise variance.
 register_ensemble("lite2.real-wald5", ("lite2.real-wald5-a", "lite2.real-wald5-b"),
                   description="the default: lite2.real-wald4 after a fifth training stage "
-                              "(both members: a wider PSF range); σ² = 0.49 x (member spread "
-                              "+ mean variance head) + 1.47 x the input's noise variance",
-                  variance_scale=0.49, noise_variance_scale=1.47)
+                              "(both members: a wider PSF range); σ² = 0.45 x (member spread "
+                              "+ mean variance head + squared level departure from the "
+                              "input) + 1.35 x the input's noise variance",
+                  variance_scale=0.45, noise_variance_scale=1.35, level_variance_scale=0.45)
 
 if not is_registered(DEFAULT_MODEL):  # pragma: no cover - a mistake in s2l8h.defaults
     raise _unknown(DEFAULT_MODEL)
 
 __all__ = ["ARCHITECTURES", "DEFAULT_MODEL", "PUBLISHED_MODELS", "EnsembleRelease", "ModelSpec",
-           "Release", "build_network", "bundled_weights", "default_release", "ensemble_members",
-           "ensemble_noise_variance_scale", "ensemble_variance_scale",
-           "find_spec", "get_spec", "is_registered", "list_ensembles", "list_models",
-           "list_releases", "register_ensemble", "register_model", "register_release"]
+           "Release", "build_network", "bundled_weights", "default_release",
+           "ensemble_level_variance_scale", "ensemble_members", "ensemble_noise_variance_scale",
+           "ensemble_variance_scale", "find_spec", "get_spec", "is_registered", "list_ensembles",
+           "list_models", "list_releases", "register_ensemble", "register_model",
+           "register_release"]
