@@ -68,7 +68,7 @@ def main(members: list[str]) -> None:
     plain, _, plain_coverage = fit_sigma_calibration(samples, weights=(0.0,))
     _, _, unscaled = fit_sigma_calibration(samples, factors=np.array([1.0]), weights=(0.0,))
     print(f"{'condition':22s} PSNR dB | cov68 fitted | noise term off (f {plain:.4f}) | "
-          "unscaled")
+          "unscaled (v + L²)")
     for name, value in coverage.items():
         psnr = -10 * np.log10(np.mean(np.square(samples[name][0])))
         print(f"{name:22s} {psnr:.2f} | {value:.3f} | {plain_coverage[name]:.3f} | "

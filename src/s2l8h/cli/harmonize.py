@@ -90,8 +90,8 @@ def harmonize_command(
                    "(--no-register-pan: measure and report only)."),
     consistency: bool = typer.Option(
         True, help="Make the output consistent with the 30 m input: seen through the Landsat "
-                   "PSF and bandpass it gives the input back, up to each band's level "
-                   "(--no-consistency: the network's raw output)."),
+                   "PSF and bandpass it gives the input back, up to each band's level and "
+                   "the input's noise (--no-consistency: the network's raw output)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Harmonize a Landsat-8/9 scene into a Sentinel-2-like 10 m COG with uncertainty."""

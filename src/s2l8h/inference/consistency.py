@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from s2l8h.bandpass import HLS_BANDPASS, Platform
-from s2l8h.inference.checks import estimate_noise
+from s2l8h.inference.checks import MIN_CHECK_PIXELS, estimate_noise
 from s2l8h.inference.uncertainty import Prediction, Predictor
 from s2l8h.resolution import psf_sigma
 
@@ -78,16 +78,18 @@ def landsat_view(mean: torch.Tensor, scale: int = 3, platform: Platform = "S2A"
 
 def _residual_and_level(mean: torch.Tensor, multispectral: torch.Tensor, scale: int,
                         platform: Platform) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(residual (N, 6, h, w) in MSI units, its level (N, 6, 1, 1), unusable pixels)."""
+    """(:func:`consistency_residual`, :func:`level_departure`, the unusable pixels (N, 6, h, w)
+    the residual is zero over) from one degradation."""
     slope, _ = _slopes(platform, mean)
     bands = multispectral[:, :6]
     residual = (bands - landsat_view(mean, scale, platform)) / slope
     filled = (bands == 0).all(dim=1, keepdim=True).to(residual.dtype)
     unusable = F.max_pool2d(filled, 5, stride=1, padding=2) > 0
-    unusable = unusable.expand_as(residual)
+    unusable = unusable.expand_as(residual) | ~torch.isfinite(residual)
     level = torch.nan_to_num(torch.where(unusable, torch.nan, residual).flatten(-2)
-                             .nanmedian(dim=-1).values)
-    return residual, level[..., None, None], unusable
+                             .nanmedian(dim=-1).values)[..., None, None]
+    residual = torch.where(unusable, torch.zeros_like(residual), residual - level)
+    return residual, level, unusable
 
 
 def consistency_residual(mean: torch.Tensor, multispectral: torch.Tensor, scale: int = 3,
@@ -96,9 +98,9 @@ def consistency_residual(mean: torch.Tensor, multispectral: torch.Tensor, scale:
     per-band level over each tile (the median: robust to clouds) removed: (N, 6, h, w).
 
     Input pixels the readers filled (all six bands exactly 0: outside the scene, nodata) and
-    the two pixels around them, which the PSF mixes with them, get no residual."""
-    residual, level, unusable = _residual_and_level(mean, multispectral, scale, platform)
-    return torch.where(unusable, torch.zeros_like(residual), residual - level)
+    the two pixels around them, which the PSF mixes with them, get no residual; nor do pixels
+    whose residual is not finite (a NaN in ``mean``)."""
+    return _residual_and_level(mean, multispectral, scale, platform)[0]
 
 
 def level_departure(mean: torch.Tensor, multispectral: torch.Tensor, scale: int = 3,
@@ -108,51 +110,77 @@ def level_departure(mean: torch.Tensor, multispectral: torch.Tensor, scale: int 
     negative where the output is brighter than its input says). The consistency step leaves
     it in the output on purpose (module docstring), so it is what the output's level may be
     off by: where the networks changed the input's level, over an atmospheric offset or over
-    targets unlike their training scenes (open water), its square enters σ²."""
+    targets unlike their training scenes (open water), its square enters σ². It is measured
+    over what the predictor is given at once: one tile of ``harmonize``'s plan (512 output
+    pixels by default), the whole scene in the Wald benchmark."""
     return _residual_and_level(mean, multispectral, scale, platform)[1]
 
 
-def residual_noise(residual: torch.Tensor) -> torch.Tensor:
+def residual_noise(residual: torch.Tensor, usable: torch.Tensor) -> torch.Tensor:
     """(N, C, 1, 1) the wavelet noise σ estimate of each tile and band of ``residual``
-    (N, C, h, w), from its non-zero pixels (:func:`consistency_residual` zeroes the unusable
-    ones); 0 for a tile with nothing left."""
+    (N, C, h, w) over its ``usable`` pixels (N, C, h, w; the same for every band of a tile);
+    0 for a tile with fewer than :data:`~s2l8h.inference.checks.MIN_CHECK_PIXELS` of them."""
     estimates = []
-    for tile in residual.detach().double().cpu().numpy():
-        usable = (tile != 0).any(axis=0)
-        estimates.append(estimate_noise(tile, usable) if usable.any()
+    for tile, keep in zip(residual.detach().double().cpu().numpy(),
+                          usable[:, 0].detach().cpu().numpy(), strict=True):
+        estimates.append(estimate_noise(tile, keep) if keep.sum() >= MIN_CHECK_PIXELS
                          else [0.0] * tile.shape[0])
     return torch.tensor(estimates, dtype=residual.dtype, device=residual.device)[..., None, None]
 
 
-def wiener_shrink(image: torch.Tensor, noise_variance: torch.Tensor, size: int = 3
-                  ) -> torch.Tensor:
+def wiener_shrink(image: torch.Tensor, noise_variance: torch.Tensor, size: int = 3,
+                  weights: torch.Tensor | None = None) -> torch.Tensor:
     """Local adaptive Wiener filter of (N, C, H, W) for white noise of ``noise_variance``
     (broadcast to (N, C, 1, 1)): local mean m and variance v over ``size`` x ``size`` pixels,
     m + max(0, v - noise) / v · (x - m). The formula of :func:`scipy.signal.wiener`, on the
-    tensors' device and with edges replicated (SciPy pads with zeros, which biases m at the
-    tile edges)."""
+    tensors' device, in float32 at least, with edges replicated (SciPy pads with zeros, which
+    biases m at the tile edges). ``weights`` (broadcast to the image; 1 usable, 0 not): m and v
+    over the usable pixels of each window only."""
+    dtype = torch.promote_types(image.dtype, torch.float32)
+    image = image.to(dtype)
     pad = size // 2
-    padded = F.pad(image, (pad, pad, pad, pad), mode="replicate")
-    local_mean = F.avg_pool2d(padded, size, stride=1)
-    local_variance = (F.avg_pool2d(padded * padded, size, stride=1)
-                      - local_mean ** 2).clamp_min(0)
-    gain = ((local_variance - noise_variance)
-            / local_variance.clamp_min(torch.finfo(image.dtype).tiny)).clamp(0, 1)
+
+    def local_sum(values: torch.Tensor) -> torch.Tensor:
+        padded = F.pad(values, (pad, pad, pad, pad), mode="replicate")
+        return F.avg_pool2d(padded, size, stride=1)
+
+    if weights is None:
+        local_mean = local_sum(image)
+        local_square = local_sum(image * image)
+    else:
+        weights = weights.to(dtype).expand_as(image)
+        count = local_sum(weights)
+        scale = torch.where(count > 0, 1 / count.clamp_min(1e-6), torch.zeros_like(count))
+        local_mean = local_sum(image * weights) * scale
+        local_square = local_sum(image * image * weights) * scale
+    local_variance = (local_square - local_mean ** 2).clamp_min(0)
+    excess = (local_variance - noise_variance.to(dtype)).clamp_min(0)
+    gain = torch.where(local_variance > 0, excess / local_variance.clamp_min(1e-30),
+                       torch.zeros_like(local_variance))
     return local_mean + gain * (image - local_mean)
+
+
+def add_back(mean: torch.Tensor, residual: torch.Tensor, unusable: torch.Tensor,
+             denoise: bool = True) -> torch.Tensor:
+    """``mean`` (N, 6, H, W) plus a :func:`consistency_residual` (N, 6, h, w) upsampled
+    bicubically to its grid; with ``denoise``, the residual first goes through
+    :func:`wiener_shrink` over its usable pixels with their own noise
+    (:func:`residual_noise`); ``unusable`` pixels stay at zero."""
+    if denoise:
+        usable = ~unusable
+        noise = residual_noise(residual, usable)
+        residual = torch.where(unusable, torch.zeros_like(residual),
+                               wiener_shrink(residual, noise ** 2, weights=usable))
+    return mean + F.interpolate(residual, size=mean.shape[-2:], mode="bicubic",
+                                align_corners=False)
 
 
 def project(mean: torch.Tensor, multispectral: torch.Tensor, scale: int = 3,
             platform: Platform = "S2A", denoise: bool = True) -> torch.Tensor:
-    """``mean`` plus its :func:`consistency_residual` upsampled bicubically to 10 m; with
-    ``denoise``, the residual first goes through :func:`wiener_shrink` with its own noise
-    (:func:`residual_noise`)."""
-    residual = consistency_residual(mean, multispectral, scale, platform)
-    if denoise:
-        unusable = residual == 0
-        residual = torch.where(unusable, residual,
-                               wiener_shrink(residual, residual_noise(residual) ** 2))
-    return mean + F.interpolate(residual, size=mean.shape[-2:], mode="bicubic",
-                                align_corners=False)
+    """One back-projection step: :func:`add_back` of ``mean``'s
+    :func:`consistency_residual`."""
+    residual, _, unusable = _residual_and_level(mean, multispectral, scale, platform)
+    return add_back(mean, residual, unusable, denoise)
 
 
 class ConsistentPredictor(Predictor):
@@ -160,15 +188,17 @@ class ConsistentPredictor(Predictor):
     ``steps`` back-projection steps. One is the default of ``harmonize``: on the validation
     rows a second added +0.07 dB clean, +0.02 dB at input noise 0.002 and on Florida but cost
     0.07 dB with a 30 % sharper PSF, the condition with the smallest margin (the projection
-    assumes the nominal Landsat PSF). ``denoise``: filter the residual's noise
-    (module docstring; default on). ``level_variance_scale``: where the predictor gives a
-    variance, that times the square of the networks' :func:`level_departure` is added to it
-    (a registered ensemble's calibration; 0 adds nothing)."""
+    assumes the nominal Landsat PSF); 0 leaves the mean as it is (``--no-consistency``) and
+    adds only the level term. ``denoise``: filter the residual's noise (module docstring;
+    default on). ``level_variance_scale``: where the predictor gives a variance, that times
+    the square of the networks' :func:`level_departure` is added to it (a registered
+    ensemble's calibration; 0 adds nothing). The step runs in float32 whatever autocast the
+    networks run under."""
 
     def __init__(self, predictor: Predictor, platform: Platform = "S2A", steps: int = 1,
                  denoise: bool = True, level_variance_scale: float = 0.0) -> None:
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
         if not level_variance_scale >= 0:
             raise ValueError(f"level_variance_scale must be >= 0, got {level_variance_scale}")
         self.predictor = predictor
@@ -190,15 +220,19 @@ class ConsistentPredictor(Predictor):
     def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
         mean, variance = self.predictor(multispectral, pan)
         scale = mean.shape[-1] // multispectral.shape[-1]
-        corrected = mean.float()
-        if variance is not None and self.level_variance_scale:
-            level = level_departure(corrected, multispectral.float(), scale, self.platform)
-            variance = variance + (self.level_variance_scale * level ** 2).to(variance.dtype)
-        for _ in range(self.steps):
-            corrected = project(corrected, multispectral.float(), scale, self.platform,
-                                self.denoise)
-        return corrected.to(mean.dtype), variance
+        with torch.autocast(mean.device.type, enabled=False):
+            corrected, bands = mean.float(), multispectral.float()
+            residual, level, unusable = _residual_and_level(corrected, bands, scale,
+                                                            self.platform)
+            if variance is not None and self.level_variance_scale:
+                variance = variance + (self.level_variance_scale * level ** 2).to(variance.dtype)
+            for step in range(self.steps):
+                if step:
+                    residual, _, unusable = _residual_and_level(corrected, bands, scale,
+                                                                self.platform)
+                corrected = add_back(corrected, residual, unusable, self.denoise)
+        return (corrected.to(mean.dtype) if self.steps else mean), variance
 
 
-__all__ = ["ConsistentPredictor", "consistency_residual", "gaussian_blur", "landsat_view",
-           "level_departure", "project", "residual_noise", "wiener_shrink"]
+__all__ = ["ConsistentPredictor", "add_back", "consistency_residual", "gaussian_blur",
+           "landsat_view", "level_departure", "project", "residual_noise", "wiener_shrink"]

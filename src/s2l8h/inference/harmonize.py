@@ -141,13 +141,16 @@ def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,
     registered ensemble's σ factor (:func:`ensemble_calibration`; its noise term is added per
     scene, :func:`noise_variance`), then the consistency step
     (:mod:`s2l8h.inference.consistency`, which adds the calibration's level term) unless
-    ``consistency`` is false."""
+    ``consistency`` is false (then only the level term, so σ keeps the form it was fitted
+    in)."""
     calibration = ensemble_calibration(models)
     predictor = make_predictor(models, uncertainty, mc_passes=mc_passes,  # type: ignore[arg-type]
                                variance_scale=calibration.variance_scale)
-    if not consistency:
-        return predictor
-    return ConsistentPredictor(predictor, level_variance_scale=calibration.level_variance_scale)
+    level = calibration.level_variance_scale
+    if not consistency:  # the mean as it is; a calibrated level term all the same
+        return ConsistentPredictor(predictor, steps=0, level_variance_scale=level) \
+            if level else predictor
+    return ConsistentPredictor(predictor, level_variance_scale=level)
 
 
 def noise_variance(predictor: Predictor, noise: Sequence[float] | None) -> np.ndarray | None:

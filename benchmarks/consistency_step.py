@@ -1,0 +1,86 @@
+"""What the consistency step costs next to the default model's networks, in one run.
+
+On one batch of ``harmonize``'s tiles (output 512 px, batch 4, a smooth field with noise), it
+times, interleaved and repeated (the fastest repeat of each is reported):
+
+- the networks: the default ensemble's forward passes (``build_predictor(..., consistency=False)``);
+- the plain consistency step: one back-projection of the residual as it is;
+- the step as ``harmonize`` runs it: the residual through the Wiener filter against its own
+  noise (the wavelet estimate per tile and band, on the CPU), and the level term of σ.
+
+    python benchmarks/consistency_step.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from s2l8h.defaults import DEFAULT_MODEL
+from s2l8h.inference.consistency import ConsistentPredictor
+from s2l8h.inference.harmonize import build_predictor, ensemble_calibration, resolve_models
+from s2l8h.inference.uncertainty import Prediction, Predictor
+
+
+class Fixed(Predictor):
+    """The networks' output of the batch, given again without running them."""
+
+    def __init__(self, networks: Predictor, outputs: Prediction) -> None:
+        self.models, self.method, self.outputs = networks.models, networks.method, outputs
+
+    @property
+    def gives_variance(self) -> bool:
+        return True
+
+    def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
+        return self.outputs
+
+
+def fastest(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tile", type=int, default=512, help="output px (10 m)")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    side = args.tile // 3
+    smooth = torch.nn.functional.interpolate(torch.rand(args.batch, 6, side // 8, side // 8),
+                                             size=(side, side), mode="bicubic")
+    multispectral = (0.05 + 0.2 * smooth + 0.002 * torch.randn(args.batch, 6, side, side))
+    pan = torch.nn.functional.interpolate(multispectral[:, 1:4].mean(1, keepdim=True),
+                                          scale_factor=2, mode="bicubic")
+    models = resolve_models([DEFAULT_MODEL])
+    networks = build_predictor(models, consistency=False)
+    level = ensemble_calibration(models).level_variance_scale
+    with torch.no_grad():
+        fixed = Fixed(networks, networks(multispectral, pan))
+        plain = ConsistentPredictor(fixed, denoise=False)
+        full = ConsistentPredictor(fixed, level_variance_scale=level)
+        seconds = {"networks": [], "plain step": [], "step as harmonize runs it": []}
+        for _ in range(args.repeats):  # interleaved, so a slower moment hits all three
+            seconds["networks"].append(fastest(lambda: networks(multispectral, pan), 1))
+            seconds["plain step"].append(fastest(lambda: plain(multispectral, pan), 1))
+            seconds["step as harmonize runs it"].append(
+                fastest(lambda: full(multispectral, pan), 1))
+    base = min(seconds["networks"])
+    print(f"{DEFAULT_MODEL}, {args.batch} tiles of {args.tile} px, "
+          f"{torch.get_num_threads()} threads; fastest of {args.repeats}")
+    print("| part | seconds per batch | / networks |")
+    print("|---|---|---|")
+    for name, values in seconds.items():
+        print(f"| {name} | {min(values):.3f} | {min(values) / base:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
