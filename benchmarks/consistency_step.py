@@ -38,13 +38,11 @@ class Fixed(Predictor):
         return self.outputs
 
 
-def fastest(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return min(times)
+def timed(function) -> float:
+    """Seconds one call of ``function`` takes."""
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -69,10 +67,9 @@ def main() -> None:
         full = ConsistentPredictor(fixed, level_variance_scale=level)
         seconds = {"networks": [], "plain step": [], "step as harmonize runs it": []}
         for _ in range(args.repeats):  # interleaved, so a slower moment hits all three
-            seconds["networks"].append(fastest(lambda: networks(multispectral, pan), 1))
-            seconds["plain step"].append(fastest(lambda: plain(multispectral, pan), 1))
-            seconds["step as harmonize runs it"].append(
-                fastest(lambda: full(multispectral, pan), 1))
+            seconds["networks"].append(timed(lambda: networks(multispectral, pan)))
+            seconds["plain step"].append(timed(lambda: plain(multispectral, pan)))
+            seconds["step as harmonize runs it"].append(timed(lambda: full(multispectral, pan)))
     base = min(seconds["networks"])
     print(f"{DEFAULT_MODEL}, {args.batch} tiles of {args.tile} px, "
           f"{torch.get_num_threads()} threads; fastest of {args.repeats}")

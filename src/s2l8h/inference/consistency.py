@@ -118,11 +118,11 @@ def level_departure(mean: torch.Tensor, multispectral: torch.Tensor, scale: int 
 
 def residual_noise(residual: torch.Tensor, usable: torch.Tensor) -> torch.Tensor:
     """(N, C, 1, 1) the wavelet noise σ estimate of each tile and band of ``residual``
-    (N, C, h, w) over its ``usable`` pixels (N, C, h, w; the same for every band of a tile);
-    0 for a tile with fewer than :data:`~s2l8h.inference.checks.MIN_CHECK_PIXELS` of them."""
+    (N, C, h, w) over the pixels ``usable`` (N, C, h, w) in every band; 0 for a tile with
+    fewer than :data:`~s2l8h.inference.checks.MIN_CHECK_PIXELS` of them."""
     estimates = []
     for tile, keep in zip(residual.detach().double().cpu().numpy(),
-                          usable[:, 0].detach().cpu().numpy(), strict=True):
+                          usable.all(dim=1).detach().cpu().numpy(), strict=True):
         estimates.append(estimate_noise(tile, keep) if keep.sum() >= MIN_CHECK_PIXELS
                          else [0.0] * tile.shape[0])
     return torch.tensor(estimates, dtype=residual.dtype, device=residual.device)[..., None, None]
@@ -140,19 +140,19 @@ def wiener_shrink(image: torch.Tensor, noise_variance: torch.Tensor, size: int =
     image = image.to(dtype)
     pad = size // 2
 
-    def local_sum(values: torch.Tensor) -> torch.Tensor:
+    def window_mean(values: torch.Tensor) -> torch.Tensor:
         padded = F.pad(values, (pad, pad, pad, pad), mode="replicate")
         return F.avg_pool2d(padded, size, stride=1)
 
     if weights is None:
-        local_mean = local_sum(image)
-        local_square = local_sum(image * image)
+        local_mean = window_mean(image)
+        local_square = window_mean(image * image)
     else:
         weights = weights.to(dtype).expand_as(image)
-        count = local_sum(weights)
-        scale = torch.where(count > 0, 1 / count.clamp_min(1e-6), torch.zeros_like(count))
-        local_mean = local_sum(image * weights) * scale
-        local_square = local_sum(image * image * weights) * scale
+        share = window_mean(weights)  # the usable share of each window
+        inverse = torch.where(share > 0, 1 / share.clamp_min(1e-6), torch.zeros_like(share))
+        local_mean = window_mean(image * weights) * inverse
+        local_square = window_mean(image * image * weights) * inverse
     local_variance = (local_square - local_mean ** 2).clamp_min(0)
     excess = (local_variance - noise_variance.to(dtype)).clamp_min(0)
     gain = torch.where(local_variance > 0, excess / local_variance.clamp_min(1e-30),
@@ -219,6 +219,8 @@ class ConsistentPredictor(Predictor):
 
     def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
         mean, variance = self.predictor(multispectral, pan)
+        if not self.steps and (variance is None or not self.level_variance_scale):
+            return mean, variance
         scale = mean.shape[-1] // multispectral.shape[-1]
         with torch.autocast(mean.device.type, enabled=False):
             corrected, bands = mean.float(), multispectral.float()
