@@ -12,11 +12,13 @@ condition's PSNR (the ensemble's mean), and the three factors to register with t
 (``variance_scale`` f, ``noise_variance_scale`` f · t and ``level_variance_scale`` f). The
 members must be registered releases (the script registers them as a temporary ensemble).
 
-    python scripts/calibrate_ensemble.py lite2.real-wald5-a lite2.real-wald5-b
+    python scripts/calibrate_ensemble.py lite2.real-wald5-a lite2.real-wald5-b \
+        --views identity,rot180
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import warnings
@@ -33,7 +35,7 @@ VIRGINIA_VALIDATION = (435730, 4172460, 450730, 4173960)
 FLORIDA_VALIDATION = (452475, 3395595, 471285, 3398685)
 
 
-def main(members: list[str]) -> None:
+def main(members: list[str], views: tuple[str, ...] = ()) -> None:
     ensembles = {ensemble.name for ensemble in list_ensembles()}
     calibrated = [name for name in members if name in ensembles]
     if calibrated:
@@ -47,7 +49,10 @@ def main(members: list[str]) -> None:
     # The members as an ensemble with the level term of the consistency step at weight 1 and
     # nothing scaled yet: the fit then gives σ² = f · (v + L² + t · n²).
     entry = "calibrating"
-    register_ensemble(entry, tuple(members), level_variance_scale=1.0)
+    try:
+        register_ensemble(entry, tuple(members), level_variance_scale=1.0, member_views=views)
+    except ValueError as error:
+        sys.exit(str(error))
     samples: dict[str, tuple[np.ndarray, np.ndarray, list[float]]] = {}
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -78,4 +83,9 @@ def main(members: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("members", nargs="+", help="registered releases")
+    parser.add_argument("--views", default="", help="the view each member sees, comma-"
+                        "separated (s2l8h.models.views; default: all identity)")
+    arguments = parser.parse_args()
+    main(arguments.members, tuple(view for view in arguments.views.split(",") if view))

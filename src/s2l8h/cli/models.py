@@ -133,6 +133,8 @@ def info_command(
                            + (f" + {ensemble.level_variance_scale:.4g} x the squared level "
                               "departure from the input" if ensemble.level_variance_scale
                               else ""),
+                           "member views": ", ".join(ensemble.member_views)
+                           if ensemble.member_views else "identity (all)",
                            "input convention": specs[0].convention.describe()}.items():
             console.print(f"[bold]{key}[/bold]: {value}")
         return

@@ -61,6 +61,7 @@ from s2l8h.models.harmonizer import Harmonizer
 from s2l8h.models.loading import load_model
 from s2l8h.models.registry import (
     ensemble_level_variance_scale,
+    ensemble_member_views,
     ensemble_members,
     ensemble_noise_variance_scale,
     ensemble_variance_scale,
@@ -120,32 +121,48 @@ def resolve_models(models: Sequence[str | os.PathLike[str] | Harmonizer] | None,
     return loaded
 
 
-def ensemble_calibration(models: Sequence[Harmonizer]) -> SigmaCalibration:
-    """The σ calibration of the registered ensemble ``models`` are, all of its members and
-    only them (:func:`resolve_models` marks them); none (factor 1, no noise term) for any
-    other set of models."""
+def _registered_ensemble(models: Sequence[Harmonizer]) -> str | None:
+    """The registered ensemble ``models`` are, all of its members and only them
+    (:func:`resolve_models` marks them); ``None`` for any other set of models."""
     names = {model.ensemble for model in models}
     if len(names) != 1 or None in names:
-        return SigmaCalibration()
+        return None
     name = names.pop()
     if len(models) != len(ensemble_members(name)):  # type: ignore[arg-type]
+        return None
+    return name
+
+
+def ensemble_calibration(models: Sequence[Harmonizer]) -> SigmaCalibration:
+    """The σ calibration of the registered ensemble ``models`` are
+    (:func:`_registered_ensemble`); none (factor 1, no noise or level term) for any other set
+    of models."""
+    name = _registered_ensemble(models)
+    if name is None:
         return SigmaCalibration()
-    return SigmaCalibration(ensemble_variance_scale(name),  # type: ignore[arg-type]
-                            ensemble_noise_variance_scale(name),  # type: ignore[arg-type]
-                            ensemble_level_variance_scale(name))  # type: ignore[arg-type]
+    return SigmaCalibration(ensemble_variance_scale(name), ensemble_noise_variance_scale(name),
+                            ensemble_level_variance_scale(name))
+
+
+def ensemble_views(models: Sequence[Harmonizer]) -> tuple[str, ...]:
+    """The views in which the members of the registered ensemble ``models`` see the tile
+    (:mod:`s2l8h.models.views`); () (all ``identity``) for any other set of models."""
+    name = _registered_ensemble(models)
+    return () if name is None else ensemble_member_views(name)
 
 
 def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,
                     mc_passes: int = 20, consistency: bool = True) -> Predictor:
     """The predictor a run uses for loaded ``models``: :func:`make_predictor` with a
     registered ensemble's σ factor (:func:`ensemble_calibration`; its noise term is added per
-    scene, :func:`noise_variance`), then the consistency step
-    (:mod:`s2l8h.inference.consistency`, which adds the calibration's level term) unless
-    ``consistency`` is false (then only the level term, so σ keeps the form it was fitted
-    in)."""
+    scene, :func:`noise_variance`) and its members' views (:func:`ensemble_views`), then the
+    consistency step (:mod:`s2l8h.inference.consistency`, which adds the calibration's level
+    term) unless ``consistency`` is false (then only the level term, so σ keeps the form it
+    was fitted in)."""
     calibration = ensemble_calibration(models)
     predictor = make_predictor(models, uncertainty, mc_passes=mc_passes,  # type: ignore[arg-type]
-                               variance_scale=calibration.variance_scale)
+                               variance_scale=calibration.variance_scale,
+                               views=ensemble_views(models))
     level = calibration.level_variance_scale
     if not consistency:  # the mean as it is; a calibrated level term all the same
         return ConsistentPredictor(predictor, steps=0, level_variance_scale=level) \

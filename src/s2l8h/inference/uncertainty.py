@@ -29,6 +29,7 @@ import torch
 
 from s2l8h.errors import OptionError
 from s2l8h.models.harmonizer import Harmonizer, split_output
+from s2l8h.models.views import VIEWS, apply_view, undo_view
 
 UncertaintyMethod = Literal["auto", "ensemble", "mc-dropout", "head", "none"]
 Prediction = tuple[torch.Tensor, torch.Tensor | None]
@@ -97,14 +98,24 @@ class SingleModel(Predictor):
 
 
 class Ensemble(Predictor):
-    def __init__(self, models: Sequence[Harmonizer], variance_scale: float = 1.0) -> None:
+    """Several models on the same input; ``views`` (one per model, default all ``identity``;
+    :mod:`s2l8h.models.views`): the view of the tile each model sees, its output brought
+    back before the combination."""
+
+    def __init__(self, models: Sequence[Harmonizer], variance_scale: float = 1.0,
+                 views: Sequence[str] | None = None) -> None:
         if len(models) < 2:
             raise OptionError("an ensemble needs at least two models")
         if not variance_scale > 0:
             raise OptionError(f"an ensemble's variance scale must be > 0, got {variance_scale}")
+        views = tuple(views) if views else ("identity",) * len(models)
+        if len(views) != len(models) or any(view not in VIEWS for view in views):
+            raise OptionError(f"an ensemble of {len(models)} models needs as many views "
+                              f"({', '.join(VIEWS)}), got {views}")
         self.models = [model.eval() for model in models]
         self.method = "ensemble"
         self.variance_scale = float(variance_scale)
+        self.views = views
 
     @property
     def gives_variance(self) -> bool:
@@ -113,8 +124,12 @@ class Ensemble(Predictor):
     @torch.no_grad()
     def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
         means, aleatoric = [], []
-        for model in self.models:
-            mean, variance = split_output(model(multispectral, pan))
+        for model, view in zip(self.models, self.views, strict=True):
+            seen = (apply_view(multispectral, view),
+                    None if pan is None else apply_view(pan, view))
+            mean, variance = split_output(model(*seen))
+            mean = undo_view(mean, view)
+            variance = None if variance is None else undo_view(variance, view)
             means.append(mean)
             if variance is not None:
                 aleatoric.append(variance)
@@ -165,19 +180,19 @@ def _combine(means: list[torch.Tensor], aleatoric: list[torch.Tensor]) -> Predic
 
 
 def make_predictor(models: Sequence[Harmonizer], method: UncertaintyMethod = "auto",
-                   mc_passes: int = 20, seed: int = 0, variance_scale: float = 1.0
-                   ) -> Predictor:
+                   mc_passes: int = 20, seed: int = 0, variance_scale: float = 1.0,
+                   views: Sequence[str] | None = None) -> Predictor:
     """Choose the predictor for ``models`` and ``method`` (``auto``: ensemble for several
     models, the variance head for one model that has one, else none). ``variance_scale``
-    multiplies an ensemble's variance."""
+    multiplies an ensemble's variance; ``views``: its members' views (:class:`Ensemble`)."""
     if not models:
         raise OptionError("no model given")
     if method == "auto":
         if len(models) > 1:
-            return Ensemble(models, variance_scale)
+            return Ensemble(models, variance_scale, views)
         return SingleModel(models[0])
     if method == "ensemble":
-        return Ensemble(models, variance_scale)
+        return Ensemble(models, variance_scale, views)
     if len(models) > 1:
         raise OptionError(f"uncertainty {method!r} takes one model, got {len(models)}")
     if method == "mc-dropout":

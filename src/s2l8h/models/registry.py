@@ -38,6 +38,7 @@ from s2l8h.errors import ModelLoadError, UnknownModelError
 from s2l8h.models.convention import NATIVE_CONVENTION, PUBLISHED_CONVENTION, InputConvention
 from s2l8h.models.lite import LiteConfig, LiteNet
 from s2l8h.models.unet import UNet, UNetConfig
+from s2l8h.models.views import VIEWS
 
 #: Network families: name (``Harmonizer.architecture``) -> (network class, config class).
 ARCHITECTURES: dict[str, tuple[Callable[..., nn.Module], Any]] = {
@@ -106,6 +107,8 @@ class EnsembleRelease:
     variance_scale: float = 1.0
     noise_variance_scale: float = 0.0
     level_variance_scale: float = 0.0
+    #: The view of the tile each member sees (:mod:`s2l8h.models.views`); () all ``identity``.
+    member_views: tuple[str, ...] = ()
 
 
 _MODELS: dict[str, ModelSpec] = {}
@@ -171,13 +174,15 @@ def default_release(model: str) -> Release | None:
 
 def register_ensemble(name: str, members: tuple[str, ...], description: str = "",
                       variance_scale: float = 1.0, noise_variance_scale: float = 0.0,
-                      level_variance_scale: float = 0.0) -> EnsembleRelease:
+                      level_variance_scale: float = 0.0,
+                      member_views: tuple[str, ...] = ()) -> EnsembleRelease:
     """Register ``name`` (a model-like name, or ``model.tag`` when all members are releases
     of that model) for the ensemble of ``members`` (registered model or release names, at
     least two, one input convention); ``variance_scale`` multiplies its variance, to which
     ``noise_variance_scale`` times the input's estimated noise variance and
     ``level_variance_scale`` times the square of the level departure from the input are
-    added."""
+    added; ``member_views``: the view of the tile each member sees (:mod:`s2l8h.models.views`,
+    one per member)."""
     _check_name("ensemble name", name.replace(".", "-", 1))
     if len(members) < 2:
         raise ValueError(f"ensemble {name!r}: at least two members")
@@ -193,8 +198,13 @@ def register_ensemble(name: str, members: tuple[str, ...], description: str = ""
                          ("level_variance_scale", level_variance_scale)):
         if not value >= 0:
             raise ValueError(f"ensemble {name!r}: {label} must be >= 0")
+    if member_views and (len(member_views) != len(members)
+                         or any(view not in VIEWS for view in member_views)):
+        raise ValueError(f"ensemble {name!r}: member_views must name one view per member "
+                         f"({', '.join(VIEWS)})")
     ensemble = EnsembleRelease(name, tuple(members), description, float(variance_scale),
-                               float(noise_variance_scale), float(level_variance_scale))
+                               float(noise_variance_scale), float(level_variance_scale),
+                               tuple(member_views))
     _ENSEMBLES[name] = ensemble
     return ensemble
 
@@ -219,6 +229,11 @@ def ensemble_level_variance_scale(name: str) -> float:
     """The registered factor on the square of the level departure from the input that
     ensemble ``name`` adds to its σ²; 0 for any other name."""
     return _ENSEMBLES[name].level_variance_scale if name in _ENSEMBLES else 0.0
+
+
+def ensemble_member_views(name: str) -> tuple[str, ...]:
+    """The views registered for the members of ensemble ``name``; () for any other name."""
+    return _ENSEMBLES[name].member_views if name in _ENSEMBLES else ()
 
 
 def list_ensembles() -> list[EnsembleRelease]:
@@ -379,22 +394,27 @@ for _member in ("a", "b"):
     register_release("lite2", f"real-wald5-{_member}", bundled=f"lite2-real-wald5-{_member}",
                      description=f"lite2.real-wald4-{_member} trained 9 epochs more with PSF "
                                  "widths drawn from 0.55-1.45 x nominal")
-# Fitted on validation rows only (scripts/calibrate_ensemble.py), with the consistency step's
-# denoised residual (s2l8h.inference.consistency): σ² = 0.45 x (the members' variance + the
-# square of the level departure from the input) + 1.35 x the input's estimated noise variance.
+# Member B sees each tile rotated by 180° (s2l8h.models.views): on the validation rows +0.03 to
+# +0.06 dB in every condition tried and on Florida, at no cost. σ fitted on validation rows only
+# (scripts/calibrate_ensemble.py ... --views identity,rot180), with the consistency step's
+# denoised residual (s2l8h.inference.consistency): σ² = 0.44 x (the members' variance + the
+# square of the level departure from the input) + 1.31 x the input's estimated noise variance.
 register_ensemble("lite2.real-wald5", ("lite2.real-wald5-a", "lite2.real-wald5-b"),
                   description="the default: lite2.real-wald4 after a fifth training stage "
-                              "(both members: a wider PSF range); σ² = 0.45 x (member spread "
-                              "+ mean variance head + squared level departure from the "
-                              "input) + 1.35 x the input's noise variance",
-                  variance_scale=0.45, noise_variance_scale=1.35, level_variance_scale=0.45)
+                              "(both members: a wider PSF range; member B sees each tile "
+                              "rotated by 180°); σ² = 0.44 x (member spread + mean variance "
+                              "head + squared level departure from the input) + 1.31 x the "
+                              "input's noise variance",
+                  variance_scale=0.44, noise_variance_scale=1.31, level_variance_scale=0.44,
+                  member_views=("identity", "rot180"))
 
 if not is_registered(DEFAULT_MODEL):  # pragma: no cover - a mistake in s2l8h.defaults
     raise _unknown(DEFAULT_MODEL)
 
 __all__ = ["ARCHITECTURES", "DEFAULT_MODEL", "PUBLISHED_MODELS", "EnsembleRelease", "ModelSpec",
            "Release", "build_network", "bundled_weights", "default_release",
-           "ensemble_level_variance_scale", "ensemble_members", "ensemble_noise_variance_scale",
+           "ensemble_level_variance_scale", "ensemble_member_views", "ensemble_members",
+           "ensemble_noise_variance_scale",
            "ensemble_variance_scale", "find_spec", "get_spec", "is_registered", "list_ensembles",
            "list_models", "list_releases", "register_ensemble", "register_model",
            "register_release"]
