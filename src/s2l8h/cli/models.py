@@ -108,16 +108,11 @@ def info_command(
     """Architecture, convention, release and size of a registered model or of weights on
     disk."""
     from s2l8h.models import count_parameters, get_spec, load_model, macs_per_output_pixel
-    from s2l8h.models.registry import (
-        ensemble_members,
-        is_registered,
-        list_ensembles,
-        list_releases,
-    )
+    from s2l8h.models.registry import find_ensemble, is_registered, list_releases
 
-    members = ensemble_members(source)
-    if len(members) > 1:
-        ensemble = next(entry for entry in list_ensembles() if entry.name == source)
+    ensemble = find_ensemble(source)
+    if ensemble is not None:
+        members = ensemble.members
         specs = [get_spec(member) for member in members]
         macs = sum(macs_per_output_pixel(spec.architecture, _registered_config(spec),
                                          spec.convention) for spec in specs)

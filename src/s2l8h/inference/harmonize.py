@@ -59,13 +59,7 @@ from s2l8h.io.reader import SceneReader, Strip
 from s2l8h.models.convention import InputConvention
 from s2l8h.models.harmonizer import Harmonizer
 from s2l8h.models.loading import load_model
-from s2l8h.models.registry import (
-    ensemble_level_variance_scale,
-    ensemble_member_views,
-    ensemble_members,
-    ensemble_noise_variance_scale,
-    ensemble_variance_scale,
-)
+from s2l8h.models.registry import EnsembleRelease, ensemble_members, find_ensemble
 
 #: The default model (s2l8h.defaults.DEFAULT_MODEL; an ensemble name loads its members).
 DEFAULT_MODELS: tuple[str, ...] = (DEFAULT_MODEL,)
@@ -121,34 +115,34 @@ def resolve_models(models: Sequence[str | os.PathLike[str] | Harmonizer] | None,
     return loaded
 
 
-def _registered_ensemble(models: Sequence[Harmonizer]) -> str | None:
+def _registered_ensemble(models: Sequence[Harmonizer]) -> EnsembleRelease | None:
     """The registered ensemble ``models`` are, all of its members and only them
     (:func:`resolve_models` marks them); ``None`` for any other set of models."""
     names = {model.ensemble for model in models}
     if len(names) != 1 or None in names:
         return None
-    name = names.pop()
-    if len(models) != len(ensemble_members(name)):  # type: ignore[arg-type]
+    ensemble = find_ensemble(names.pop())  # type: ignore[arg-type]
+    if ensemble is None or len(models) != len(ensemble.members):
         return None
-    return name
+    return ensemble
 
 
 def ensemble_calibration(models: Sequence[Harmonizer]) -> SigmaCalibration:
     """The σ calibration of the registered ensemble ``models`` are
     (:func:`_registered_ensemble`); none (factor 1, no noise or level term) for any other set
     of models."""
-    name = _registered_ensemble(models)
-    if name is None:
+    ensemble = _registered_ensemble(models)
+    if ensemble is None:
         return SigmaCalibration()
-    return SigmaCalibration(ensemble_variance_scale(name), ensemble_noise_variance_scale(name),
-                            ensemble_level_variance_scale(name))
+    return SigmaCalibration(ensemble.variance_scale, ensemble.noise_variance_scale,
+                            ensemble.level_variance_scale)
 
 
 def ensemble_views(models: Sequence[Harmonizer]) -> tuple[str, ...]:
     """The views in which the members of the registered ensemble ``models`` see the tile
     (:mod:`s2l8h.models.views`); () (all ``identity``) for any other set of models."""
-    name = _registered_ensemble(models)
-    return () if name is None else ensemble_member_views(name)
+    ensemble = _registered_ensemble(models)
+    return () if ensemble is None else ensemble.member_views
 
 
 def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,

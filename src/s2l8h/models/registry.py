@@ -209,31 +209,41 @@ def register_ensemble(name: str, members: tuple[str, ...], description: str = ""
     return ensemble
 
 
+def find_ensemble(name: str) -> EnsembleRelease | None:
+    """The registered ensemble ``name``; ``None`` for any other name or path."""
+    return _ENSEMBLES.get(name)
+
+
 def ensemble_members(name: str) -> tuple[str, ...]:
     """The members of a registered ensemble; ``(name,)`` for any other name or path."""
-    return _ENSEMBLES[name].members if name in _ENSEMBLES else (name,)
+    ensemble = find_ensemble(name)
+    return (name,) if ensemble is None else ensemble.members
 
 
 def ensemble_variance_scale(name: str) -> float:
     """The registered σ² factor of ensemble ``name``; 1 for any other name."""
-    return _ENSEMBLES[name].variance_scale if name in _ENSEMBLES else 1.0
+    ensemble = find_ensemble(name)
+    return 1.0 if ensemble is None else ensemble.variance_scale
 
 
 def ensemble_noise_variance_scale(name: str) -> float:
     """The registered factor on the input's noise variance that ensemble ``name`` adds to its
     σ²; 0 for any other name."""
-    return _ENSEMBLES[name].noise_variance_scale if name in _ENSEMBLES else 0.0
+    ensemble = find_ensemble(name)
+    return 0.0 if ensemble is None else ensemble.noise_variance_scale
 
 
 def ensemble_level_variance_scale(name: str) -> float:
     """The registered factor on the square of the level departure from the input that
     ensemble ``name`` adds to its σ²; 0 for any other name."""
-    return _ENSEMBLES[name].level_variance_scale if name in _ENSEMBLES else 0.0
+    ensemble = find_ensemble(name)
+    return 0.0 if ensemble is None else ensemble.level_variance_scale
 
 
 def ensemble_member_views(name: str) -> tuple[str, ...]:
     """The views registered for the members of ensemble ``name``; () for any other name."""
-    return _ENSEMBLES[name].member_views if name in _ENSEMBLES else ()
+    ensemble = find_ensemble(name)
+    return () if ensemble is None else ensemble.member_views
 
 
 def list_ensembles() -> list[EnsembleRelease]:
@@ -414,7 +424,6 @@ if not is_registered(DEFAULT_MODEL):  # pragma: no cover - a mistake in s2l8h.de
 __all__ = ["ARCHITECTURES", "DEFAULT_MODEL", "PUBLISHED_MODELS", "EnsembleRelease", "ModelSpec",
            "Release", "build_network", "bundled_weights", "default_release",
            "ensemble_level_variance_scale", "ensemble_member_views", "ensemble_members",
-           "ensemble_noise_variance_scale",
-           "ensemble_variance_scale", "find_spec", "get_spec", "is_registered", "list_ensembles",
-           "list_models", "list_releases", "register_ensemble", "register_model",
-           "register_release"]
+           "ensemble_noise_variance_scale", "ensemble_variance_scale", "find_ensemble",
+           "find_spec", "get_spec", "is_registered", "list_ensembles", "list_models",
+           "list_releases", "register_ensemble", "register_model", "register_release"]
