@@ -103,6 +103,9 @@ def benchmark_command(
     consistency: bool = typer.Option(
         True, help="Make the models' outputs consistent with their input, as harmonize does "
                    "(--no-consistency: the networks' raw output)."),
+    filter_input_noise: bool = typer.Option(
+        False, help="Filter the 30 m bands' noise before the networks, as harmonize "
+                    "--filter-input-noise does."),
     overwrite: bool = typer.Option(False, help="Replace earlier results in the folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -124,13 +127,15 @@ def benchmark_command(
 
         result = run_wald(source, output_dir, models=model or (), baselines=chosen, toa=toa,
                           bounds=_parse_bounds(bounds), uncertainty=uncertainty,
-                          consistency=consistency, overwrite=overwrite)
+                          consistency=consistency, filter_input_noise=filter_input_noise,
+                          overwrite=overwrite)
         console.print(result.markdown_table())
         console.print(f"wrote {output_dir}/results.md, results.csv, results.json, report.html")
         return
     options = BenchmarkOptions(models=model or (), baselines=chosen,
                                bounds=_parse_bounds(bounds), offset=offset,
                                uncertainty=uncertainty, consistency=consistency,
+                               filter_input_noise=filter_input_noise,
                                overwrite=overwrite, progress=not quiet)
     if conditions:
         suite = run_conditions(source, output_dir,

@@ -237,8 +237,8 @@ class BenchmarkOptions(Options):
     """What :func:`run_benchmark` and :func:`run_conditions` share: the methods (``models``,
     each a name or path, an entry ``a+b`` an ensemble; ``baselines``), the Sentinel-2 crop
     (``bounds`` in the image's CRS; ``offset`` added to its reflectance), how the models run
-    (``uncertainty``; ``consistency``, as in ``harmonize``; ``tile``/``overlap`` in output
-    pixels; ``progress``), ``overwrite``
+    (``uncertainty``; ``consistency`` and ``filter_input_noise``, as in ``harmonize``;
+    ``tile``/``overlap`` in output pixels; ``progress``), ``overwrite``
     (replace earlier results) and ``report`` (also write ``report.html``)."""
 
     models: tuple[str | os.PathLike[str], ...] = ()
@@ -247,6 +247,7 @@ class BenchmarkOptions(Options):
     offset: float = 0.0
     uncertainty: str = "auto"
     consistency: bool = True
+    filter_input_noise: bool = False
     tile: int = 512
     overlap: int = 64
     overwrite: bool = False
@@ -385,6 +386,7 @@ def _run_condition(
             warnings.simplefilter("ignore")
             run = harmonize(scene_dir, output, models=members, like=target_path,
                       uncertainty=options.uncertainty, consistency=options.consistency,
+                      filter_input_noise=options.filter_input_noise,
                       tile=options.tile,
                       overlap=options.overlap, dtype="float32", overwrite=True,
                       progress=options.progress, mask_flags=())

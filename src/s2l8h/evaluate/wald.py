@@ -46,12 +46,13 @@ from s2l8h.models.harmonizer import Harmonizer
 
 @torch.no_grad()
 def _predict(models: list[Harmonizer], uncertainty: str, multispectral: np.ndarray,
-             pan: np.ndarray, noise: list[float], consistency: bool = True
-             ) -> tuple[np.ndarray, np.ndarray | None]:
+             pan: np.ndarray, noise: list[float], consistency: bool = True,
+             filter_input_noise: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """The mean and the σ in OLI radiometry (the MSI σ times the HLS slope, plus a registered
     ensemble's term for the input's estimated noise per band ``noise``, which is measured in
     OLI radiometry) of ``models`` on one scene."""
-    predictor = build_predictor(models, uncertainty, consistency=consistency)
+    predictor = build_predictor(models, uncertainty, consistency=consistency,
+                                filter_input_noise=filter_input_noise)
     mean, variance = predictor(torch.from_numpy(multispectral)[None],
                                torch.from_numpy(pan)[None])
     if variance is None:
@@ -75,13 +76,14 @@ def run_wald(
     mask_flags: tuple[str, ...] = DEFAULT_MASK_FLAGS,
     uncertainty: str = "auto",
     consistency: bool = True,
+    filter_input_noise: bool = False,
     overwrite: bool = False,
     report: bool = True,
 ) -> BenchmarkResult:
     """Score ``models`` (names or paths; ``a+b`` an ensemble) and ``baselines`` on a real
     Landsat scene by the reduced-resolution protocol (module docstring); write
-    ``results.{md,csv,json}`` and ``report.html`` into ``output_dir``. ``consistency``: as
-    in ``harmonize`` (:mod:`s2l8h.inference.consistency`)."""
+    ``results.{md,csv,json}`` and ``report.html`` into ``output_dir``. ``consistency`` and
+    ``filter_input_noise``: as in ``harmonize`` (:mod:`s2l8h.inference.consistency`)."""
     output_dir = _prepare_output(output_dir, baselines, overwrite)
     loaded = {str(entry): resolve_models(str(entry).split("+")) for entry in models}
     convention = next(iter(loaded.values()))[0].convention if loaded else None
@@ -107,7 +109,8 @@ def run_wald(
             warnings.simplefilter("ignore")
             mean, std = _predict(members, uncertainty,
                                  np.where(valid90, bands90, 0).astype(np.float32),
-                                 pan45.astype(np.float32), noise, consistency)
+                                 pan45.astype(np.float32), noise, consistency,
+                                 filter_input_noise)
         methods.append(MethodResult(label, "model", time.perf_counter() - started,
                                     msi_to_oli(mean), std, input_noise=noise))
     common = real.scored & np.kron(valid90, np.ones((FACTOR, FACTOR), dtype=bool))

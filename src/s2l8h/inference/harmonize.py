@@ -33,7 +33,7 @@ from s2l8h.inference.checks import (
     consistency_messages,
     to_landsat,
 )
-from s2l8h.inference.consistency import ConsistentPredictor
+from s2l8h.inference.consistency import ConsistentPredictor, InputFilteredPredictor
 from s2l8h.inference.options import HarmonizeOptions, check_device, check_grid_size
 from s2l8h.inference.tiling import BackgroundEmitter, TilePlan, plan_tiles, run_tiled
 from s2l8h.inference.uncertainty import Predictor, SigmaCalibration, make_predictor
@@ -146,17 +146,22 @@ def ensemble_views(models: Sequence[Harmonizer]) -> tuple[str, ...]:
 
 
 def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,
-                    mc_passes: int = 20, consistency: bool = True) -> Predictor:
+                    mc_passes: int = 20, consistency: bool = True,
+                    filter_input_noise: bool = False) -> Predictor:
     """The predictor a run uses for loaded ``models``: :func:`make_predictor` with a
     registered ensemble's σ factor (:func:`ensemble_calibration`; its noise term is added per
     scene, :func:`noise_variance`) and its members' views (:func:`ensemble_views`), then the
     consistency step (:mod:`s2l8h.inference.consistency`, which adds the calibration's level
     term) unless ``consistency`` is false (then only the level term, so σ keeps the form it
-    was fitted in)."""
+    was fitted in). With ``filter_input_noise`` the networks see the 30 m bands after
+    :class:`~s2l8h.inference.consistency.InputFilteredPredictor`'s noise filter, and the step
+    checks their output against the bands as they are."""
     calibration = ensemble_calibration(models)
     predictor = make_predictor(models, uncertainty, mc_passes=mc_passes,  # type: ignore[arg-type]
                                variance_scale=calibration.variance_scale,
                                views=ensemble_views(models))
+    if filter_input_noise:
+        predictor = InputFilteredPredictor(predictor)
     level = calibration.level_variance_scale
     if not consistency:  # the mean as it is; a calibrated level term all the same
         return ConsistentPredictor(predictor, steps=0, level_variance_scale=level) \
@@ -251,7 +256,8 @@ def plan_harmonize(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     check_output_path(output, options.overwrite)
     models = resolve_models(options.models, options.dropout)
     predictor = build_predictor(models, options.uncertainty, mc_passes=options.mc_passes,
-                                consistency=options.consistency)
+                                consistency=options.consistency,
+                                filter_input_noise=options.filter_input_noise)
     convention = models[0].convention
     scene = open_scene(inputs, toa=options.toa, need_pan=convention.use_pan)
     like = [options.like] if options.like is not None else []

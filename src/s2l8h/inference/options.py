@@ -61,7 +61,7 @@ def check_options(*, tile: int, overlap: int, batch_size: int, threads: int | No
 
 #: The options recorded in an output's ``S2L8H_OPTIONS`` tag.
 TAGGED_OPTIONS = ("tile", "overlap", "mask_flags", "keep_flagged", "dtype", "mc_passes",
-                  "register_pan", "consistency", "precision")
+                  "register_pan", "consistency", "filter_input_noise", "precision")
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,8 @@ class HarmonizeOptions(Options):
     batch run's provenance). ``precision``: ``fp32`` (exact), ``bf16`` or ``fp16``
     (automatic mixed precision). ``register_pan``: correct a measured pan shift above 2 m.
     ``consistency``: make the output consistent with the 30 m input
-    (:mod:`s2l8h.inference.consistency`).
+    (:mod:`s2l8h.inference.consistency`). ``filter_input_noise``: the networks see the 30 m
+    bands after a noise filter (:class:`~s2l8h.inference.consistency.InputFilteredPredictor`).
     """
 
     models: tuple[str | os.PathLike[str] | Harmonizer, ...] | None = None
@@ -106,6 +107,7 @@ class HarmonizeOptions(Options):
     block_width: int = MAX_BLOCK_WIDTH
     register_pan: bool = True
     consistency: bool = True
+    filter_input_noise: bool = False
     tags: Mapping[str, str] | None = None
     precision: str = "fp32"
 
