@@ -93,9 +93,10 @@ def harmonize_command(
                    "PSF and bandpass it gives the input back, up to each band's level and "
                    "the input's noise (--no-consistency: the network's raw output)."),
     filter_input_noise: bool = typer.Option(
-        False, help="Filter the 30 m bands' noise (local Wiener filter) before the networks: "
-                    "noise in flat areas no larger than the input's, for about -0.07 dB on "
-                    "clean input."),
+        False, "--denoise",
+        help="Filter the 30 m bands' noise (local Wiener filter) before the networks: "
+             "noise in flat areas no larger than the input's, for about -0.08 dB on clean "
+             "input."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Harmonize a Landsat-8/9 scene into a Sentinel-2-like 10 m COG with uncertainty."""

@@ -203,7 +203,7 @@ class InputFilteredPredictor(Predictor):
     B8A; the pan's noise adds only 0.16 x): filtering the bands where they vary no more than
     their noise brings the noise gain under 1 (measured there: 1.32 -> 0.97 under OLI noise,
     1.22 -> 0.62 at 0.002) for -0.07 dB on clean input, where the noise estimate also
-    measures texture. Off by default (``harmonize --filter-input-noise``). Put it inside
+    measures texture. Off by default (``harmonize --denoise``). Put it inside
     :class:`ConsistentPredictor`, which then checks the output against the unfiltered input."""
 
     def __init__(self, predictor: Predictor, size: int = 3) -> None:
