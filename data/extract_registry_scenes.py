@@ -97,7 +97,7 @@ def xrspatial_patagonia(root: Path) -> None:
         "blue": "B02",
         "green": "B03",
         "red": "B04",
-        "nir": "NIR",
+        "nir": "B08",  # attributes say band "07", 10 m: most probably B08 (see the README)
         "swir1": "B11",
         "swir2": "B12",
     }

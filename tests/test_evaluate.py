@@ -253,3 +253,39 @@ def test_benchmark_cli_table_and_report(tmp_path: Path) -> None:
     report = (tmp_path / "bench" / "report.html").read_text()
     assert report.count("data:image/png;base64,") >= 6
     assert (tmp_path / "bench" / "results.csv").read_text().startswith("method,kind,PSNR")
+
+
+def test_b08_stands_in_for_a_missing_b8a_only_when_asked(tmp_path: Path) -> None:
+    """A scene shipped without B8A (the xarray-spatial sample): its B08 file is read as the
+    NIR truth with --b08-as-b8a, and is an error naming the file otherwise."""
+    import shutil
+
+    from s2l8h.errors import S2L8HError
+    from s2l8h.io.sentinel2 import find_sentinel2_bands
+
+    scene = tmp_path / "no_b8a"
+    scene.mkdir()
+    for path in VIRGINIA.glob("*.tif"):
+        name = path.name.replace("_B8A", "_B08")
+        shutil.copy(path, scene / name)
+    with pytest.raises(S2L8HError, match=r"missing: \['B8A'\]"):
+        find_sentinel2_bands(scene)
+    bands = find_sentinel2_bands(scene, b08_as_b8a=True)
+    assert bands["B8A"].name.endswith("_B08.tif") and list(bands)[3] == "B8A"
+    grid = _grid(60, 60)
+    stand_in, valid, _ = read_sentinel2(scene, grid=grid, b08_as_b8a=True)
+    original, _, _ = read_sentinel2(VIRGINIA, grid=grid)
+    np.testing.assert_array_equal(stand_in, original)  # the same pixels, read as B8A
+    assert valid.all()
+    with pytest.raises(S2L8HError, match="no B08 file"):
+        find_sentinel2_bands(VIRGINIA, b08_as_b8a=True)
+    result = runner.invoke(app, [
+        "benchmark", str(scene), "-o", str(tmp_path / "bench"), "--bounds",
+        "440730,4173460,443730,4176460", "--baselines", "bicubic", "-q"])
+    assert result.exit_code == 2 and "B8A" in result.output
+    result = runner.invoke(app, [
+        "benchmark", str(scene), "-o", str(tmp_path / "bench"), "--bounds",
+        "440730,4173460,443730,4176460", "--baselines", "bicubic", "--b08-as-b8a", "-q"])
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert document["settings"]["b08_as_b8a"] is True

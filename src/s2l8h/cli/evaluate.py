@@ -89,6 +89,9 @@ def benchmark_command(
     bounds: str = typer.Option(None, help="left, bottom, right, top crop of the scene (CRS units, "
                          "comma-separated)."),
     offset: float = typer.Option(0.0, help="Sentinel-2 DN offset (-1000 from baseline 04.00)."),
+    b08_as_b8a: bool = typer.Option(
+        False, "--b08-as-b8a", help="A Sentinel-2 scene without B8A: its B08 (broad NIR, 10 m) "
+        "stands in as the NIR truth."),
     platform: str = typer.Option("S2A", help="S2A | S2B bandpass coefficients."),
     noise: float = typer.Option(0.0, help="Gaussian noise std added to the simulation."),
     shift: str = typer.Option("0,0", help="dx,dy sub-pixel shift of the simulation (m)."),
@@ -134,8 +137,8 @@ def benchmark_command(
         return
     options = BenchmarkOptions(models=model or (), baselines=chosen,
                                bounds=_parse_bounds(bounds), offset=offset,
-                               uncertainty=uncertainty, consistency=consistency,
-                               filter_input_noise=filter_input_noise,
+                               b08_as_b8a=b08_as_b8a, uncertainty=uncertainty,
+                               consistency=consistency, filter_input_noise=filter_input_noise,
                                overwrite=overwrite, progress=not quiet)
     if conditions:
         suite = run_conditions(source, output_dir,

@@ -236,7 +236,9 @@ def _crop_grid(grid: GeoBox, bounds: tuple[float, float, float, float] | None) -
 class BenchmarkOptions(Options):
     """What :func:`run_benchmark` and :func:`run_conditions` share: the methods (``models``,
     each a name or path, an entry ``a+b`` an ensemble; ``baselines``), the Sentinel-2 crop
-    (``bounds`` in the image's CRS; ``offset`` added to its reflectance), how the models run
+    (``bounds`` in the image's CRS; ``offset`` added to its reflectance; ``b08_as_b8a``: B08
+    stands in for a missing B8A, :func:`s2l8h.io.sentinel2.find_sentinel2_bands`), how the
+    models run
     (``uncertainty``; ``consistency`` and ``filter_input_noise``, as in ``harmonize``;
     ``tile``/``overlap`` in output pixels; ``progress``), ``overwrite``
     (replace earlier results) and ``report`` (also write ``report.html``)."""
@@ -245,6 +247,7 @@ class BenchmarkOptions(Options):
     baselines: tuple[str, ...] = BASELINES
     bounds: tuple[float, float, float, float] | None = None
     offset: float = 0.0
+    b08_as_b8a: bool = False
     uncertainty: str = "auto"
     consistency: bool = True
     filter_input_noise: bool = False
@@ -272,7 +275,7 @@ class BenchmarkOptions(Options):
         folder = _prepare_output(output_dir, self.baselines, self.overwrite)
         for entry in self.models:
             resolve_models(str(entry).split("+"))
-        return (folder, *_read_scene(sentinel2, self.offset, self.bounds))
+        return (folder, *_read_scene(sentinel2, self.offset, self.bounds, self.b08_as_b8a))
 
 
 def run_benchmark(
@@ -300,7 +303,7 @@ def run_benchmark(
                                   shift_ms=tuple(shift_m), sun_elevation=sun_elevation)
     result = _run_condition(reflectance, valid, grid, degradation, output_dir, options)
     result.settings.update({"sentinel2": str(sentinel2), "bounds": options.bounds,
-                            "offset": options.offset,
+                            "offset": options.offset, "b08_as_b8a": options.b08_as_b8a,
                             "platform": degradation.platform,
                             "noise_std": degradation.noise_std,
                             "shift_m": list(degradation.shift_ms),
@@ -328,12 +331,13 @@ def _prepare_output(output_dir: str | os.PathLike[str], baselines: Sequence[str]
     return output_dir
 
 
-def _read_scene(sentinel2, offset: float, bounds: tuple[float, float, float, float] | None
-                ) -> tuple[np.ndarray, np.ndarray, GeoBox]:
-    reflectance, valid, grid = read_sentinel2(sentinel2, offset=offset)
+def _read_scene(sentinel2, offset: float, bounds: tuple[float, float, float, float] | None,
+                b08_as_b8a: bool = False) -> tuple[np.ndarray, np.ndarray, GeoBox]:
+    reflectance, valid, grid = read_sentinel2(sentinel2, offset=offset, b08_as_b8a=b08_as_b8a)
     if bounds is not None:
         grid = _crop_grid(grid, bounds)
-        reflectance, valid, grid = read_sentinel2(sentinel2, offset=offset, grid=grid)
+        reflectance, valid, grid = read_sentinel2(sentinel2, offset=offset, grid=grid,
+                                                  b08_as_b8a=b08_as_b8a)
     return reflectance, valid, grid
 
 
@@ -507,7 +511,8 @@ def run_conditions(
         results[name].settings["condition"] = name
     _score_noise_gain(results)
     settings = {"sentinel2": str(sentinel2), "bounds": options.bounds,
-                "offset": options.offset, "conditions": names,
+                "offset": options.offset, "b08_as_b8a": options.b08_as_b8a,
+                "conditions": names,
                 "models": [str(m) for m in options.models],
                 "baselines": list(options.baselines)}
     suite = ConditionsResult(results, output_dir, settings)

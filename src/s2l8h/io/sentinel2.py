@@ -25,14 +25,16 @@ from rasterio.warp import reproject
 from s2l8h.bands import SENTINEL2_BANDS, SENTINEL2_OFFSET_DATE, SENTINEL2_QUANTIFICATION
 from s2l8h.io.errors import InputError
 
-_BAND = re.compile(r"_(B0[2-4]|B8A|B11|B12)(_\d{2}m)?\.(tiff?|jp2)$", re.IGNORECASE)
+_BAND = re.compile(r"_(B0[2-4]|B08|B8A|B11|B12)(_\d{2}m)?\.(tiff?|jp2)$", re.IGNORECASE)
 OFFSET_BASELINE_DATE = SENTINEL2_OFFSET_DATE.isoformat()  # "2022-01-25"
 
 
-def find_sentinel2_bands(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
-                         ) -> dict[str, Path]:
+def find_sentinel2_bands(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                         b08_as_b8a: bool = False) -> dict[str, Path]:
     """Map B02, B03, B04, B8A, B11, B12 to their files in a folder (searched recursively, as in
-    a SAFE) or a list of files."""
+    a SAFE) or a list of files. ``b08_as_b8a``: the broad NIR band B08 (10 m, 785-900 nm)
+    stands in for the narrow B8A (20 m, 855-875 nm), for a scene shipped without B8A; its
+    bandpass and resolution differ, so B8A scores from it are not B8A's."""
     items = [Path(inputs)] if isinstance(inputs, str | os.PathLike) else [Path(p) for p in inputs]
     files: list[Path] = []
     for item in items:
@@ -46,6 +48,10 @@ def find_sentinel2_bands(inputs: str | os.PathLike[str] | Sequence[str | os.Path
     for path in files:
         if match := _BAND.search(path.name):
             bands.setdefault(match.group(1).upper(), path)
+    if b08_as_b8a:
+        if "B08" not in bands:
+            raise InputError(items[0], "no B08 file (ending in _B08.tif) to stand in for B8A")
+        bands["B8A"] = bands["B08"]
     missing = [band for band in SENTINEL2_BANDS if band not in bands]
     if missing:
         raise InputError(items[0], f"Sentinel-2 bands missing: {missing} (expected files "
@@ -58,13 +64,15 @@ def read_sentinel2(
     *,
     offset: float = 0.0,
     grid: GeoBox | None = None,
+    b08_as_b8a: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, GeoBox]:
     """Read the six bands as reflectance on ``grid`` (default: the B02 file's 10 m grid).
 
     Returns ``(reflectance (6, H, W) float32 with NaN nodata, valid (H, W), grid)``.
-    ``offset`` is the additive DN offset (0, or -1000 for processing baseline >= 04.00).
+    ``offset`` is the additive DN offset (0, or -1000 for processing baseline >= 04.00);
+    ``b08_as_b8a``: see :func:`find_sentinel2_bands`.
     """
-    bands = find_sentinel2_bands(inputs)
+    bands = find_sentinel2_bands(inputs, b08_as_b8a)
     try:
         if grid is None:
             with rasterio.open(bands["B02"]) as reference:
