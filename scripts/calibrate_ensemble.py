@@ -2,15 +2,17 @@
 
 Validation data: the validation rows of the training scene `data/s2_l1c_virginia_north`
 (55-70 % of the rows from the top) under every named benchmark condition, and the validation
-rows of the real Florida scene (55-72 %, Wald protocol). Fits σ² = f · (v + L_b² + t · n_b²),
+rows of the real Florida scene (55-72 %, Wald protocol). Fits σ² = f · (v + u · L_b² + t · n_b²),
 v the members' combined variance, L_b the level departure from the input that the consistency
-step leaves in (per tile and band, :func:`s2l8h.inference.consistency.level_departure`) and
-n_b the input's estimated noise per band
+step measures (per tile and band, :func:`s2l8h.inference.consistency.level_departure`),
+u its weight, and n_b the input's estimated noise per band
 (:func:`s2l8h.evaluate.calibration.fit_sigma_calibration`), and prints each condition's
-coverage of 1σ with it, without the noise term (t = 0, f refitted) and unscaled, each
-condition's PSNR (the ensemble's mean), and the three factors to register with the ensemble
-(``variance_scale`` f, ``noise_variance_scale`` f · t and ``level_variance_scale`` f). The
-members must be registered releases (the script registers them as a temporary ensemble).
+coverage of 1σ with it, without the noise term (t = 0, f and u refitted) and unscaled
+(v + L²), each condition's PSNR (the ensemble's mean), and the three factors to register with
+the ensemble (``variance_scale`` f, ``noise_variance_scale`` f · t and
+``level_variance_scale`` f · u). The members must be registered releases (the script
+registers them as temporary ensembles: one with the level term at weight 1, one without, so
+that L² is their variances' difference).
 
     python scripts/calibrate_ensemble.py lite2.real-wald5-a lite2.real-wald5-b \
         --views identity,rot180
@@ -33,6 +35,8 @@ from s2l8h.models.registry import is_registered, list_ensembles, register_ensemb
 
 VIRGINIA_VALIDATION = (435730, 4172460, 450730, 4173960)
 FLORIDA_VALIDATION = (452475, 3395595, 471285, 3398685)
+#: The weights u on the squared level departure searched.
+LEVEL_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 
 
 def main(members: list[str], views: tuple[str, ...] = ()) -> None:
@@ -46,40 +50,49 @@ def main(members: list[str], views: tuple[str, ...] = ()) -> None:
     unknown = [name for name in members if not is_registered(name)]
     if unknown:
         sys.exit(f"{', '.join(unknown)}: not a registered release; register it first")
-    # The members as an ensemble with the level term of the consistency step at weight 1 and
-    # nothing scaled yet: the fit then gives σ² = f · (v + L² + t · n²).
-    entry = "calibrating"
+    # The members as two ensembles with nothing scaled yet, one with the level term of the
+    # consistency step at weight 1 and one without: the fit then gives
+    # σ² = f · (v + u · L² + t · n²), L² the difference of their variances.
+    with_level, without_level = "calibrating", "calibrating-no-level"
     try:
-        register_ensemble(entry, tuple(members), level_variance_scale=1.0, member_views=views)
+        register_ensemble(with_level, tuple(members), level_variance_scale=1.0,
+                          member_views=views)
+        register_ensemble(without_level, tuple(members), member_views=views)
     except ValueError as error:
         sys.exit(str(error))
-    samples: dict[str, tuple[np.ndarray, np.ndarray, list[float]]] = {}
+    samples: dict[str, tuple[np.ndarray, ...]] = {}
+
+    def add(name: str, methods, reference: np.ndarray, valid: np.ndarray) -> None:
+        level, plain = (method for method in methods if method.kind == "model")
+        variance = plain.std[:, valid] ** 2
+        samples[name] = ((plain.prediction - reference)[:, valid], variance,
+                         plain.input_noise, level.std[:, valid] ** 2 - variance)
+
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        options = BenchmarkOptions(models=(entry,), baselines=(), bounds=VIRGINIA_VALIDATION,
-                                   report=False)
+        options = BenchmarkOptions(models=(with_level, without_level), baselines=(),
+                                   bounds=VIRGINIA_VALIDATION, report=False)
         suite = run_conditions("data/s2_l1c_virginia_north", f"{folder}/sim", list(CONDITIONS),
                                options)
         for name, result in suite.results.items():
-            method = result.methods[0]
-            samples[name] = ((method.prediction - result.simulation.target)[:, result.valid],
-                             method.std[:, result.valid] ** 2, method.input_noise)
-        real = run_wald("data/l8_l1t_florida_20150804", f"{folder}/real", models=[entry],
-                        baselines=[], toa=True, bounds=FLORIDA_VALIDATION, report=False)
-        method = real.methods[0]
-        samples["real Florida (Wald)"] = ((method.prediction - real.reference)[:, real.valid],
-                                          method.std[:, real.valid] ** 2, method.input_noise)
-    scale, noise_scale, coverage = fit_sigma_calibration(samples)
-    plain, _, plain_coverage = fit_sigma_calibration(samples, weights=(0.0,))
-    _, _, unscaled = fit_sigma_calibration(samples, factors=np.array([1.0]), weights=(0.0,))
-    print(f"{'condition':22s} PSNR dB | cov68 fitted | noise term off (f {plain:.4f}) | "
+            add(name, result.methods, result.simulation.target, result.valid)
+        real = run_wald("data/l8_l1t_florida_20150804", f"{folder}/real",
+                        models=[with_level, without_level], baselines=[], toa=True,
+                        bounds=FLORIDA_VALIDATION, report=False)
+        add("real Florida (Wald)", real.methods, real.reference, real.valid)
+    fit = fit_sigma_calibration(samples, level_weights=LEVEL_WEIGHTS)
+    plain = fit_sigma_calibration(samples, weights=(0.0,), level_weights=LEVEL_WEIGHTS)
+    unscaled = fit_sigma_calibration(samples, factors=np.array([1.0]), weights=(0.0,))
+    print(f"{'condition':22s} PSNR dB | cov68 fitted | noise term off (f "
+          f"{plain.variance_scale:.4f}, g {plain.level_variance_scale:.4f}) | "
           "unscaled (v + L²)")
-    for name, value in coverage.items():
+    for name, value in fit.coverage.items():
         psnr = -10 * np.log10(np.mean(np.square(samples[name][0])))
-        print(f"{name:22s} {psnr:.2f} | {value:.3f} | {plain_coverage[name]:.3f} | "
-              f"{unscaled[name]:.3f}")
-    print(f"variance_scale {scale:.4f} (σ x {np.sqrt(scale):.2f}), "
-          f"noise_variance_scale {noise_scale:.4f}, level_variance_scale {scale:.4f}")
+        print(f"{name:22s} {psnr:.2f} | {value:.3f} | {plain.coverage[name]:.3f} | "
+              f"{unscaled.coverage[name]:.3f}")
+    print(f"variance_scale {fit.variance_scale:.4f} (σ x {np.sqrt(fit.variance_scale):.2f}), "
+          f"noise_variance_scale {fit.noise_variance_scale:.4f}, "
+          f"level_variance_scale {fit.level_variance_scale:.4f}")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def test_landsat_view_of_a_constant_is_its_oli_value() -> None:
     np.testing.assert_allclose(got, msi_to_oli(image)[:, :10, :10], atol=1e-12)
 
 
-def test_projection_removes_a_smooth_error_and_keeps_a_constant_one() -> None:
+def test_projection_removes_a_smooth_error_and_a_constant_one() -> None:
     truth = torch.from_numpy(_smooth_image(1))[None]
     observed = landsat_view(truth)
     smooth_error = 0.01 * torch.from_numpy(_smooth_image(2, sigma=6.0) - 0.05)[None]
@@ -67,9 +67,11 @@ def test_projection_removes_a_smooth_error_and_keeps_a_constant_one() -> None:
     before = (smooth_error ** 2).mean().sqrt()
     after = ((projected - truth) ** 2)[..., 6:-6, 6:-6].mean().sqrt()
     assert after < 0.3 * before
-    # A constant offset (what the networks learn to undo of an atmosphere bias) stays.
+    # A constant offset (the level the networks move a band by) goes too, unless it is kept.
     shifted = project(truth + 0.01, observed)
-    np.testing.assert_allclose((shifted - truth)[..., 6:-6, 6:-6].numpy(), 0.01, atol=1e-4)
+    np.testing.assert_allclose((shifted - truth)[..., 6:-6, 6:-6].numpy(), 0.0, atol=1e-4)
+    kept = project(truth + 0.01, observed, restore_level=False)
+    np.testing.assert_allclose((kept - truth)[..., 6:-6, 6:-6].numpy(), 0.01, atol=1e-4)
     # Residual of a consistent output: zero up to the edges.
     residual = consistency_residual(truth, observed)
     assert residual[..., 2:-2, 2:-2].abs().max() < 1e-9
@@ -251,7 +253,7 @@ class _Offset(Predictor):
         return self.mean, torch.full_like(self.mean, 4e-6)
 
 
-def test_the_level_departure_is_left_in_the_mean_and_enters_the_variance() -> None:
+def test_the_level_departure_is_restored_and_enters_the_variance() -> None:
     truth = torch.from_numpy(_smooth_image(6, shape=(6, 90, 90)))[None]
     observed = landsat_view(truth)
     offset = torch.tensor([0.01, -0.004, 0.0, 0.002, -0.02, 0.006],
@@ -262,12 +264,24 @@ def test_the_level_departure_is_left_in_the_mean_and_enters_the_variance() -> No
                                atol=1e-9)
     mean, variance = ConsistentPredictor(_Offset(brighter), level_variance_scale=0.5)(
         observed, None)
-    # σ² = the predictor's + 0.5 · L², per band; the offset stays in the mean.
+    # σ² = the predictor's + 0.5 · L², per band; the input's level is put back in the mean.
     np.testing.assert_allclose(variance.numpy(),
                                np.broadcast_to(4e-6 + 0.5 * offset.numpy() ** 2, mean.shape),
                                rtol=1e-4)
-    np.testing.assert_allclose((mean - truth)[..., 9:-9, 9:-9].numpy(),
+    inner = (..., slice(9, -9), slice(9, -9))
+    np.testing.assert_allclose((mean - truth)[inner].numpy(), 0.0, atol=1e-6)
+    np.testing.assert_allclose(project(brighter, observed)[inner].numpy(), mean[inner].numpy(),
+                               atol=1e-6)
+    # restore_level=False: the networks' level stays in the mean (the step as it was).
+    kept, _ = ConsistentPredictor(_Offset(brighter), restore_level=False)(observed, None)
+    np.testing.assert_allclose((kept - truth)[inner].numpy(),
                                np.broadcast_to(offset.numpy(), (1, 6, 72, 72)), atol=1e-6)
+    np.testing.assert_allclose(project(brighter, observed, restore_level=False)[inner].numpy(),
+                               kept[inner].numpy(), atol=1e-6)
+    # No step: the mean as it is, the level term all the same.
+    untouched, level_only = ConsistentPredictor(_Offset(brighter), steps=0,
+                                                level_variance_scale=0.5)(observed, None)
+    assert torch.equal(untouched, brighter) and torch.equal(level_only, variance)
     _, plain = ConsistentPredictor(_Offset(brighter))(observed, None)
     assert torch.equal(plain, torch.full_like(plain, 4e-6))
     with pytest.raises(ValueError, match="level_variance_scale"):

@@ -395,9 +395,9 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
     assert registry.ensemble_variance_scale("lite2.real-wald3") == pytest.approx(0.6241)
     assert registry.ensemble_variance_scale("lite2.real-wald4") == pytest.approx(0.6561)
     assert registry.ensemble_noise_variance_scale("lite2.real-wald4") == 0.0
-    assert registry.ensemble_variance_scale("lite2.real-wald5") == pytest.approx(0.44)
-    assert registry.ensemble_noise_variance_scale("lite2.real-wald5") == pytest.approx(1.31)
-    assert registry.ensemble_level_variance_scale("lite2.real-wald5") == pytest.approx(0.44)
+    assert registry.ensemble_variance_scale("lite2.real-wald5") == pytest.approx(0.2025)
+    assert registry.ensemble_noise_variance_scale("lite2.real-wald5") == pytest.approx(3.24)
+    assert registry.ensemble_level_variance_scale("lite2.real-wald5") == pytest.approx(2.43)
     assert registry.ensemble_member_views("lite2.real-wald5") == ("identity", "rot180")
     assert registry.ensemble_member_views("lite2.real-wald4") == ()
     assert registry.ensemble_noise_variance_scale("lite2.real-wald5-a") == 0.0

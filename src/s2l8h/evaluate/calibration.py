@@ -10,19 +10,23 @@ over all conditions, and among equally good factors the mean distance from the t
 :func:`fit_sigma_calibration` adds a term for the input's own noise, σ² = f · (v + t · n_b²)
 with n_b the input scene's estimated noise σ per band (what ``harmonize`` measures): the
 networks' σ grows too little with noisy input and with real Landsat, whose pixel-scale
-texture and noise the simulations lack; the scene's noise estimate sees both.
+texture and noise the simulations lack; the scene's noise estimate sees both. With
+``level_weights`` it also weighs the square of the networks' level departure from the input
+(:func:`s2l8h.inference.consistency.level_departure`) on its own: σ² = f · (v + u · L_b² +
+t · n_b²).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 #: |e| <= this · σ is the central 68.27 % interval of a Gaussian.
 ONE_SIGMA = 0.994
 #: The factors on σ (not σ²) searched.
-SIGMA_FACTORS = np.round(np.arange(0.50, 1.501, 0.01), 2)
+SIGMA_FACTORS = np.round(np.arange(0.30, 1.501, 0.01), 2)
 #: The weights t on the input's noise variance searched by :func:`fit_sigma_calibration`.
 NOISE_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 
@@ -63,34 +67,51 @@ def fit_variance_scale(curves: Mapping[str, np.ndarray], low: float = 0.60,
     return factor**2, {name: float(table[row, best]) for row, name in enumerate(curves)}
 
 
+class SigmaFit(NamedTuple):
+    """A fitted σ calibration σ² = f · v + g · L_b² + h · n_b² and the 1σ coverage it gives
+    each condition."""
+
+    variance_scale: float  # f
+    noise_variance_scale: float  # h
+    coverage: dict[str, float]
+    level_variance_scale: float  # g
+
+
 def fit_sigma_calibration(
-    samples: Mapping[str, tuple[np.ndarray, np.ndarray, Sequence[float]]],
+    samples: Mapping[str, tuple[np.ndarray, ...]],
     low: float = 0.60, high: float = 0.80, target: float = 0.6827,
     factors: np.ndarray = SIGMA_FACTORS, weights: Sequence[float] = NOISE_WEIGHTS,
-) -> tuple[float, float, dict[str, float]]:
-    """The σ calibration σ² = f · (v + t · n_b²) chosen over factors and ``weights`` t as
-    :func:`fit_variance_scale` chooses f. ``samples``: condition -> (error (bands, N),
-    unscaled variance v (bands, N), the input's estimated noise n (bands,)), reflectance.
-    Returns ``(variance_scale f, noise_variance_scale f · t, coverage per condition)``."""
-    noises = {}
-    for name, (_, variance, noise) in samples.items():
+    level_weights: Sequence[float] = (1.0,),
+) -> SigmaFit:
+    """The σ calibration σ² = f · (v + u · L_b² + t · n_b²) chosen over factors, ``weights``
+    t and ``level_weights`` u as :func:`fit_variance_scale` chooses f. ``samples``: condition
+    -> (error (bands, N), unscaled variance v (bands, N), the input's estimated noise n
+    (bands,)[, the squared level departure L² (bands, N) or (bands, 1)]), reflectance; without
+    L² that term is 0. Returns f, f · t, the coverage per condition and f · u."""
+    noises, levels = {}, {}
+    for name, (_, variance, noise, *level) in samples.items():
         if noise is None or len(noise) != variance.shape[0]:
             raise ValueError(f"{name}: the input noise needs one value per band "
                              f"({variance.shape[0]}), got {noise!r}")
         noises[name] = np.square(np.asarray(noise, dtype=np.float64))[:, None]
-    chosen: tuple[float, float, float, float, np.ndarray] | None = None
-    for weight in weights:
-        table = np.stack([
-            coverage_curve(error, np.sqrt(variance + weight * noises[name]), factors)
-            for name, (error, variance, _) in samples.items()])
-        best, worst, spread = _choose(table, low, high, target)
-        if chosen is None or (worst, spread) < (chosen[0], chosen[1]):
-            chosen = (worst, spread, float(factors[best]) ** 2, float(weight), table[:, best])
+        levels[name] = np.asarray(level[0], dtype=np.float64) if level else 0.0
+    chosen: tuple[float, float, float, float, float, np.ndarray] | None = None
+    for level_weight in level_weights:
+        for weight in weights:
+            table = np.stack([
+                coverage_curve(error, np.sqrt(variance + level_weight * levels[name]
+                                              + weight * noises[name]), factors)
+                for name, (error, variance, *_) in samples.items()])
+            best, worst, spread = _choose(table, low, high, target)
+            if chosen is None or (worst, spread) < (chosen[0], chosen[1]):
+                chosen = (worst, spread, float(factors[best]) ** 2, float(weight),
+                          float(level_weight), table[:, best])
     assert chosen is not None, "no weight to search"
-    _, _, scale, weight, coverage = chosen
-    return scale, scale * weight, {name: float(value)
-                                   for name, value in zip(samples, coverage, strict=True)}
+    _, _, scale, weight, level_weight, coverage = chosen
+    return SigmaFit(scale, scale * weight,
+                    {name: float(value) for name, value in zip(samples, coverage, strict=True)},
+                    scale * level_weight)
 
 
-__all__ = ["NOISE_WEIGHTS", "ONE_SIGMA", "SIGMA_FACTORS", "coverage_curve",
+__all__ = ["NOISE_WEIGHTS", "ONE_SIGMA", "SIGMA_FACTORS", "SigmaFit", "coverage_curve",
            "fit_sigma_calibration", "fit_variance_scale"]

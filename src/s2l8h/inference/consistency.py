@@ -5,13 +5,24 @@ be the input.
 10 m mean back to the 30 m grid as OLI measures it (:func:`landsat_view`: HLS bandpass
 MSI -> OLI, the Landsat Gaussian PSF with modulation 0.3 at the 30 m Nyquist frequency, the
 3 x 3 area average), takes the residual against the 30 m input bands, turns it into MSI
-units (divided by the HLS slopes), removes its per-band level (the median over the tile)
-and adds it back upsampled bicubically to 10 m: one back-projection step, as SEN2SR
-constrains its output to the low-resolution input. The level is left out on purpose: the
-networks learned to undo part of a band's constant atmospheric or calibration offset, which
-a full projection would put back (measured on the validation rows of the training scene
-with ``lite2.real-wald``: the step adds +0.33 dB clean and +0.2 dB on real Florida (Wald);
-keeping the level cost -1.4 dB under an atmospheric offset).
+units (divided by the HLS slopes) and adds it back upsampled bicubically to 10 m: one
+back-projection step, as SEN2SR constrains its output to the low-resolution input.
+
+The residual's per-band level (its median over the tile, :func:`level_departure`) is added
+back too (``restore_level``, the default): the output keeps each band's level as the input
+and the HLS bandpass adjustment give it. The networks were trained to undo random per-band
+offsets between their input and the truth (``s2l8h.data.simulate.TRAINING_RANGES``), which
+no single scene shows; they can only have done it by pulling each band towards the spectra
+of their training scenes. That wins on the held-out rows of a training scene (the
+``atmosphere`` condition) and puts a bias of up to ±0.01 into scenes unlike them: open ocean,
+desert. Measured with ``lite2.real-wald5`` on the validation rows of the training scene,
+restoring the level adds +0.09 to +0.13 dB clean, under noise and with a sharper PSF, is
+equal on real Florida (Wald), and costs -2.2 dB under the ``atmosphere`` condition and
+-0.33 dB under ``realistic``, which both shift the input's levels on purpose. Where the
+networks wanted to change a band's level, that level is uncertain (the input is offset, or
+the scene is unlike the training scenes): the square of :func:`level_departure` enters a
+calibrated ensemble's σ² (``level_variance_scale``). ``restore_level=False`` keeps the
+networks' level (the behaviour of s2l8h before 2026-12).
 
 The residual carries the input's noise, which a plain back-projection would add to the output.
 So before it is added back it goes through a local adaptive Wiener filter
@@ -95,7 +106,8 @@ def _residual_and_level(mean: torch.Tensor, multispectral: torch.Tensor, scale: 
 def consistency_residual(mean: torch.Tensor, multispectral: torch.Tensor, scale: int = 3,
                          platform: Platform = "S2A") -> torch.Tensor:
     """The 30 m input minus :func:`landsat_view` of ``mean``, in MSI units, with its
-    per-band level over each tile (the median: robust to clouds) removed: (N, 6, h, w).
+    per-band level over each tile (the median: robust to clouds; :func:`level_departure`)
+    removed: (N, 6, h, w).
 
     Input pixels the readers filled (all six bands exactly 0: outside the scene, nodata) and
     the two pixels around them, which the PSF mixes with them, get no residual; nor do pixels
@@ -107,12 +119,13 @@ def level_departure(mean: torch.Tensor, multispectral: torch.Tensor, scale: int 
                     platform: Platform = "S2A") -> torch.Tensor:
     """(N, 6, 1, 1) the level that :func:`consistency_residual` removes: per tile and band the
     median of the 30 m input minus :func:`landsat_view` of ``mean`` (MSI reflectance;
-    negative where the output is brighter than its input says). The consistency step leaves
-    it in the output on purpose (module docstring), so it is what the output's level may be
-    off by: where the networks changed the input's level, over an atmospheric offset or over
-    targets unlike their training scenes (open water), its square enters σ². It is measured
+    negative where the output is brighter than its input says): how far the networks moved
+    the band's level from the input's. Where they did, over an atmospheric offset or over
+    targets unlike their training scenes (open water, desert), the level is uncertain, and its
+    square enters σ². It is measured
     over what the predictor is given at once: one tile of ``harmonize``'s plan (512 output
-    pixels by default), the whole scene in the Wald benchmark."""
+    pixels by default), the whole scene in the Wald benchmark. The consistency step adds it
+    back unless asked not to (module docstring)."""
     return _residual_and_level(mean, multispectral, scale, platform)[1]
 
 
@@ -176,11 +189,21 @@ def add_back(mean: torch.Tensor, residual: torch.Tensor, unusable: torch.Tensor,
 
 
 def project(mean: torch.Tensor, multispectral: torch.Tensor, scale: int = 3,
-            platform: Platform = "S2A", denoise: bool = True) -> torch.Tensor:
+            platform: Platform = "S2A", denoise: bool = True, restore_level: bool = True
+            ) -> torch.Tensor:
     """One back-projection step: :func:`add_back` of ``mean``'s
-    :func:`consistency_residual`."""
-    residual, _, unusable = _residual_and_level(mean, multispectral, scale, platform)
-    return add_back(mean, residual, unusable, denoise)
+    :func:`consistency_residual`, plus its :func:`level_departure` with ``restore_level``."""
+    residual, level, unusable = _residual_and_level(mean, multispectral, scale, platform)
+    return add_back(mean, _with_level(residual, level, unusable, restore_level), unusable,
+                    denoise)
+
+
+def _with_level(residual: torch.Tensor, level: torch.Tensor, unusable: torch.Tensor,
+                restore_level: bool) -> torch.Tensor:
+    """The residual with its level put back over the usable pixels (``restore_level``)."""
+    if not restore_level:
+        return residual
+    return torch.where(unusable, torch.zeros_like(residual), residual + level)
 
 
 def filter_bands(multispectral: torch.Tensor, size: int = 3) -> torch.Tensor:
@@ -238,7 +261,8 @@ class InputFilteredPredictor(_WrappedPredictor):
 
 class ConsistentPredictor(_WrappedPredictor):
     """``predictor`` with its mean made consistent with the input (module docstring), by
-    ``steps`` back-projection steps. One is the default of ``harmonize``: on the validation
+    ``steps`` back-projection steps, each band's level included unless ``restore_level`` is
+    false. One is the default of ``harmonize``: on the validation
     rows a second added +0.07 dB clean, +0.02 dB at input noise 0.002 and on Florida but cost
     0.07 dB with a 30 % sharper PSF, the condition with the smallest margin (the projection
     assumes the nominal Landsat PSF); 0 leaves the mean as it is (``--no-consistency``) and
@@ -249,7 +273,8 @@ class ConsistentPredictor(_WrappedPredictor):
     networks run under."""
 
     def __init__(self, predictor: Predictor, platform: Platform = "S2A", steps: int = 1,
-                 denoise: bool = True, level_variance_scale: float = 0.0) -> None:
+                 denoise: bool = True, level_variance_scale: float = 0.0,
+                 restore_level: bool = True) -> None:
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
         if not level_variance_scale >= 0:
@@ -259,6 +284,7 @@ class ConsistentPredictor(_WrappedPredictor):
         self.steps = steps
         self.denoise = denoise
         self.level_variance_scale = float(level_variance_scale)
+        self.restore_level = restore_level
 
     def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
         mean, variance = self.predictor(multispectral, pan)
@@ -273,9 +299,11 @@ class ConsistentPredictor(_WrappedPredictor):
                 variance = variance + (self.level_variance_scale * level ** 2).to(variance.dtype)
             for step in range(self.steps):
                 if step:
-                    residual, _, unusable = _residual_and_level(corrected, bands, scale,
-                                                                self.platform)
-                corrected = add_back(corrected, residual, unusable, self.denoise)
+                    residual, level, unusable = _residual_and_level(corrected, bands, scale,
+                                                                    self.platform)
+                corrected = add_back(corrected, _with_level(residual, level, unusable,
+                                                            self.restore_level),
+                                     unusable, self.denoise)
         return (corrected.to(mean.dtype) if self.steps else mean), variance
 
 

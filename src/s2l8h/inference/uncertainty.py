@@ -40,7 +40,7 @@ class SigmaCalibration:
     """A registered ensemble's σ calibration (fitted on validation data): σ² =
     ``variance_scale`` · (the ensemble's variance) + ``noise_variance_scale`` · n_b² +
     ``level_variance_scale`` · L_b², n_b the input scene's estimated noise σ in band b and L_b
-    the tile's level departure from the input that the consistency step leaves in
+    the tile's level departure from the input, how far the networks moved the band's level
     (:func:`~s2l8h.inference.consistency.level_departure`); reflectance, the output's band
     order."""
 

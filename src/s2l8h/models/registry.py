@@ -406,16 +406,17 @@ for _member in ("a", "b"):
                                  "widths drawn from 0.55-1.45 x nominal")
 # Member B sees each tile rotated by 180° (s2l8h.models.views): on the validation rows +0.03 to
 # +0.06 dB in every condition tried and on Florida, at no cost. σ fitted on validation rows only
-# (scripts/calibrate_ensemble.py ... --views identity,rot180), with the consistency step's
-# denoised residual (s2l8h.inference.consistency): σ² = 0.44 x (the members' variance + the
-# square of the level departure from the input) + 1.31 x the input's estimated noise variance.
+# (scripts/calibrate_ensemble.py ... --views identity,rot180), with the consistency step that
+# restores each band's level (s2l8h.inference.consistency): σ² = 0.2025 x the members' variance
+# + 2.43 x the square of the networks' level departure from the input + 3.24 x the input's
+# estimated noise variance.
 register_ensemble("lite2.real-wald5", ("lite2.real-wald5-a", "lite2.real-wald5-b"),
                   description="the default: lite2.real-wald4 after a fifth training stage "
                               "(both members: a wider PSF range; member B sees each tile "
-                              "rotated by 180°); σ² = 0.44 x (member spread + mean variance "
-                              "head + squared level departure from the input) + 1.31 x the "
-                              "input's noise variance",
-                  variance_scale=0.44, noise_variance_scale=1.31, level_variance_scale=0.44,
+                              "rotated by 180°); σ² = 0.2025 x (member spread + mean variance "
+                              "head) + 2.43 x squared level departure from the input + 3.24 x "
+                              "the input's noise variance",
+                  variance_scale=0.2025, noise_variance_scale=3.24, level_variance_scale=2.43,
                   member_views=("identity", "rot180"))
 
 if not is_registered(DEFAULT_MODEL):  # pragma: no cover - a mistake in s2l8h.defaults
