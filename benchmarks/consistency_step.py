@@ -5,8 +5,9 @@ times, interleaved and repeated (the fastest repeat of each is reported):
 
 - the networks: the default ensemble's forward passes (``build_predictor(..., consistency=False)``);
 - the plain consistency step: one back-projection of the residual as it is;
-- the step as ``harmonize`` runs it: the residual through the Wiener filter against its own
-  noise (the wavelet estimate per tile and band, on the CPU), and the level term of σ.
+- the step as ``harmonize`` runs it: two back-projections, each with the residual through the
+  Wiener filter against its own noise (the wavelet estimate per tile and band, on the CPU),
+  and the level term of σ.
 
     python benchmarks/consistency_step.py
 """
@@ -63,7 +64,7 @@ def main() -> None:
     level = ensemble_calibration(models).level_variance_scale
     with torch.no_grad():
         fixed = Fixed(networks, networks(multispectral, pan))
-        plain = ConsistentPredictor(fixed, denoise=False)
+        plain = ConsistentPredictor(fixed, steps=1, denoise=False)
         full = ConsistentPredictor(fixed, level_variance_scale=level)
         seconds = {"networks": [], "plain step": [], "step as harmonize runs it": []}
         for _ in range(args.repeats):  # interleaved, so a slower moment hits all three

@@ -63,7 +63,8 @@ def main(members: list[str], views: tuple[str, ...] = ()) -> None:
     samples: dict[str, tuple[np.ndarray, ...]] = {}
 
     def add(name: str, methods, reference: np.ndarray, valid: np.ndarray) -> None:
-        level, plain = (method for method in methods if method.kind == "model")
+        by_name = {method.name: method for method in methods}
+        level, plain = by_name[with_level], by_name[without_level]
         variance = plain.std[:, valid] ** 2
         samples[name] = ((plain.prediction - reference)[:, valid], variance,
                          plain.input_noise, level.std[:, valid] ** 2 - variance)

@@ -56,7 +56,7 @@ def test_a_noise_term_fits_what_one_factor_cannot() -> None:
         true_std = np.sqrt((std / 1.4) ** 2 + noise**2)  # σ 1.4x too wide, + the noise
         samples[name] = (rng.standard_normal(std.shape) * true_std, std**2, [noise] * bands)
     scale, noise_scale, coverage, level_scale = fit_sigma_calibration(samples)
-    assert level_scale == pytest.approx(scale)  # no level term given: u = 1 times nothing
+    assert level_scale == 0.0  # no level term given
     assert all(0.62 <= value <= 0.75 for value in coverage.values())
     assert np.sqrt(scale) == pytest.approx(1 / 1.4, abs=0.04)
     assert noise_scale == pytest.approx(1.0, abs=0.3)
@@ -70,23 +70,29 @@ def test_a_noise_term_fits_what_one_factor_cannot() -> None:
 
 
 def test_fit_sigma_calibration_weighs_the_level_term_on_its_own() -> None:
-    """Errors carry a per-band offset as large as the level departure L in one condition
-    and none in the other: the fit finds the level's weight near 1 / f, which the noise
-    weight alone cannot replace."""
+    """Gaussian errors of variance (v + 1.5 · L²) / 1.44 in three conditions with three levels
+    L: the fit finds f near 1 / 1.44 and the level's weight u near 1.5, which neither the
+    members' factor nor the noise term can replace."""
     rng = np.random.default_rng(3)
     bands, pixels = 6, 40_000
     std = rng.uniform(0.004, 0.01, (bands, pixels))
     samples = {}
-    for name, level in (("clean", 0.0), ("offset", 0.012)):
-        errors = rng.standard_normal(std.shape) * std / 1.2 \
-            + level * rng.choice([-1.0, 1.0], (bands, pixels))
-        samples[name] = (errors, std**2, [0.0002] * bands, np.full((bands, 1), level**2))
-    fit = fit_sigma_calibration(samples, level_weights=(0.0, 0.5, 1.0, 1.5, 2.0))
-    assert all(0.60 <= value <= 0.80 for value in fit.coverage.values())
-    assert fit.level_variance_scale / fit.variance_scale >= 1.0
-    without = fit_sigma_calibration(samples, level_weights=(0.0,))
+    for name, level in (("clean", 0.0), ("small offset", 0.006), ("offset", 0.012)):
+        true_std = np.sqrt((std**2 + 1.5 * level**2) / 1.44)
+        samples[name] = (rng.standard_normal(std.shape) * true_std, std**2, [0.0002] * bands,
+                         np.full((bands, 1), level**2))
+    fit = fit_sigma_calibration(samples, weights=(0.0, 1.0),
+                                level_weights=(0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0))
+    assert all(0.64 <= value <= 0.72 for value in fit.coverage.values())
+    assert np.sqrt(fit.variance_scale) == pytest.approx(1 / 1.2, abs=0.03)
+    assert fit.level_variance_scale / fit.variance_scale == pytest.approx(1.5, abs=0.6)
+    without = fit_sigma_calibration(samples, weights=(0.0, 1.0), level_weights=(0.0,))
     assert without.level_variance_scale == 0.0
     assert not all(0.60 <= value <= 0.80 for value in without.coverage.values())
+    # A squared level a hair below 0 (a difference of two variances) counts as 0.
+    samples["clean"] = (*samples["clean"][:3], np.full((bands, 1), -1e-12))
+    assert fit_sigma_calibration(samples, weights=(0.0, 1.0),
+                                 level_weights=(1.5,)).coverage["clean"] > 0.6
 
 
 def test_sigma_calibration_noise_term() -> None:

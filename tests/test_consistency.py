@@ -98,7 +98,7 @@ def test_consistent_predictor_makes_bicubic_consistent_and_passes_the_variance()
     truth = torch.from_numpy(_smooth_image(3, sigma=1.0))[None].float()
     observed = landsat_view(truth)
     raw_mean, raw_variance = _Blurry()(observed, None)
-    predictor = ConsistentPredictor(_Blurry(), denoise=False)
+    predictor = ConsistentPredictor(_Blurry(), steps=1, denoise=False)
     mean, variance = predictor(observed, None)
     assert predictor.method == "head" and predictor.gives_variance
     assert torch.equal(variance, raw_variance)
@@ -110,13 +110,14 @@ def test_consistent_predictor_makes_bicubic_consistent_and_passes_the_variance()
     assert psnr(mean[0].numpy(), truth[0].numpy()) > raw_psnr
     # The default filters the residual (this fine texture is partly taken for noise): less
     # of it is put back, but still some, and the output still gains.
-    denoised, _ = ConsistentPredictor(_Blurry())(observed, None)
+    denoised, _ = ConsistentPredictor(_Blurry(), steps=1)(observed, None)
     denoised_residual = (landsat_view(denoised) - observed)[inner].abs().mean()
     assert residual < denoised_residual < 0.9 * raw_residual
     assert psnr(denoised[0].numpy(), truth[0].numpy()) > raw_psnr
-    # More steps, closer to the input.
+    # More steps, closer to the input; two are the default.
     twice, _ = ConsistentPredictor(_Blurry(), steps=2, denoise=False)(observed, None)
     assert (landsat_view(twice) - observed)[inner].abs().mean() < 0.9 * residual
+    assert ConsistentPredictor(_Blurry()).steps == 2
     # No step: the mean as it is (only a level term would be added).
     untouched, _ = ConsistentPredictor(_Blurry(), steps=0)(observed, None)
     assert torch.equal(untouched, raw_mean)
@@ -150,7 +151,8 @@ def test_harmonize_output_is_more_consistent_and_tagged(simulated, tmp_path: Pat
     raw, projected = outputs[False], outputs[True]
     assert all(after < before for after, before in zip(projected["rmse"], raw["rmse"],
                                                         strict=True))
-    assert np.mean(projected["rmse"]) < 0.9 * np.mean(raw["rmse"])
+    # Measured: 0.00381 vs 0.00422 (two steps, the level restored up to the data's edge).
+    assert np.mean(projected["rmse"]) < 0.92 * np.mean(raw["rmse"])
     assert projected["sam_degrees"] < 0.75 * raw["sam_degrees"]
     prediction = {flag: read_prediction(tmp_path / f"out-{flag}.tif")[0]
                   for flag in (True, False)}
@@ -288,6 +290,19 @@ def test_the_level_departure_is_restored_and_enters_the_variance() -> None:
         ConsistentPredictor(_Offset(brighter), level_variance_scale=-1.0)
 
 
+def test_the_level_is_restored_up_to_the_edge_of_the_data() -> None:
+    """Next to filled input the residual is not used (the PSF mixes the fill in), but the
+    tile's level is still put back there: no band of the networks' level along the edge."""
+    truth = torch.from_numpy(_smooth_image(9, shape=(6, 90, 90)))[None]
+    observed = landsat_view(truth)
+    observed[..., :10, :] = 0.0  # the first ten 30 m rows filled (outside the scene)
+    restored = project(truth + 0.01, observed)
+    data = (..., slice(30, -9), slice(9, -9))  # from the first 10 m row of data inwards
+    assert (restored - truth)[data].abs().max() < 1e-4
+    # Filled pixels beyond the bicubic kernel's reach keep the mean as it was.
+    assert torch.equal(restored[..., :24, :], (truth + 0.01)[..., :24, :])
+
+
 def test_filled_input_gets_no_correction_with_the_filter() -> None:
     truth = torch.from_numpy(_smooth_image(7, shape=(6, 150, 150)))[None]
     generator = torch.Generator().manual_seed(3)
@@ -317,7 +332,7 @@ def test_a_registered_level_factor_reaches_the_predictor_and_the_tags(monkeypatc
     monkeypatch.setitem(registry._ENSEMBLES, "level-pair",
                         registry.EnsembleRelease("level-pair", members, "", 0.5, 0.0, 2.0))
     models = resolve_models(["level-pair"])
-    for consistency, steps in ((True, 1), (False, 0)):
+    for consistency, steps in ((True, 2), (False, 0)):
         predictor = build_predictor(models, consistency=consistency)
         assert isinstance(predictor, ConsistentPredictor)
         assert (predictor.steps, predictor.level_variance_scale) == (steps, 2.0)
@@ -378,7 +393,8 @@ def test_input_filtered_predictor_feeds_filtered_bands_and_the_pan_as_it_is() ->
     assert predictor.gives_variance and torch.equal(variance, torch.ones_like(mean))
     # Inside the consistency step, the residual is taken against the bands as they are, not
     # against the filtered ones the networks saw.
-    consistent = ConsistentPredictor(InputFilteredPredictor(_Recording()), denoise=False)
+    consistent = ConsistentPredictor(InputFilteredPredictor(_Recording()), steps=1,
+                                     denoise=False)
     corrected, _ = consistent(bands, pan)
     assert torch.allclose(corrected, project(mean, bands, denoise=False), atol=1e-7)
     assert not torch.allclose(corrected, project(mean, filter_bands(bands), denoise=False),
@@ -397,6 +413,8 @@ def test_harmonize_filter_input_noise_lowers_the_noise_gain(tmp_path: Path) -> N
     built = build_predictor(models, filter_input_noise=True)
     assert isinstance(built, ConsistentPredictor)
     assert isinstance(built.predictor, InputFilteredPredictor)
+    # One consistency step with the filter (a second puts input noise back), two without.
+    assert built.steps == 1 and build_predictor(models).steps == 2
     assert isinstance(build_predictor(models, consistency=False, filter_input_noise=True),
                       InputFilteredPredictor)
     crop = GeoBox((180, 180), Affine(10, 0, 438730, 0, -10, 4177460), "EPSG:32618")

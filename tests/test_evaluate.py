@@ -278,7 +278,12 @@ def test_b08_stands_in_for_a_missing_b8a_only_when_asked(tmp_path: Path) -> None
     np.testing.assert_array_equal(stand_in, original)  # the same pixels, read as B8A
     assert valid.all()
     with pytest.raises(S2L8HError, match="no B08 file"):
-        find_sentinel2_bands(VIRGINIA, b08_as_b8a=True)
+        find_sentinel2_bands([path for path in scene.iterdir() if "_B08" not in path.name],
+                             b08_as_b8a=True)
+    # A scene that has B8A keeps it: the flag is refused, naming the B8A file.
+    with pytest.raises(S2L8HError, match=r"_B8A\.tif: the scene has B8A"):
+        find_sentinel2_bands([*VIRGINIA.glob("*.tif"), scene / "S2_L1C_virginia_north_B08.tif"],
+                             b08_as_b8a=True)
     result = runner.invoke(app, [
         "benchmark", str(scene), "-o", str(tmp_path / "bench"), "--bounds",
         "440730,4173460,443730,4176460", "--baselines", "bicubic", "-q"])

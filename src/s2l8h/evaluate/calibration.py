@@ -86,20 +86,25 @@ def fit_sigma_calibration(
     """The σ calibration σ² = f · (v + u · L_b² + t · n_b²) chosen over factors, ``weights``
     t and ``level_weights`` u as :func:`fit_variance_scale` chooses f. ``samples``: condition
     -> (error (bands, N), unscaled variance v (bands, N), the input's estimated noise n
-    (bands,)[, the squared level departure L² (bands, N) or (bands, 1)]), reflectance; without
-    L² that term is 0. Returns f, f · t, the coverage per condition and f · u."""
+    (bands,)[, the squared level departure L² (bands, N) or (bands, 1)]), reflectance; a
+    sample without L² (or with ``None``) has no level term, and with none at all the
+    returned f · u is 0. Returns f, f · t, the coverage per condition and f · u."""
     noises, levels = {}, {}
     for name, (_, variance, noise, *level) in samples.items():
         if noise is None or len(noise) != variance.shape[0]:
             raise ValueError(f"{name}: the input noise needs one value per band "
                              f"({variance.shape[0]}), got {noise!r}")
         noises[name] = np.square(np.asarray(noise, dtype=np.float64))[:, None]
-        levels[name] = np.asarray(level[0], dtype=np.float64) if level else 0.0
+        if level and level[0] is not None:
+            # A difference of two variances (the calibration script) can be a hair below 0.
+            levels[name] = np.maximum(np.asarray(level[0], dtype=np.float64), 0.0)
+    if not levels:
+        level_weights = (0.0,)
     chosen: tuple[float, float, float, float, float, np.ndarray] | None = None
     for level_weight in level_weights:
         for weight in weights:
             table = np.stack([
-                coverage_curve(error, np.sqrt(variance + level_weight * levels[name]
+                coverage_curve(error, np.sqrt(variance + level_weight * levels.get(name, 0.0)
                                               + weight * noises[name]), factors)
                 for name, (error, variance, *_) in samples.items()])
             best, worst, spread = _choose(table, low, high, target)

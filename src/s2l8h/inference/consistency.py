@@ -6,7 +6,8 @@ be the input.
 MSI -> OLI, the Landsat Gaussian PSF with modulation 0.3 at the 30 m Nyquist frequency, the
 3 x 3 area average), takes the residual against the 30 m input bands, turns it into MSI
 units (divided by the HLS slopes) and adds it back upsampled bicubically to 10 m: one
-back-projection step, as SEN2SR constrains its output to the low-resolution input.
+back-projection step, as SEN2SR constrains its output to the low-resolution input; ``harmonize``
+runs two (:class:`ConsistentPredictor`).
 
 The residual's per-band level (its median over the tile, :func:`level_departure`) is added
 back too (``restore_level``, the default): the output keeps each band's level as the input
@@ -88,19 +89,20 @@ def landsat_view(mean: torch.Tensor, scale: int = 3, platform: Platform = "S2A"
 
 
 def _residual_and_level(mean: torch.Tensor, multispectral: torch.Tensor, scale: int,
-                        platform: Platform) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                        platform: Platform
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(:func:`consistency_residual`, :func:`level_departure`, the unusable pixels (N, 6, h, w)
-    the residual is zero over) from one degradation."""
+    the residual is zero over, the filled input pixels (N, 1, h, w)) from one degradation."""
     slope, _ = _slopes(platform, mean)
     bands = multispectral[:, :6]
     residual = (bands - landsat_view(mean, scale, platform)) / slope
-    filled = (bands == 0).all(dim=1, keepdim=True).to(residual.dtype)
-    unusable = F.max_pool2d(filled, 5, stride=1, padding=2) > 0
+    filled = (bands == 0).all(dim=1, keepdim=True)
+    unusable = F.max_pool2d(filled.to(residual.dtype), 5, stride=1, padding=2) > 0
     unusable = unusable.expand_as(residual) | ~torch.isfinite(residual)
     level = torch.nan_to_num(torch.where(unusable, torch.nan, residual).flatten(-2)
                              .nanmedian(dim=-1).values)[..., None, None]
     residual = torch.where(unusable, torch.zeros_like(residual), residual - level)
-    return residual, level, unusable
+    return residual, level, unusable, filled
 
 
 def consistency_residual(mean: torch.Tensor, multispectral: torch.Tensor, scale: int = 3,
@@ -193,17 +195,19 @@ def project(mean: torch.Tensor, multispectral: torch.Tensor, scale: int = 3,
             ) -> torch.Tensor:
     """One back-projection step: :func:`add_back` of ``mean``'s
     :func:`consistency_residual`, plus its :func:`level_departure` with ``restore_level``."""
-    residual, level, unusable = _residual_and_level(mean, multispectral, scale, platform)
-    return add_back(mean, _with_level(residual, level, unusable, restore_level), unusable,
-                    denoise)
+    residual, level, unusable, filled = _residual_and_level(mean, multispectral, scale,
+                                                            platform)
+    corrected = add_back(mean, residual, unusable, denoise)
+    return _restore_level(corrected, level, filled) if restore_level else corrected
 
 
-def _with_level(residual: torch.Tensor, level: torch.Tensor, unusable: torch.Tensor,
-                restore_level: bool) -> torch.Tensor:
-    """The residual with its level put back over the usable pixels (``restore_level``)."""
-    if not restore_level:
-        return residual
-    return torch.where(unusable, torch.zeros_like(residual), residual + level)
+def _restore_level(mean: torch.Tensor, level: torch.Tensor, filled: torch.Tensor
+                   ) -> torch.Tensor:
+    """``mean`` (N, 6, H, W) plus each tile's and band's ``level`` (N, 6, 1, 1), a constant,
+    over every 10 m pixel but those of ``filled`` 30 m pixels (N, 1, h, w): all the way to
+    the edge of the data, where the residual itself is not used."""
+    outside = F.interpolate(filled.to(mean.dtype), size=mean.shape[-2:], mode="nearest") > 0
+    return torch.where(outside, mean, mean + level.to(mean.dtype))
 
 
 def filter_bands(multispectral: torch.Tensor, size: int = 3) -> torch.Tensor:
@@ -243,9 +247,10 @@ class InputFilteredPredictor(_WrappedPredictor):
     ``lite2.real-wald5`` turns input noise of 0.002 into 1.17 x that in flat areas, 1.5 x in
     B8A; the pan's noise adds only 0.16 x): filtering the bands where they vary no more than
     their noise brings the noise gain under 1 (measured there: 1.32 -> 0.97 under OLI noise,
-    1.22 -> 0.62 at 0.002) for -0.07 dB on clean input, where the noise estimate also
-    measures texture. Off by default (``harmonize --denoise``). Put it inside
-    :class:`ConsistentPredictor`, which then checks the output against the unfiltered input."""
+    1.22 -> 0.62 at 0.002, one consistency step) for -0.07 dB on clean input, where the noise
+    estimate also measures texture. Off by default (``harmonize --denoise``). Put it inside
+    :class:`ConsistentPredictor`, which then checks the output against the unfiltered input;
+    ``harmonize`` then runs one step, as a second puts part of the input's noise back."""
 
     def __init__(self, predictor: Predictor, size: int = 3) -> None:
         if size < 1 or size % 2 == 0:
@@ -262,17 +267,20 @@ class InputFilteredPredictor(_WrappedPredictor):
 class ConsistentPredictor(_WrappedPredictor):
     """``predictor`` with its mean made consistent with the input (module docstring), by
     ``steps`` back-projection steps, each band's level included unless ``restore_level`` is
-    false. One is the default of ``harmonize``: on the validation
-    rows a second added +0.07 dB clean, +0.02 dB at input noise 0.002 and on Florida but cost
-    0.07 dB with a 30 % sharper PSF, the condition with the smallest margin (the projection
-    assumes the nominal Landsat PSF); 0 leaves the mean as it is (``--no-consistency``) and
-    adds only the level term. ``denoise``: filter the residual's noise (module docstring;
-    default on). ``level_variance_scale``: where the predictor gives a variance, that times
-    the square of the networks' :func:`level_departure` is added to it (a registered
-    ensemble's calibration; 0 adds nothing). The step runs in float32 whatever autocast the
-    networks run under."""
+    false. Two are the default of ``harmonize`` (since 2026-12): on the validation rows, with
+    the level restored, the second adds +0.07 dB clean and under OLI's noise, +0.02 to +0.03 dB
+    at input noise 0.002, with a 40 % blurrier PSF, under the ``atmosphere`` and ``realistic``
+    conditions and on real Florida (Wald), and costs 0.07 dB with a 30 % sharper PSF (the
+    projection assumes the nominal Landsat PSF). One step was the default while the sharper
+    PSF was the condition with the smallest margin; with the level restored that is the
+    ``atmosphere`` condition, which the second step helps. 0 leaves the mean as it is
+    (``--no-consistency``) and adds only the level term. ``denoise``: filter the residual's
+    noise (module docstring; default on). ``level_variance_scale``: where the predictor
+    gives a variance, that times the square of the networks' :func:`level_departure` is added
+    to it (a registered ensemble's calibration; 0 adds nothing). The step runs in float32
+    whatever autocast the networks run under."""
 
-    def __init__(self, predictor: Predictor, platform: Platform = "S2A", steps: int = 1,
+    def __init__(self, predictor: Predictor, platform: Platform = "S2A", steps: int = 2,
                  denoise: bool = True, level_variance_scale: float = 0.0,
                  restore_level: bool = True) -> None:
         if steps < 0:
@@ -293,17 +301,17 @@ class ConsistentPredictor(_WrappedPredictor):
         scale = mean.shape[-1] // multispectral.shape[-1]
         with torch.autocast(mean.device.type, enabled=False):
             corrected, bands = mean.float(), multispectral.float()
-            residual, level, unusable = _residual_and_level(corrected, bands, scale,
-                                                            self.platform)
+            residual, level, unusable, filled = _residual_and_level(corrected, bands, scale,
+                                                                    self.platform)
             if variance is not None and self.level_variance_scale:
                 variance = variance + (self.level_variance_scale * level ** 2).to(variance.dtype)
             for step in range(self.steps):
                 if step:
-                    residual, level, unusable = _residual_and_level(corrected, bands, scale,
-                                                                    self.platform)
-                corrected = add_back(corrected, _with_level(residual, level, unusable,
-                                                            self.restore_level),
-                                     unusable, self.denoise)
+                    residual, level, unusable, filled = _residual_and_level(
+                        corrected, bands, scale, self.platform)
+                corrected = add_back(corrected, residual, unusable, self.denoise)
+                if self.restore_level:
+                    corrected = _restore_level(corrected, level, filled)
         return (corrected.to(mean.dtype) if self.steps else mean), variance
 
 

@@ -49,8 +49,12 @@ def find_sentinel2_bands(inputs: str | os.PathLike[str] | Sequence[str | os.Path
         if match := _BAND.search(path.name):
             bands.setdefault(match.group(1).upper(), path)
     if b08_as_b8a:
+        if "B8A" in bands:
+            raise InputError(bands["B8A"], "the scene has B8A: B08 stands in for B8A only in "
+                             "a scene without it")
         if "B08" not in bands:
-            raise InputError(items[0], "no B08 file (ending in _B08.tif) to stand in for B8A")
+            raise InputError(items[0], "no B08 file (ending in _B08.tif, .tiff or .jp2) to "
+                             "stand in for B8A")
         bands["B8A"] = bands["B08"]
     missing = [band for band in SENTINEL2_BANDS if band not in bands]
     if missing:
