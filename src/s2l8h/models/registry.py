@@ -406,8 +406,8 @@ for _member in ("a", "b"):
                                  "widths drawn from 0.55-1.45 x nominal")
 # Member B sees each tile rotated by 180° (s2l8h.models.views): on the validation rows +0.03 to
 # +0.06 dB in every condition tried and on Florida, at no cost. σ fitted on validation rows only
-# (scripts/calibrate_ensemble.py ... --views identity,rot180), with the consistency step that
-# restores each band's level (s2l8h.inference.consistency): σ² = 0.2025 x the members' variance
+# (scripts/calibrate_ensemble.py ... --views identity,rot180), with the two consistency steps
+# that restore each band's level (s2l8h.inference.consistency): σ² = 0.2025 x the members' variance
 # + 2.43 x the square of the networks' level departure from the input + 3.24 x the input's
 # estimated noise variance.
 register_ensemble("lite2.real-wald5", ("lite2.real-wald5-a", "lite2.real-wald5-b"),
