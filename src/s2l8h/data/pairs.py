@@ -12,7 +12,9 @@ random dihedral symmetry and a random degradation, and returns TorchGeo-style sa
 - ``target``: (6, 3s, 3s) Sentinel-2 reflectance on the 10 m grid (B02 ... B12),
 - ``valid``: (1, 3s, 3s) the target pixels to score (all true: windows are fully valid),
 - ``crs`` (str) and ``bounds`` (left, bottom, right, top of the target window, CRS units;
-  before the symmetry), ``scene`` (its name) and ``noise_scale`` (of the draw).
+  before the symmetry), ``scene`` (its name) and ``noise_scale`` (of the draw),
+- with ``noise_free_twin``: ``image_noise_free`` and ``pan_noise_free``, the same
+  observation without its sensor noise.
 
 Training draws are random (torch's generator, seeded by Lightning); validation and test
 draws are fixed by ``seed`` and the sample index, so their losses are comparable between
@@ -21,6 +23,7 @@ epochs and runs.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -93,19 +96,23 @@ class SimulatedPairs(Dataset):
     ``size``: window size in 30 m pixels; ``length``: samples per epoch; ``ranges``: the
     degradation ranges, or ``None`` for the clean simulation; ``fixed``: draws fixed by
     ``seed`` and the index (validation/test) instead of random; ``transforms``: a callable
-    on the sample dict.
+    on the sample dict. ``noise_free_twin``: each sample also holds the same observation
+    without its sensor noise (``image_noise_free``, ``pan_noise_free``), for a loss on the
+    output's response to that noise (:func:`s2l8h.train.losses.noise_response`).
     """
 
     def __init__(self, scenes: Sequence[SceneArrays], split: str = "Train", *,
                  size: int = 32, length: int = 1024,
                  ranges: DegradationRanges | None = TRAINING_RANGES, fixed: bool = False,
                  seed: int = 0, augment: bool = True,
-                 transforms: Callable[[dict], dict] | None = None) -> None:
+                 transforms: Callable[[dict], dict] | None = None,
+                 noise_free_twin: bool = False) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.split, self.size, self.length = split, size, length
         self.ranges, self.fixed, self.seed = ranges, fixed, seed
         self.augment, self.transforms = augment, transforms
+        self.noise_free_twin = noise_free_twin
         window = 3 * size + 2 * MARGIN
         self.windows: list[tuple[SceneArrays, np.ndarray, np.ndarray]] = []
         weights = []
@@ -171,6 +178,13 @@ class SimulatedPairs(Dataset):
             "scene": scene.source.name,
             "noise_scale": degradation.noise_scale,
         }
+        if self.noise_free_twin:  # the noise is degrade's only use of the generator
+            quiet = dataclasses.replace(degradation, noise_scale=0.0, noise_std=0.0)
+            twin, twin_pan, _ = degrade(pixels, quiet, np.random.default_rng(0),
+                                        offset_cols=2 * MARGIN, offset_rows=2 * MARGIN,
+                                        rows=self.size, cols=self.size)
+            sample["image_noise_free"] = torch.from_numpy(twin.astype(np.float32))
+            sample["pan_noise_free"] = torch.from_numpy(twin_pan.astype(np.float32))[None]
         return self.transforms(sample) if self.transforms is not None else sample
 
 

@@ -182,17 +182,22 @@ class RealWaldPairs(Dataset):
     draws fixed by ``seed`` and the index (validation/test) instead of random; ``augment``:
     random dihedral symmetry; ``convention``: the model's input convention (pan radiometry).
     A window is used when its input has data everywhere and at least :data:`MIN_SCORED` of
-    its target pixels are scored.
+    its target pixels are scored. ``noise_free_twin``: the samples also hold
+    ``image_noise_free`` and ``pan_noise_free`` as :class:`s2l8h.data.pairs.SimulatedPairs`
+    gives them, here the input itself (its noise is unknown; ``noise_scale`` is NaN), so the
+    two datasets can share batches.
     """
 
     def __init__(self, sources: Sequence[RealSource], split: str = "Train", *,
                  size: int = 32, length: int = 512, fixed: bool = False, seed: int = 0,
                  augment: bool = True, convention: InputConvention | None = None,
-                 transforms: Callable[[dict], dict] | None = None) -> None:
+                 transforms: Callable[[dict], dict] | None = None,
+                 noise_free_twin: bool = False) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.split, self.size, self.length = split, size, length
         self.fixed, self.seed, self.augment, self.transforms = fixed, seed, augment, transforms
+        self.noise_free_twin = noise_free_twin
         self.windows: list[_Windows] = []
         for source in sources:
             real = read_real_scene(source.path, toa=source.toa, convention=convention)
@@ -243,4 +248,6 @@ class RealWaldPairs(Dataset):
         sample.update(crs=f"EPSG:{window.crs.epsg}" if window.crs.epsg else window.crs.wkt,
                       bounds=tuple(window.boundingbox), scene=arrays.name,
                       noise_scale=float("nan"))
+        if self.noise_free_twin:
+            sample.update(image_noise_free=sample["image"], pan_noise_free=sample["pan"])
         return self.transforms(sample) if self.transforms is not None else sample

@@ -16,6 +16,9 @@ the target takes the prediction's value outside the mask, so those pixels add no
   ``detach_mean`` the likelihood trains only the variance (the mean gets no gradient from it,
   so the other terms alone shape the prediction; cf. Seitzer et al. 2022 on NLL's pull on the
   mean).
+- ``noise_response``: how much the prediction responds to the input's sensor noise where the
+  target is flat (:func:`noise_response`); it needs the prediction from the same input without
+  its noise, which the training module computes (``WeightedLoss`` leaves the term out).
 """
 
 from __future__ import annotations
@@ -106,8 +109,42 @@ def gaussian_nll(prediction: torch.Tensor, target: torch.Tensor,
     return masked_mean(values, mask)
 
 
+def flat_noise_gain(noisy_mean: torch.Tensor, quiet_mean: torch.Tensor,
+                    noisy_input: torch.Tensor, quiet_input: torch.Tensor,
+                    target: torch.Tensor, flat_fraction: float = 0.25
+                    ) -> torch.Tensor:
+    """(N, C) the squared noise gain of each sample and band: the mean square of the
+    prediction's response to the input noise, ``noisy_mean - quiet_mean`` (N, C, H, W), over
+    the ``flat_fraction`` of the target's pixels with the least Sobel gradient energy (summed
+    over bands), divided by the mean square of that noise, ``noisy_input - quiet_input``
+    (N, C, h, w); NaN where the input has no noise. Above 1: the output's noise in flat
+    areas is larger than the input's (cf. :func:`s2l8h.evaluate.metrics.noise_gain`)."""
+    gx, gy = _sobel(target)
+    energy = (gx ** 2 + gy ** 2).sum(dim=1, keepdim=True)  # (N, 1, H - 2, W - 2)
+    threshold = torch.quantile(energy.flatten(1).float(), flat_fraction, dim=1)
+    flat = (energy <= threshold.to(energy)[:, None, None, None]).to(noisy_mean.dtype)
+    response = ((noisy_mean - quiet_mean)[..., 1:-1, 1:-1] ** 2 * flat).sum(dim=(-2, -1))
+    response = response / flat.sum(dim=(-2, -1)).clamp_min(1)
+    noise = ((noisy_input - quiet_input) ** 2).mean(dim=(-2, -1))
+    return torch.where(noise > 0, response / noise.clamp_min(1e-30),
+                       torch.full_like(response, math.nan))
+
+
+def noise_response(noisy_mean: torch.Tensor, quiet_mean: torch.Tensor,
+                   noisy_input: torch.Tensor, quiet_input: torch.Tensor, target: torch.Tensor,
+                   gain: float = 0.7, flat_fraction: float = 0.25) -> torch.Tensor:
+    """Mean over the samples and bands with input noise of max(0, g² - ``gain``²), g the
+    :func:`flat_noise_gain`: a penalty on noise passed on, or amplified, where the target is
+    flat and the noise is all the prediction could show; 0 when nothing has noise."""
+    squared = flat_noise_gain(noisy_mean, quiet_mean, noisy_input, quiet_input, target,
+                              flat_fraction)
+    noisy = torch.isfinite(squared)
+    excess = torch.where(noisy, (squared - gain ** 2).clamp_min(0), torch.zeros_like(squared))
+    return excess.sum() / noisy.sum().clamp_min(1)
+
+
 LOSSES = {"l1": l1, "mse": mse, "gradient": gradient, "mixed_gradient": mixed_gradient,
-          "ssim": ssim, "gaussian_nll": gaussian_nll}
+          "ssim": ssim, "gaussian_nll": gaussian_nll, "noise_response": noise_response}
 
 
 @dataclass(frozen=True)
@@ -116,12 +153,15 @@ class LossTerm:
     weight: float = 1.0
     distance: str = "squared"  # gaussian_nll only
     detach_mean: bool = False  # gaussian_nll only
+    gain: float = 0.7  # noise_response only: the flat-area noise gain left unpenalised
 
     def __post_init__(self) -> None:
         if self.name not in LOSSES:
             raise ValueError(f"unknown loss {self.name!r}; known: {', '.join(LOSSES)}")
         if not math.isfinite(self.weight):
             raise ValueError(f"loss weight must be finite, got {self.weight}")
+        if not self.gain >= 0:
+            raise ValueError(f"loss gain must be >= 0, got {self.gain}")
 
 
 #: Terms computed per element, so that a mask selects the pixels they average over.
@@ -129,7 +169,9 @@ MASKED_MEANS = ("l1", "mse")
 
 
 class WeightedLoss:
-    """Σ weight · term(prediction, target[, variance]), over the pixels of ``mask``."""
+    """Σ weight · term(prediction, target[, variance]), over the pixels of ``mask``; the
+    ``noise_response`` terms (:attr:`noise_terms`) are left to the caller, which has the
+    noise-free prediction they need."""
 
     def __init__(self, terms: Sequence[LossTerm]) -> None:
         if not terms:
@@ -140,6 +182,11 @@ class WeightedLoss:
     def needs_variance(self) -> bool:
         return any(term.name == "gaussian_nll" for term in self.terms)
 
+    @property
+    def noise_terms(self) -> list[LossTerm]:
+        """The ``noise_response`` terms."""
+        return [term for term in self.terms if term.name == "noise_response"]
+
     def __call__(self, prediction: torch.Tensor, target: torch.Tensor,
                  variance: torch.Tensor | None = None, mask: torch.Tensor | None = None
                  ) -> torch.Tensor:
@@ -147,6 +194,8 @@ class WeightedLoss:
             mask = None
         total = prediction.new_zeros(())
         for term in self.terms:
+            if term.name == "noise_response":
+                continue
             if term.name == "gaussian_nll":
                 mean = prediction.detach() if term.detach_mean else prediction
                 value = gaussian_nll(mean, target, variance, term.distance, mask)

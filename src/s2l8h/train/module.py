@@ -19,7 +19,7 @@ from s2l8h.errors import ConfigError, InputError
 from s2l8h.models.convention import InputConvention
 from s2l8h.models.harmonizer import Harmonizer, split_output
 from s2l8h.train.config import DataConfig, OptimizerConfig, SchedulerConfig
-from s2l8h.train.losses import LossTerm, WeightedLoss, masked_mean
+from s2l8h.train.losses import LossTerm, WeightedLoss, flat_noise_gain, masked_mean, noise_response
 
 
 def scene_sources(config: DataConfig) -> list[SceneSource]:
@@ -33,12 +33,17 @@ def real_sources(config: DataConfig) -> list[RealSource]:
 
 
 def make_dataset(config: DataConfig, split: str, seed: int = 0,
-                 scenes: list | None = None, convention: InputConvention | None = None
-                 ) -> Dataset:
+                 scenes: list | None = None, convention: InputConvention | None = None,
+                 noise_free_twin: bool = False) -> Dataset:
     """The dataset of ``split``: patches on disk, or pairs simulated from ``config.scenes``
     (random draws for Train; fixed draws, ``val_samples`` of them, otherwise), joined by
     reduced-resolution pairs of ``config.real_scenes`` (``real_samples`` /
-    ``real_val_samples``; pan in ``convention``) where given."""
+    ``real_val_samples``; pan in ``convention``) where given. ``noise_free_twin``: the
+    samples also hold their input without its simulated noise (for the ``noise_response``
+    loss; not for patches on disk)."""
+    if config.dataset and noise_free_twin:
+        raise ConfigError("the noise_response loss needs simulated pairs (data.scenes), "
+                          f"not patches on disk ({config.dataset})")
     if config.dataset:
         quality = QualityFilter(config.min_ssim, config.min_psnr)
         return PatchDataset(config.dataset, split, quality=quality, transforms=RandomDihedral()
@@ -54,13 +59,15 @@ def make_dataset(config: DataConfig, split: str, seed: int = 0,
     simulated = SimulatedPairs(scenes, split, size=config.patch_size,
                                length=config.train_samples if training else config.val_samples,
                                ranges=ranges, fixed=not training, seed=seed,
-                               augment=config.augment if training else False)
+                               augment=config.augment if training else False,
+                               noise_free_twin=noise_free_twin)
     if not config.real_scenes:
         return simulated
     real = RealWaldPairs(real_sources(config), split, size=config.patch_size,
                          length=config.real_samples if training else config.real_val_samples,
                          fixed=not training, seed=seed,
-                         augment=config.augment if training else False, convention=convention)
+                         augment=config.augment if training else False, convention=convention,
+                         noise_free_twin=noise_free_twin)
     return ConcatDataset([simulated, real])
 
 
@@ -78,17 +85,20 @@ def batch_mask(batch) -> torch.Tensor | None:
 
 class PatchDataModule(L.LightningDataModule):
     def __init__(self, config: DataConfig, seed: int = 0,
-                 convention: InputConvention | None = None) -> None:
+                 convention: InputConvention | None = None,
+                 noise_free_twin: bool = False) -> None:
         super().__init__()
         self.config = config
         self.seed = seed
         self.convention = convention
+        self.noise_free_twin = noise_free_twin
 
     def setup(self, stage: str | None = None) -> None:
         scenes = None if self.config.dataset else load_scenes(scene_sources(self.config))
-        self.train_set = make_dataset(self.config, "Train", self.seed, scenes, self.convention)
+        self.train_set = make_dataset(self.config, "Train", self.seed, scenes, self.convention,
+                                      self.noise_free_twin)
         self.val_set = make_dataset(self.config, "Validation", self.seed, scenes,
-                                    self.convention)
+                                    self.convention, self.noise_free_twin)
         if len(self.train_set) == 0 or len(self.val_set) == 0:
             raise InputError(self.config.dataset, "no Train or Validation patch passes the "
                              "quality filter")
@@ -107,7 +117,11 @@ class PatchDataModule(L.LightningDataModule):
 
 class HarmonizerModule(L.LightningModule):
     """Trains ``model`` (a :class:`Harmonizer`) with a weighted loss; logs ``train_loss``,
-    ``val_loss``, ``val_psnr`` and, each validation epoch, a preview figure."""
+    ``val_loss``, ``val_psnr`` and, each validation epoch, a preview figure. With a
+    ``noise_response`` loss term the model also runs on each sample's noise-free twin
+    (the batches must hold ``image_noise_free`` / ``pan_noise_free``: ``PatchDataModule(...,
+    noise_free_twin=True)``), and ``val_noise_gain`` is logged: the root mean square of
+    :func:`~s2l8h.train.losses.flat_noise_gain` over the noisy validation samples."""
 
     def __init__(self, model: Harmonizer, loss: list[LossTerm], optimizer: OptimizerConfig,
                  scheduler: SchedulerConfig, max_epochs: int = 1) -> None:
@@ -126,10 +140,24 @@ class HarmonizerModule(L.LightningModule):
     def forward(self, multispectral: torch.Tensor, pan: torch.Tensor):
         return self.model(multispectral, pan)
 
+    def _noise_loss(self, batch, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Σ weight · noise_response, the (N, C) squared noise gains)."""
+        multispectral, _, target = batch_tensors(batch)
+        quiet = split_output(self(batch["image_noise_free"], batch["pan_noise_free"]))[0]
+        total = mean.new_zeros(())
+        for term in self.loss.noise_terms:
+            total = total + term.weight * noise_response(
+                mean, quiet, multispectral, batch["image_noise_free"], target, term.gain)
+        squared = flat_noise_gain(mean.detach(), quiet.detach(), multispectral,
+                                  batch["image_noise_free"], target)
+        return total, squared
+
     def training_step(self, batch, batch_index: int) -> torch.Tensor:
         multispectral, pan, target = batch_tensors(batch)
         mean, variance = split_output(self(multispectral, pan))
         loss = self.loss(mean, target, variance, batch_mask(batch))
+        if self.loss.noise_terms:
+            loss = loss + self._noise_loss(batch, mean)[0]
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True,
                  batch_size=target.shape[0])
         return loss
@@ -139,6 +167,13 @@ class HarmonizerModule(L.LightningModule):
         mean, variance = split_output(self(multispectral, pan))
         mask = batch_mask(batch)
         loss = self.loss(mean, target, variance, mask)
+        if self.loss.noise_terms:
+            penalty, squared = self._noise_loss(batch, mean)
+            loss = loss + penalty
+            noisy = torch.isfinite(squared)
+            if noisy.any():
+                self.log("val_noise_gain", squared[noisy].mean().sqrt(),
+                         batch_size=int(noisy.any(dim=1).sum()))
         mse = masked_mean((mean - target) ** 2, mask)
         self.log("val_loss", loss, prog_bar=True, batch_size=target.shape[0])
         self.log("val_psnr", 10 * torch.log10(1 / mse), prog_bar=True,

@@ -111,7 +111,8 @@ def train(config: TrainConfig, *, resume: bool | str = False,
         deterministic=config.trainer.deterministic, callbacks=all_callbacks,
         logger=TensorBoardLogger(directory, name="logs"), enable_progress_bar=progress,
         enable_model_summary=False)
-    datamodule = PatchDataModule(config.data, config.trainer.seed, module.model.convention)
+    datamodule = PatchDataModule(config.data, config.trainer.seed, module.model.convention,
+                                 noise_free_twin=bool(module.loss.noise_terms))
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     return TrainResult(directory, Path(best.best_model_path), checkpoints / "last.ckpt",
                        float(best.best_model_score) if best.best_model_score is not None
