@@ -294,3 +294,19 @@ def test_b08_stands_in_for_a_missing_b8a_only_when_asked(tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     document = json.loads((tmp_path / "bench" / "results.json").read_text())
     assert document["settings"]["b08_as_b8a"] is True
+
+
+@pytest.mark.parametrize("real", [False, True])
+def test_benchmark_on_bad_input_fails_naming_it_and_makes_no_output_folder(
+        tmp_path: Path, real: bool) -> None:
+    """A folder without the scene's files: exit 2 (bad input), a message naming the folder, and no
+    output folder left behind (it is made only once the inputs have been read)."""
+    empty = tmp_path / "not_a_scene"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no rasters here")
+    output = tmp_path / "deep" / "bench"
+    arguments = ["benchmark", str(empty), "-o", str(output), "--baselines", "bicubic"]
+    result = runner.invoke(app, arguments + (["--real", "--toa"] if real else []))
+    assert result.exit_code == 2, result.output
+    assert "not_a_scene" in result.output and "Traceback" not in result.output
+    assert not output.exists() and not output.parent.exists()

@@ -84,7 +84,7 @@ def run_wald(
     Landsat scene by the reduced-resolution protocol (module docstring); write
     ``results.{md,csv,json}`` and ``report.html`` into ``output_dir``. ``consistency`` and
     ``filter_input_noise``: as in ``harmonize`` (:mod:`s2l8h.inference.consistency`)."""
-    output_dir = _prepare_output(output_dir, baselines, overwrite)
+    output_dir = _prepare_output(output_dir, baselines, overwrite, create=False)
     loaded = {str(entry): resolve_models(str(entry).split("+")) for entry in models}
     convention = next(iter(loaded.values()))[0].convention if loaded else None
     real = read_real_scene(inputs, toa=toa, convention=convention, mask_flags=mask_flags,
@@ -130,6 +130,7 @@ def run_wald(
                 "grid": {"crs": str(grid30.crs), "transform": list(grid30.affine)[:6],
                          "shape": list(grid30.shape)}}
     result = BenchmarkResult(None, methods, common, output_dir, settings, reference)
+    output_dir.mkdir(parents=True, exist_ok=True)  # only now: bad input leaves no folder
     write_tables(result, header=(
         f"Real Landsat, reduced-resolution protocol (Wald): scene {scene.name} "
         f"({settings['radiometry']}); bands degraded 90 m / pan 45 m, predictions at 30 m "
