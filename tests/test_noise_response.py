@@ -3,6 +3,7 @@ training with the term."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -40,6 +41,12 @@ def test_noise_free_twin_differs_from_the_input_by_its_noise_only(scenes) -> Non
     for key in ("image", "pan", "target"):
         assert torch.equal(sample[key], same[key])
     assert "image_noise_free" not in same
+    # The twin is the noise-free degradation of the same window: the same draw run again
+    # with the noise off gives it exactly.
+    quiet = SimulatedPairs(scenes, "Validation", size=16, length=4, fixed=True, seed=3,
+                           ranges=dataclasses.replace(ranges, noise_scale=(1e-300, 1e-300)))
+    assert torch.allclose(quiet[1]["image"], sample["image_noise_free"], atol=1e-7)
+    assert torch.allclose(quiet[1]["pan"], sample["pan_noise_free"], atol=1e-7)
     noise = (sample["image"] - sample["image_noise_free"]).double().numpy()
     # Band by band, the difference is OLI's noise at 4 x its typical σ: white, zero mean.
     for band in range(6):
@@ -143,3 +150,28 @@ def test_the_noise_response_experiment_config_loads_with_its_term() -> None:
     terms = WeightedLoss(config.loss).noise_terms
     assert [(term.weight, term.gain) for term in terms] == [(0.001, 0.7)]
     assert config.model.init == "lite2.real-wald5-a"
+
+
+def test_the_noise_term_alone_trains_the_network_and_refuses_dropout(scenes) -> None:
+    from s2l8h import create_model
+    from s2l8h.errors import ConfigError
+    from s2l8h.train.config import OptimizerConfig, SchedulerConfig
+    from s2l8h.train.module import HarmonizerModule
+
+    torch.manual_seed(0)
+    terms = [LossTerm("noise_response", weight=1.0, gain=0.0)]
+    module = HarmonizerModule(create_model("lite", width=8, blocks=1), terms,
+                              OptimizerConfig(), SchedulerConfig())
+    ranges = DegradationRanges(noise_scale=(10.0, 10.0), clean_probability=0.0)
+    batch = next(iter(DataLoader(
+        SimulatedPairs(scenes, "Validation", size=8, length=4, fixed=True, ranges=ranges,
+                       noise_free_twin=True), batch_size=4)))
+    loss = module.training_step(batch, 0)
+    # gain 0: every bit of the output's response to the noise is penalised, and nothing else.
+    assert float(loss) > 0
+    loss.backward()
+    gradients = [p.grad for p in module.model.parameters() if p.grad is not None]
+    assert gradients and any(float(g.abs().sum()) > 0 for g in gradients)
+    with pytest.raises(ConfigError, match="dropout"):
+        HarmonizerModule(create_model("lite", width=8, blocks=1, dropout=0.1), terms,
+                         OptimizerConfig(), SchedulerConfig())

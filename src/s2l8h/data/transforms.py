@@ -11,8 +11,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-#: The sample keys holding images on the sample's footprint (30 m, 15 m and 10 m grids).
-IMAGE_KEYS = ("image", "pan", "target")
+#: The sample keys holding images on the sample's footprint (30 m, 15 m and 10 m grids), the
+#: target's mask and the input's noise-free twin (:class:`s2l8h.data.pairs.SimulatedPairs`).
+IMAGE_KEYS = ("image", "pan", "target", "valid", "image_noise_free", "pan_noise_free")
 
 
 def dihedral(image: torch.Tensor, rotations: int, flip: bool) -> torch.Tensor:

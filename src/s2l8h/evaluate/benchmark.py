@@ -272,7 +272,7 @@ class BenchmarkOptions(Options):
         every model loads once first, so that a wrong name or path fails before any work."""
         from s2l8h.inference.harmonize import resolve_models
 
-        folder = _prepare_output(output_dir, self.baselines, self.overwrite, create=False)
+        folder = _prepare_output(output_dir, self.baselines, self.overwrite)
         for entry in self.models:
             resolve_models(str(entry).split("+"))
         scene = _read_scene(sentinel2, self.offset, self.bounds, self.b08_as_b8a)
@@ -319,10 +319,10 @@ def run_benchmark(
 
 
 def _prepare_output(output_dir: str | os.PathLike[str], baselines: Sequence[str],
-                    overwrite: bool, create: bool = True) -> Path:
-    """``output_dir`` checked: no earlier results in it unless ``overwrite``, known
-    ``baselines``; made (with its parents) if ``create``, which callers leave until their
-    inputs have been read, so that bad input leaves no empty folder behind."""
+                    overwrite: bool) -> Path:
+    """``output_dir`` checked (no earlier results in it unless ``overwrite``; known
+    ``baselines``), not made: callers make it once their inputs have been read, so that bad
+    input leaves no empty folder behind."""
     output_dir = Path(output_dir)
     targets = [output_dir / name for name in ("results.md", "results.csv", "results.json",
                                               "report.html")]
@@ -332,8 +332,6 @@ def _prepare_output(output_dir: str | os.PathLike[str], baselines: Sequence[str]
     unknown = sorted(set(baselines) - set(BASELINES))
     if unknown:
         raise OptionError(f"unknown baselines {unknown}; known: {', '.join(BASELINES)}")
-    if create:
-        output_dir.mkdir(parents=True, exist_ok=True)
     return output_dir
 
 

@@ -84,7 +84,7 @@ def run_wald(
     Landsat scene by the reduced-resolution protocol (module docstring); write
     ``results.{md,csv,json}`` and ``report.html`` into ``output_dir``. ``consistency`` and
     ``filter_input_noise``: as in ``harmonize`` (:mod:`s2l8h.inference.consistency`)."""
-    output_dir = _prepare_output(output_dir, baselines, overwrite, create=False)
+    output_dir = _prepare_output(output_dir, baselines, overwrite)
     loaded = {str(entry): resolve_models(str(entry).split("+")) for entry in models}
     convention = next(iter(loaded.values()))[0].convention if loaded else None
     real = read_real_scene(inputs, toa=toa, convention=convention, mask_flags=mask_flags,
@@ -92,6 +92,7 @@ def run_wald(
     scene, bands30, valid30, grid30, grid15 = real.scene, real.bands, real.has_data, \
         real.grid30, real.grid15
     bands90, pan45, valid90 = reduce_scene(real)
+    output_dir.mkdir(parents=True, exist_ok=True)  # once the inputs have been read
     grid90 = grid30.zoom_out(FACTOR).crop(bands90.shape[1:])
     grid45 = grid15.zoom_out(FACTOR).crop(pan45.shape[1:])
     noise = scene_noise(bands90, valid90)  # as harmonize measures it
@@ -130,7 +131,6 @@ def run_wald(
                 "grid": {"crs": str(grid30.crs), "transform": list(grid30.affine)[:6],
                          "shape": list(grid30.shape)}}
     result = BenchmarkResult(None, methods, common, output_dir, settings, reference)
-    output_dir.mkdir(parents=True, exist_ok=True)  # only now: bad input leaves no folder
     write_tables(result, header=(
         f"Real Landsat, reduced-resolution protocol (Wald): scene {scene.name} "
         f"({settings['radiometry']}); bands degraded 90 m / pan 45 m, predictions at 30 m "

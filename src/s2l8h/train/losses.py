@@ -115,17 +115,20 @@ def flat_noise_gain(noisy_mean: torch.Tensor, quiet_mean: torch.Tensor,
                     ) -> torch.Tensor:
     """(N, C) the squared noise gain of each sample and band: the mean square of the
     prediction's response to the input noise, ``noisy_mean - quiet_mean`` (N, C, H, W), over
-    the ``flat_fraction`` of the target's pixels with the least Sobel gradient energy (summed
-    over bands), divided by the mean square of that noise, ``noisy_input - quiet_input``
-    (N, C, h, w); NaN where the input has no noise. Above 1: the output's noise in flat
-    areas is larger than the input's (cf. :func:`s2l8h.evaluate.metrics.noise_gain`)."""
+    that of the bands' noise, ``noisy_input - quiet_input`` (N, C, h, w) brought to the
+    target's grid by nearest neighbour, both over the ``flat_fraction`` of the target's
+    pixels with the least Sobel gradient energy (summed over bands); NaN where the bands have
+    no noise. Above 1: the output's noise in flat areas is larger than the input's. As in
+    the benchmark's :func:`s2l8h.evaluate.metrics.noise_gain`, the response includes what
+    the pan's noise adds, and the ratio is over the bands' noise alone."""
     gx, gy = _sobel(target)
     energy = (gx ** 2 + gy ** 2).sum(dim=1, keepdim=True)  # (N, 1, H - 2, W - 2)
     threshold = torch.quantile(energy.flatten(1).float(), flat_fraction, dim=1)
     flat = (energy <= threshold.to(energy)[:, None, None, None]).to(noisy_mean.dtype)
     response = ((noisy_mean - quiet_mean)[..., 1:-1, 1:-1] ** 2 * flat).sum(dim=(-2, -1))
-    response = response / flat.sum(dim=(-2, -1)).clamp_min(1)
-    noise = ((noisy_input - quiet_input) ** 2).mean(dim=(-2, -1))
+    noise = F.interpolate((noisy_input - quiet_input).to(noisy_mean.dtype),
+                          size=noisy_mean.shape[-2:], mode="nearest")
+    noise = (noise[..., 1:-1, 1:-1] ** 2 * flat).sum(dim=(-2, -1))
     return torch.where(noise > 0, response / noise.clamp_min(1e-30),
                        torch.full_like(response, math.nan))
 

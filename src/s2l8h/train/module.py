@@ -120,8 +120,11 @@ class HarmonizerModule(L.LightningModule):
     ``val_loss``, ``val_psnr`` and, each validation epoch, a preview figure. With a
     ``noise_response`` loss term the model also runs on each sample's noise-free twin
     (the batches must hold ``image_noise_free`` / ``pan_noise_free``: ``PatchDataModule(...,
-    noise_free_twin=True)``), and ``val_noise_gain`` is logged: the root mean square of
-    :func:`~s2l8h.train.losses.flat_noise_gain` over the noisy validation samples."""
+    noise_free_twin=True)``), and ``val_noise_gain`` is logged: per validation batch the
+    root mean square of :func:`~s2l8h.train.losses.flat_noise_gain` over its noisy samples and
+    bands, averaged over the batches (weighted by their noisy samples). The term needs a
+    model without dropout: the two passes would draw different dropout masks, whose
+    difference would count as response to noise."""
 
     def __init__(self, model: Harmonizer, loss: list[LossTerm], optimizer: OptimizerConfig,
                  scheduler: SchedulerConfig, max_epochs: int = 1) -> None:
@@ -133,6 +136,11 @@ class HarmonizerModule(L.LightningModule):
         self.loss = WeightedLoss(loss)
         if self.loss.needs_variance and not model.has_variance_head:
             raise ValueError("the gaussian_nll loss needs a model with a variance head")
+        if self.loss.noise_terms and any(
+                isinstance(layer, torch.nn.modules.dropout._DropoutNd) and layer.p > 0
+                for layer in model.modules()):
+            raise ConfigError("the noise_response loss needs a model without dropout (the "
+                              "noisy and the noise-free pass would draw different masks)")
         self.optimizer_config, self.scheduler_config = optimizer, scheduler
         self.max_epochs = max_epochs
         self._preview: tuple[torch.Tensor, ...] | None = None
