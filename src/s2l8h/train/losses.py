@@ -133,17 +133,23 @@ def flat_noise_gain(noisy_mean: torch.Tensor, quiet_mean: torch.Tensor,
                        torch.full_like(response, math.nan))
 
 
+def noise_penalty(squared_gain: torch.Tensor, gain: float = 0.7) -> torch.Tensor:
+    """Mean of max(0, g² - ``gain``²) over the finite entries of ``squared_gain`` (the
+    :func:`flat_noise_gain` of each sample and band); 0 when none is finite."""
+    noisy = torch.isfinite(squared_gain)
+    excess = torch.where(noisy, (squared_gain - gain ** 2).clamp_min(0),
+                         torch.zeros_like(squared_gain))
+    return excess.sum() / noisy.sum().clamp_min(1)
+
+
 def noise_response(noisy_mean: torch.Tensor, quiet_mean: torch.Tensor,
                    noisy_input: torch.Tensor, quiet_input: torch.Tensor, target: torch.Tensor,
                    gain: float = 0.7, flat_fraction: float = 0.25) -> torch.Tensor:
-    """Mean over the samples and bands with input noise of max(0, g² - ``gain``²), g the
-    :func:`flat_noise_gain`: a penalty on noise passed on, or amplified, where the target is
-    flat and the noise is all the prediction could show; 0 when nothing has noise."""
-    squared = flat_noise_gain(noisy_mean, quiet_mean, noisy_input, quiet_input, target,
-                              flat_fraction)
-    noisy = torch.isfinite(squared)
-    excess = torch.where(noisy, (squared - gain ** 2).clamp_min(0), torch.zeros_like(squared))
-    return excess.sum() / noisy.sum().clamp_min(1)
+    """:func:`noise_penalty` of the :func:`flat_noise_gain`: over the samples and bands with
+    input noise, a penalty on noise passed on, or amplified, where the target is flat and the
+    noise is all the prediction could show; 0 when nothing has noise."""
+    return noise_penalty(flat_noise_gain(noisy_mean, quiet_mean, noisy_input, quiet_input,
+                                         target, flat_fraction), gain)
 
 
 LOSSES = {"l1": l1, "mse": mse, "gradient": gradient, "mixed_gradient": mixed_gradient,

@@ -19,7 +19,7 @@ from s2l8h.errors import ConfigError, InputError
 from s2l8h.models.convention import InputConvention
 from s2l8h.models.harmonizer import Harmonizer, split_output
 from s2l8h.train.config import DataConfig, OptimizerConfig, SchedulerConfig
-from s2l8h.train.losses import LossTerm, WeightedLoss, flat_noise_gain, masked_mean, noise_response
+from s2l8h.train.losses import LossTerm, WeightedLoss, flat_noise_gain, masked_mean, noise_penalty
 
 
 def scene_sources(config: DataConfig) -> list[SceneSource]:
@@ -149,16 +149,14 @@ class HarmonizerModule(L.LightningModule):
         return self.model(multispectral, pan)
 
     def _noise_loss(self, batch, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(Σ weight · noise_response, the (N, C) squared noise gains)."""
+        """(Σ weight · noise_response, the (N, C) squared noise gains, detached)."""
         multispectral, _, target = batch_tensors(batch)
         quiet = split_output(self(batch["image_noise_free"], batch["pan_noise_free"]))[0]
+        squared = flat_noise_gain(mean, quiet, multispectral, batch["image_noise_free"], target)
         total = mean.new_zeros(())
         for term in self.loss.noise_terms:
-            total = total + term.weight * noise_response(
-                mean, quiet, multispectral, batch["image_noise_free"], target, term.gain)
-        squared = flat_noise_gain(mean.detach(), quiet.detach(), multispectral,
-                                  batch["image_noise_free"], target)
-        return total, squared
+            total = total + term.weight * noise_penalty(squared, term.gain)
+        return total, squared.detach()
 
     def training_step(self, batch, batch_index: int) -> torch.Tensor:
         multispectral, pan, target = batch_tensors(batch)
