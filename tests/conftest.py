@@ -108,6 +108,28 @@ def scene(tmp_path: Path) -> Scene:
     return make_scene(tmp_path / "scene")
 
 
+@pytest.fixture(scope="session")
+def scenes():
+    """The Virginia training scene loaded for simulated pairs, split 55 / 15 / 30 % as the
+    default models' configurations split it."""
+    from s2l8h.data.pairs import load_scenes
+
+    virginia = Path(__file__).parents[1] / "data" / "s2_l1c_virginia_north"
+    return load_scenes([{"path": str(virginia), "fractions": [0.55, 0.15, 0.3]}])
+
+
+def tiny_mixed_training(run_dir: Path) -> list[str]:
+    """``--set`` overrides for a one-epoch training run of a tiny lite network into
+    ``run_dir`` on a few simulated pairs mixed with Wald pairs of the bundled Florida crop."""
+    return [
+        f"output.dir={run_dir}", "trainer.max_epochs=1", "data.train_samples=8",
+        "data.val_samples=8", "data.real_samples=8", "data.real_val_samples=4",
+        "data.patch_size=8", "data.batch_size=8", "model.init=''",
+        "model.overrides={width: 8, blocks: 1}",
+        f"data.real_scenes=[{{path: {FLORIDA}, toa: true, fractions: [0.5, 0.25, 0.25], "
+        "radiometry: L1T TOA crop, source: bundled example}]"]
+
+
 def tiny_model(seed: int = 0, **overrides):
     torch.manual_seed(seed)
     return create_model("unet5-upsample", depth=2, growth_factor=2, **overrides).eval()

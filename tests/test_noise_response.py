@@ -13,21 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader
 
-from s2l8h.data.pairs import SimulatedPairs, load_scenes
+from conftest import tiny_mixed_training
+from s2l8h.data.pairs import SimulatedPairs
 from s2l8h.data.simulate import DegradationRanges, oli_noise_std
 from s2l8h.train.config import load_config
 from s2l8h.train.losses import LossTerm, WeightedLoss, flat_noise_gain, noise_response
 from s2l8h.train.run import train
 
 ROOT = Path(__file__).parents[1]
-VIRGINIA = ROOT / "data" / "s2_l1c_virginia_north"
 CONFIG = ROOT / "configs" / "lite2-realistic.yaml"
-FLORIDA_CROP = ROOT / "src" / "s2l8h" / "examples" / "florida_crop"
-
-
-@pytest.fixture(scope="module")
-def scenes():
-    return load_scenes([{"path": str(VIRGINIA), "fractions": [0.55, 0.15, 0.3]}])
 
 
 def test_noise_free_twin_differs_from_the_input_by_its_noise_only(scenes) -> None:
@@ -111,15 +105,9 @@ def test_training_with_the_noise_response_logs_the_noise_gain(tmp_path: Path) ->
     from s2l8h.models.convention import InputConvention
     from s2l8h.train.module import make_dataset
 
-    overrides = [
-        f"output.dir={tmp_path / 'run'}", "trainer.max_epochs=1", "data.train_samples=8",
-        "data.val_samples=8", "data.real_samples=8", "data.real_val_samples=4",
-        "data.patch_size=8", "data.batch_size=8", "model.init=''",
-        "model.overrides={width: 8, blocks: 1}",
-        "loss=[{name: l1}, {name: noise_response, weight: 0.01, gain: 0.5}]",
-        f"data.real_scenes=[{{path: {FLORIDA_CROP}, toa: true, fractions: [0.5, 0.25, 0.25], "
-        "radiometry: L1T TOA crop, source: bundled example}]"]
-    config = load_config(CONFIG, overrides)
+    config = load_config(CONFIG, [
+        *tiny_mixed_training(tmp_path / "run"),
+        "loss=[{name: l1}, {name: noise_response, weight: 0.01, gain: 0.5}]"])
     # Real pairs carry their input as their twin, so the two kinds share batches.
     mixed = make_dataset(config.data, "Validation", convention=InputConvention(),
                          noise_free_twin=True)

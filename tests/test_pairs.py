@@ -8,19 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from s2l8h.data.pairs import MARGIN, SimulatedPairs, load_scenes
+from s2l8h.data.pairs import MARGIN, SimulatedPairs
 from s2l8h.models.lite import LiteConfig, LiteNet
 from s2l8h.train.config import load_config
 from s2l8h.train.run import export, train
 
 ROOT = Path(__file__).parents[1]
-VIRGINIA = ROOT / "data" / "s2_l1c_virginia_north"
 CONFIG = ROOT / "configs" / "lite2-realistic.yaml"
-
-
-@pytest.fixture(scope="module")
-def scenes():
-    return load_scenes([{"path": str(VIRGINIA), "fractions": [0.55, 0.15, 0.3]}])
 
 
 def test_samples_are_dicts_with_georeference_and_disjoint_splits(scenes) -> None:

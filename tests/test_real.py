@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
+from conftest import tiny_mixed_training
 from s2l8h.bandpass import oli_to_msi
 from s2l8h.data.real import RealSource, RealWaldPairs, read_real_scene
 from s2l8h.errors import ConfigError
@@ -119,14 +120,7 @@ def test_real_scenes_mix_into_training_and_the_card(tmp_path: Path) -> None:
     from s2l8h.train.module import make_dataset
     from s2l8h.train.run import export, train
 
-    overrides = [
-        f"output.dir={tmp_path / 'run'}", "trainer.max_epochs=1", "data.train_samples=8",
-        "data.val_samples=8", "data.real_samples=8", "data.real_val_samples=4",
-        "data.patch_size=8", "data.batch_size=8", "model.init=''",
-        "model.overrides={width: 8, blocks: 1}",
-        f"data.real_scenes=[{{path: {FLORIDA_CROP}, toa: true, fractions: [0.5, 0.25, 0.25], "
-        "radiometry: L1T TOA crop, source: bundled example}]"]
-    config = load_config(CONFIG, overrides)
+    config = load_config(CONFIG, tiny_mixed_training(tmp_path / "run"))
     train_set = make_dataset(config.data, "Train", convention=CONVENTION)
     assert isinstance(train_set, ConcatDataset) and len(train_set) == 16
     batch = next(iter(DataLoader(train_set, batch_size=16)))
