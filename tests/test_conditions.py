@@ -14,9 +14,11 @@ from s2l8h.cli.app import app
 from s2l8h.evaluate.metrics import (
     flat_area_noise,
     flat_pixels,
+    high_frequency_detail,
     high_frequency_ratio,
     high_frequency_skill,
     noise_gain,
+    ssim,
 )
 from s2l8h.models.factory import create_model
 from s2l8h.models.loading import save_pretrained
@@ -83,6 +85,48 @@ def test_noise_gain_of_known_responses() -> None:
     truth[:, :, 30:] = rng.uniform(0, 0.4, (6, 60, 30))
     flat = flat_pixels(truth, fraction=0.3)
     assert flat[4:56, 4:28].all() and not flat[:, 28:].any()  # ties at zero all count
+
+
+def test_detail_and_similarity_measures_need_enough_pixels() -> None:
+    rng = np.random.default_rng(2)
+    truth = ndimage.gaussian_filter(rng.uniform(0, 0.4, (6, 20, 20)), (0, 1, 1))
+    noisy = truth + rng.normal(0, 0.01, truth.shape)
+    # 20 x 20: 144 pixels 4 px inside, enough for the detail measures; 14 flat ones are not.
+    ratios, skills = high_frequency_detail(noisy, truth)
+    assert all(np.isfinite(ratios)) and all(np.isfinite(skills))
+    assert np.isnan(flat_area_noise(noisy, truth))
+    assert not flat_pixels(truth[:, :11, :11]).any()  # 9 pixels 4 px inside
+    # 11 x 11: 9 pixels inside; nothing is measured from so few.
+    ratios, skills = high_frequency_detail(noisy[:, :11, :11], truth[:, :11, :11])
+    assert all(np.isnan(ratios)) and all(np.isnan(skills))
+    few = np.zeros((20, 20), bool)
+    few[5:10, 5:10] = True  # 25 flat pixels
+    assert all(np.isnan(noise_gain(2 * noisy, noisy, few)))
+    # SSIM is NaN, not an error, when no pixel has its whole 7 x 7 window valid.
+    checkerboard = (np.indices((20, 20)).sum(axis=0) % 2).astype(bool)
+    assert np.isnan(ssim(noisy, truth, checkerboard))
+    assert 0 < ssim(noisy, truth) < 1
+
+
+def test_the_wald_protocol_on_a_small_area_leaves_unmeasurable_figures_out(
+        tmp_path: Path) -> None:
+    # 27 x 27 px of the example: 15 x 15 scored, only 7 x 7 of them 4 px inside.
+    result = runner.invoke(app, [
+        "benchmark", str(FLORIDA_CROP), "--real", "--toa", "-o", str(tmp_path / "wald"),
+        "--bounds", "465000,3392000,465810,3392810", "--baselines", "bicubic,mtf-glp", "-q"])
+    assert result.exit_code == 0, result.output
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"results.json holds {constant}")
+
+    document = json.loads((tmp_path / "wald" / "results.json").read_text(),
+                          parse_constant=refuse)
+    detail = document["methods"]["mtf-glp"]["detail"]
+    assert detail["hf_ratio"] is None and detail["flat_noise"] is None
+    assert document["methods"]["mtf-glp"]["overall"]["psnr"] > 20
+    row = next(line for line in (tmp_path / "wald" / "results.md").read_text().splitlines()
+               if line.startswith("| mtf-glp |"))
+    assert row.split(" | ")[11:14] == ["–", "–", "–"]  # HF ratio, HF skill, flat noise
 
 
 def test_benchmark_conditions_one_table_each(tmp_path: Path) -> None:

@@ -59,8 +59,9 @@ def psnr(prediction: np.ndarray, reference: np.ndarray, valid: np.ndarray | None
 
 def ssim(prediction: np.ndarray, reference: np.ndarray, valid: np.ndarray | None = None,
          data_range: float = 1.0) -> float:
-    """Mean SSIM (unitless, at most 1) over valid pixels; for a band stack, the mean over
-    bands."""
+    """Mean SSIM (unitless, at most 1) over the valid pixels whose whole window is valid; for a
+    band stack, the mean over bands. NaN where no such pixel exists (a small or scattered
+    mask), as a mean over no pixels."""
     mask = valid_mask(prediction, reference, valid)
     if prediction.ndim == 3:
         return float(np.mean([ssim(p, r, mask, data_range)
@@ -75,7 +76,7 @@ def ssim(prediction: np.ndarray, reference: np.ndarray, valid: np.ndarray | None
     # Pixels whose window touches an invalid pixel are left out as well.
     usable = binary_erosion(mask, np.ones((SSIM_WINDOW, SSIM_WINDOW)), border_value=1) & inner
     if not usable.any():
-        raise ValueError("no valid pixel with a full SSIM window")
+        return float("nan")
     return float(ssim_map[usable].mean())
 
 

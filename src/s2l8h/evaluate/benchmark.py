@@ -208,21 +208,38 @@ class BenchmarkResult:
         for method in self.methods:
             cells = [method.name]
             for group, key, _ in TABLE_COLUMNS:
-                value = method.metrics[group][key]
-                cells.append(f"{value:.4f}" if key in ("nrmse", "rmse", "mae", "ssim", "pearson")
-                             else f"{value:.2f}")
-            detail = method.metrics.get("detail")
-            cells.append(f"{detail['hf_ratio']:.2f}" if detail else "–")
-            cells.append(f"{detail['hf_skill']:.2f}" if detail else "–")
-            cells.append(f"{detail['flat_noise']:.4f}" if detail else "–")
-            gain = detail.get("noise_gain") if detail else None
-            cells.append(f"{gain:.2f}" if gain is not None else "–")
-            uncertainty = method.metrics.get("uncertainty")
-            cells.append(f"{uncertainty['coverage_68']:.2f}" if uncertainty else "–")
-            cells.append(f"{uncertainty['coverage_95']:.2f}" if uncertainty else "–")
+                cells.append(_cell(method.metrics[group][key], 4 if key in (
+                    "nrmse", "rmse", "mae", "ssim", "pearson") else 2))
+            detail = method.metrics.get("detail") or {}
+            cells.append(_cell(detail.get("hf_ratio")))
+            cells.append(_cell(detail.get("hf_skill")))
+            cells.append(_cell(detail.get("flat_noise"), 4))
+            cells.append(_cell(detail.get("noise_gain")))
+            uncertainty = method.metrics.get("uncertainty") or {}
+            cells.append(_cell(uncertainty.get("coverage_68")))
+            cells.append(_cell(uncertainty.get("coverage_95")))
             cells.append(f"{method.seconds:.1f}")
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
+
+
+def _cell(value: float | None, digits: int = 2) -> str:
+    """A table cell: ``value`` with ``digits`` decimals, or "–" when it was not measured
+    (absent or NaN)."""
+    return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN: a measure that could not be taken; inf: the
+    PSNR of an exact copy) as ``None``, so that the JSON written is standard (null, not
+    NaN)."""
+    if isinstance(value, dict):
+        return {key: _finite_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_json(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _crop_grid(grid: GeoBox, bounds: tuple[float, float, float, float] | None) -> GeoBox:
@@ -475,8 +492,8 @@ class ConditionsResult:
         lines = ["| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
         for method in methods:
             found = [self._method(name, method) for name in names]
-            cells = [f"{m.metrics['detail']['noise_gain']:.2f}"
-                     if m and "noise_gain" in m.metrics["detail"] else "–" for m in found]
+            cells = [_cell(m.metrics["detail"].get("noise_gain") if m else None)
+                     for m in found]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
@@ -569,7 +586,7 @@ def write_tables(result: BenchmarkResult, header: str | None = None) -> None:
     document = {"settings": result.settings,
                 "methods": {m.name: {"kind": m.kind, "seconds": m.seconds, **m.metrics}
                             for m in result.methods}}
-    _atomic_text(directory / "results.json", json.dumps(document, indent=2) + "\n")
+    _atomic_json(directory / "results.json", document)
 
 
 def _write_condition_tables(suite: ConditionsResult) -> None:
@@ -594,7 +611,7 @@ def _write_condition_tables(suite: ConditionsResult) -> None:
                "methods": {m.name: {"kind": m.kind, "seconds": m.seconds, **m.metrics}
                            for m in result.methods}}
         for name, result in suite.results.items()}}
-    _atomic_text(directory / "results.json", json.dumps(document, indent=2) + "\n")
+    _atomic_json(directory / "results.json", document)
 
 
 def _atomic_csv(path: Path, rows: list[dict[str, object]]) -> None:
@@ -604,6 +621,11 @@ def _atomic_csv(path: Path, rows: list[dict[str, object]]) -> None:
         writer.writeheader()
         writer.writerows(rows)
     os.replace(partial, path)
+
+
+def _atomic_json(path: Path, document: dict[str, Any]) -> None:
+    """Standard JSON (:func:`_finite_json`), written as :func:`_atomic_text` writes."""
+    _atomic_text(path, json.dumps(_finite_json(document), indent=2, allow_nan=False) + "\n")
 
 
 def _atomic_text(path: Path, text: str) -> None:

@@ -32,6 +32,8 @@ reflectance (the paper's protocol) and 2 for normalized indices in [-1, 1].
   Flat-area noise: the standard deviation of the
   error's high-pass (mean over bands) on the flattest 10 % of valid pixels (lowest local
   standard deviation of the reference over 5 x 5 pixels), where there is no detail to get.
+  These measures need :data:`MIN_MEASURED_PIXELS` pixels 4 px inside the valid area (and as
+  many flat ones): on a smaller or scattered mask they are NaN, not a figure from a few pixels.
   Noise gain (:func:`noise_gain`): the standard deviation, on those flat pixels, of what the
   input's noise changes in the output (output on noisy input minus output on the same input
   without it) over the standard deviation of that input noise: above 1, noise is amplified.
@@ -39,6 +41,7 @@ reflectance (the paper's protocol) and 2 for normalized indices in [-1, 1].
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,6 +194,9 @@ def uncertainty_metrics(prediction: np.ndarray, std: np.ndarray, reference: np.n
 
 
 HIGH_PASS_SIGMA = 1.5
+#: The detail and flat-area measures need at least this many pixels 4 px inside the valid
+#: area (and as many flat ones); a smaller or scattered mask gives NaN (not measured).
+MIN_MEASURED_PIXELS = 32
 
 
 def _high_pass(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -205,7 +211,8 @@ def high_frequency_detail(prediction: np.ndarray, reference: np.ndarray,
     HF skill (1 - high-pass energy of the error / of the reference); module docstring."""
     mask = _valid(prediction, reference, valid)
     inner = binary_erosion(mask, iterations=4)
-    inner = inner if inner.any() else mask
+    if inner.sum() < MIN_MEASURED_PIXELS:
+        return [math.nan] * len(prediction), [math.nan] * len(prediction)
     ratios, skills = [], []
     for p, r in zip(prediction, reference, strict=True):
         high_p, high_r = _high_pass(p, mask)[inner], _high_pass(r, mask)[inner]
@@ -232,10 +239,11 @@ def flat_pixels(reference: np.ndarray, valid: np.ndarray | None = None,
                 fraction: float = 0.1) -> np.ndarray:
     """(H, W) the flattest ``fraction`` of the valid pixels of ``reference`` (bands, H, W):
     lowest local standard deviation over 5 x 5 pixels (mean over bands), at least 4 px inside
-    the valid area."""
+    the valid area; none when fewer than :data:`MIN_MEASURED_PIXELS` lie that far inside."""
     mask = _valid(reference, reference, valid)
     inner = binary_erosion(mask, iterations=4)
-    inner = inner if inner.any() else mask
+    if inner.sum() < MIN_MEASURED_PIXELS:
+        return np.zeros_like(inner)
     local = [np.sqrt(np.maximum(ndimage.uniform_filter(np.where(mask, r, 0.0) ** 2, 5)
                                 - ndimage.uniform_filter(np.where(mask, r, 0.0), 5) ** 2, 0))
              for r in reference.astype(np.float64)]
@@ -246,9 +254,12 @@ def flat_pixels(reference: np.ndarray, valid: np.ndarray | None = None,
 def flat_area_noise(prediction: np.ndarray, reference: np.ndarray,
                     valid: np.ndarray | None = None, fraction: float = 0.1) -> float:
     """Standard deviation of the error's high-pass on the flattest ``fraction`` of the valid
-    pixels (module docstring), mean over bands; reflectance."""
+    pixels (module docstring), mean over bands; reflectance. NaN (not measured) when fewer
+    than :data:`MIN_MEASURED_PIXELS` pixels are flat."""
     mask = _valid(prediction, reference, valid)
     flat = flat_pixels(reference, mask, fraction)
+    if flat.sum() < MIN_MEASURED_PIXELS:
+        return math.nan
     return float(np.mean([np.std(_high_pass(p - r, mask)[flat])
                           for p, r in zip(prediction, reference, strict=True)]))
 
@@ -264,17 +275,21 @@ def noise_gain(response: np.ndarray, input_noise: np.ndarray,
     of an input pixel it lies in); ``flat`` (H, W) the pixels to measure (:func:`flat_pixels`).
     The gain is the standard deviation of the response over that of the input noise, both on
     the ``flat`` pixels where both are finite: 1 = output noise as large as the input's,
-    above = amplified, below = smoothed out."""
+    above = amplified, below = smoothed out; NaN (not measured) on fewer than
+    :data:`MIN_MEASURED_PIXELS` such pixels."""
     gains = []
     for out, noise in zip(response, input_noise, strict=True):
         where = flat & np.isfinite(out) & np.isfinite(noise)
+        if where.sum() < MIN_MEASURED_PIXELS:
+            gains.append(math.nan)
+            continue
         gains.append(float(np.std(out[where])) / max(float(np.std(noise[where])), 1e-20))
     return gains
 
 
-__all__ = ["BANDS", "CALIBRATION_LEVELS", "HIGH_PASS_SIGMA", "INDICES", "RESOLUTION_RATIO",
-           "SSIM_WINDOW", "Calibration", "calibration_curve", "ergas", "flat_area_noise",
-           "flat_pixels", "high_frequency_detail", "high_frequency_ratio",
+__all__ = ["BANDS", "CALIBRATION_LEVELS", "HIGH_PASS_SIGMA", "INDICES", "MIN_MEASURED_PIXELS",
+           "RESOLUTION_RATIO", "SSIM_WINDOW", "Calibration", "calibration_curve", "ergas",
+           "flat_area_noise", "flat_pixels", "high_frequency_detail", "high_frequency_ratio",
            "high_frequency_skill", "image_metrics", "mae", "mse", "noise_gain",
            "normalized_difference", "nrmse", "pearson", "psnr", "rmse", "sam", "spearman",
            "ssim", "uncertainty_metrics"]
