@@ -163,6 +163,15 @@ def test_qa_bicubic_is_consistent_and_a_biased_output_is_reported(virginia,
     report = json.loads((tmp_path / "bad.json").read_text())["consistency"]
     assert report["bias"][2] == pytest.approx(0.02 * 0.9765, abs=0.001)
     assert abs(report["bias"][0]) < 0.002
+    # The report is never written onto the raster it checks, nor over a report unasked.
+    before = bad.read_bytes()
+    result = runner.invoke(app, ["qa", str(bad), "--scene", str(scene), "--json", str(bad),
+                                 "--overwrite"])
+    assert result.exit_code != 0 and "is one of this run's inputs" in result.output
+    assert bad.read_bytes() == before
+    result = runner.invoke(app, ["qa", str(bad), "--scene", str(scene), "--json",
+                                 str(tmp_path / "bad.json")])
+    assert result.exit_code != 0 and "already exists" in result.output
 
 
 def test_qa_reads_the_tags_and_refuses_a_raster_without_them(virginia, tmp_path: Path

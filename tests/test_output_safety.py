@@ -229,6 +229,24 @@ def test_evaluate_margin_scores_the_benchmarks_pixels(scene: Scene, tmp_path: Pa
     assert table.exit_code == 0 and f"{got:.4f}" in table.output
 
 
+def test_evaluate_on_a_scattered_mask_leaves_ssim_out(scene: Scene, tmp_path: Path) -> None:
+    prediction, reference = _prediction_and_reference(tmp_path, scene)
+    with rasterio.open(reference) as dataset:
+        profile, shape = dataset.profile, dataset.shape
+    mask = tmp_path / "checkerboard.tif"
+    with rasterio.open(mask, "w", **(profile | {"count": 1, "dtype": "uint8",
+                                                "nodata": None})) as out:
+        out.write((np.indices(shape).sum(axis=0) % 2).astype(np.uint8)[None])
+    result = runner.invoke(app, ["evaluate", str(prediction), str(reference), "--mask",
+                                 str(mask), "--json", str(tmp_path / "m.json")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text(),
+                         parse_constant=lambda constant: pytest.fail(f"JSON holds {constant}"))
+    assert metrics["overall"]["ssim"] is None and metrics["B02"]["ssim"] is None
+    assert metrics["overall"]["psnr"] > 10
+    assert "–" in result.output
+
+
 # ----------------------------------------------------------------- export/train ----
 
 def test_export_never_replaces_a_users_folder(tmp_path: Path) -> None:

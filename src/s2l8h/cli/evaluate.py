@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -22,6 +23,14 @@ CONDITIONS = ("clean", "noise-oli", "noise-3x", "noise-0.001", "noise-0.002", "m
 EDGE_MARGIN = 6
 
 
+def _cell(value: float | None) -> str:
+    """A metrics cell: 4 decimals; empty where absent, "–" where not measured (NaN: e.g. SSIM
+    on a mask without one full window)."""
+    if value is None:
+        return ""
+    return "–" if math.isnan(value) else f"{value:.4f}"
+
+
 def _metrics_table(results: dict[str, dict[str, float]]) -> Table:
     keys = {key for values in results.values() for key in values}
     table = Table(title="metrics (reflectance, data range 1; indices data range 2)")
@@ -33,7 +42,7 @@ def _metrics_table(results: dict[str, dict[str, float]]) -> Table:
     for name, values in results.items():
         if name == "uncertainty":
             continue
-        table.add_row(name, *[f"{values[k]:.4f}" if k in values else "" for k in columns])
+        table.add_row(name, *[_cell(values.get(k)) for k in columns])
     return table
 
 
@@ -54,7 +63,7 @@ def evaluate_command(
 ) -> None:
     """Score a prediction against a reference: per band and overall PSNR, SSIM, NRMSE, RMSE,
     MAE, SAM, ERGAS, NDVI/NDWI agreement, and uncertainty metrics when σ bands exist."""
-    from s2l8h.evaluate.benchmark import evaluate_files
+    from s2l8h.evaluate.benchmark import evaluate_files, write_json
     from s2l8h.io.cog import check_not_an_input, check_output_path
 
     inputs = [path for path in (prediction, reference, mask) if path is not None]
@@ -68,7 +77,7 @@ def evaluate_command(
         console.print("uncertainty: " + ", ".join(
             f"{key} {value:.4f}" for key, value in results["uncertainty"].items()))
     if json_out is not None:
-        json_out.write_text(json.dumps(results, indent=2) + "\n")
+        write_json(json_out, results)
     if csv_out is not None:
         with csv_out.open("w", newline="") as handle:
             writer = csv.writer(handle)
@@ -164,11 +173,14 @@ def qa_command(
     """The trust report of a product: pan registration and noise of its inputs, and the
     output's consistency with them (brought back to 30 m and OLI radiometry: per-band bias
     and RMSE, spectral angle, residual shift)."""
+    from s2l8h.evaluate.benchmark import write_json
     from s2l8h.evaluate.qa import consistency_with_scene, read_report
     from s2l8h.inference.checks import consistency_messages
+    from s2l8h.io.cog import check_not_an_input, check_output_path
 
-    if json_out is not None and json_out.exists() and not overwrite:
-        fail(f"{json_out}: already exists; pass --overwrite")
+    if json_out is not None:
+        check_output_path(json_out, overwrite)
+        check_not_an_input(json_out, [output, *(scene or [])])
     report = consistency_with_scene(output, scene if len(scene) > 1 else scene[0],
                                     toa=toa) if scene else read_report(output)
     table = Table(title=f"trust report: {output.name}")
@@ -188,4 +200,4 @@ def qa_command(
     if not messages:
         console.print("consistent with its input (|bias| <= 0.01, residual shift <= 6 m)")
     if json_out is not None:
-        json_out.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(json_out, report)

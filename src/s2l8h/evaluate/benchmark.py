@@ -586,7 +586,7 @@ def write_tables(result: BenchmarkResult, header: str | None = None) -> None:
     document = {"settings": result.settings,
                 "methods": {m.name: {"kind": m.kind, "seconds": m.seconds, **m.metrics}
                             for m in result.methods}}
-    _atomic_json(directory / "results.json", document)
+    write_json(directory / "results.json", document)
 
 
 def _write_condition_tables(suite: ConditionsResult) -> None:
@@ -611,7 +611,7 @@ def _write_condition_tables(suite: ConditionsResult) -> None:
                "methods": {m.name: {"kind": m.kind, "seconds": m.seconds, **m.metrics}
                            for m in result.methods}}
         for name, result in suite.results.items()}}
-    _atomic_json(directory / "results.json", document)
+    write_json(directory / "results.json", document)
 
 
 def _atomic_csv(path: Path, rows: list[dict[str, object]]) -> None:
@@ -623,9 +623,11 @@ def _atomic_csv(path: Path, rows: list[dict[str, object]]) -> None:
     os.replace(partial, path)
 
 
-def _atomic_json(path: Path, document: dict[str, Any]) -> None:
-    """Standard JSON (:func:`_finite_json`), written as :func:`_atomic_text` writes."""
-    _atomic_text(path, json.dumps(_finite_json(document), indent=2, allow_nan=False) + "\n")
+def write_json(path: str | os.PathLike[str], document: dict[str, Any]) -> None:
+    """``document`` as standard JSON (:func:`_finite_json`: a figure not measured is null) at
+    ``path``, written under a temporary name and renamed (:func:`_atomic_text`)."""
+    _atomic_text(Path(path), json.dumps(_finite_json(document), indent=2, allow_nan=False)
+                 + "\n")
 
 
 def _atomic_text(path: Path, text: str) -> None:
