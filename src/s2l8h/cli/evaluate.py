@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 
 import typer
@@ -79,12 +80,14 @@ def evaluate_command(
     if json_out is not None:
         write_json(json_out, results)
     if csv_out is not None:
-        with csv_out.open("w", newline="") as handle:
+        partial = csv_out.with_name(f".{csv_out.name}.partial")
+        with partial.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["group", "metric", "value"])
             for group, values in results.items():
                 for key, value in values.items():
                     writer.writerow([group, key, value])
+        os.replace(partial, csv_out)
 
 
 def benchmark_command(
