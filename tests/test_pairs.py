@@ -1,4 +1,5 @@
-"""Pairs simulated on the fly for training, the lite pan matching, training from scenes."""
+"""Pairs simulated on the fly for training, the lite pan matching and MTF-GLP base, training
+from scenes."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from s2l8h.data.pairs import MARGIN, SimulatedPairs
-from s2l8h.models.lite import LiteConfig, LiteNet
+from s2l8h.models.lite import LiteConfig, LiteNet, glp_base, match_pan
 from s2l8h.train.config import load_config
 from s2l8h.train.run import export, train
 
@@ -57,6 +59,46 @@ def test_pan_matching_removes_a_pan_gain_and_offset() -> None:
     assert float((changed - reference).abs().max()) < 0.05 * float(unmatched.abs().max())
     with pytest.raises(ValueError, match="pan_norm"):
         LiteConfig(pan_norm=4)
+
+
+def test_the_glp_base_injects_the_pans_detail_with_each_bands_regression_gain() -> None:
+    torch.manual_seed(1)
+    # A scene at 5 m; the bands are its intensity times 0.8, 1.2 and -0.5 (plus offsets), as
+    # a 30 m sensor sees them; the pan at 15 m; the truth at 10 m.
+    scene = F.avg_pool2d(torch.rand(1, 1, 240, 240), 3, stride=1, padding=1)
+    gains = torch.tensor([0.8, 1.2, -0.5, 0.8, 1.2, -0.5]).view(1, 6, 1, 1)
+    bands5 = 0.3 + gains * (scene - 0.5) * 0.2
+    multispectral, truth = F.avg_pool2d(bands5, 6), F.avg_pool2d(bands5, 2)
+    pan = F.avg_pool2d(0.25 + 0.1 * scene, 3)
+    bicubic = F.interpolate(multispectral, scale_factor=3, mode="bicubic", align_corners=False)
+    fused = glp_base(multispectral, pan, window=7)
+    inner = (slice(None), slice(None), slice(12, -12), slice(12, -12))
+    error_fused = (fused - truth)[inner].pow(2).mean(dim=(0, 2, 3)).sqrt()
+    error_bicubic = (bicubic - truth)[inner].pow(2).mean(dim=(0, 2, 3)).sqrt()
+    assert bool((error_fused < 0.75 * error_bicubic).all()), (error_fused, error_bicubic)
+    # A pan without detail adds none: the bicubic x3 of the bands, exactly.
+    flat = glp_base(multispectral, torch.full_like(pan, 0.3), window=7)
+    assert torch.allclose(flat, bicubic, atol=1e-6)
+    # The network starts from it: with its last convolution at zero, it returns the base of
+    # its matched pan.
+    network = LiteNet(LiteConfig(width=8, blocks=1, pan_norm=7, glp_window=7)).eval()
+    with torch.no_grad():
+        output = network(multispectral, pan)
+    assert torch.allclose(output, glp_base(multispectral, match_pan(multispectral, pan, 7), 7),
+                          atol=1e-6)
+    # glp_bands = 3: blue, green and red on that base, NIR and SWIR on the bicubic one.
+    visible = LiteNet(LiteConfig(width=8, blocks=1, pan_norm=7, glp_window=7, glp_bands=3))
+    visible.load_state_dict(network.state_dict())
+    with torch.no_grad():
+        output = visible.eval()(multispectral, pan)
+    assert torch.equal(output[:, 3:], bicubic[:, 3:])
+    assert torch.allclose(output[:, :3], glp_base(multispectral[:, :3],
+                                                  match_pan(multispectral, pan, 7), 7),
+                          atol=1e-6)
+    with pytest.raises(ValueError, match="glp_window"):
+        LiteConfig(glp_window=4)
+    with pytest.raises(ValueError, match="glp_bands"):
+        LiteConfig(glp_window=7, glp_bands=7)
 
 
 def test_training_from_scenes_and_export_card(tmp_path: Path) -> None:
