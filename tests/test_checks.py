@@ -169,6 +169,12 @@ def test_qa_bicubic_is_consistent_and_a_biased_output_is_reported(virginia,
                                  "--overwrite"])
     assert result.exit_code != 0 and "is one of this run's inputs" in result.output
     assert bad.read_bytes() == before
+    band = sorted(Path(scene).glob("*B4*"))[0]  # --scene is the folder; its files count
+    before = band.read_bytes()
+    result = runner.invoke(app, ["qa", str(bad), "--scene", str(scene), "--json", str(band),
+                                 "--overwrite"])
+    assert result.exit_code != 0 and "is one of this run's inputs" in result.output
+    assert band.read_bytes() == before
     result = runner.invoke(app, ["qa", str(bad), "--scene", str(scene), "--json",
                                  str(tmp_path / "bad.json")])
     assert result.exit_code != 0 and "already exists" in result.output

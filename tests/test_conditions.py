@@ -105,12 +105,14 @@ def test_detail_and_similarity_measures_need_enough_pixels() -> None:
     # SSIM is NaN, not an error, when no pixel has its whole 7 x 7 window valid.
     checkerboard = (np.indices((20, 20)).sum(axis=0) % 2).astype(bool)
     assert np.isnan(ssim(noisy, truth, checkerboard))
+    assert np.isnan(ssim(noisy[:, :5, :5], truth[:, :5, :5]))  # no 7 x 7 window fits
     assert 0 < ssim(noisy, truth) < 1
 
 
 def test_the_wald_protocol_on_a_small_area_leaves_unmeasurable_figures_out(
         tmp_path: Path) -> None:
-    # 27 x 27 px of the example: 15 x 15 scored, only 7 x 7 of them 4 px inside.
+    # 26 x 26 px of the example, 18 x 18 for the protocol: 12 x 12 scored, 4 x 4 of them
+    # 4 px inside (fewer than MIN_MEASURED_PIXELS).
     result = runner.invoke(app, [
         "benchmark", str(FLORIDA_CROP), "--real", "--toa", "-o", str(tmp_path / "wald"),
         "--bounds", "465000,3392000,465810,3392810", "--baselines", "bicubic,mtf-glp", "-q"])

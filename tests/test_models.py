@@ -297,6 +297,25 @@ def test_malicious_pickle_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert not (tmp_path / "PWNED_BY_PICKLE").exists()
 
 
+def test_exports_load_by_path_with_fields_their_config_predates(tmp_path: Path) -> None:
+    # An export saved before a parameter-free field existed loads as its model (the field
+    # takes its default), as the bundled releases do when given as folders.
+    old = save_pretrained(create_model("lite2"), tmp_path / "old")
+    document = json.loads((old / "config.json").read_text())
+    for key in ("glp_window", "glp_bands"):
+        del document["config"][key]
+    (old / "config.json").write_text(json.dumps(document))
+    assert create_model("lite2", pretrained=old).network.config.glp_window == 0
+    bundled = Path(__file__).parents[1] / "src" / "s2l8h" / "weights" / "lite2-real-wald5-a"
+    assert create_model("lite2", pretrained=bundled).network.config.pan_norm == 7
+    # An export with the MTF-GLP base loads as lite2 when asked for with that base only.
+    glp = save_pretrained(create_model("lite2", glp_window=7, glp_bands=3), tmp_path / "glp")
+    loaded = create_model("lite2", pretrained=glp, glp_window=7, glp_bands=3)
+    assert (loaded.network.config.glp_window, loaded.network.config.glp_bands) == (7, 3)
+    with pytest.raises(ModelLoadError, match="glp_window"):
+        create_model("lite2", pretrained=glp)
+
+
 def test_unknown_source_fails_clearly() -> None:
     with pytest.raises(ModelLoadError, match="not a registered model"):
         load_model("no-such-model")

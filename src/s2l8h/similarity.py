@@ -66,6 +66,8 @@ def ssim(prediction: np.ndarray, reference: np.ndarray, valid: np.ndarray | None
     if prediction.ndim == 3:
         return float(np.mean([ssim(p, r, mask, data_range)
                               for p, r in zip(prediction, reference, strict=True)]))
+    if min(mask.shape) < SSIM_WINDOW:  # no whole window fits at all
+        return float("nan")
     reference64 = np.where(mask, reference, np.nanmean(reference[mask])).astype(np.float64)
     prediction64 = np.where(mask, prediction, reference64).astype(np.float64)
     _, ssim_map = structural_similarity(reference64, prediction64, data_range=data_range,

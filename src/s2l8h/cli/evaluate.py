@@ -180,10 +180,13 @@ def qa_command(
     from s2l8h.evaluate.qa import consistency_with_scene, read_report
     from s2l8h.inference.checks import consistency_messages
     from s2l8h.io.cog import check_not_an_input, check_output_path
+    from s2l8h.io.landsat import open_scene
 
     if json_out is not None:
         check_output_path(json_out, overwrite)
-        check_not_an_input(json_out, [output, *(scene or [])])
+        scene_files = open_scene(scene if len(scene) > 1 else scene[0], toa=toa,
+                                 need_pan=False).files() if scene else []
+        check_not_an_input(json_out, [output, *(scene or []), *scene_files])
     report = consistency_with_scene(output, scene if len(scene) > 1 else scene[0],
                                     toa=toa) if scene else read_report(output)
     table = Table(title=f"trust report: {output.name}")

@@ -69,7 +69,7 @@ class LiteConfig(DictConfig):
         if self.glp_window < 0 or (self.glp_window and self.glp_window % 2 == 0):
             raise ValueError(f"glp_window must be 0 or an odd window size, got "
                              f"{self.glp_window}")
-        if not 0 <= self.glp_bands <= self.out_channels:
+        if self.glp_window and not 0 <= self.glp_bands <= self.out_channels:
             raise ValueError(f"glp_bands must be 0-{self.out_channels}, got {self.glp_bands}")
 
     @property
@@ -181,8 +181,11 @@ class LiteNet(nn.Module):
         base = F.interpolate(bands, scale_factor=scale, mode="bicubic", align_corners=False)
         sharpened = self.config.glp_bands if self.config.glp_window else 0
         if sharpened:
-            base = torch.cat([glp_base(bands[:, :sharpened], pan, self.config.glp_window,
-                                       scale), base[:, sharpened:]], dim=1)
+            # in float32 even under autocast: the local moments are differences of products
+            with torch.autocast(bands.device.type, enabled=False):
+                fused = glp_base(bands[:, :sharpened].float(), pan.float(),
+                                 self.config.glp_window, scale)
+            base = torch.cat([fused.to(base.dtype), base[:, sharpened:]], dim=1)
         mean = base + self.shuffle(self.tail(features))
         if self.config.variance_head:
             variance = F.softplus(self.shuffle(self.tail_variance(features))) + 1e-6

@@ -39,6 +39,7 @@ from s2l8h.models.registry import (
     build_network,
     bundled_weights,
     find_spec,
+    full_config,
     get_spec,
     is_registered,
     list_models,
@@ -247,14 +248,21 @@ def _assemble(
         provenance = {}
     if expect_architecture is not None:
         expected_arch, expected_config = expect_architecture
+        # Asked for: the model's config with the parameter-free overrides (e.g. glp_window);
+        # both sides complete (a field a saved config predates has its default).
+        wanted = {**expected_config, **(overrides or {})}
+        try:
+            saved, wanted = full_config(architecture, config), full_config(expected_arch, wanted)
+        except (TypeError, ValueError) as error:
+            raise ModelLoadError(f"{source}: bad architecture config ({error})") from None
         # parameter-free fields (dropout rate, calibration factor) do not tell weights apart
-        comparable = {**config, "dropout": expected_config.get("dropout", 0.0)}
-        if "variance_scale" in expected_config:
-            comparable["variance_scale"] = expected_config["variance_scale"]
-        if expected_arch != architecture or comparable != expected_config:
+        comparable = {**saved, "dropout": wanted.get("dropout", 0.0)}
+        if "variance_scale" in wanted:
+            comparable["variance_scale"] = wanted["variance_scale"]
+        if expected_arch != architecture or comparable != wanted:
             raise ModelLoadError(
                 f"{source}: weights are for {architecture} {config}, "
-                f"not the requested {expected_arch} {expected_config}"
+                f"not the requested {expected_arch} {wanted}"
             )
     config.update(overrides or {})
     try:

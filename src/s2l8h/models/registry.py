@@ -298,6 +298,18 @@ def build_network(architecture: str, config: dict[str, Any]) -> nn.Module:
     return network_cls(config_cls.from_dict(config))
 
 
+def full_config(architecture: str, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with every field of ``architecture``'s config class (the default for each
+    field it lacks, as a config saved before that field existed is built)."""
+    try:
+        config_cls = ARCHITECTURES[architecture][1]
+    except KeyError:
+        raise ValueError(
+            f"unknown architecture {architecture!r}; known: {', '.join(sorted(ARCHITECTURES))}"
+        ) from None
+    return config_cls.from_dict(config).to_dict()
+
+
 def find_spec(architecture: str, config: dict[str, Any]) -> ModelSpec | None:
     """The registered model with exactly this architecture and config, if any (no release:
     the weights are not known to be a release's)."""
@@ -426,5 +438,6 @@ __all__ = ["ARCHITECTURES", "DEFAULT_MODEL", "PUBLISHED_MODELS", "EnsembleReleas
            "Release", "build_network", "bundled_weights", "default_release",
            "ensemble_level_variance_scale", "ensemble_member_views", "ensemble_members",
            "ensemble_noise_variance_scale", "ensemble_variance_scale", "find_ensemble",
-           "find_spec", "get_spec", "is_registered", "list_ensembles", "list_models",
-           "list_releases", "register_ensemble", "register_model", "register_release"]
+           "find_spec", "full_config", "get_spec", "is_registered", "list_ensembles",
+           "list_models", "list_releases", "register_ensemble", "register_model",
+           "register_release"]
