@@ -225,12 +225,17 @@ def test_evaluate_cli_writes_json(tmp_path: Path, virginia_crop) -> None:
                        nodata=np.nan) as dataset:
         dataset.write(prediction)
     result = runner.invoke(app, ["evaluate", str(predicted_path), str(target), "--json",
-                                 str(tmp_path / "m.json")])
+                                 str(tmp_path / "m.json"), "--csv", str(tmp_path / "m.csv")])
     assert result.exit_code == 0, result.output
     document = json.loads((tmp_path / "m.json").read_text())
     both = np.isfinite(prediction).all(axis=0) & valid
     assert document["overall"]["psnr"] == pytest.approx(
         metrics.psnr(prediction, reflectance, both), abs=1e-6)
+    rows = (tmp_path / "m.csv").read_text().splitlines()
+    assert rows[0] == "group,metric,value"
+    psnr_row = next(row for row in rows if row.startswith("overall,psnr,"))
+    assert float(psnr_row.split(",")[2]) == pytest.approx(document["overall"]["psnr"])
+    assert not list(tmp_path.glob(".*.partial"))
     again = runner.invoke(app, ["evaluate", str(predicted_path), str(target), "--json",
                                 str(tmp_path / "m.json")])
     assert again.exit_code != 0 and "already exists" in again.output

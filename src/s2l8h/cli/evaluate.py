@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import os
 from pathlib import Path
 
 import typer
@@ -64,7 +62,7 @@ def evaluate_command(
 ) -> None:
     """Score a prediction against a reference: per band and overall PSNR, SSIM, NRMSE, RMSE,
     MAE, SAM, ERGAS, NDVI/NDWI agreement, and uncertainty metrics when σ bands exist."""
-    from s2l8h.evaluate.benchmark import evaluate_files, write_json
+    from s2l8h.evaluate.benchmark import evaluate_files, write_csv, write_json
     from s2l8h.io.cog import check_not_an_input, check_output_path
 
     inputs = [path for path in (prediction, reference, mask) if path is not None]
@@ -80,14 +78,9 @@ def evaluate_command(
     if json_out is not None:
         write_json(json_out, results)
     if csv_out is not None:
-        partial = csv_out.with_name(f".{csv_out.name}.partial")
-        with partial.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["group", "metric", "value"])
-            for group, values in results.items():
-                for key, value in values.items():
-                    writer.writerow([group, key, value])
-        os.replace(partial, csv_out)
+        write_csv(csv_out, [{"group": group, "metric": key, "value": value}
+                            for group, values in results.items()
+                            for key, value in values.items()])
 
 
 def benchmark_command(

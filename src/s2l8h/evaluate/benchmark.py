@@ -582,7 +582,7 @@ def write_tables(result: BenchmarkResult, header: str | None = None) -> None:
         f"{result.settings['pixels_scored']:,} pixels scored at 10 m; reflectance, data "
         "range 1).\n\n")
     _atomic_text(directory / "results.md", header + result.markdown_table() + "\n")
-    _atomic_csv(directory / "results.csv", rows)
+    write_csv(directory / "results.csv", rows)
     document = {"settings": result.settings,
                 "methods": {m.name: {"kind": m.kind, "seconds": m.seconds, **m.metrics}
                             for m in result.methods}}
@@ -605,7 +605,7 @@ def _write_condition_tables(suite: ConditionsResult) -> None:
                   result.markdown_table(), ""]
         rows += [{"condition": name, **row} for row in result.table_rows()]
     _atomic_text(directory / "results.md", "\n".join(parts))
-    _atomic_csv(directory / "results.csv", rows)
+    write_csv(directory / "results.csv", rows)
     document = {"settings": suite.settings, "conditions": {
         name: {"settings": result.settings,
                "methods": {m.name: {"kind": m.kind, "seconds": m.seconds, **m.metrics}
@@ -614,7 +614,10 @@ def _write_condition_tables(suite: ConditionsResult) -> None:
     write_json(directory / "results.json", document)
 
 
-def _atomic_csv(path: Path, rows: list[dict[str, object]]) -> None:
+def write_csv(path: str | os.PathLike[str], rows: list[dict[str, object]]) -> None:
+    """``rows`` (dicts with the same keys, the header) as CSV at ``path``, written under a
+    temporary name and renamed."""
+    path = Path(path)
     partial = path.with_name(f".{path.name}.partial")
     with partial.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
