@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import typer
@@ -22,15 +21,9 @@ CONDITIONS = ("clean", "noise-oli", "noise-3x", "noise-0.001", "noise-0.002", "m
 EDGE_MARGIN = 6
 
 
-def _cell(value: float | None) -> str:
-    """A metrics cell: 4 decimals; empty where absent, "–" where not measured (NaN: e.g. SSIM
-    on a mask without one full window)."""
-    if value is None:
-        return ""
-    return "–" if math.isnan(value) else f"{value:.4f}"
-
-
 def _metrics_table(results: dict[str, dict[str, float]]) -> Table:
+    from s2l8h.evaluate.benchmark import format_cell
+
     keys = {key for values in results.values() for key in values}
     table = Table(title="metrics (reflectance, data range 1; indices data range 2)")
     table.add_column("")
@@ -41,7 +34,9 @@ def _metrics_table(results: dict[str, dict[str, float]]) -> Table:
     for name, values in results.items():
         if name == "uncertainty":
             continue
-        table.add_row(name, *[_cell(values.get(k)) for k in columns])
+        # empty where a group has no such metric, "–" where it was not measured (NaN)
+        table.add_row(name, *["" if values.get(k) is None else format_cell(values[k], 4)
+                              for k in columns])
     return table
 
 
@@ -175,13 +170,14 @@ def qa_command(
     from s2l8h.io.cog import check_not_an_input, check_output_path
     from s2l8h.io.landsat import open_scene
 
+    scene_inputs = (scene if len(scene) > 1 else scene[0]) if scene else None
     if json_out is not None:
         check_output_path(json_out, overwrite)
-        scene_files = open_scene(scene if len(scene) > 1 else scene[0], toa=toa,
-                                 need_pan=False).files() if scene else []
+        scene_files = open_scene(scene_inputs, toa=toa, need_pan=False).files() \
+            if scene_inputs else []
         check_not_an_input(json_out, [output, *(scene or []), *scene_files])
-    report = consistency_with_scene(output, scene if len(scene) > 1 else scene[0],
-                                    toa=toa) if scene else read_report(output)
+    report = consistency_with_scene(output, scene_inputs, toa=toa) if scene_inputs \
+        else read_report(output)
     table = Table(title=f"trust report: {output.name}")
     table.add_column("check", no_wrap=True)
     table.add_column("value")

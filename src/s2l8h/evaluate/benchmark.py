@@ -208,22 +208,22 @@ class BenchmarkResult:
         for method in self.methods:
             cells = [method.name]
             for group, key, _ in TABLE_COLUMNS:
-                cells.append(_cell(method.metrics[group][key], 4 if key in (
+                cells.append(format_cell(method.metrics[group][key], 4 if key in (
                     "nrmse", "rmse", "mae", "ssim", "pearson") else 2))
             detail = method.metrics.get("detail") or {}
-            cells.append(_cell(detail.get("hf_ratio")))
-            cells.append(_cell(detail.get("hf_skill")))
-            cells.append(_cell(detail.get("flat_noise"), 4))
-            cells.append(_cell(detail.get("noise_gain")))
+            cells.append(format_cell(detail.get("hf_ratio")))
+            cells.append(format_cell(detail.get("hf_skill")))
+            cells.append(format_cell(detail.get("flat_noise"), 4))
+            cells.append(format_cell(detail.get("noise_gain")))
             uncertainty = method.metrics.get("uncertainty") or {}
-            cells.append(_cell(uncertainty.get("coverage_68")))
-            cells.append(_cell(uncertainty.get("coverage_95")))
+            cells.append(format_cell(uncertainty.get("coverage_68")))
+            cells.append(format_cell(uncertainty.get("coverage_95")))
             cells.append(f"{method.seconds:.1f}")
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
 
-def _cell(value: float | None, digits: int = 2) -> str:
+def format_cell(value: float | None, digits: int = 2) -> str:
     """A table cell: ``value`` with ``digits`` decimals, or "–" when it was not measured
     (absent or NaN)."""
     return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
@@ -492,7 +492,7 @@ class ConditionsResult:
         lines = ["| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
         for method in methods:
             found = [self._method(name, method) for name in names]
-            cells = [_cell(m.metrics["detail"].get("noise_gain") if m else None)
+            cells = [format_cell(m.metrics["detail"].get("noise_gain") if m else None)
                      for m in found]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
