@@ -29,6 +29,7 @@ base; NIR and SWIR keep the bicubic one.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +129,14 @@ def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(blurred, kernel.view(1, 1, -1, 1))
 
 
+def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:
+    """Autocast disabled on ``device_type``; nothing to disable on the meta device (where the
+    multiply-adds are counted), which has no autocast."""
+    if device_type == "meta":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, enabled=False)
+
+
 def glp_base(multispectral: torch.Tensor, pan: torch.Tensor, window: int, scale: int = 3
              ) -> torch.Tensor:
     """Local MTF-GLP of the bands (N, B, h, w) with the pan (N, 1, 2h, 2w) on the ×``scale``
@@ -182,7 +191,7 @@ class LiteNet(nn.Module):
         sharpened = self.config.glp_bands if self.config.glp_window else 0
         if sharpened:
             # in float32 even under autocast: the local moments are differences of products
-            with torch.autocast(bands.device.type, enabled=False):
+            with _autocast_off(bands.device.type):
                 fused = glp_base(bands[:, :sharpened].float(), pan.float(),
                                  self.config.glp_window, scale)
             base = torch.cat([fused.to(base.dtype), base[:, sharpened:]], dim=1)
