@@ -271,6 +271,20 @@ def test_export_then_load_model_gives_identical_outputs(dataset: Path, tmp_path:
     refused = runner.invoke(app, ["export", str(result.best_checkpoint), "-o",
                                   str(tmp_path / "refused"), "--calibrate"])
     assert refused.exit_code == 2 and "need --config" in refused.output
+    # With the run's configuration, the card says how to reproduce the release: the training
+    # run (with the same --set overrides), then the export.
+    import yaml
+
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(yaml.safe_dump(config.to_dict()))
+    with_config = runner.invoke(app, ["export", str(result.best_checkpoint), "--config",
+                                      str(config_file), "--set", "trainer.seed=3", "-o",
+                                      str(tmp_path / "with-config")])
+    assert with_config.exit_code == 0, with_config.output
+    card = (tmp_path / "with-config" / "README.md").read_text()
+    reproduce = card.split("## Reproduce", 1)[1]
+    assert f"s2l8h train --config {config_file} --set trainer.seed=3\n" in reproduce
+    assert f"s2l8h export {result.best_checkpoint} --config {config_file}" in reproduce
 
 
 def test_lite_is_at_least_nine_times_cheaper() -> None:

@@ -107,6 +107,14 @@ def export_command(
     settings = load_config(config, set_ or []) if config is not None else None
     check_release_folder(output_dir, overwrite)
     read_state_dict(checkpoint)  # a missing or corrupt checkpoint: a clear error, early
+    # The card's "Reproduce": the training run the configuration describes, then this export.
+    sets = [f"--set {shlex.quote(item)}" for item in set_ or []]
+    config_args = ["--config", shlex.quote(str(config)), *sets]
+    card = None if config is None else {"command": [
+        " ".join(["s2l8h train", *config_args]),
+        " ".join(["s2l8h export", shlex.quote(str(checkpoint)), *config_args, "-o",
+                  shlex.quote(str(output_dir)), *(["--no-calibrate"] if calibrate is False
+                                                  else [])])]}
     folder = export(settings, checkpoint, output_dir, calibrate=calibrate is not False,
-                    overwrite=overwrite)
+                    card=card, overwrite=overwrite)
     console.print(f"exported {folder}")
