@@ -4,7 +4,7 @@ For each ``--size`` (output pixels, square, 10 m) it writes a Landsat Collection
 (SR bands, QA_PIXEL, pan + MTL; a smooth field tiled from one precomputed block, so
 generating even a full-scene-sized input takes seconds), then in one run measures:
 
-- model-only throughput: the default model's forward passes over the scene's tiles (same
+- model-only throughput: the model's forward passes over the scene's tiles (same
   tile plan, tile size, overlap and batch as harmonize; in memory, no I/O; on at most
   ``--model-tiles`` tiles, scaled to the whole plan);
 - end-to-end throughput: ``s2l8h harmonize SCENE -o out.tif`` run as a child process, so
@@ -13,12 +13,15 @@ generating even a full-scene-sized input takes seconds), then in one run measure
   beside the model, so shares can add up to more than 100 %), and the child's peak RSS;
 - that the output validates as a COG (rio-cogeo).
 
+``--model`` (repeat) runs each named model on the same scene (default: the default model).
 ``--compression`` also times the COG driver on the first output with several lossless
 compressors (the choice of ``s2l8h.io.cog.COMPRESSION`` was made with it).
 All figures come from this one run; ratios compare measurements taken side by side.
 
     nice -n 10 python benchmarks/end_to_end.py --size 3000 --compression
     nice -n 10 python benchmarks/end_to_end.py --size 3000 --size 20010
+    nice -n 5 python benchmarks/end_to_end.py --size 3000 --model lite2.real-wald6 \
+        --model lite2.real-wald5
 """
 
 from __future__ import annotations
@@ -98,17 +101,18 @@ def write_scene(folder: Path, rows: int, cols: int) -> None:
     (folder / f"{L1_PRODUCT}_MTL.json").write_text(json.dumps(mtl))
 
 
-def model_only(size: int, tile: int, overlap: int, batch_size: int, max_tiles: int,
-               precision: str) -> tuple[float, int, int]:
-    """Seconds the default model needs for all tiles of a ``size``² output (scaled from at
-    most ``max_tiles`` tiles), the plan's tile count and the tiles timed."""
+def model_only(model: str, size: int, tile: int, overlap: int, batch_size: int,
+               max_tiles: int, precision: str) -> tuple[float, int, int]:
+    """Seconds ``model`` (a registered name, as ``--model`` takes it) needs for all tiles of a
+    ``size``² output (scaled from at most ``max_tiles`` tiles), the plan's tile count and the
+    tiles timed."""
     import torch
 
     from s2l8h.inference.harmonize import resolve_models
     from s2l8h.inference.tiling import autocast, plan_tiles
     from s2l8h.inference.uncertainty import make_predictor
 
-    models = resolve_models(None)
+    models = resolve_models([model])
     predictor = make_predictor(models, "auto")
     scale = models[0].convention.scale
     low = math.ceil(size / scale)
@@ -203,8 +207,13 @@ def main() -> None:
     parser.add_argument("--compression", action="store_true",
                         help="also time COG compression options on the first output")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--model", action="append",
+                        help="model to run (repeat; default: the default model)")
     args = parser.parse_args()
     sizes = args.size or [3000]
+    from s2l8h.defaults import DEFAULT_MODEL
+
+    names = args.model or [DEFAULT_MODEL]
     workdir = Path(tempfile.mkdtemp(prefix="s2l8h-e2e-", dir=args.workdir))
     from rio_cogeo.cogeo import cog_validate
 
@@ -215,49 +224,49 @@ def main() -> None:
             started = time.perf_counter()
             write_scene(scene, math.ceil(size / 3), math.ceil(size / 3))
             generated = time.perf_counter() - started
-            model_seconds, tiles, timed = model_only(size, args.tile, args.overlap,
-                                                     args.batch_size, args.model_tiles,
-                                                     args.precision)
-            output = workdir / f"out-{size}.tif"
-            run = end_to_end(scene, output, ["--tile", str(args.tile), "--overlap",
-                                             str(args.overlap), "--batch-size",
-                                             str(args.batch_size), "--precision",
-                                             args.precision])
-            valid, errors, warnings = cog_validate(str(output))
-            with rasterio.open(output) as dataset:
-                pixels = dataset.width * dataset.height
-                shape = f"{dataset.height} x {dataset.width} x {dataset.count}"
-            results.append((size, shape, pixels, tiles, timed, model_seconds, run, valid,
-                            errors + warnings, generated))
-            if args.compression and size == sizes[0]:
-                compression = compression_table(output, workdir)
-            output.unlink()
+            for name in names:
+                model_seconds, tiles, timed = model_only(name, size, args.tile, args.overlap,
+                                                         args.batch_size, args.model_tiles,
+                                                         args.precision)
+                output = workdir / f"out-{size}.tif"
+                run = end_to_end(scene, output, ["--model", name, "--tile", str(args.tile),
+                                                 "--overlap", str(args.overlap),
+                                                 "--batch-size", str(args.batch_size),
+                                                 "--precision", args.precision])
+                valid, errors, warnings = cog_validate(str(output))
+                with rasterio.open(output) as dataset:
+                    pixels = dataset.width * dataset.height
+                    shape = f"{dataset.height} x {dataset.width} x {dataset.count}"
+                results.append((size, name, shape, pixels, tiles, timed, model_seconds, run,
+                                valid, errors + warnings, generated))
+                if args.compression and size == sizes[0] and name == names[0]:
+                    compression = compression_table(output, workdir)
+                output.unlink()
             shutil.rmtree(scene)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    from s2l8h.defaults import DEFAULT_MODEL
-
-    print(f"model: default ({DEFAULT_MODEL}), tile {args.tile}, overlap {args.overlap}, batch "
+    print(f"default model {DEFAULT_MODEL}; tile {args.tile}, overlap {args.overlap}, batch "
           f"{args.batch_size}, precision {args.precision}, {os.cpu_count()} CPUs")
-    print("| output | tiles (timed) | model-only Mpx/s | end-to-end Mpx/s | ratio | "
+    print("| model | output | tiles (timed) | model-only Mpx/s | end-to-end Mpx/s | ratio | "
           "wall s | start-up s | read | model | write | COG | peak RSS GiB | valid COG |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for (_size, shape, pixels, tiles, timed, model_seconds, run, valid, problems,
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for (_size, name, shape, pixels, tiles, timed, model_seconds, run, valid, problems,
          _generated) in results:
         model_rate = pixels / model_seconds / 1e6
         e2e_rate = pixels / run["wall"] / 1e6
         stages = run["stages"]
         shares = " | ".join(f"{100 * stages[key] / run['wall']:.0f} %"
                             for key in ("read", "model", "write", "cog"))
-        print(f"| {shape} | {tiles} ({timed}) | {model_rate:.3f} | {e2e_rate:.3f} | "
+        print(f"| {name} | {shape} | {tiles} ({timed}) | {model_rate:.3f} | {e2e_rate:.3f} | "
               f"{e2e_rate / model_rate:.0%} | {run['wall']:.1f} | "
               f"{run['wall'] - run['inside']:.1f} | {shares} | {run['rss_gib']:.2f} | "
               f"{'yes' if valid and not problems else problems} |")
     print("stage shares: busy seconds of each stage / end-to-end wall time (read and write "
           "run in threads beside the model)")
-    for size, *_rest, run, _valid, _problems, generated in results:
-        print(f"  {size}: stages (s) {run['stages']}; input generated in {generated:.1f} s")
+    for size, name, *_rest, run, _valid, _problems, generated in results:
+        print(f"  {size}, {name}: stages (s) {run['stages']}; input generated in "
+              f"{generated:.1f} s")
     if args.compression:
         print("\nCOG driver from the uncompressed first output (overviews kept), "
               "all CPUs:")
