@@ -24,6 +24,7 @@ from s2l8h.inference.consistency import (
     InputFilteredPredictor,
     consistency_residual,
     filter_bands,
+    filter_pan,
     landsat_view,
     level_departure,
     project,
@@ -364,6 +365,25 @@ def test_filter_bands_removes_noise_on_flat_ground_and_keeps_edges_and_fills() -
     assert torch.equal(filtered[:, 6:], noisy[:, 6:])
 
 
+def test_filter_pan_removes_noise_on_flat_ground_and_keeps_edges_and_fills() -> None:
+    generator = torch.Generator().manual_seed(12)
+    clean = torch.full((2, 1, 120, 120), 0.1)
+    clean[..., 60:] = 0.3  # a sharp edge
+    noise = 0.002 * torch.randn(clean.shape, generator=generator)
+    noisy = clean + noise
+    noisy[1, :, 100:, 100:] = 0.0  # filled by the reader
+    filtered = filter_pan(noisy)
+    flat = (..., slice(10, 90), slice(5, 55))
+    assert (filtered - clean)[flat].std() < 0.6 * noise[flat].std()
+    assert (filtered[..., :90, 59] - 0.1).abs().max() < 0.01
+    assert (filtered[..., :90, 60] - 0.3).abs().max() < 0.01
+    assert torch.equal(filtered[1, :, 100:, 100:], noisy[1, :, 100:, 100:])
+    # Each tile against its own noise: a clean tile beside a noisy one is left nearly as is.
+    pair = torch.cat([clean[:1], noisy[:1]])
+    assert (filter_pan(pair)[0] - clean[0]).abs().max() < 1e-4
+    assert filter_pan(noisy.half()).dtype == torch.float16
+
+
 class _Recording(Predictor):
     """Returns the bands it is given, upsampled, and remembers its inputs."""
 
@@ -381,14 +401,16 @@ class _Recording(Predictor):
         return self
 
 
-def test_input_filtered_predictor_feeds_filtered_bands_and_the_pan_as_it_is() -> None:
+def test_input_filtered_predictor_feeds_filtered_bands_and_pan() -> None:
     generator = torch.Generator().manual_seed(5)
     bands = 0.1 + 0.002 * torch.randn((1, 6, 30, 30), generator=generator)
     pan = torch.rand((1, 1, 60, 60), generator=generator)
     inner = _Recording()
     predictor = InputFilteredPredictor(inner)
     mean, variance = predictor(bands, pan)
-    assert torch.equal(inner.seen[0], filter_bands(bands)) and inner.seen[1] is pan
+    assert torch.equal(inner.seen[0], filter_bands(bands))
+    assert torch.equal(inner.seen[1], filter_pan(pan))
+    assert predictor(bands, None) is not None and inner.seen[1] is None  # no pan: none
     assert inner.seen[0].std() < 0.6 * bands.std()
     assert predictor.gives_variance and torch.equal(variance, torch.ones_like(mean))
     # Inside the consistency step, the residual is taken against the bands as they are, not

@@ -153,7 +153,7 @@ def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,
     scene, :func:`noise_variance`) and its members' views (:func:`ensemble_views`), then the
     consistency step (:mod:`s2l8h.inference.consistency`, which adds the calibration's level
     term) unless ``consistency`` is false (then only the level term, so σ keeps the form it
-    was fitted in). With ``filter_input_noise`` the networks see the 30 m bands after
+    was fitted in). With ``filter_input_noise`` the networks see the 30 m bands and the pan after
     :class:`~s2l8h.inference.consistency.InputFilteredPredictor`'s noise filter, and one
     step, not two, checks their output against the bands as they are: the second puts part
     of the input's noise back (held-out, under OLI's noise: noise gain 1.00 with one step,

@@ -82,7 +82,8 @@ class HarmonizeOptions(Options):
     (automatic mixed precision). ``register_pan``: correct a measured pan shift above 2 m.
     ``consistency``: make the output consistent with the 30 m input
     (:mod:`s2l8h.inference.consistency`). ``filter_input_noise``: the networks see the 30 m
-    bands after a noise filter (:class:`~s2l8h.inference.consistency.InputFilteredPredictor`).
+    bands and the pan after a noise filter
+    (:class:`~s2l8h.inference.consistency.InputFilteredPredictor`).
     """
 
     models: tuple[str | os.PathLike[str] | Harmonizer, ...] | None = None
