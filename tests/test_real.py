@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
 from conftest import tiny_mixed_training
+from s2l8h import load_model
 from s2l8h.bandpass import oli_to_msi
 from s2l8h.data.real import RealSource, RealWaldPairs, read_real_scene
 from s2l8h.errors import ConfigError
@@ -184,3 +185,22 @@ def test_the_default_models_stage_5_configs_widen_both_psf_ranges(member: str) -
     assert config.output.name == f"lite2.real-wald5-{member}"
     assert [scene.fractions[2] for scene in config.data.scenes] == [0.3, 0.0]
     assert [scene.fractions[2] for scene in config.data.real_scenes] == [0.28]
+
+
+@pytest.mark.parametrize("member", ["a", "b"])
+def test_the_stage_6_configs_put_the_visible_bands_on_an_mtf_glp_base(member: str) -> None:
+    """The sixth stage: from the bundled stage-5 release, stage 5's mix, blue/green/red as
+    residuals on a local MTF-GLP pansharpening (a parameter-free override), the held-out rows
+    never trained on; the bundled export has the same base."""
+    config = load_config(ROOT / "configs" / f"lite2-real-wald-{member}-stage6.yaml")
+    stage5 = load_config(ROOT / "configs" / f"lite2-real-wald-{member}-stage5.yaml")
+    assert config.model.init == f"lite2.real-wald5-{member}"
+    assert config.model.overrides == {"glp_window": 7, "glp_bands": 3}
+    assert config.data.degradation_overrides == stage5.data.degradation_overrides
+    assert config.data.real_samples == 1536 and config.trainer.max_epochs == 9
+    assert config.trainer.seed == {"a": 41, "b": 42}[member]
+    assert config.output.name == f"lite2.real-wald6-{member}"
+    assert [scene.fractions[2] for scene in config.data.scenes] == [0.3, 0.0]
+    assert [scene.fractions[2] for scene in config.data.real_scenes] == [0.28]
+    released = load_model(f"lite2.real-wald6-{member}").network.config
+    assert (released.glp_window, released.glp_bands) == (7, 3)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from s2l8h import create_model
+from s2l8h.defaults import DEFAULT_MODEL
 from s2l8h.errors import OptionError
 from s2l8h.inference.harmonize import build_predictor, ensemble_views, resolve_models
 from s2l8h.inference.uncertainty import Ensemble
@@ -50,12 +51,12 @@ def test_an_ensemble_member_sees_its_view_and_its_output_comes_back() -> None:
 
 
 def test_registered_views_reach_the_predictor_of_the_default_ensemble() -> None:
-    assert registry.ensemble_member_views("lite2.real-wald5") == ("identity", "rot180")
-    models = resolve_models(["lite2.real-wald5"])
+    assert registry.ensemble_member_views(DEFAULT_MODEL) == ("identity", "rot180")
+    models = resolve_models([DEFAULT_MODEL])
     assert ensemble_views(models) == ("identity", "rot180")
     predictor = build_predictor(models)
     assert predictor.predictor.views == ("identity", "rot180")  # inside the consistency step
     # The same members given one by one are no registered ensemble: no views.
-    assert ensemble_views(resolve_models(["lite2.real-wald5-a", "lite2.real-wald5-b"])) == ()
+    assert ensemble_views(resolve_models(list(registry.ensemble_members(DEFAULT_MODEL)))) == ()
     with pytest.raises(ValueError, match="member_views"):
         registry.register_ensemble("bad-views", ("lite", "lite2"), member_views=("rot180",))
