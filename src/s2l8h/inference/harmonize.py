@@ -156,8 +156,8 @@ def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,
     was fitted in). With ``filter_input_noise`` the networks see the 30 m bands and the pan after
     :class:`~s2l8h.inference.consistency.InputFilteredPredictor`'s noise filter, and one
     step, not two, checks their output against the bands as they are: the second puts part
-    of the input's noise back (held-out, under OLI's noise: noise gain 1.00 with one step,
-    1.09 with two)."""
+    of the input's noise back (held-out, under OLI's noise, measured with the previous
+    default: noise gain 1.00 with one step, 1.09 with two)."""
     calibration = ensemble_calibration(models)
     predictor = make_predictor(models, uncertainty, mc_passes=mc_passes,  # type: ignore[arg-type]
                                variance_scale=calibration.variance_scale,

@@ -129,7 +129,7 @@ def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(blurred, kernel.view(1, 1, -1, 1))
 
 
-def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:
+def _autocast_off(device_type: str) -> contextlib.AbstractContextManager[None]:
     """Autocast disabled on ``device_type``; nothing to disable on the meta device (where the
     multiply-adds are counted), which has no autocast."""
     if device_type == "meta":

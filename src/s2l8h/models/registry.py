@@ -409,7 +409,7 @@ for _member, _psf in (("a", "with PSF widths drawn from 0.55-1.45 x nominal"),
 # variance_scale: fitted on validation rows only (scripts/calibrate_ensemble.py): σ x 0.81.
 register_ensemble("lite2.real-wald4", ("lite2.real-wald4-a", "lite2.real-wald4-b"),
                   description="lite2.real-wald3 after a fourth training stage (member A: a "
-                              "wider PSF range; previous default); σ² = 0.66 x (member spread "
+                              "wider PSF range; an earlier default); σ² = 0.66 x (member spread "
                               "+ mean variance head)",
                   variance_scale=0.6561)
 for _member in ("a", "b"):
@@ -423,7 +423,7 @@ for _member in ("a", "b"):
 # + 2.43 x the square of the networks' level departure from the input + 3.24 x the input's
 # estimated noise variance.
 register_ensemble("lite2.real-wald5", ("lite2.real-wald5-a", "lite2.real-wald5-b"),
-                  description="the default: lite2.real-wald4 after a fifth training stage "
+                  description="the previous default: lite2.real-wald4 after a fifth training stage "
                               "(both members: a wider PSF range; member B sees each tile "
                               "rotated by 180°); σ² = 0.2025 x (member spread + mean variance "
                               "head) + 2.43 x squared level departure from the input + 3.24 x "
