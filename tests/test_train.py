@@ -304,6 +304,34 @@ def test_lightning_module_rejects_nll_without_head() -> None:
                          SchedulerConfig())
 
 
+def test_lightning_module_can_train_on_denoised_inputs() -> None:
+    # model.denoise_input: the networks see what harmonize --denoise feeds them.
+    from s2l8h import create_model
+    from s2l8h.inference.consistency import filter_bands, filter_pan
+    from s2l8h.train.config import OptimizerConfig, SchedulerConfig
+    from s2l8h.train.run import build_module
+
+    torch.manual_seed(0)
+    model = create_model("lite", width=8, blocks=1)
+    plain = HarmonizerModule(model, [losses.LossTerm("l1")], OptimizerConfig(),
+                             SchedulerConfig())
+    denoised = HarmonizerModule(model, [losses.LossTerm("l1")], OptimizerConfig(),
+                                SchedulerConfig(), denoise_input=True)
+    generator = torch.Generator().manual_seed(3)
+    bands = 0.2 + 0.003 * torch.randn((2, 6, 24, 24), generator=generator)
+    pan = 0.2 + 0.003 * torch.randn((2, 1, 48, 48), generator=generator)
+    with torch.no_grad():
+        expected = model(filter_bands(bands), filter_pan(pan))
+        got = denoised(bands, pan)
+        unfiltered = plain(bands, pan)
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+    assert not torch.allclose(got[0], unfiltered[0])
+    # The configuration's switch reaches the module.
+    config = load_config(CONFIG, ["model.denoise_input=true", "model.overrides={width: 8}"])
+    assert build_module(config).denoise_input and not build_module(
+        load_config(CONFIG, ["model.overrides={width: 8}"])).denoise_input
+
+
 def test_patch_table_is_csv(dataset: Path) -> None:
     with (dataset / "patches.csv").open() as handle:
         header = next(csv.reader(handle))

@@ -16,6 +16,7 @@ from s2l8h.data.real import RealSource, RealWaldPairs
 from s2l8h.data.simulate import TRAINING_RANGES
 from s2l8h.data.transforms import RandomDihedral
 from s2l8h.errors import ConfigError, InputError
+from s2l8h.inference.consistency import filter_bands, filter_pan
 from s2l8h.models.convention import InputConvention
 from s2l8h.models.harmonizer import Harmonizer, split_output
 from s2l8h.train.config import DataConfig, OptimizerConfig, SchedulerConfig
@@ -124,12 +125,17 @@ class HarmonizerModule(L.LightningModule):
     root mean square of :func:`~s2l8h.train.losses.flat_noise_gain` over its noisy samples and
     bands, averaged over the batches (weighted by their noisy samples). The term needs a
     model without dropout: the two passes would draw different dropout masks, whose
-    difference would count as response to noise."""
+    difference would count as response to noise. With ``denoise_input`` the model sees the
+    bands and the pan after the noise filter of ``harmonize --denoise``
+    (:func:`~s2l8h.inference.consistency.filter_bands`, :func:`filter_pan`): a model trained
+    so is meant to be run with that option."""
 
     def __init__(self, model: Harmonizer, loss: list[LossTerm], optimizer: OptimizerConfig,
-                 scheduler: SchedulerConfig, max_epochs: int = 1) -> None:
+                 scheduler: SchedulerConfig, max_epochs: int = 1,
+                 denoise_input: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.denoise_input = denoise_input
         # The checkpoint describes its model (not the module itself): ``load_model(ckpt)``
         # and ``s2l8h export`` rebuild it without the training configuration.
         self.save_hyperparameters(model.describe(), logger=False)
@@ -146,6 +152,9 @@ class HarmonizerModule(L.LightningModule):
         self._preview: tuple[torch.Tensor, ...] | None = None
 
     def forward(self, multispectral: torch.Tensor, pan: torch.Tensor):
+        if self.denoise_input:
+            with torch.no_grad():
+                multispectral, pan = filter_bands(multispectral), filter_pan(pan)
         return self.model(multispectral, pan)
 
     def _noise_loss(self, batch, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

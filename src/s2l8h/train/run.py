@@ -67,7 +67,8 @@ def load_checkpoint_weights(model: Harmonizer, checkpoint: str | os.PathLike[str
 
 def build_module(config: TrainConfig) -> HarmonizerModule:
     return HarmonizerModule(build_model(config), config.loss, config.optimizer,
-                            config.scheduler, config.trainer.max_epochs)
+                            config.scheduler, config.trainer.max_epochs,
+                            denoise_input=config.model.denoise_input)
 
 
 def train(config: TrainConfig, *, resume: bool | str = False,
