@@ -430,13 +430,11 @@ register_ensemble("lite2.real-wald5", ("lite2.real-wald5-a", "lite2.real-wald5-b
                               "the input's noise variance",
                   variance_scale=0.2025, noise_variance_scale=3.24, level_variance_scale=2.43,
                   member_views=("identity", "rot180"))
-
 for _member in ("a", "b"):
     register_release("lite2", f"real-wald6-{_member}", bundled=f"lite2-real-wald6-{_member}",
                      description=f"lite2.real-wald5-{_member} trained 9 epochs more with blue, "
                                  "green and red as residuals on a local MTF-GLP pansharpening "
                                  "(glp_window 7, glp_bands 3)")
-
 # As lite2.real-wald5: member B sees each tile rotated by 180°; σ fitted on validation rows only
 # (scripts/calibrate_ensemble.py lite2.real-wald6-a lite2.real-wald6-b --views identity,rot180):
 # σ² = 0.25 x the members' variance + 2.0 x the square of the networks' level departure from
