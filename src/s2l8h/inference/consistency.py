@@ -210,6 +210,14 @@ def _restore_level(mean: torch.Tensor, level: torch.Tensor, filled: torch.Tensor
     return torch.where(outside, mean, mean + level.to(mean.dtype))
 
 
+def _shrink_own_noise(values: torch.Tensor, usable: torch.Tensor, size: int) -> torch.Tensor:
+    """``values`` (N, C, h, w) through :func:`wiener_shrink` against each tile's and
+    channel's own wavelet noise (:func:`residual_noise`) over the ``usable`` pixels; the
+    others as they are."""
+    noise = residual_noise(values, usable)
+    return torch.where(usable, wiener_shrink(values, noise ** 2, size, weights=usable), values)
+
+
 def filter_bands(multispectral: torch.Tensor, size: int = 3) -> torch.Tensor:
     """(N, C, h, w) the 30 m input with its first six bands passed through
     :func:`wiener_shrink` (``size`` x ``size`` pixels at 30 m) against each tile's and band's
@@ -217,8 +225,7 @@ def filter_bands(multispectral: torch.Tensor, size: int = 3) -> torch.Tensor:
     bands exactly 0) and any further channels stay as they are. In float32 at least."""
     bands = multispectral[:, :6].to(torch.promote_types(multispectral.dtype, torch.float32))
     usable = ~(bands == 0).all(dim=1, keepdim=True).expand_as(bands)
-    noise = residual_noise(bands, usable)
-    filtered = torch.where(usable, wiener_shrink(bands, noise ** 2, size, weights=usable), bands)
+    filtered = _shrink_own_noise(bands, usable, size)
     return torch.cat([filtered.to(multispectral.dtype), multispectral[:, 6:]], dim=1)
 
 
@@ -227,10 +234,7 @@ def filter_pan(pan: torch.Tensor, size: int = 3) -> torch.Tensor:
     pixels at 15 m) against each tile's own wavelet noise, over its usable pixels; filled
     pixels (exactly 0) stay as they are. In float32 at least, returned in the pan's dtype."""
     values = pan.to(torch.promote_types(pan.dtype, torch.float32))
-    usable = values != 0
-    noise = residual_noise(values, usable)
-    filtered = torch.where(usable, wiener_shrink(values, noise ** 2, size, weights=usable), values)
-    return filtered.to(pan.dtype)
+    return _shrink_own_noise(values, values != 0, size).to(pan.dtype)
 
 
 class _WrappedPredictor(Predictor):
