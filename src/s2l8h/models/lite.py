@@ -89,12 +89,16 @@ class ResidualBlock(nn.Module):
         return features + self.dropout(self.body(features))
 
 
+def _local_mean(image: torch.Tensor, window: int) -> torch.Tensor:
+    """Local mean over ``window`` x ``window`` pixels (edges replicated)."""
+    return F.avg_pool2d(F.pad(image, [window // 2] * 4, mode="replicate"), window, stride=1)
+
+
 def _local_moments(image: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Local mean and standard deviation over ``window`` x ``window`` pixels (edges
     replicated)."""
-    padded = F.pad(image, [window // 2] * 4, mode="replicate")
-    mean = F.avg_pool2d(padded, window, stride=1)
-    square = F.avg_pool2d(padded * padded, window, stride=1)
+    mean = _local_mean(image, window)
+    square = _local_mean(image * image, window)
     return mean, torch.sqrt((square - mean * mean).clamp_min(0) + 1e-8)
 
 
@@ -145,10 +149,8 @@ def glp_base(multispectral: torch.Tensor, pan: torch.Tensor, window: int, scale:
     size = (scale * height, scale * width)
     pan_low = F.avg_pool2d(_gaussian_blur(pan, PAN_MTF_SIGMA), 2)  # (N, 1, h, w)
     mean_p, std_p = _local_moments(pan_low, window)
-    padded = F.pad(multispectral * pan_low, [window // 2] * 4, mode="replicate")
-    mean_mp = F.avg_pool2d(padded, window, stride=1)
-    mean_m = F.avg_pool2d(F.pad(multispectral, [window // 2] * 4, mode="replicate"), window,
-                          stride=1)
+    mean_mp = _local_mean(multispectral * pan_low, window)
+    mean_m = _local_mean(multispectral, window)
     gain = ((mean_mp - mean_m * mean_p) / (std_p * std_p + 1e-6)).clamp(-MAX_GLP_GAIN,
                                                                         MAX_GLP_GAIN)
     detail = F.interpolate(pan, size=size, mode="bicubic", align_corners=False) - \

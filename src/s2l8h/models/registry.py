@@ -287,27 +287,26 @@ def get_spec(name: str) -> ModelSpec:
                                release_description=release.description)
 
 
-def build_network(architecture: str, config: dict[str, Any]) -> nn.Module:
-    """Instantiate ``architecture`` from a plain config dict (validated by its config class)."""
+def _architecture(architecture: str) -> tuple[Callable[..., nn.Module], Any]:
+    """(network class, config class) of a registered architecture; ValueError otherwise."""
     try:
-        network_cls, config_cls = ARCHITECTURES[architecture]
+        return ARCHITECTURES[architecture]
     except KeyError:
         raise ValueError(
             f"unknown architecture {architecture!r}; known: {', '.join(sorted(ARCHITECTURES))}"
         ) from None
+
+
+def build_network(architecture: str, config: dict[str, Any]) -> nn.Module:
+    """Instantiate ``architecture`` from a plain config dict (validated by its config class)."""
+    network_cls, config_cls = _architecture(architecture)
     return network_cls(config_cls.from_dict(config))
 
 
 def full_config(architecture: str, config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with every field of ``architecture``'s config class (the default for each
     field it lacks, as a config saved before that field existed is built)."""
-    try:
-        config_cls = ARCHITECTURES[architecture][1]
-    except KeyError:
-        raise ValueError(
-            f"unknown architecture {architecture!r}; known: {', '.join(sorted(ARCHITECTURES))}"
-        ) from None
-    return config_cls.from_dict(config).to_dict()
+    return _architecture(architecture)[1].from_dict(config).to_dict()
 
 
 def find_spec(architecture: str, config: dict[str, Any]) -> ModelSpec | None:
