@@ -2,17 +2,19 @@
 
 Validation data: the validation rows of the training scene `data/s2_l1c_virginia_north`
 (55-70 % of the rows from the top) under every named benchmark condition, and the validation
-rows of the real Florida scene (55-72 %, Wald protocol). Fits σ² = f · (v + u · L_b² + t · n_b²),
-v the members' combined variance, L_b the level departure from the input that the consistency
-step measures (per tile and band, :func:`s2l8h.inference.consistency.level_departure`),
-u its weight, and n_b the input's estimated noise per band
-(:func:`s2l8h.evaluate.calibration.fit_sigma_calibration`), and prints each condition's
-coverage of 1σ with it, without the noise term (t = 0, f and u refitted) and unscaled
-(v + L²), each condition's PSNR (the ensemble's mean), and the three factors to register with
-the ensemble (``variance_scale`` f, ``noise_variance_scale`` f · t and
-``level_variance_scale`` f · u). The members must be registered releases (the script
-registers them as temporary ensembles: one with the level term at weight 1, one without, so
-that L² is their variances' difference).
+rows of the real Florida scene (55-72 %, Wald protocol). Fits σ² = f · (v + u · L_b² + t · n_b²
++ p · R²), v the members' combined variance, L_b the level departure from the input that the
+consistency step measures (per tile and band, :func:`s2l8h.inference.consistency.level_departure`),
+n_b the input's estimated noise per band and R the pan's disagreement with the bands per pixel
+(:func:`s2l8h.inference.consistency.pan_disagreement`), u, t and p their weights
+(:func:`s2l8h.evaluate.calibration.fit_sigma_calibration`, searched on 50,000 pixels drawn
+from each condition). Prints each condition's PSNR (the ensemble's mean) and coverage of 1σ
+over all its pixels with the fit, without the pan term (p = 0, the rest refitted) and unscaled
+(v + L²), and the four factors to register with the ensemble (``variance_scale`` f,
+``noise_variance_scale`` f · t, ``level_variance_scale`` f · u and ``pan_variance_scale``
+f · p). The members must be registered releases (the script registers them as temporary
+ensembles: one with the level term at weight 1, one with the pan term at weight 1, one with
+neither, so that L² and R² are variances' differences).
 
     python scripts/calibrate_ensemble.py lite2.real-wald5-a lite2.real-wald5-b \
         --views identity,rot180
@@ -29,7 +31,7 @@ import numpy as np
 
 from s2l8h.data.simulate import CONDITIONS
 from s2l8h.evaluate.benchmark import BenchmarkOptions, run_conditions
-from s2l8h.evaluate.calibration import fit_sigma_calibration
+from s2l8h.evaluate.calibration import SigmaFit, coverage_curve, fit_sigma_calibration
 from s2l8h.evaluate.wald import run_wald
 from s2l8h.models.registry import is_registered, list_ensembles, register_ensemble
 
@@ -37,6 +39,10 @@ VIRGINIA_VALIDATION = (435730, 4172460, 450730, 4173960)
 FLORIDA_VALIDATION = (452475, 3395595, 471285, 3398685)
 #: The weights u on the squared level departure searched.
 LEVEL_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+#: The weights p on the squared pan disagreement searched.
+PAN_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+#: Pixels (each with its six bands) drawn from each condition for the search.
+FIT_PIXELS = 50_000
 
 
 def main(members: list[str], views: tuple[str, ...] = ()) -> None:
@@ -50,50 +56,78 @@ def main(members: list[str], views: tuple[str, ...] = ()) -> None:
     unknown = [name for name in members if not is_registered(name)]
     if unknown:
         sys.exit(f"{', '.join(unknown)}: not a registered release; register it first")
-    # The members as two ensembles with nothing scaled yet, one with the level term of the
-    # consistency step at weight 1 and one without: the fit then gives
-    # σ² = f · (v + u · L² + t · n²), L² the difference of their variances.
-    with_level, without_level = "calibrating", "calibrating-no-level"
+    # The members as three ensembles with nothing scaled yet: one with the level term of the
+    # consistency step at weight 1, one with the pan term at weight 1 and one with neither;
+    # the fit then gives σ² = f · (v + u · L² + t · n² + p · R²), L² and R² the differences
+    # of their variances.
+    with_level, with_pan, plain = "calibrating", "calibrating-pan", "calibrating-plain"
     try:
         register_ensemble(with_level, tuple(members), level_variance_scale=1.0,
                           member_views=views)
-        register_ensemble(without_level, tuple(members), member_views=views)
+        register_ensemble(with_pan, tuple(members), pan_variance_scale=1.0, member_views=views)
+        register_ensemble(plain, tuple(members), member_views=views)
     except ValueError as error:
         sys.exit(str(error))
     samples: dict[str, tuple[np.ndarray, ...]] = {}
 
     def add(name: str, methods, reference: np.ndarray, valid: np.ndarray) -> None:
         by_name = {method.name: method for method in methods}
-        level, plain = by_name[with_level], by_name[without_level]
-        variance = plain.std[:, valid] ** 2
-        samples[name] = ((plain.prediction - reference)[:, valid], variance,
-                         plain.input_noise, level.std[:, valid] ** 2 - variance)
+        variance = by_name[plain].std[:, valid] ** 2
+        samples[name] = ((by_name[plain].prediction - reference)[:, valid], variance,
+                         by_name[plain].input_noise,
+                         by_name[with_level].std[:, valid] ** 2 - variance,
+                         by_name[with_pan].std[:, valid] ** 2 - variance)
 
+    models = (with_level, with_pan, plain)
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        options = BenchmarkOptions(models=(with_level, without_level), baselines=(),
-                                   bounds=VIRGINIA_VALIDATION, report=False)
+        options = BenchmarkOptions(models=models, baselines=(), bounds=VIRGINIA_VALIDATION,
+                                   report=False)
         suite = run_conditions("data/s2_l1c_virginia_north", f"{folder}/sim", list(CONDITIONS),
                                options)
         for name, result in suite.results.items():
             add(name, result.methods, result.simulation.target, result.valid)
-        real = run_wald("data/l8_l1t_florida_20150804", f"{folder}/real",
-                        models=[with_level, without_level], baselines=[], toa=True,
-                        bounds=FLORIDA_VALIDATION, report=False)
+        real = run_wald("data/l8_l1t_florida_20150804", f"{folder}/real", models=list(models),
+                        baselines=[], toa=True, bounds=FLORIDA_VALIDATION, report=False)
         add("real Florida (Wald)", real.methods, real.reference, real.valid)
-    fit = fit_sigma_calibration(samples, level_weights=LEVEL_WEIGHTS)
-    plain = fit_sigma_calibration(samples, weights=(0.0,), level_weights=LEVEL_WEIGHTS)
-    unscaled = fit_sigma_calibration(samples, factors=np.array([1.0]), weights=(0.0,))
-    print(f"{'condition':22s} PSNR dB | cov68 fitted | noise term off (f "
-          f"{plain.variance_scale:.4f}, g {plain.level_variance_scale:.4f}) | "
-          "unscaled (v + L²)")
-    for name, value in fit.coverage.items():
-        psnr = -10 * np.log10(np.mean(np.square(samples[name][0])))
-        print(f"{name:22s} {psnr:.2f} | {value:.3f} | {plain.coverage[name]:.3f} | "
-              f"{unscaled.coverage[name]:.3f}")
+    drawn = {name: _draw(sample, FIT_PIXELS) for name, sample in samples.items()}
+    fit = fit_sigma_calibration(drawn, level_weights=LEVEL_WEIGHTS, pan_weights=PAN_WEIGHTS)
+    no_pan = fit_sigma_calibration(drawn, level_weights=LEVEL_WEIGHTS, pan_weights=(0.0,))
+    print(f"{'condition':22s} PSNR dB | cov68 fitted | pan term off (f "
+          f"{no_pan.variance_scale:.4f}, g {no_pan.level_variance_scale:.4f}, h "
+          f"{no_pan.noise_variance_scale:.4f}) | unscaled (v + L²)")
+    for name, (error, variance, noise, level, pan) in samples.items():
+        psnr = -10 * np.log10(np.mean(np.square(error)))
+        terms = (variance, np.square(np.asarray(noise))[:, None], level, pan)
+        print(f"{name:22s} {psnr:.2f} | {_coverage(error, fit, *terms):.3f} | "
+              f"{_coverage(error, no_pan, *terms):.3f} | {_coverage(error, None, *terms):.3f}")
     print(f"variance_scale {fit.variance_scale:.4f} (σ x {np.sqrt(fit.variance_scale):.2f}), "
           f"noise_variance_scale {fit.noise_variance_scale:.4f}, "
-          f"level_variance_scale {fit.level_variance_scale:.4f}")
+          f"level_variance_scale {fit.level_variance_scale:.4f}, "
+          f"pan_variance_scale {fit.pan_variance_scale:.4f}")
+
+
+def _draw(sample: tuple[np.ndarray, ...], count: int) -> tuple[np.ndarray, ...]:
+    """``count`` pixels of a sample (error, v, n, L², R²) drawn without replacement (seed 0);
+    all of them where it has fewer."""
+    error, variance, noise, level, pan = sample
+    if error.shape[1] <= count:
+        return sample
+    keep = np.sort(np.random.default_rng(0).choice(error.shape[1], count, replace=False))
+    return error[:, keep], variance[:, keep], noise, level[:, keep], pan[:, keep]
+
+
+def _coverage(error: np.ndarray, fit: SigmaFit | None, variance: np.ndarray,
+              noise_variance: np.ndarray, level: np.ndarray, pan: np.ndarray) -> float:
+    """Fraction of all of a condition's errors within 1σ under ``fit``; with ``None``,
+    σ² = v + L² unscaled."""
+    if fit is None:
+        total = variance + np.maximum(level, 0)
+    else:
+        total = (fit.variance_scale * variance + fit.noise_variance_scale * noise_variance
+                 + fit.level_variance_scale * np.maximum(level, 0)
+                 + fit.pan_variance_scale * np.maximum(pan, 0))
+    return float(coverage_curve(error, np.sqrt(total), np.array([1.0]))[0])
 
 
 if __name__ == "__main__":

@@ -55,12 +55,12 @@ def test_a_noise_term_fits_what_one_factor_cannot() -> None:
     for name, noise in (("clean", 0.0002), ("noisy", 0.008)):
         true_std = np.sqrt((std / 1.4) ** 2 + noise**2)  # σ 1.4x too wide, + the noise
         samples[name] = (rng.standard_normal(std.shape) * true_std, std**2, [noise] * bands)
-    scale, noise_scale, coverage, level_scale = fit_sigma_calibration(samples)
-    assert level_scale == 0.0  # no level term given
+    scale, noise_scale, coverage, level_scale, pan_scale = fit_sigma_calibration(samples)
+    assert level_scale == 0.0 and pan_scale == 0.0  # no level or pan term given
     assert all(0.62 <= value <= 0.75 for value in coverage.values())
     assert np.sqrt(scale) == pytest.approx(1 / 1.4, abs=0.04)
     assert noise_scale == pytest.approx(1.0, abs=0.3)
-    _, no_noise_term, plain, _ = fit_sigma_calibration(samples, weights=(0.0,))
+    _, no_noise_term, plain, *_ = fit_sigma_calibration(samples, weights=(0.0,))
     assert no_noise_term == 0.0 and max(plain.values()) - min(plain.values()) > 0.3
     assert not all(0.60 <= value <= 0.80 for value in plain.values())
     # A condition whose input noise was not measured is an error naming it.
@@ -93,6 +93,36 @@ def test_fit_sigma_calibration_weighs_the_level_term_on_its_own() -> None:
     samples["clean"] = (*samples["clean"][:3], np.full((bands, 1), -1e-12))
     assert fit_sigma_calibration(samples, weights=(0.0, 1.0),
                                  level_weights=(1.5,)).coverage["clean"] > 0.6
+
+
+def test_fit_sigma_calibration_weighs_the_pan_term_per_pixel() -> None:
+    """Errors that grow with a per-pixel disagreement R the networks' σ does not see (real
+    data: R large; clean simulation: R small): σ² = f · (v + p · R²) fits both conditions and
+    the pixels of high R within each, where one factor leaves the real condition too narrow."""
+    rng = np.random.default_rng(4)
+    bands, pixels = 6, 40_000
+    std = rng.uniform(0.004, 0.01, (bands, pixels))
+    samples = {}
+    for name, typical in (("simulated", 0.0007), ("real", 0.002)):
+        disagreement = rng.exponential(typical, (1, pixels))
+        true_std = np.sqrt((std**2 + 4.0 * disagreement**2) / 1.44)
+        samples[name] = (rng.standard_normal(std.shape) * true_std, std**2, [0.0002] * bands,
+                         None, disagreement**2)
+    fit = fit_sigma_calibration(samples, weights=(0.0,), pan_weights=(0.0, 1.0, 2.0, 4.0, 8.0))
+    assert fit.level_variance_scale == 0.0  # no level term given
+    assert fit.pan_variance_scale / fit.variance_scale == pytest.approx(4.0, abs=2.1)
+    assert all(0.64 <= value <= 0.72 for value in fit.coverage.values())
+    without = fit_sigma_calibration(samples, weights=(0.0,), pan_weights=(0.0,))
+    assert without.pan_variance_scale == 0.0
+    assert without.coverage["real"] < fit.coverage["real"] - 0.03
+    # Within the real condition, the fitted term covers the pixels of high R as the others.
+    error, variance, _, _, square = samples["real"]
+    high = np.broadcast_to(square > np.quantile(square, 0.9), error.shape)
+    with_term = np.sqrt(fit.variance_scale * variance + fit.pan_variance_scale * square)
+    covered = np.abs(error) <= with_term
+    assert abs(covered[high].mean() - covered[~high].mean()) < 0.06
+    covered_without = np.abs(error) <= np.sqrt(without.variance_scale * variance)
+    assert covered_without[high].mean() < covered_without[~high].mean() - 0.15
 
 
 def test_sigma_calibration_noise_term() -> None:

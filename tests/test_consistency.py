@@ -27,6 +27,7 @@ from s2l8h.inference.consistency import (
     filter_pan,
     landsat_view,
     level_departure,
+    pan_disagreement,
     project,
     residual_noise,
     wiener_shrink,
@@ -291,6 +292,52 @@ def test_the_level_departure_is_restored_and_enters_the_variance() -> None:
         ConsistentPredictor(_Offset(brighter), level_variance_scale=-1.0)
 
 
+def test_pan_disagreement_is_zero_for_a_pan_the_bands_explain() -> None:
+    """A pan that is a linear mix of blue, green and red (any gain and offset, 2 x 2 pixels
+    per band pixel) has no disagreement; a patch of pan detail the bands lack shows where it
+    is, in the pan's units, on the 10 m grid."""
+    bands = torch.from_numpy(_smooth_image(12, shape=(6, 30, 36)))[None] + 0.05
+    pan30 = 0.3 * bands[:, :1] + 0.5 * bands[:, 1:2] + 0.25 * bands[:, 2:3] + 0.02
+    pan = pan30.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+    explained = pan_disagreement(bands, pan)
+    assert explained.shape == (1, 1, 90, 108)
+    assert float(explained.abs().max()) < 1e-6
+    moved = pan.clone()
+    moved[..., 20:30, 40:50] += 0.03  # 5 x 5 band pixels of pan detail the bands lack
+    spread = pan_disagreement(bands, moved)
+    inside, far = spread[..., 33:42, 63:72], spread[..., :20, :20]
+    assert float(inside.min()) > 0.015 and float(far.max()) < 0.004
+    # Filled input (all bands 0, or the pan 0) is left out of the fit; a tile with too few
+    # pixels of data has none.
+    filled = bands.clone()
+    filled[..., :10, :] = 0.0
+    assert float(pan_disagreement(filled, pan)[..., 45:, :].abs().max()) < 1e-6
+    assert torch.equal(pan_disagreement(bands[..., :3, :3], pan[..., :6, :6]),
+                       torch.zeros(1, 1, 9, 9, dtype=bands.dtype))
+
+
+def test_the_pan_term_enters_the_variance() -> None:
+    truth = torch.from_numpy(_smooth_image(13, shape=(6, 90, 90)))[None]
+    observed = landsat_view(truth)
+    pan30 = 0.4 * observed[:, :1] + 0.6 * observed[:, 1:2]
+    pan = pan30.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+    pan[..., 10:20, 10:20] += 0.02
+    expected = 4e-6 + 3.0 * pan_disagreement(observed, pan) ** 2
+    for steps in (2, 0):
+        _, variance = ConsistentPredictor(_Offset(truth), steps=steps,
+                                          pan_variance_scale=3.0)(observed, pan)
+        np.testing.assert_allclose(variance.numpy(), np.broadcast_to(expected.numpy(),
+                                                                     variance.shape),
+                                   rtol=1e-5)
+    assert float(variance.max()) > 1e-4  # where the pan departs
+    # Without a pan, or without the factor, the predictor's variance as it is.
+    _, no_pan = ConsistentPredictor(_Offset(truth), pan_variance_scale=3.0)(observed, None)
+    _, no_factor = ConsistentPredictor(_Offset(truth))(observed, pan)
+    assert torch.equal(no_pan, torch.full_like(no_pan, 4e-6)) and torch.equal(no_pan, no_factor)
+    with pytest.raises(ValueError, match="pan_variance_scale"):
+        ConsistentPredictor(_Offset(truth), pan_variance_scale=-1.0)
+
+
 def test_the_level_is_restored_up_to_the_edge_of_the_data() -> None:
     """Next to filled input the residual is not used (the PSF mixes the fill in), but the
     tile's level is still put back there: no band of the networks' level along the edge."""
@@ -331,17 +378,21 @@ def test_a_registered_level_factor_reaches_the_predictor_and_the_tags(monkeypatc
 
     members = ("lite2.real-wald3-a", "lite2.real-wald3-b")
     monkeypatch.setitem(registry._ENSEMBLES, "level-pair",
-                        registry.EnsembleRelease("level-pair", members, "", 0.5, 0.0, 2.0))
+                        registry.EnsembleRelease("level-pair", members, "", 0.5, 0.0, 2.0,
+                                                 pan_variance_scale=3.0))
     models = resolve_models(["level-pair"])
     for consistency, steps in ((True, 2), (False, 0)):
         predictor = build_predictor(models, consistency=consistency)
         assert isinstance(predictor, ConsistentPredictor)
-        assert (predictor.steps, predictor.level_variance_scale) == (steps, 2.0)
+        assert (predictor.steps, predictor.level_variance_scale,
+                predictor.pan_variance_scale) == (steps, 2.0, 3.0)
         tag = json.loads(sigma_tags(predictor, [0.001] * 6)["S2L8H_SIGMA_CALIBRATION"])
         assert tag["level_variance_scale"] == 2.0 and tag["variance_scale"] == 0.5
+        assert tag["pan_variance_scale"] == 3.0
     # The members one by one: no calibration, and without the step a bare ensemble.
     plain = resolve_models(list(members))
     assert build_predictor(plain).level_variance_scale == 0.0
+    assert build_predictor(plain).pan_variance_scale == 0.0
     assert not isinstance(build_predictor(plain, consistency=False), ConsistentPredictor)
 
 

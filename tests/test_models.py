@@ -391,13 +391,14 @@ def test_the_default_model_is_one_registered_name() -> None:
 
     assert CLI_DEFAULT == DEFAULT_MODELS == (DEFAULT_MODEL,)
     members = ensemble_members(DEFAULT_MODEL)
-    assert members == ("lite2.real-wald6-a", "lite2.real-wald6-b")  # the bundled ensemble
+    assert members == ("lite2.real-wald7-a", "lite2.real-wald7-b")  # the bundled ensemble
     for member in members:
         spec = get_spec(member)
         assert spec.bundled is not None and spec.release == member
     assert demo_label().startswith(f"default weights '{DEFAULT_MODEL}' (ensemble of "
-                                   "lite2.real-wald6-a, lite2.real-wald6-b)")
+                                   "lite2.real-wald7-a, lite2.real-wald7-b)")
     # The previous defaults stay loadable for comparison.
+    assert ensemble_members("lite2.real-wald6") == ("lite2.real-wald6-a", "lite2.real-wald6-b")
     assert ensemble_members("lite2.real-wald5") == ("lite2.real-wald5-a", "lite2.real-wald5-b")
     assert ensemble_members("lite2.real-wald4") == ("lite2.real-wald4-a", "lite2.real-wald4-b")
     assert ensemble_members("lite2.real-wald3") == ("lite2.real-wald3-a", "lite2.real-wald3-b")
@@ -443,6 +444,11 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
     assert registry.ensemble_noise_variance_scale("lite2.real-wald6") == pytest.approx(2.0)
     assert registry.ensemble_level_variance_scale("lite2.real-wald6") == pytest.approx(2.0)
     assert registry.ensemble_member_views("lite2.real-wald6") == ("identity", "rot180")
+    assert registry.find_ensemble("lite2.real-wald6").pan_variance_scale == 0.0
+    stage7 = registry.find_ensemble("lite2.real-wald7")
+    assert (stage7.variance_scale, stage7.noise_variance_scale, stage7.level_variance_scale,
+            stage7.pan_variance_scale) == pytest.approx((0.2916, 0.2916, 2.3328, 2.3328))
+    assert stage7.member_views == ("identity", "rot180")
     assert registry.ensemble_noise_variance_scale("lite2.real-wald5-a") == 0.0
     assert registry.ensemble_variance_scale("lite2.real-wald3-a") == 1.0  # not an ensemble
     from s2l8h.inference.harmonize import ensemble_calibration
@@ -463,6 +469,8 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
         registry.register_ensemble("bad-noise", ("lite", "lite2"), noise_variance_scale=-1.0)
     with pytest.raises(ValueError, match="level_variance_scale must be >= 0"):
         registry.register_ensemble("bad-level", ("lite", "lite2"), level_variance_scale=-1.0)
+    with pytest.raises(ValueError, match="pan_variance_scale must be >= 0"):
+        registry.register_ensemble("bad-pan", ("lite", "lite2"), pan_variance_scale=-1.0)
     registry.register_ensemble("lite-pair", ("lite", "lite.virginia-sim"))
     assert [m.name for m in resolve_models(["lite-pair"])] == ["lite.virginia-sim"] * 2
     for members, message in ((("lite",), "at least two"), (("lite", "lite9"), "register"),
@@ -474,7 +482,8 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
         with pytest.raises(ValueError, match=message):
             registry.register_ensemble("x", members)
     listing = CliRunner().invoke(app, ["models", "list"])
-    assert "lite2.real-wald6 (default of harmonize)" in listing.output
+    assert "lite2.real-wald7 (default of harmonize)" in listing.output
+    assert "ensemble: lite2.real-wald7-a + lite2.real-wald7-b" in listing.output
     assert "ensemble: lite2.real-wald6-a + lite2.real-wald6-b" in listing.output
     assert "ensemble: lite2.real-wald5-a + lite2.real-wald5-b" in listing.output
     assert "ensemble: lite2.real-wald4-a + lite2.real-wald4-b" in listing.output
@@ -487,6 +496,10 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
     assert "σ calibration: variance x 1" in info.output
     info = CliRunner().invoke(app, ["models", "info", "lite2.real-wald3"])
     assert "σ calibration: variance x 0.6241" in info.output
+    info = CliRunner(env={"COLUMNS": "400"}).invoke(app, ["models", "info", "lite2.real-wald7"])
+    assert ("σ calibration: variance x 0.2916 + 0.2916 x the input's noise variance + 2.333 x "
+            "the squared level departure from the input + 2.333 x the squared disagreement of "
+            "the pan with the bands") in info.output
 
 
 def test_a_registered_name_never_means_a_folder(tmp_path: Path,

@@ -204,3 +204,22 @@ def test_the_stage_6_configs_put_the_visible_bands_on_an_mtf_glp_base(member: st
     assert [scene.fractions[2] for scene in config.data.real_scenes] == [0.28]
     released = load_model(f"lite2.real-wald6-{member}").network.config
     assert (released.glp_window, released.glp_bands) == (7, 3)
+
+
+@pytest.mark.parametrize("member", ["a", "b"])
+def test_the_stage_7_configs_repeat_stage_6_from_its_release(member: str) -> None:
+    """The seventh stage: stage 6's recipe unchanged (data, degradations, base, schedule), from
+    the bundled stage-6 release with a new seed; the held-out rows never trained on."""
+    config = load_config(ROOT / "configs" / f"lite2-real-wald-{member}-stage7.yaml")
+    stage6 = load_config(ROOT / "configs" / f"lite2-real-wald-{member}-stage6.yaml")
+    assert config.model.init == f"lite2.real-wald6-{member}"
+    assert config.trainer.seed == {"a": 43, "b": 44}[member]
+    assert config.output.name == f"lite2.real-wald7-{member}"
+    assert config.output.dir == f"runs/lite2-real-wald-{member}-stage7"
+    for same in ("data", "loss", "optimizer", "scheduler"):
+        assert getattr(config, same) == getattr(stage6, same)
+    assert config.model.overrides == stage6.model.overrides
+    assert config.trainer.max_epochs == stage6.trainer.max_epochs == 9
+    assert [scene.fractions[2] for scene in config.data.real_scenes] == [0.28]
+    released = load_model(f"lite2.real-wald7-{member}").network.config
+    assert (released.glp_window, released.glp_bands) == (7, 3)

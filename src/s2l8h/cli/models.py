@@ -127,7 +127,10 @@ def info_command(
                               "variance" if ensemble.noise_variance_scale else "")
                            + (f" + {ensemble.level_variance_scale:.4g} x the squared level "
                               "departure from the input" if ensemble.level_variance_scale
-                              else ""),
+                              else "")
+                           + (f" + {ensemble.pan_variance_scale:.4g} x the squared "
+                              "disagreement of the pan with the bands"
+                              if ensemble.pan_variance_scale else ""),
                            "member views": ", ".join(ensemble.member_views)
                            if ensemble.member_views else "identity (all)",
                            "input convention": specs[0].convention.describe()}.items():

@@ -12,12 +12,15 @@ with n_b the input scene's estimated noise σ per band (what ``harmonize`` measu
 networks' σ grows too little with noisy input and with real Landsat, whose pixel-scale
 texture and noise the simulations lack; the scene's noise estimate sees both. With
 ``level_weights`` it also weighs the square of the networks' level departure from the input
-(:func:`s2l8h.inference.consistency.level_departure`) on its own: σ² = f · (v + u · L_b² +
-t · n_b²).
+(:func:`s2l8h.inference.consistency.level_departure`) on its own, and with ``pan_weights``
+the square of the pan's disagreement with the bands
+(:func:`s2l8h.inference.consistency.pan_disagreement`): σ² = f · (v + u · L_b² + t · n_b² +
+p · R²).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -68,54 +71,60 @@ def fit_variance_scale(curves: Mapping[str, np.ndarray], low: float = 0.60,
 
 
 class SigmaFit(NamedTuple):
-    """A fitted σ calibration σ² = f · v + g · L_b² + h · n_b² and the 1σ coverage it gives
-    each condition."""
+    """A fitted σ calibration σ² = f · v + g · L_b² + h · n_b² + k · R² and the 1σ coverage
+    it gives each condition."""
 
     variance_scale: float  # f
     noise_variance_scale: float  # h
     coverage: dict[str, float]
     level_variance_scale: float  # g
+    pan_variance_scale: float = 0.0  # k
 
 
 def fit_sigma_calibration(
     samples: Mapping[str, tuple[np.ndarray, ...]],
     low: float = 0.60, high: float = 0.80, target: float = 0.6827,
     factors: np.ndarray = SIGMA_FACTORS, weights: Sequence[float] = NOISE_WEIGHTS,
-    level_weights: Sequence[float] = (1.0,),
+    level_weights: Sequence[float] = (1.0,), pan_weights: Sequence[float] = (1.0,),
 ) -> SigmaFit:
-    """The σ calibration σ² = f · (v + u · L_b² + t · n_b²) chosen over factors, ``weights``
-    t and ``level_weights`` u as :func:`fit_variance_scale` chooses f. ``samples``: condition
-    -> (error (bands, N), unscaled variance v (bands, N), the input's estimated noise n
-    (bands,)[, the squared level departure L² (bands, N) or (bands, 1)]), reflectance; a
-    sample without L² (or with ``None``) has no level term, and with none at all the
-    returned f · u is 0. Returns f, f · t, the coverage per condition and f · u."""
-    noises, levels = {}, {}
-    for name, (_, variance, noise, *level) in samples.items():
+    """The σ calibration σ² = f · (v + u · L_b² + t · n_b² + p · R²) chosen over factors,
+    ``weights`` t, ``level_weights`` u and ``pan_weights`` p as :func:`fit_variance_scale`
+    chooses f. ``samples``: condition -> (error (bands, N), unscaled variance v (bands, N),
+    the input's estimated noise n (bands,)[, the squared level departure L² (bands, N) or
+    (bands, 1)[, the squared pan disagreement R² (1 or bands, N)]]), reflectance; a sample
+    without L² or R² (or with ``None``) has no such term, and with none at all the returned
+    f · u or f · p is 0. Returns f, f · t, the coverage per condition, f · u and f · p."""
+    noises: dict[str, np.ndarray] = {}
+    extra: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {})
+    for name, (_, variance, noise, *terms) in samples.items():
         if noise is None or len(noise) != variance.shape[0]:
             raise ValueError(f"{name}: the input noise needs one value per band "
                              f"({variance.shape[0]}), got {noise!r}")
         noises[name] = np.square(np.asarray(noise, dtype=np.float64))[:, None]
-        if level and level[0] is not None:
-            # A difference of two variances (the calibration script) can be a hair below 0.
-            levels[name] = np.maximum(np.asarray(level[0], dtype=np.float64), 0.0)
-    if not levels:
-        level_weights = (0.0,)
-    chosen: tuple[float, float, float, float, float, np.ndarray] | None = None
-    for level_weight in level_weights:
-        for weight in weights:
-            table = np.stack([
-                coverage_curve(error, np.sqrt(variance + level_weight * levels.get(name, 0.0)
-                                              + weight * noises[name]), factors)
-                for name, (error, variance, *_) in samples.items()])
-            best, worst, spread = _choose(table, low, high, target)
-            if chosen is None or (worst, spread) < (chosen[0], chosen[1]):
-                chosen = (worst, spread, float(factors[best]) ** 2, float(weight),
-                          float(level_weight), table[:, best])
+        for found, term in zip(extra, terms, strict=False):
+            if term is not None:
+                # A difference of two variances (the calibration script) can be a hair below 0.
+                found[name] = np.maximum(np.asarray(term, dtype=np.float64), 0.0)
+    levels, pans = extra
+    level_weights = level_weights if levels else (0.0,)
+    pan_weights = pan_weights if pans else (0.0,)
+    chosen: tuple[float, float, float, float, float, float, np.ndarray] | None = None
+    for level_weight, pan_weight, weight in itertools.product(level_weights, pan_weights,
+                                                              weights):
+        table = np.stack([
+            coverage_curve(error, np.sqrt(variance + level_weight * levels.get(name, 0.0)
+                                          + pan_weight * pans.get(name, 0.0)
+                                          + weight * noises[name]), factors)
+            for name, (error, variance, *_) in samples.items()])
+        best, worst, spread = _choose(table, low, high, target)
+        if chosen is None or (worst, spread) < (chosen[0], chosen[1]):
+            chosen = (worst, spread, float(factors[best]) ** 2, float(weight),
+                      float(level_weight), float(pan_weight), table[:, best])
     assert chosen is not None, "no weight to search"
-    _, _, scale, weight, level_weight, coverage = chosen
+    _, _, scale, weight, level_weight, pan_weight, coverage = chosen
     return SigmaFit(scale, scale * weight,
                     {name: float(value) for name, value in zip(samples, coverage, strict=True)},
-                    scale * level_weight)
+                    scale * level_weight, scale * pan_weight)
 
 
 __all__ = ["NOISE_WEIGHTS", "ONE_SIGMA", "SIGMA_FACTORS", "SigmaFit", "coverage_curve",

@@ -41,12 +41,15 @@ class SigmaCalibration:
     ``variance_scale`` · (the ensemble's variance) + ``noise_variance_scale`` · n_b² +
     ``level_variance_scale`` · L_b², n_b the input scene's estimated noise σ in band b and L_b
     the tile's level departure from the input, how far the networks moved the band's level
-    (:func:`~s2l8h.inference.consistency.level_departure`); reflectance, the output's band
+    (:func:`~s2l8h.inference.consistency.level_departure`) + ``pan_variance_scale`` · R², R
+    the pan's disagreement with the bands per pixel
+    (:func:`~s2l8h.inference.consistency.pan_disagreement`); reflectance, the output's band
     order."""
 
     variance_scale: float = 1.0
     noise_variance_scale: float = 0.0
     level_variance_scale: float = 0.0
+    pan_variance_scale: float = 0.0
 
     def noise_variance(self, noise: Sequence[float] | None) -> np.ndarray | None:
         """(bands, 1, 1) the term added to the variance (reflectance²) for a scene whose

@@ -98,8 +98,9 @@ class EnsembleRelease:
     = spread of the means + mean head variance, times ``variance_scale``, plus
     ``noise_variance_scale`` times the square of the input's estimated noise per band, plus
     ``level_variance_scale`` times the square of the level departure from the input per tile
-    and band: the ensemble's σ calibration, fitted on validation data;
-    :mod:`s2l8h.inference.uncertainty`)."""
+    and band, plus ``pan_variance_scale`` times the square of the pan's disagreement with the
+    bands per pixel: the ensemble's σ calibration, fitted on validation data;
+    :mod:`s2l8h.inference.uncertainty`, :mod:`s2l8h.inference.consistency`)."""
 
     name: str
     members: tuple[str, ...]
@@ -109,6 +110,7 @@ class EnsembleRelease:
     level_variance_scale: float = 0.0
     #: The view of the tile each member sees (:mod:`s2l8h.models.views`); () all ``identity``.
     member_views: tuple[str, ...] = ()
+    pan_variance_scale: float = 0.0
 
 
 _MODELS: dict[str, ModelSpec] = {}
@@ -175,12 +177,14 @@ def default_release(model: str) -> Release | None:
 def register_ensemble(name: str, members: tuple[str, ...], description: str = "",
                       variance_scale: float = 1.0, noise_variance_scale: float = 0.0,
                       level_variance_scale: float = 0.0,
-                      member_views: tuple[str, ...] = ()) -> EnsembleRelease:
+                      member_views: tuple[str, ...] = (),
+                      pan_variance_scale: float = 0.0) -> EnsembleRelease:
     """Register ``name`` (a model-like name, or ``model.tag`` when all members are releases
     of that model) for the ensemble of ``members`` (registered model or release names, at
     least two, one input convention); ``variance_scale`` multiplies its variance, to which
     ``noise_variance_scale`` times the input's estimated noise variance and
-    ``level_variance_scale`` times the square of the level departure from the input are
+    ``level_variance_scale`` times the square of the level departure from the input and
+    ``pan_variance_scale`` times the square of the pan's disagreement with the bands are
     added; ``member_views``: the view of the tile each member sees (:mod:`s2l8h.models.views`,
     one per member)."""
     _check_name("ensemble name", name.replace(".", "-", 1))
@@ -195,7 +199,8 @@ def register_ensemble(name: str, members: tuple[str, ...], description: str = ""
     if not variance_scale > 0:
         raise ValueError(f"ensemble {name!r}: variance_scale must be > 0")
     for label, value in (("noise_variance_scale", noise_variance_scale),
-                         ("level_variance_scale", level_variance_scale)):
+                         ("level_variance_scale", level_variance_scale),
+                         ("pan_variance_scale", pan_variance_scale)):
         if not value >= 0:
             raise ValueError(f"ensemble {name!r}: {label} must be >= 0")
     if member_views and (len(member_views) != len(members)
@@ -204,7 +209,7 @@ def register_ensemble(name: str, members: tuple[str, ...], description: str = ""
                          f"({', '.join(VIEWS)})")
     ensemble = EnsembleRelease(name, tuple(members), description, float(variance_scale),
                                float(noise_variance_scale), float(level_variance_scale),
-                               tuple(member_views))
+                               tuple(member_views), float(pan_variance_scale))
     _ENSEMBLES[name] = ensemble
     return ensemble
 
@@ -446,6 +451,25 @@ register_ensemble("lite2.real-wald6", ("lite2.real-wald6-a", "lite2.real-wald6-b
                               "input + 2.0 x the input's noise variance",
                   variance_scale=0.25, noise_variance_scale=2.0, level_variance_scale=2.0,
                   member_views=("identity", "rot180"))
+for _member in ("a", "b"):
+    register_release("lite2", f"real-wald7-{_member}", bundled=f"lite2-real-wald7-{_member}",
+                     description=f"lite2.real-wald6-{_member} trained 9 epochs more with its "
+                                 "stage-6 recipe (a new seed)")
+# As lite2.real-wald6, plus a term for the pan's disagreement with the bands per pixel
+# (s2l8h.inference.consistency.pan_disagreement); σ fitted on validation rows only
+# (scripts/calibrate_ensemble.py lite2.real-wald7-a lite2.real-wald7-b --views identity,rot180):
+# σ² = 0.2916 x the members' variance + 2.3328 x the square of the networks' level departure
+# from the input + 0.2916 x the input's estimated noise variance + 2.3328 x the square of the
+# pan's disagreement.
+register_ensemble("lite2.real-wald7", ("lite2.real-wald7-a", "lite2.real-wald7-b"),
+                  description="lite2.real-wald6 after a seventh training stage (9 more epochs "
+                              "of the same recipe; member B sees each tile rotated by 180°); "
+                              "σ² = 0.2916 x (member spread + mean variance head) + 2.3328 x "
+                              "squared level departure from the input + 0.2916 x the input's "
+                              "noise variance + 2.3328 x the squared disagreement of the pan "
+                              "with the bands",
+                  variance_scale=0.2916, noise_variance_scale=0.2916, level_variance_scale=2.3328,
+                  member_views=("identity", "rot180"), pan_variance_scale=2.3328)
 
 if not is_registered(DEFAULT_MODEL):  # pragma: no cover - a mistake in s2l8h.defaults
     raise _unknown(DEFAULT_MODEL)
