@@ -3,11 +3,11 @@
 On one batch of ``harmonize``'s tiles (output 512 px, batch 4, a smooth field with noise), it
 times, interleaved and repeated (the fastest repeat of each is reported):
 
-- the networks: the default ensemble's forward passes (``build_predictor(..., consistency=False)``);
+- the networks: the default ensemble's forward passes (``make_predictor`` with its views);
 - the plain consistency step: one back-projection of the residual as it is;
 - the step as ``harmonize`` runs it: two back-projections, each with the residual through the
   Wiener filter against its own noise (the wavelet estimate per tile and band, on the CPU),
-  and the level term of σ.
+  and the level and pan terms of σ (the pan's regression on the bands per tile, on the CPU).
 
     python benchmarks/consistency_step.py
 """
@@ -21,8 +21,8 @@ import torch
 
 from s2l8h.defaults import DEFAULT_MODEL
 from s2l8h.inference.consistency import ConsistentPredictor
-from s2l8h.inference.harmonize import build_predictor, ensemble_calibration, resolve_models
-from s2l8h.inference.uncertainty import Prediction, Predictor
+from s2l8h.inference.harmonize import ensemble_calibration, ensemble_views, resolve_models
+from s2l8h.inference.uncertainty import Prediction, Predictor, make_predictor
 
 
 class Fixed(Predictor):
@@ -60,12 +60,14 @@ def main() -> None:
     pan = torch.nn.functional.interpolate(multispectral[:, 1:4].mean(1, keepdim=True),
                                           scale_factor=2, mode="bicubic")
     models = resolve_models([DEFAULT_MODEL])
-    networks = build_predictor(models, consistency=False)
-    level = ensemble_calibration(models).level_variance_scale
+    calibration = ensemble_calibration(models)
+    networks = make_predictor(models, variance_scale=calibration.variance_scale,
+                              views=ensemble_views(models))
     with torch.no_grad():
         fixed = Fixed(networks, networks(multispectral, pan))
         plain = ConsistentPredictor(fixed, steps=1, denoise=False)
-        full = ConsistentPredictor(fixed, level_variance_scale=level)
+        full = ConsistentPredictor(fixed, level_variance_scale=calibration.level_variance_scale,
+                                   pan_variance_scale=calibration.pan_variance_scale)
         seconds = {"networks": [], "plain step": [], "step as harmonize runs it": []}
         for _ in range(args.repeats):  # interleaved, so a slower moment hits all three
             seconds["networks"].append(timed(lambda: networks(multispectral, pan)))

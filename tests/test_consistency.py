@@ -307,13 +307,25 @@ def test_pan_disagreement_is_zero_for_a_pan_the_bands_explain() -> None:
     spread = pan_disagreement(bands, moved)
     inside, far = spread[..., 33:42, 63:72], spread[..., :20, :20]
     assert float(inside.min()) > 0.015 and float(far.max()) < 0.004
-    # Filled input (all bands 0, or the pan 0) is left out of the fit; a tile with too few
-    # pixels of data has none.
+    # In band reflectance: a Level-1 pan (x sin(sun elevation), here 0.6) gives the same.
+    np.testing.assert_allclose(pan_disagreement(bands, 0.6 * moved).numpy(), spread.numpy(),
+                               rtol=1e-6, atol=1e-9)
+    # Filled input (all bands 0, one band 0, or one of the four pan pixels 0: a gap ending on
+    # an odd pan row) is left out of the fit and of the local RMS; a tile with too few pixels
+    # of data has none.
     filled = bands.clone()
     filled[..., :10, :] = 0.0
-    assert float(pan_disagreement(filled, pan)[..., 45:, :].abs().max()) < 1e-6
+    filled[:, 4, 10:12, :] = 0.0  # one band's edge two rows further in
+    gap = pan.clone()
+    gap[..., :25, :] = 0.0  # 12 band rows, the 13th with one pan row of two
+    for band_input, pan_input in ((filled, pan), (bands, gap)):
+        assert float(pan_disagreement(band_input, pan_input).abs().max()) < 1e-6
     assert torch.equal(pan_disagreement(bands[..., :3, :3], pan[..., :6, :6]),
                        torch.zeros(1, 1, 9, 9, dtype=bands.dtype))
+    with pytest.raises(ValueError, match="window must be odd"):
+        pan_disagreement(bands, pan, window=2)
+    with pytest.raises(ValueError, match="must cover twice"):
+        pan_disagreement(bands, pan[..., :-2, :])
 
 
 def test_the_pan_term_enters_the_variance() -> None:

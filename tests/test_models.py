@@ -447,7 +447,7 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
     assert registry.find_ensemble("lite2.real-wald6").pan_variance_scale == 0.0
     stage7 = registry.find_ensemble("lite2.real-wald7")
     assert (stage7.variance_scale, stage7.noise_variance_scale, stage7.level_variance_scale,
-            stage7.pan_variance_scale) == pytest.approx((0.2916, 0.2916, 2.3328, 2.3328))
+            stage7.pan_variance_scale) == pytest.approx((0.2809, 0.0, 2.2472, 2.2472))
     assert stage7.member_views == ("identity", "rot180")
     assert registry.ensemble_noise_variance_scale("lite2.real-wald5-a") == 0.0
     assert registry.ensemble_variance_scale("lite2.real-wald3-a") == 1.0  # not an ensemble
@@ -497,9 +497,8 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
     info = CliRunner().invoke(app, ["models", "info", "lite2.real-wald3"])
     assert "σ calibration: variance x 0.6241" in info.output
     info = CliRunner(env={"COLUMNS": "400"}).invoke(app, ["models", "info", "lite2.real-wald7"])
-    assert ("σ calibration: variance x 0.2916 + 0.2916 x the input's noise variance + 2.333 x "
-            "the squared level departure from the input + 2.333 x the squared disagreement of "
-            "the pan with the bands") in info.output
+    assert ("σ calibration: variance x 0.2809 + 2.247 x the squared level departure from the "
+            "input + 2.247 x the squared disagreement of the pan with the bands") in info.output
 
 
 def test_a_registered_name_never_means_a_folder(tmp_path: Path,

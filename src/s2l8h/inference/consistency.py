@@ -56,6 +56,9 @@ from s2l8h.resolution import psf_sigma
 
 #: The window (30 m pixels) of :func:`pan_disagreement`'s local RMS.
 PAN_DISAGREEMENT_WINDOW = 3
+#: The least summed band gain :func:`pan_disagreement` divides by (a pan the visible bands
+#: hardly explain: its residual is not made larger than 4 x itself).
+MIN_PAN_GAIN = 0.25
 
 
 def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -137,43 +140,60 @@ def level_departure(mean: torch.Tensor, multispectral: torch.Tensor, scale: int 
 
 def pan_disagreement(multispectral: torch.Tensor, pan: torch.Tensor, scale: int = 3,
                      window: int = PAN_DISAGREEMENT_WINDOW) -> torch.Tensor:
-    """(N, 1, scale h, scale w) how far the pan departs from what the visible bands say it is:
-    the pan averaged to the 30 m grid (2 x 2 pixels), regressed per tile on blue, green, red
-    and a constant by least squares over the pixels with data in both, and the RMS of that
-    regression's residual over ``window`` x ``window`` pixels at 30 m, upsampled bilinearly to
-    the 10 m grid (the pan's units: reflectance, or TOA reflectance x sin(sun elevation) for
-    a Level-1 pan). Where it is large, the pan's detail does not belong to the bands (the pan
-    shifted against them, a PSF or an acquisition unlike the training pairs, a cloud edge
-    moved): the networks, which inject that detail, err more there than their variance says.
-    Measured with ``lite2.real-wald6`` on the Virginia validation rows, 1σ covered 81 % of
-    errors where it is below 0.0012 and 57-68 % above (clean), 69 % and 34-40 % under a 15 m
-    misregistration; its median is 0.0007 there (clean) and 0.0034 on the real Florida
-    validation rows (Wald), where coverage is 0.60-0.65 at every level of it: on real Landsat
-    it is high throughout. Its square enters a calibrated ensemble's σ²
-    (``pan_variance_scale``). Zero for a tile with fewer than
-    :data:`~s2l8h.inference.checks.MIN_CHECK_PIXELS` pixels with data. Computed in float64 on
-    the CPU (as :func:`residual_noise`), returned on ``multispectral``'s device and dtype."""
+    """(N, 1, scale h, scale w) how far the pan (N, 1, 2h, 2w) departs from what the visible
+    bands (N, 6, h, w) say it is, in band reflectance: the pan averaged to the 30 m grid
+    (2 x 2 pixels), regressed per tile on blue, green, red and a constant by least squares
+    over the pixels with data in all six bands and all four pan pixels, the regression's
+    residual divided by its summed band gains (a Level-1 pan, TOA reflectance x sin(sun
+    elevation), and a surface-reflectance pan give the same figure), its RMS over the pixels
+    with data in each ``window`` x ``window`` window at 30 m, upsampled bilinearly to the 10 m
+    grid. Where it is large, the pan's detail does not belong to the bands (the pan shifted
+    against them, a PSF or an acquisition unlike the training pairs, a cloud edge moved): the
+    networks, which inject that detail, err more there than their variance says. Measured
+    with ``lite2.real-wald6`` on the Virginia validation rows, 1σ covered 81 % of errors where
+    the unnormalised residual RMS is below 0.0012 and 57-68 % above (clean), 69 % and 34-40 %
+    under a 15 m misregistration; its median is 0.0007 there (clean) and 0.0034 on the real
+    Florida validation rows (Wald), where coverage is 0.60-0.65 at every level of it: on real
+    Landsat it is high throughout. Its square enters a calibrated ensemble's σ²
+    (``pan_variance_scale``). Like :func:`level_departure` it is fitted over what the
+    predictor is given at once: one tile of ``harmonize``'s plan, the whole scene in the Wald
+    benchmark. Zero for a tile with fewer than
+    :data:`~s2l8h.inference.checks.MIN_CHECK_PIXELS` pixels with data, and where no pixel of
+    the window has data. Computed in float64 on the CPU (as :func:`residual_noise`), returned
+    on ``multispectral``'s device and dtype."""
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be odd and >= 1, got {window}")
     height, width = multispectral.shape[-2:]
+    if pan.shape[-2] < 2 * height or pan.shape[-1] < 2 * width:
+        raise ValueError(f"the pan ({tuple(pan.shape[-2:])}) must cover twice the bands' "
+                         f"rows and columns ({2 * height}, {2 * width})")
     inputs = multispectral[:, :6].detach().cpu().double()
-    bands = inputs[:, :3]
-    pan_low = F.avg_pool2d(pan[:, :1].detach().cpu().double(), 2)[..., :height, :width]
-    usable = ~(inputs == 0).all(dim=1, keepdim=True) & (pan_low != 0) \
-        & torch.isfinite(pan_low) & torch.isfinite(bands).all(dim=1, keepdim=True)
-    design = torch.cat([bands, torch.ones_like(pan_low)], dim=1)  # (N, 4, h, w)
+    pan15 = pan[:, :1, :2 * height, :2 * width].detach().cpu().double()
+    pan_low = F.avg_pool2d(pan15, 2)
+    usable = (inputs != 0).all(dim=1, keepdim=True) & torch.isfinite(inputs).all(
+        dim=1, keepdim=True) & (F.avg_pool2d(((pan15 != 0) & torch.isfinite(pan15)).double(),
+                                             2) == 1)
+    design = torch.cat([inputs[:, :3], torch.ones_like(pan_low)], dim=1)  # (N, 4, h, w)
     residuals = []
     for tile_design, tile_pan, keep in zip(design, pan_low, usable, strict=True):
         if int(keep.sum()) < MIN_CHECK_PIXELS:
             residuals.append(torch.zeros_like(tile_pan))
             continue
         rows = tile_design[:, keep[0]].T  # (P, 4)
-        coefficients = torch.linalg.lstsq(rows, tile_pan[keep][:, None]).solution
-        fitted = torch.einsum("chw,c->hw", torch.nan_to_num(tile_design), coefficients[:, 0])
-        residuals.append(torch.where(keep, tile_pan - fitted, torch.zeros_like(tile_pan)))
-    square = F.avg_pool2d(F.pad(torch.stack(residuals) ** 2, [window // 2] * 4,
-                                mode="replicate"), window, stride=1)
-    spread = F.interpolate(square.sqrt(), size=(scale * height, scale * width),
+        coefficients = torch.linalg.lstsq(rows, tile_pan[keep][:, None]).solution[:, 0]
+        gain = coefficients[:3].sum().clamp_min(MIN_PAN_GAIN)
+        fitted = torch.einsum("chw,c->hw", torch.nan_to_num(tile_design), coefficients)
+        residuals.append(torch.where(keep, (torch.nan_to_num(tile_pan) - fitted) / gain,
+                                     torch.zeros_like(tile_pan)))
+    weights = usable.double()
+    padding = [window // 2] * 4
+    square = F.avg_pool2d(F.pad(torch.stack(residuals) ** 2, padding, mode="replicate"),
+                          window, stride=1)
+    share = F.avg_pool2d(F.pad(weights, padding, mode="replicate"), window, stride=1)
+    local = torch.where(share > 0, square / share.clamp_min(1e-12), torch.zeros_like(square))
+    spread = F.interpolate(local.sqrt(), size=(scale * height, scale * width),
                            mode="bilinear", align_corners=False)
-    return spread.to(device=multispectral.device, dtype=multispectral.dtype)
+    return spread.to(multispectral.dtype).to(multispectral.device)
 
 
 def residual_noise(residual: torch.Tensor, usable: torch.Tensor) -> torch.Tensor:
@@ -341,8 +361,8 @@ class ConsistentPredictor(_WrappedPredictor):
     projection assumes the nominal Landsat PSF). One step was the default while the sharper
     PSF was the condition with the smallest margin; with the level restored that is the
     ``atmosphere`` condition, which the second step helps. 0 leaves the mean as it is
-    (``--no-consistency``) and adds only the level term. ``denoise``: filter the residual's
-    noise (module docstring; default on). ``level_variance_scale``: where the predictor
+    (``--no-consistency``) and adds only the level and pan terms. ``denoise``: filter the
+    residual's noise (module docstring; default on). ``level_variance_scale``: where the predictor
     gives a variance, that times the square of the networks' :func:`level_departure` is added
     to it (a registered ensemble's calibration; 0 adds nothing); ``pan_variance_scale``
     likewise times the square of the input's :func:`pan_disagreement` (nothing without a

@@ -8,8 +8,9 @@
   models are given. A registered ensemble may also add ``noise_variance_scale`` · n_b² per
   band, n_b the input scene's estimated noise σ (:class:`SigmaCalibration`; ``harmonize``
   adds it per scene, after the predictor), and ``level_variance_scale`` · L² per tile and
-  band, L the level by which the networks depart from the input (the consistency step adds
-  it, :class:`~s2l8h.inference.consistency.ConsistentPredictor`).
+  band, L the level by which the networks depart from the input, and ``pan_variance_scale`` ·
+  R² per pixel, R the pan's disagreement with the bands (the consistency step adds both,
+  :class:`~s2l8h.inference.consistency.ConsistentPredictor`).
 - ``mc-dropout``: N stochastic passes of one model with dropout active (everything else in eval
   mode); variance = spread of the passes + mean head variance if any.
 - ``head``: one model's variance head (aleatoric only).

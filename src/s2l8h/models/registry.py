@@ -458,18 +458,17 @@ for _member in ("a", "b"):
 # As lite2.real-wald6, plus a term for the pan's disagreement with the bands per pixel
 # (s2l8h.inference.consistency.pan_disagreement); σ fitted on validation rows only
 # (scripts/calibrate_ensemble.py lite2.real-wald7-a lite2.real-wald7-b --views identity,rot180):
-# σ² = 0.2916 x the members' variance + 2.3328 x the square of the networks' level departure
-# from the input + 0.2916 x the input's estimated noise variance + 2.3328 x the square of the
-# pan's disagreement.
+# σ² = 0.2809 x the members' variance + 2.2472 x the square of the networks' level departure
+# from the input + 2.2472 x the square of the pan's disagreement (the fit gives the input's
+# noise variance no weight once the pan term is there).
 register_ensemble("lite2.real-wald7", ("lite2.real-wald7-a", "lite2.real-wald7-b"),
                   description="lite2.real-wald6 after a seventh training stage (9 more epochs "
                               "of the same recipe; member B sees each tile rotated by 180°); "
-                              "σ² = 0.2916 x (member spread + mean variance head) + 2.3328 x "
-                              "squared level departure from the input + 0.2916 x the input's "
-                              "noise variance + 2.3328 x the squared disagreement of the pan "
-                              "with the bands",
-                  variance_scale=0.2916, noise_variance_scale=0.2916, level_variance_scale=2.3328,
-                  member_views=("identity", "rot180"), pan_variance_scale=2.3328)
+                              "σ² = 0.2809 x (member spread + mean variance head) + 2.2472 x "
+                              "squared level departure from the input + 2.2472 x the squared "
+                              "disagreement of the pan with the bands",
+                  variance_scale=0.2809, level_variance_scale=2.2472,
+                  member_views=("identity", "rot180"), pan_variance_scale=2.2472)
 
 if not is_registered(DEFAULT_MODEL):  # pragma: no cover - a mistake in s2l8h.defaults
     raise _unknown(DEFAULT_MODEL)
