@@ -138,6 +138,12 @@ def level_departure(mean: torch.Tensor, multispectral: torch.Tensor, scale: int 
     return _residual_and_level(mean, multispectral, scale, platform)[1]
 
 
+def _window_mean(values: torch.Tensor, size: int) -> torch.Tensor:
+    """Mean of (N, C, H, W) over ``size`` x ``size`` windows (odd size), edges replicated."""
+    pad = size // 2
+    return F.avg_pool2d(F.pad(values, (pad, pad, pad, pad), mode="replicate"), size, stride=1)
+
+
 def pan_disagreement(multispectral: torch.Tensor, pan: torch.Tensor, scale: int = 3,
                      window: int = PAN_DISAGREEMENT_WINDOW) -> torch.Tensor:
     """(N, 1, scale h, scale w) how far the pan (N, 1, 2h, 2w) departs from what the visible
@@ -185,11 +191,8 @@ def pan_disagreement(multispectral: torch.Tensor, pan: torch.Tensor, scale: int 
         fitted = torch.einsum("chw,c->hw", torch.nan_to_num(tile_design), coefficients)
         residuals.append(torch.where(keep, (torch.nan_to_num(tile_pan) - fitted) / gain,
                                      torch.zeros_like(tile_pan)))
-    weights = usable.double()
-    padding = [window // 2] * 4
-    square = F.avg_pool2d(F.pad(torch.stack(residuals) ** 2, padding, mode="replicate"),
-                          window, stride=1)
-    share = F.avg_pool2d(F.pad(weights, padding, mode="replicate"), window, stride=1)
+    square = _window_mean(torch.stack(residuals) ** 2, window)
+    share = _window_mean(usable.double(), window)  # the usable share of each window
     local = torch.where(share > 0, square / share.clamp_min(1e-12), torch.zeros_like(square))
     spread = F.interpolate(local.sqrt(), size=(scale * height, scale * width),
                            mode="bilinear", align_corners=False)
@@ -218,21 +221,15 @@ def wiener_shrink(image: torch.Tensor, noise_variance: torch.Tensor, size: int =
     over the usable pixels of each window only."""
     dtype = torch.promote_types(image.dtype, torch.float32)
     image = image.to(dtype)
-    pad = size // 2
-
-    def window_mean(values: torch.Tensor) -> torch.Tensor:
-        padded = F.pad(values, (pad, pad, pad, pad), mode="replicate")
-        return F.avg_pool2d(padded, size, stride=1)
-
     if weights is None:
-        local_mean = window_mean(image)
-        local_square = window_mean(image * image)
+        local_mean = _window_mean(image, size)
+        local_square = _window_mean(image * image, size)
     else:
         weights = weights.to(dtype).expand_as(image)
-        share = window_mean(weights)  # the usable share of each window
+        share = _window_mean(weights, size)  # the usable share of each window
         inverse = torch.where(share > 0, 1 / share.clamp_min(1e-6), torch.zeros_like(share))
-        local_mean = window_mean(image * weights) * inverse
-        local_square = window_mean(image * image * weights) * inverse
+        local_mean = _window_mean(image * weights, size) * inverse
+        local_square = _window_mean(image * image * weights, size) * inverse
     local_variance = (local_square - local_mean ** 2).clamp_min(0)
     excess = (local_variance - noise_variance.to(dtype)).clamp_min(0)
     gain = torch.where(local_variance > 0, excess / local_variance.clamp_min(1e-30),
