@@ -188,8 +188,8 @@ def pan_disagreement(multispectral: torch.Tensor, pan: torch.Tensor, scale: int 
         rows = tile_design[:, keep[0]].T  # (P, 4)
         coefficients = torch.linalg.lstsq(rows, tile_pan[keep][:, None]).solution[:, 0]
         gain = coefficients[:3].sum().clamp_min(MIN_PAN_GAIN)
-        fitted = torch.einsum("chw,c->hw", torch.nan_to_num(tile_design), coefficients)
-        residuals.append(torch.where(keep, (torch.nan_to_num(tile_pan) - fitted) / gain,
+        fitted = torch.einsum("chw,c->hw", tile_design, coefficients)  # NaN only off ``keep``
+        residuals.append(torch.where(keep, (tile_pan - fitted) / gain,
                                      torch.zeros_like(tile_pan)))
     square = _window_mean(torch.stack(residuals) ** 2, window)
     share = _window_mean(usable.double(), window)  # the usable share of each window
