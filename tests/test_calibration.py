@@ -8,6 +8,7 @@ import pytest
 from s2l8h.evaluate.calibration import (
     SIGMA_FACTORS,
     coverage_curve,
+    fit_band_factors,
     fit_sigma_calibration,
     fit_variance_scale,
 )
@@ -131,3 +132,34 @@ def test_sigma_calibration_noise_term() -> None:
     added = SigmaCalibration(0.5, 2.0).noise_variance([0.001, 0.002, 0, 0, 0, 0.01])
     assert added.shape == (6, 1, 1)
     assert added[:, 0, 0] == pytest.approx([2e-6, 8e-6, 0, 0, 0, 2e-4])
+    # The per-band factors multiply it too.
+    banded = SigmaCalibration(0.5, 2.0, band_variance_factors=(0.5, 1, 1, 1, 1, 3.0))
+    assert banded.noise_variance([0.001, 0.002, 0, 0, 0, 0.01])[:, 0, 0] == pytest.approx(
+        [1e-6, 8e-6, 0, 0, 0, 6e-4])
+
+
+def test_fit_band_factors_calibrates_each_band() -> None:
+    """A σ too wide in one band and too narrow in another (as the pan term leaves blue and
+    SWIR): one factor per band brings every band of both conditions to about 0.68, where the
+    bands pooled already were."""
+    rng = np.random.default_rng(5)
+    bands, pixels = 6, 30_000
+    too_wide = np.array([2.0, 1.0, 1.0, 1.0, 0.7, 1.3])  # the given σ over the errors' std
+    samples = {}
+    for name, level in (("clean", 0.003), ("realistic", 0.006)):
+        std = rng.uniform(0.5, 1.5, (bands, pixels)) * level
+        error = rng.standard_normal((bands, pixels)) * std
+        samples[name] = (error, (too_wide[:, None] * std) ** 2)
+    factors, coverage = fit_band_factors(samples)
+    assert len(factors) == bands
+    np.testing.assert_allclose(np.sqrt(factors), 1 / too_wide, rtol=0.05)
+    for name, per_band in coverage.items():
+        assert len(per_band) == bands
+        assert all(0.65 <= value <= 0.72 for value in per_band), (name, per_band)
+        error, variance = samples[name]
+        given = [coverage_curve(error[band], np.sqrt(variance[band]), np.array([1.0]))[0]
+                 for band in range(bands)]
+        assert given[0] > 0.9 and given[4] < 0.55  # what the factors had to correct
+    with pytest.raises(ValueError, match="same bands"):
+        fit_band_factors({"a": samples["clean"], "b": tuple(part[:3]
+                                                           for part in samples["realistic"])})

@@ -350,6 +350,35 @@ def test_the_pan_term_enters_the_variance() -> None:
         ConsistentPredictor(_Offset(truth), pan_variance_scale=-1.0)
 
 
+def test_the_band_factors_multiply_the_whole_variance() -> None:
+    """The per-band factors apply after the level and pan terms, with and without steps; the
+    mean is untouched by them."""
+    truth = torch.from_numpy(_smooth_image(13, shape=(6, 90, 90)))[None]
+    observed = landsat_view(truth)
+    pan30 = 0.4 * observed[:, :1] + 0.6 * observed[:, 1:2]
+    pan = pan30.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+    pan[..., 10:20, 10:20] += 0.02
+    factors = (0.5, 1.0, 1.0, 2.0, 3.0, 4.0)
+    for steps in (2, 0):
+        plain = ConsistentPredictor(_Offset(truth), steps=steps, level_variance_scale=2.0,
+                                    pan_variance_scale=3.0)
+        banded = ConsistentPredictor(_Offset(truth), steps=steps, level_variance_scale=2.0,
+                                     pan_variance_scale=3.0, band_variance_factors=factors)
+        (mean, variance), (banded_mean, banded_variance) = (plain(observed, pan),
+                                                            banded(observed, pan))
+        assert torch.equal(mean, banded_mean)
+        np.testing.assert_allclose(banded_variance.numpy(), variance.numpy()
+                                   * np.array(factors)[:, None, None], rtol=1e-6)
+    # Alone (no step, no term) they still apply.
+    _, alone = ConsistentPredictor(_Offset(truth), steps=0,
+                                   band_variance_factors=factors)(observed, pan)
+    np.testing.assert_allclose(alone[0, :, 0, 0].numpy(), 4e-6 * np.array(factors), rtol=1e-6)
+    with pytest.raises(ValueError, match="band_variance_factors must be > 0"):
+        ConsistentPredictor(_Offset(truth), band_variance_factors=(1.0, 0.0))
+    with pytest.raises(ValueError, match="2 band_variance_factors for 6 bands"):
+        ConsistentPredictor(_Offset(truth), band_variance_factors=(1.0, 2.0))(observed, pan)
+
+
 def test_the_level_is_restored_up_to_the_edge_of_the_data() -> None:
     """Next to filled input the residual is not used (the PSF mixes the fill in), but the
     tile's level is still put back there: no band of the networks' level along the edge."""
@@ -391,7 +420,8 @@ def test_a_registered_level_factor_reaches_the_predictor_and_the_tags(monkeypatc
     members = ("lite2.real-wald3-a", "lite2.real-wald3-b")
     monkeypatch.setitem(registry._ENSEMBLES, "level-pair",
                         registry.EnsembleRelease("level-pair", members, "", 0.5, 0.0, 2.0,
-                                                 pan_variance_scale=3.0))
+                                                 pan_variance_scale=3.0,
+                                                 band_variance_factors=(1, 1, 1, 2, 2, 2)))
     models = resolve_models(["level-pair"])
     for consistency, steps in ((True, 2), (False, 0)):
         predictor = build_predictor(models, consistency=consistency)
@@ -401,10 +431,13 @@ def test_a_registered_level_factor_reaches_the_predictor_and_the_tags(monkeypatc
         tag = json.loads(sigma_tags(predictor, [0.001] * 6)["S2L8H_SIGMA_CALIBRATION"])
         assert tag["level_variance_scale"] == 2.0 and tag["variance_scale"] == 0.5
         assert tag["pan_variance_scale"] == 3.0
+        assert predictor.band_variance_factors == (1, 1, 1, 2, 2, 2)
+        assert tag["band_variance_factors"] == [1, 1, 1, 2, 2, 2]
     # The members one by one: no calibration, and without the step a bare ensemble.
     plain = resolve_models(list(members))
     assert build_predictor(plain).level_variance_scale == 0.0
     assert build_predictor(plain).pan_variance_scale == 0.0
+    assert build_predictor(plain).band_variance_factors == ()
     assert not isinstance(build_predictor(plain, consistency=False), ConsistentPredictor)
 
 

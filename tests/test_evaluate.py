@@ -118,6 +118,16 @@ def test_uncertainty_metrics_on_calibrated_gaussian_errors() -> None:
         stats.spearmanr(sigma_flat, np.abs(error)).statistic, abs=1e-9)
     overconfident = metrics.uncertainty_metrics(prediction, sigma / 3, reference)
     assert overconfident["coverage_68"] < 0.35 and overconfident["ece"] > 0.2
+    # Per band: σ a third of the truth in NIR alone shows there and nowhere else.
+    nir_narrow = sigma.copy()
+    nir_narrow[3] /= 3
+    by_band = metrics.uncertainty_metrics(prediction, nir_narrow, reference)
+    for band in metrics.BANDS:
+        expected = 0.26 if band == "B8A" else 0.68
+        assert by_band[f"coverage_68_{band}"] == pytest.approx(expected, abs=0.015), band
+    assert by_band["coverage_68"] == pytest.approx((5 * 0.68 + 0.26) / 6, abs=0.01)
+    assert "coverage_68_B02" not in metrics.uncertainty_metrics(prediction[0], sigma[0],
+                                                                reference[0])
 
 
 def test_bandpass_round_trip() -> None:
@@ -253,7 +263,15 @@ def test_benchmark_cli_table_and_report(tmp_path: Path) -> None:
     for name in ("bicubic", "gsa", "tiny", "tiny + tiny2"):
         assert f"| {name} |" in table
     document = json.loads((tmp_path / "bench" / "results.json").read_text())
-    assert "uncertainty" in document["methods"]["tiny + tiny2"]
+    uncertainty = document["methods"]["tiny + tiny2"]["uncertainty"]
+    per_band = [uncertainty[f"coverage_68_{band}"] for band in metrics.BANDS]
+    assert all(0 <= value <= 1 for value in per_band)
+    # The pooled coverage is the mean of the bands' (every band scored on the same pixels).
+    assert np.mean(per_band) == pytest.approx(uncertainty["coverage_68"], abs=1e-9)
+    row = next(line for line in table.splitlines() if line.startswith("| tiny + tiny2 |"))
+    assert row.split(" | ")[-2] == " / ".join(f"{value:.2f}" for value in per_band)
+    assert next(line for line in table.splitlines() if line.startswith("| bicubic |")
+                ).split(" | ")[-2] == "–"
     assert document["settings"]["pixels_scored"] > 50_000
     report = (tmp_path / "bench" / "report.html").read_text()
     assert report.count("data:image/png;base64,") >= 6

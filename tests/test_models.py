@@ -449,6 +449,9 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
     assert (stage7.variance_scale, stage7.noise_variance_scale, stage7.level_variance_scale,
             stage7.pan_variance_scale) == pytest.approx((0.2809, 0.0, 2.2472, 2.2472))
     assert stage7.member_views == ("identity", "rot180")
+    assert stage7.band_variance_factors == pytest.approx(
+        (0.6241, 0.7396, 0.9409, 1.7689, 1.2321, 1.2321))
+    assert registry.find_ensemble("lite2.real-wald6").band_variance_factors == ()
     assert registry.ensemble_noise_variance_scale("lite2.real-wald5-a") == 0.0
     assert registry.ensemble_variance_scale("lite2.real-wald3-a") == 1.0  # not an ensemble
     from s2l8h.inference.harmonize import ensemble_calibration
@@ -471,6 +474,11 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
         registry.register_ensemble("bad-level", ("lite", "lite2"), level_variance_scale=-1.0)
     with pytest.raises(ValueError, match="pan_variance_scale must be >= 0"):
         registry.register_ensemble("bad-pan", ("lite", "lite2"), pan_variance_scale=-1.0)
+    for factors in ((1.0, 1.0), (1.0, 1.0, 1.0, 1.0, 1.0, 0.0)):
+        with pytest.raises(ValueError, match="one factor > 0 per output band"):
+            registry.register_ensemble("bad-bands", ("lite", "lite2"),
+                                       band_variance_factors=factors)
+    assert registry.find_ensemble("bad-bands") is None
     registry.register_ensemble("lite-pair", ("lite", "lite.virginia-sim"))
     assert [m.name for m in resolve_models(["lite-pair"])] == ["lite.virginia-sim"] * 2
     for members, message in ((("lite",), "at least two"), (("lite", "lite9"), "register"),
@@ -498,7 +506,9 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
     assert "σ calibration: variance x 0.6241" in info.output
     info = CliRunner(env={"COLUMNS": "400"}).invoke(app, ["models", "info", "lite2.real-wald7"])
     assert ("σ calibration: variance x 0.2809 + 2.247 x the squared level departure from the "
-            "input + 2.247 x the squared disagreement of the pan with the bands") in info.output
+            "input + 2.247 x the squared disagreement of the pan with the bands; all of it x "
+            "0.6241 / 0.7396 / 0.9409 / 1.769 / 1.232 / 1.232 per band (B02 B03 B04 B8A B11 "
+            "B12)") in info.output
 
 
 def test_a_registered_name_never_means_a_folder(tmp_path: Path,

@@ -130,7 +130,11 @@ def info_command(
                               else "")
                            + (f" + {ensemble.pan_variance_scale:.4g} x the squared "
                               "disagreement of the pan with the bands"
-                              if ensemble.pan_variance_scale else ""),
+                              if ensemble.pan_variance_scale else "")
+                           + ("; all of it x " + " / ".join(
+                               f"{value:.4g}" for value in ensemble.band_variance_factors)
+                              + " per band (B02 B03 B04 B8A B11 B12)"
+                              if ensemble.band_variance_factors else ""),
                            "member views": ", ".join(ensemble.member_views)
                            if ensemble.member_views else "identity (all)",
                            "input convention": specs[0].convention.describe()}.items():

@@ -196,14 +196,16 @@ class BenchmarkResult:
             row["noise gain"] = detail.get("noise_gain")
             row["seconds"] = method.seconds
             uncertainty = method.metrics.get("uncertainty")
-            for key in ("coverage_68", "coverage_95", "ece", "spearman_std_abs_error"):
-                row[key] = uncertainty[key] if uncertainty else None
+            for key in ("coverage_68", "coverage_95", "ece", "spearman_std_abs_error",
+                        *(f"coverage_68_{band}" for band in BANDS)):
+                row[key] = uncertainty.get(key) if uncertainty else None
             rows.append(row)
         return rows
 
     def markdown_table(self) -> str:
         columns = ["method", *[title for _, _, title in TABLE_COLUMNS], "HF ratio",
-                   "HF skill", "flat noise", "noise gain", "cov68", "cov95", "s"]
+                   "HF skill", "flat noise", "noise gain", "cov68", "cov95",
+                   "cov68 per band", "s"]
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for method in self.methods:
             cells = [method.name]
@@ -218,6 +220,9 @@ class BenchmarkResult:
             uncertainty = method.metrics.get("uncertainty") or {}
             cells.append(format_cell(uncertainty.get("coverage_68")))
             cells.append(format_cell(uncertainty.get("coverage_95")))
+            per_band = [uncertainty.get(f"coverage_68_{band}") for band in BANDS]
+            cells.append("–" if any(value is None for value in per_band)
+                         else " / ".join(format_cell(value) for value in per_band))
             cells.append(f"{method.seconds:.1f}")
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)

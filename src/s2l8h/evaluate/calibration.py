@@ -15,7 +15,9 @@ texture and noise the simulations lack; the scene's noise estimate sees both. Wi
 (:func:`s2l8h.inference.consistency.level_departure`) on its own, and with ``pan_weights``
 the square of the pan's disagreement with the bands
 (:func:`s2l8h.inference.consistency.pan_disagreement`): σ² = f · (v + u · L_b² + t · n_b² +
-p · R²).
+p · R²). :func:`fit_band_factors` then fits a factor per band on the whole, so that each band's
+σ is calibrated on its own: a factor common to all bands leaves the bands the pan explains
+(blue) with a σ too wide and those it does not (NIR, SWIR) with one too narrow.
 """
 
 from __future__ import annotations
@@ -127,5 +129,29 @@ def fit_sigma_calibration(
                     scale * level_weight, scale * pan_weight)
 
 
+def fit_band_factors(samples: Mapping[str, tuple[np.ndarray, np.ndarray]], low: float = 0.60,
+                     high: float = 0.80, target: float = 0.6827,
+                     factors: np.ndarray = SIGMA_FACTORS
+                     ) -> tuple[tuple[float, ...], dict[str, list[float]]]:
+    """A factor per band on a calibrated variance, each chosen as :func:`fit_variance_scale`
+    chooses one over the conditions' coverage in that band alone, so that σ is calibrated per
+    band and not only over the bands pooled. ``samples``: condition -> (error (bands, N),
+    calibrated variance (bands, N)), reflectance. Returns the factors and each condition's
+    coverage per band at them."""
+    bands = {error.shape[0] for error, _ in samples.values()}
+    if len(bands) != 1:
+        raise ValueError(f"every condition needs the same bands, got {sorted(bands)}")
+    chosen: list[float] = []
+    coverage: dict[str, list[float]] = {name: [] for name in samples}
+    for band in range(bands.pop()):
+        scale, by_condition = fit_variance_scale(
+            {name: coverage_curve(error[band], np.sqrt(variance[band]), factors)
+             for name, (error, variance) in samples.items()}, low, high, target, factors)
+        chosen.append(scale)
+        for name, value in by_condition.items():
+            coverage[name].append(value)
+    return tuple(chosen), coverage
+
+
 __all__ = ["NOISE_WEIGHTS", "ONE_SIGMA", "SIGMA_FACTORS", "SigmaFit", "coverage_curve",
-           "fit_sigma_calibration", "fit_variance_scale"]
+           "fit_band_factors", "fit_sigma_calibration", "fit_variance_scale"]

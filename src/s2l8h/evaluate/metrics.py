@@ -175,21 +175,29 @@ def calibration_curve(error: np.ndarray, std: np.ndarray,
 
 
 def uncertainty_metrics(prediction: np.ndarray, std: np.ndarray, reference: np.ndarray,
-                        valid: np.ndarray | None = None) -> dict[str, float]:
-    """Agreement of predicted σ with the actual error over valid pixels of all bands."""
+                        valid: np.ndarray | None = None,
+                        bands: tuple[str, ...] = BANDS) -> dict[str, float]:
+    """Agreement of predicted σ with the actual error over valid pixels of all bands, and
+    each band's 68 % coverage (``coverage_68_<band>``, for (bands, H, W) input)."""
     mask = _valid(prediction, reference, valid) & np.isfinite(std).all(axis=0) \
         if std.ndim == 3 else _valid(prediction, reference, valid) & np.isfinite(std)
-    error = (_pixels(prediction, mask) - _pixels(reference, mask)).astype(np.float64).ravel()
-    sigma = np.maximum(_pixels(std, mask).astype(np.float64).ravel(), 1e-6)
+    by_band = (_pixels(prediction, mask) - _pixels(reference, mask)).astype(np.float64)
+    sigma_by_band = np.maximum(_pixels(std, mask).astype(np.float64), 1e-6)
+    error, sigma = by_band.ravel(), sigma_by_band.ravel()
     calibration = calibration_curve(error, sigma)
+    one_sigma = stats.norm.ppf(0.84)
+    per_band = {} if by_band.ndim != 2 or len(by_band) != len(bands) else {
+        f"coverage_68_{band}": float(np.mean(np.abs(band_error) <= one_sigma * band_sigma))
+        for band, band_error, band_sigma in zip(bands, by_band, sigma_by_band, strict=True)}
     return {
         "pearson_std_abs_error": pearson(sigma, np.abs(error)),
         "spearman_std_abs_error": spearman(sigma, np.abs(error)),
         "gaussian_nll": float(np.mean(0.5 * np.log(2 * np.pi * sigma**2)
                                       + error**2 / (2 * sigma**2))),
-        "coverage_68": float(np.mean(np.abs(error) <= stats.norm.ppf(0.84) * sigma)),
+        "coverage_68": float(np.mean(np.abs(error) <= one_sigma * sigma)),
         "coverage_95": float(np.mean(np.abs(error) <= stats.norm.ppf(0.975) * sigma)),
         "ece": calibration.expected_calibration_error,
+        **per_band,
     }
 
 

@@ -45,6 +45,7 @@ the bands (:func:`pan_disagreement`, :class:`ConsistentPredictor`).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -363,31 +364,44 @@ class ConsistentPredictor(_WrappedPredictor):
     gives a variance, that times the square of the networks' :func:`level_departure` is added
     to it (a registered ensemble's calibration; 0 adds nothing); ``pan_variance_scale``
     likewise times the square of the input's :func:`pan_disagreement` (nothing without a
-    pan). The step runs in float32 whatever autocast the networks run under."""
+    pan); ``band_variance_factors`` (one per band, () for none) then multiply the variance
+    per band. The step runs in float32 whatever autocast the networks run under."""
 
     def __init__(self, predictor: Predictor, platform: Platform = "S2A", steps: int = 2,
                  denoise: bool = True, level_variance_scale: float = 0.0,
-                 restore_level: bool = True, pan_variance_scale: float = 0.0) -> None:
+                 restore_level: bool = True, pan_variance_scale: float = 0.0,
+                 band_variance_factors: Sequence[float] = ()) -> None:
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
         for name, value in (("level_variance_scale", level_variance_scale),
                             ("pan_variance_scale", pan_variance_scale)):
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
+        if not all(value > 0 for value in band_variance_factors):
+            raise ValueError(f"band_variance_factors must be > 0, got {band_variance_factors}")
         super().__init__(predictor)
         self.platform = platform
         self.steps = steps
         self.denoise = denoise
         self.level_variance_scale = float(level_variance_scale)
         self.pan_variance_scale = float(pan_variance_scale)
+        self.band_variance_factors = tuple(float(value) for value in band_variance_factors)
         self.restore_level = restore_level
 
     def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
         mean, variance = self.predictor(multispectral, pan)
+        if variance is not None and self.band_variance_factors:
+            if len(self.band_variance_factors) != variance.shape[1]:
+                raise ValueError(f"{len(self.band_variance_factors)} band_variance_factors "
+                                 f"for {variance.shape[1]} bands")
+            factors = torch.tensor(self.band_variance_factors, dtype=variance.dtype,
+                                   device=variance.device)[:, None, None]
+        else:
+            factors = None
         adds_variance = variance is not None and bool(
             self.level_variance_scale or (self.pan_variance_scale and pan is not None))
         if not self.steps and not adds_variance:
-            return mean, variance
+            return mean, variance if factors is None else variance * factors
         scale = mean.shape[-1] // multispectral.shape[-1]
         with torch.autocast(mean.device.type, enabled=False):
             corrected, bands = mean.float(), multispectral.float()
@@ -406,6 +420,8 @@ class ConsistentPredictor(_WrappedPredictor):
                 corrected = add_back(corrected, residual, unusable, self.denoise)
                 if self.restore_level:
                     corrected = _restore_level(corrected, level, filled)
+        if factors is not None:
+            variance = variance * factors
         return (corrected.to(mean.dtype) if self.steps else mean), variance
 
 

@@ -135,7 +135,8 @@ def ensemble_calibration(models: Sequence[Harmonizer]) -> SigmaCalibration:
     if ensemble is None:
         return SigmaCalibration()
     return SigmaCalibration(ensemble.variance_scale, ensemble.noise_variance_scale,
-                            ensemble.level_variance_scale, ensemble.pan_variance_scale)
+                            ensemble.level_variance_scale, ensemble.pan_variance_scale,
+                            ensemble.band_variance_factors)
 
 
 def ensemble_views(models: Sequence[Harmonizer]) -> tuple[str, ...]:
@@ -152,12 +153,13 @@ def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,
     registered ensemble's σ factor (:func:`ensemble_calibration`; its noise term is added per
     scene, :func:`noise_variance`) and its members' views (:func:`ensemble_views`), then the
     consistency step (:mod:`s2l8h.inference.consistency`, which adds the calibration's level
-    and pan terms) unless ``consistency`` is false (then only those terms, so σ keeps the form
-    it was fitted in). With ``filter_input_noise`` the networks see the 30 m bands and the pan after
-    :class:`~s2l8h.inference.consistency.InputFilteredPredictor`'s noise filter, and one
-    step, not two, checks their output against the bands as they are: the second puts part
-    of the input's noise back (held-out, under OLI's noise, measured with the previous
-    default: noise gain 1.00 with one step, 1.09 with two)."""
+    and pan terms and applies its per-band factors) unless ``consistency`` is false (then only
+    those terms, so σ keeps the form it was fitted in). With ``filter_input_noise`` the networks
+    see the 30 m bands and the pan after
+    :class:`~s2l8h.inference.consistency.InputFilteredPredictor`'s noise filter, and one step,
+    not two, checks their output against the bands as they are: the second puts part of the
+    input's noise back (held-out, under OLI's noise, measured with the previous default: noise
+    gain 1.00 with one step, 1.09 with two)."""
     calibration = ensemble_calibration(models)
     predictor = make_predictor(models, uncertainty, mc_passes=mc_passes,  # type: ignore[arg-type]
                                variance_scale=calibration.variance_scale,
@@ -165,7 +167,8 @@ def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,
     if filter_input_noise:
         predictor = InputFilteredPredictor(predictor)
     terms = {"level_variance_scale": calibration.level_variance_scale,
-             "pan_variance_scale": calibration.pan_variance_scale}
+             "pan_variance_scale": calibration.pan_variance_scale,
+             "band_variance_factors": calibration.band_variance_factors}
     if not consistency:  # the mean as it is; the calibrated level and pan terms all the same
         return ConsistentPredictor(predictor, steps=0, **terms) \
             if any(terms.values()) else predictor
@@ -296,9 +299,9 @@ def check_plan_inputs(plan: HarmonizePlan) -> InputChecks:
 def sigma_tags(predictor: Predictor, noise: Sequence[float] | None) -> dict[str, str]:
     """``S2L8H_SIGMA_CALIBRATION`` for a registered ensemble's σ: its factor on the members'
     variance, its factor on the input's noise variance and the σ that term adds per band
-    (reflectance), and the factors on the square of the level departure per tile and on the
-    square of the pan's disagreement with the bands per pixel, which the consistency step adds;
-    nothing for other predictors."""
+    (reflectance), the factors on the square of the level departure per tile and on the
+    square of the pan's disagreement with the bands per pixel, which the consistency step adds,
+    and the per-band factors on the whole (empty: all 1); nothing for other predictors."""
     calibration = ensemble_calibration(predictor.models)
     if not predictor.gives_variance or calibration == SigmaCalibration():
         return {}
@@ -310,6 +313,8 @@ def sigma_tags(predictor: Predictor, noise: Sequence[float] | None) -> dict[str,
         if isinstance(predictor, ConsistentPredictor) else 0.0,
         "pan_variance_scale": predictor.pan_variance_scale
         if isinstance(predictor, ConsistentPredictor) else 0.0,
+        "band_variance_factors": list(predictor.band_variance_factors)
+        if isinstance(predictor, ConsistentPredictor) else [],
         "noise_sigma_added": [] if added is None else
         [round(float(value), 6) for value in np.sqrt(added[:, 0, 0])]})}
 

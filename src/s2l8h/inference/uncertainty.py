@@ -10,7 +10,8 @@
   adds it per scene, after the predictor), and ``level_variance_scale`` · L² per tile and
   band, L the level by which the networks depart from the input, and ``pan_variance_scale`` ·
   R² per pixel, R the pan's disagreement with the bands (the consistency step adds both,
-  :class:`~s2l8h.inference.consistency.ConsistentPredictor`).
+  :class:`~s2l8h.inference.consistency.ConsistentPredictor`), and multiply the whole per
+  band by ``band_variance_factors`` (the consistency step too).
 - ``mc-dropout``: N stochastic passes of one model with dropout active (everything else in eval
   mode); variance = spread of the passes + mean head variance if any.
 - ``head``: one model's variance head (aleatoric only).
@@ -44,21 +45,24 @@ class SigmaCalibration:
     the tile's level departure from the input, how far the networks moved the band's level
     (:func:`~s2l8h.inference.consistency.level_departure`) + ``pan_variance_scale`` · R², R
     the pan's disagreement with the bands per pixel
-    (:func:`~s2l8h.inference.consistency.pan_disagreement`); reflectance, the output's band
-    order."""
+    (:func:`~s2l8h.inference.consistency.pan_disagreement`), all of it times
+    ``band_variance_factors`` c_b (() for all 1); reflectance, the output's band order."""
 
     variance_scale: float = 1.0
     noise_variance_scale: float = 0.0
     level_variance_scale: float = 0.0
     pan_variance_scale: float = 0.0
+    band_variance_factors: tuple[float, ...] = ()
 
     def noise_variance(self, noise: Sequence[float] | None) -> np.ndarray | None:
         """(bands, 1, 1) the term added to the variance (reflectance²) for a scene whose
-        estimated noise per band is ``noise``; ``None`` when nothing is added."""
+        estimated noise per band is ``noise``, c_b included; ``None`` when nothing is added."""
         if not self.noise_variance_scale or not noise:
             return None
-        return (self.noise_variance_scale
-                * np.square(np.asarray(noise, dtype=np.float64)))[:, None, None]
+        added = self.noise_variance_scale * np.square(np.asarray(noise, dtype=np.float64))
+        if self.band_variance_factors:
+            added = added * np.asarray(self.band_variance_factors, dtype=np.float64)
+        return added[:, None, None]
 
 
 class Predictor:

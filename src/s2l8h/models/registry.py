@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
+from s2l8h.bands import SENTINEL2_BANDS
 from s2l8h.defaults import DEFAULT_MODEL
 from s2l8h.errors import ModelLoadError, UnknownModelError
 from s2l8h.models.convention import NATIVE_CONVENTION, PUBLISHED_CONVENTION, InputConvention
@@ -99,8 +100,9 @@ class EnsembleRelease:
     ``noise_variance_scale`` times the square of the input's estimated noise per band, plus
     ``level_variance_scale`` times the square of the level departure from the input per tile
     and band, plus ``pan_variance_scale`` times the square of the pan's disagreement with the
-    bands per pixel: the ensemble's σ calibration, fitted on validation data;
-    :mod:`s2l8h.inference.uncertainty`, :mod:`s2l8h.inference.consistency`)."""
+    bands per pixel, the sum times ``band_variance_factors`` per band: the ensemble's σ
+    calibration, fitted on validation data; :mod:`s2l8h.inference.uncertainty`,
+    :mod:`s2l8h.inference.consistency`)."""
 
     name: str
     members: tuple[str, ...]
@@ -111,6 +113,8 @@ class EnsembleRelease:
     #: The view of the tile each member sees (:mod:`s2l8h.models.views`); () all ``identity``.
     member_views: tuple[str, ...] = ()
     pan_variance_scale: float = 0.0
+    #: A factor per output band (B02 B03 B04 B8A B11 B12) on the whole σ²; () all 1.
+    band_variance_factors: tuple[float, ...] = ()
 
 
 _MODELS: dict[str, ModelSpec] = {}
@@ -178,15 +182,17 @@ def register_ensemble(name: str, members: tuple[str, ...], description: str = ""
                       variance_scale: float = 1.0, noise_variance_scale: float = 0.0,
                       level_variance_scale: float = 0.0,
                       member_views: tuple[str, ...] = (),
-                      pan_variance_scale: float = 0.0) -> EnsembleRelease:
+                      pan_variance_scale: float = 0.0,
+                      band_variance_factors: tuple[float, ...] = ()) -> EnsembleRelease:
     """Register ``name`` (a model-like name, or ``model.tag`` when all members are releases
     of that model) for the ensemble of ``members`` (registered model or release names, at
     least two, one input convention); ``variance_scale`` multiplies its variance, to which
     ``noise_variance_scale`` times the input's estimated noise variance and
     ``level_variance_scale`` times the square of the level departure from the input and
     ``pan_variance_scale`` times the square of the pan's disagreement with the bands are
-    added; ``member_views``: the view of the tile each member sees (:mod:`s2l8h.models.views`,
-    one per member)."""
+    added; ``band_variance_factors`` (one per output band, or () for none) multiply the sum
+    per band; ``member_views``: the view of the tile each member sees
+    (:mod:`s2l8h.models.views`, one per member)."""
     _check_name("ensemble name", name.replace(".", "-", 1))
     if len(members) < 2:
         raise ValueError(f"ensemble {name!r}: at least two members")
@@ -207,9 +213,14 @@ def register_ensemble(name: str, members: tuple[str, ...], description: str = ""
                          or any(view not in VIEWS for view in member_views)):
         raise ValueError(f"ensemble {name!r}: member_views must name one view per member "
                          f"({', '.join(VIEWS)})")
+    if band_variance_factors and (len(band_variance_factors) != len(SENTINEL2_BANDS)
+                                  or not all(value > 0 for value in band_variance_factors)):
+        raise ValueError(f"ensemble {name!r}: band_variance_factors must give one factor > 0 "
+                         f"per output band ({len(SENTINEL2_BANDS)})")
     ensemble = EnsembleRelease(name, tuple(members), description, float(variance_scale),
                                float(noise_variance_scale), float(level_variance_scale),
-                               tuple(member_views), float(pan_variance_scale))
+                               tuple(member_views), float(pan_variance_scale),
+                               tuple(float(value) for value in band_variance_factors))
     _ENSEMBLES[name] = ensemble
     return ensemble
 
@@ -460,15 +471,19 @@ for _member in ("a", "b"):
 # (scripts/calibrate_ensemble.py lite2.real-wald7-a lite2.real-wald7-b --views identity,rot180):
 # σ² = 0.2809 x the members' variance + 2.2472 x the square of the networks' level departure
 # from the input + 2.2472 x the square of the pan's disagreement (the fit gives the input's
-# noise variance no weight once the pan term is there).
+# noise variance no weight once the pan term is there), all of it times a factor per band
+# fitted by the same script on the conditions without per-band offsets (since 2026-12-07;
+# before, all 1: blue's σ was too wide, NIR's and SWIR's too narrow).
 register_ensemble("lite2.real-wald7", ("lite2.real-wald7-a", "lite2.real-wald7-b"),
                   description="lite2.real-wald6 after a seventh training stage (9 more epochs "
                               "of the same recipe; member B sees each tile rotated by 180°); "
-                              "σ² = 0.2809 x (member spread + mean variance head) + 2.2472 x "
+                              "σ² = (0.2809 x (member spread + mean variance head) + 2.2472 x "
                               "squared level departure from the input + 2.2472 x the squared "
-                              "disagreement of the pan with the bands",
+                              "disagreement of the pan with the bands) x 0.62 / 0.74 / 0.94 / "
+                              "1.77 / 1.23 / 1.23 (B02 B03 B04 B8A B11 B12)",
                   variance_scale=0.2809, level_variance_scale=2.2472,
-                  member_views=("identity", "rot180"), pan_variance_scale=2.2472)
+                  member_views=("identity", "rot180"), pan_variance_scale=2.2472,
+                  band_variance_factors=(0.6241, 0.7396, 0.9409, 1.7689, 1.2321, 1.2321))
 
 if not is_registered(DEFAULT_MODEL):  # pragma: no cover - a mistake in s2l8h.defaults
     raise _unknown(DEFAULT_MODEL)
