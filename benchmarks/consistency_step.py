@@ -67,7 +67,8 @@ def main() -> None:
         fixed = Fixed(networks, networks(multispectral, pan))
         plain = ConsistentPredictor(fixed, steps=1, denoise=False)
         full = ConsistentPredictor(fixed, level_variance_scale=calibration.level_variance_scale,
-                                   pan_variance_scale=calibration.pan_variance_scale)
+                                   pan_variance_scale=calibration.pan_variance_scale,
+                                   band_variance_factors=calibration.band_variance_factors)
         seconds = {"networks": [], "plain step": [], "step as harmonize runs it": []}
         for _ in range(args.repeats):  # interleaved, so a slower moment hits all three
             seconds["networks"].append(timed(lambda: networks(multispectral, pan)))

@@ -14,11 +14,11 @@ over all its pixels with the fit, without the pan term (p = 0, the rest refitted
 ``noise_variance_scale`` f · t, ``level_variance_scale`` f · u and ``pan_variance_scale``
 f · p). Then fits a factor per band on that σ² (``band_variance_factors``,
 :func:`s2l8h.evaluate.calibration.fit_band_factors`, on the same drawn pixels of every
-condition but those with per-band offsets, ``atmosphere`` and ``realistic``, whose bands'
-coverage follows the signs of the offsets drawn) and prints each condition's coverage per band
-without and with them. The members must be registered releases (the script registers them as
-temporary ensembles: one with the level term at weight 1, one with the pan term at weight 1,
-one with neither, so that L² and R² are variances' differences).
+condition but those with per-band offsets and gains, ``atmosphere`` and ``realistic``, whose
+bands' coverage follows the signs of those fixed offsets) and prints each condition's coverage
+per band without and with them. The members must be registered releases (the script registers
+them as temporary ensembles: one with the level term at weight 1, one with the pan term at
+weight 1, one with neither, so that L² and R² are variances' differences).
 
     python scripts/calibrate_ensemble.py lite2.real-wald5-a lite2.real-wald5-b \
         --views identity,rot180
@@ -33,6 +33,7 @@ import warnings
 
 import numpy as np
 
+from s2l8h.bands import SENTINEL2_BANDS
 from s2l8h.data.simulate import CONDITIONS
 from s2l8h.evaluate.benchmark import BenchmarkOptions, run_conditions
 from s2l8h.evaluate.calibration import (
@@ -116,14 +117,14 @@ def main(members: list[str], views: tuple[str, ...] = ()) -> None:
           f"pan_variance_scale {fit.pan_variance_scale:.4f}")
     # Then a factor per band on the whole, fitted on the same drawn pixels of the conditions
     # without per-band offsets or gains (their bands' coverage follows the offsets' signs).
-    band_factors, _ = fit_band_factors({name: (sample[0], _total(fit, *sample[1:]))
+    band_factors, _ = fit_band_factors({name: (sample[0], fit.total_variance(*sample[1:]))
                                         for name, sample in drawn.items()
                                         if not _offsets_bands(name)})
     scaled = np.asarray(band_factors)[:, None]
-    print("cov68 per band (B02 B03 B04 B8A B11 B12), all pixels: common fit -> with the band "
-          "factors | pooled with them (* not in the band factors' fit)")
+    print(f"cov68 per band ({' '.join(SENTINEL2_BANDS)}), all pixels: common fit -> with the "
+          "band factors | pooled with them (* not in the band factors' fit)")
     for name, (error, *terms) in samples.items():
-        total = _total(fit, *terms)
+        total = fit.total_variance(*terms)
         before = [_covered(error[band], total[band]) for band in range(len(error))]
         after = [_covered(error[band], scaled[band] * total[band]) for band in range(len(error))]
         print(f"{name + ' *' * _offsets_bands(name):22s} "
@@ -135,7 +136,7 @@ def main(members: list[str], views: tuple[str, ...] = ()) -> None:
 
 def _offsets_bands(name: str) -> bool:
     """Whether condition ``name`` moves bands by per-band offsets or gains (``atmosphere``,
-    ``realistic``): one fixed draw each, whose signs decide each band's coverage there."""
+    ``realistic``): fixed values, whose signs decide each band's coverage there."""
     condition = CONDITIONS.get(name)
     return condition is not None and (any(condition.offset)
                                       or any(gain != 1 for gain in condition.gain))
@@ -151,15 +152,6 @@ def _draw(sample: tuple[np.ndarray, ...], count: int) -> tuple[np.ndarray, ...]:
     return error[:, keep], variance[:, keep], noise, level[:, keep], pan[:, keep]
 
 
-def _total(fit: SigmaFit, variance: np.ndarray, noise: np.ndarray, level: np.ndarray,
-           pan: np.ndarray) -> np.ndarray:
-    """σ² (bands, N) under ``fit`` from a sample's terms (v, n per band, L², R²)."""
-    noise_variance = np.square(np.asarray(noise, dtype=np.float64))[:, None]
-    return (fit.variance_scale * variance + fit.noise_variance_scale * noise_variance
-            + fit.level_variance_scale * np.maximum(level, 0)
-            + fit.pan_variance_scale * np.maximum(pan, 0))
-
-
 def _covered(error: np.ndarray, variance: np.ndarray) -> float:
     """Fraction of ``error`` within 1σ, σ² = ``variance``."""
     return float(coverage_curve(error, np.sqrt(variance), np.array([1.0]))[0])
@@ -171,7 +163,7 @@ def _coverage(error: np.ndarray, fit: SigmaFit | None, variance: np.ndarray,
     σ² = v + L² unscaled."""
     if fit is None:
         return _covered(error, variance + np.maximum(level, 0))
-    return _covered(error, _total(fit, variance, noise, level, pan))
+    return _covered(error, fit.total_variance(variance, noise, level, pan))
 
 
 if __name__ == "__main__":

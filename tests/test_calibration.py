@@ -7,6 +7,7 @@ import pytest
 
 from s2l8h.evaluate.calibration import (
     SIGMA_FACTORS,
+    SigmaFit,
     coverage_curve,
     fit_band_factors,
     fit_sigma_calibration,
@@ -120,6 +121,14 @@ def test_fit_sigma_calibration_weighs_the_pan_term_per_pixel() -> None:
     error, variance, _, _, square = samples["real"]
     high = np.broadcast_to(square > np.quantile(square, 0.9), error.shape)
     with_term = np.sqrt(fit.variance_scale * variance + fit.pan_variance_scale * square)
+    # The fit's own σ² (what scripts/calibrate_ensemble.py reports), no noise or level term.
+    np.testing.assert_allclose(fit.total_variance(variance, [0.0002] * bands, np.zeros((1, 1)),
+                                                  square), with_term**2, rtol=1e-12)
+    planted = SigmaFit(0.5, 2.0, {}, 3.0, 4.0)
+    np.testing.assert_allclose(
+        planted.total_variance(np.full((2, 3), 1e-4), [0.01, 0.02], np.full((2, 1), 1e-4),
+                               np.full((1, 3), -1e-9)),  # a hair below 0 counts as 0
+        np.array([[5e-5 + 2e-4 + 3e-4] * 3, [5e-5 + 8e-4 + 3e-4] * 3]), rtol=1e-12)
     covered = np.abs(error) <= with_term
     assert abs(covered[high].mean() - covered[~high].mean()) < 0.06
     covered_without = np.abs(error) <= np.sqrt(without.variance_scale * variance)
@@ -159,7 +168,11 @@ def test_fit_band_factors_calibrates_each_band() -> None:
         error, variance = samples[name]
         given = [coverage_curve(error[band], np.sqrt(variance[band]), np.array([1.0]))[0]
                  for band in range(bands)]
-        assert given[0] > 0.9 and given[4] < 0.55  # what the factors had to correct
+        assert given[0] > 0.9 and given[4] < 0.55  # the fixture: what the factors correct
     with pytest.raises(ValueError, match="same bands"):
         fit_band_factors({"a": samples["clean"], "b": tuple(part[:3]
                                                            for part in samples["realistic"])})
+    with pytest.raises(ValueError, match="differ in shape"):
+        fit_band_factors({"a": (samples["clean"][0], samples["clean"][1][:, :10])})
+    with pytest.raises(ValueError, match="no condition"):
+        fit_band_factors({})

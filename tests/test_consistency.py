@@ -359,14 +359,21 @@ def test_the_band_factors_multiply_the_whole_variance() -> None:
     pan = pan30.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
     pan[..., 10:20, 10:20] += 0.02
     factors = (0.5, 1.0, 1.0, 2.0, 3.0, 4.0)
+    # The networks off the input's level by 0.003 to 0.008 per band: a level term of its own.
+    offset = torch.tensor([0.003, -0.004, 0.005, -0.006, 0.007, 0.008],
+                          dtype=truth.dtype)[None, :, None, None]
     for steps in (2, 0):
-        plain = ConsistentPredictor(_Offset(truth), steps=steps, level_variance_scale=2.0,
-                                    pan_variance_scale=3.0)
-        banded = ConsistentPredictor(_Offset(truth), steps=steps, level_variance_scale=2.0,
-                                     pan_variance_scale=3.0, band_variance_factors=factors)
+        plain = ConsistentPredictor(_Offset(truth + offset), steps=steps,
+                                    level_variance_scale=2.0, pan_variance_scale=3.0)
+        banded = ConsistentPredictor(_Offset(truth + offset), steps=steps,
+                                     level_variance_scale=2.0, pan_variance_scale=3.0,
+                                     band_variance_factors=factors)
         (mean, variance), (banded_mean, banded_variance) = (plain(observed, pan),
                                                             banded(observed, pan))
         assert torch.equal(mean, banded_mean)
+        # The predictor's variance plus the level term (here up to 1.3e-4) and the pan term.
+        expected = (4e-6 + 2.0 * offset ** 2 + 3.0 * pan_disagreement(observed, pan) ** 2)
+        np.testing.assert_allclose(variance.numpy(), expected.numpy(), rtol=1e-5)
         np.testing.assert_allclose(banded_variance.numpy(), variance.numpy()
                                    * np.array(factors)[:, None, None], rtol=1e-6)
     # Alone (no step, no term) they still apply.
@@ -377,6 +384,32 @@ def test_the_band_factors_multiply_the_whole_variance() -> None:
         ConsistentPredictor(_Offset(truth), band_variance_factors=(1.0, 0.0))
     with pytest.raises(ValueError, match="2 band_variance_factors for 6 bands"):
         ConsistentPredictor(_Offset(truth), band_variance_factors=(1.0, 2.0))(observed, pan)
+
+
+def test_the_band_factors_reach_the_wald_sigma_once(monkeypatch) -> None:
+    """The Wald benchmark's σ of an ensemble registering band factors is that of the same
+    ensemble without them times √c_b, its input-noise term included (applied once)."""
+    from s2l8h.evaluate.wald import _predict
+    from s2l8h.inference.harmonize import resolve_models
+    from s2l8h.models import registry
+
+    members = ("lite2.real-wald3-a", "lite2.real-wald3-b")
+    factors = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+    for name, band_factors in (("plain-pair", ()), ("banded-pair", factors)):
+        monkeypatch.setitem(registry._ENSEMBLES, name, registry.EnsembleRelease(
+            name, members, "", 0.5, 2.0, 1.0, pan_variance_scale=3.0,
+            band_variance_factors=band_factors))
+    bands = landsat_view(torch.from_numpy(_smooth_image(21, shape=(6, 90, 90)))[None])[0]
+    pan = (0.4 * bands[:1] + 0.6 * bands[1:2]).repeat_interleave(2, dim=-2) \
+        .repeat_interleave(2, dim=-1)
+    noise = [0.001, 0.002, 0.001, 0.003, 0.002, 0.002]  # a noise term of 1e-6 to 1.8e-5
+    inputs = (bands.float().numpy(), pan.float().numpy(), noise)
+    plain_mean, plain_std = _predict(resolve_models(["plain-pair"]), "auto", *inputs)
+    banded_mean, banded_std = _predict(resolve_models(["banded-pair"]), "auto", *inputs)
+    np.testing.assert_array_equal(plain_mean, banded_mean)
+    np.testing.assert_allclose(banded_std.astype(np.float64) ** 2,
+                               np.array(factors)[:, None, None] * plain_std.astype(np.float64)
+                               ** 2, rtol=1e-5)
 
 
 def test_the_level_is_restored_up_to_the_edge_of_the_data() -> None:
@@ -433,6 +466,13 @@ def test_a_registered_level_factor_reaches_the_predictor_and_the_tags(monkeypatc
         assert tag["pan_variance_scale"] == 3.0
         assert predictor.band_variance_factors == (1, 1, 1, 2, 2, 2)
         assert tag["band_variance_factors"] == [1, 1, 1, 2, 2, 2]
+    # Factors alone, without the step: still wrapped, so that they apply.
+    monkeypatch.setitem(registry._ENSEMBLES, "banded-pair",
+                        registry.EnsembleRelease("banded-pair", members, "", 0.5,
+                                                 band_variance_factors=(1, 1, 1, 2, 2, 2)))
+    banded = build_predictor(resolve_models(["banded-pair"]), consistency=False)
+    assert isinstance(banded, ConsistentPredictor) and banded.steps == 0
+    assert banded.band_variance_factors == (1, 1, 1, 2, 2, 2)
     # The members one by one: no calibration, and without the step a bare ensemble.
     plain = resolve_models(list(members))
     assert build_predictor(plain).level_variance_scale == 0.0

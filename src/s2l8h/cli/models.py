@@ -133,7 +133,7 @@ def info_command(
                               if ensemble.pan_variance_scale else "")
                            + ("; all of it x " + " / ".join(
                                f"{value:.4g}" for value in ensemble.band_variance_factors)
-                              + " per band (B02 B03 B04 B8A B11 B12)"
+                              + f" per band ({' '.join(specs[0].convention.output_bands)})"
                               if ensemble.band_variance_factors else ""),
                            "member views": ", ".join(ensemble.member_views)
                            if ensemble.member_views else "identity (all)",

@@ -82,6 +82,16 @@ class SigmaFit(NamedTuple):
     level_variance_scale: float  # g
     pan_variance_scale: float = 0.0  # k
 
+    def total_variance(self, variance: np.ndarray, noise: Sequence[float],
+                       level: np.ndarray, pan: np.ndarray) -> np.ndarray:
+        """σ² (bands, N) from the unscaled variance v (bands, N), the input noise n per band,
+        L² (bands, N or 1) and R² (1 or bands, N), as :func:`fit_sigma_calibration` takes
+        them (negative L² or R², a hair below 0 as differences of variances, count as 0)."""
+        noise_variance = np.square(np.asarray(noise, dtype=np.float64))[:, None]
+        return (self.variance_scale * variance + self.noise_variance_scale * noise_variance
+                + self.level_variance_scale * np.maximum(level, 0)
+                + self.pan_variance_scale * np.maximum(pan, 0))
+
 
 def fit_sigma_calibration(
     samples: Mapping[str, tuple[np.ndarray, ...]],
@@ -138,6 +148,12 @@ def fit_band_factors(samples: Mapping[str, tuple[np.ndarray, np.ndarray]], low: 
     band and not only over the bands pooled. ``samples``: condition -> (error (bands, N),
     calibrated variance (bands, N)), reflectance. Returns the factors and each condition's
     coverage per band at them."""
+    if not samples:
+        raise ValueError("no condition to fit on")
+    for name, (error, variance) in samples.items():
+        if error.shape != variance.shape:
+            raise ValueError(f"{name}: the error {error.shape} and the variance "
+                             f"{variance.shape} differ in shape")
     bands = {error.shape[0] for error, _ in samples.values()}
     if len(bands) != 1:
         raise ValueError(f"every condition needs the same bands, got {sorted(bands)}")

@@ -17,7 +17,8 @@ reflectance (the paper's protocol) and 2 for normalized indices in [-1, 1].
 - ERGAS = 100 · (h / l) · sqrt(mean_k (RMSE_k / mean(ref_k))²), h / l = 10 m / 30 m.
 - Uncertainty (σ = predicted standard deviation, e = pred - ref): Pearson and Spearman
   correlation of σ with |e|; Gaussian NLL = mean(0.5·log(2πσ²) + e²/(2σ²)); coverage of the
-  central 68 % / 95 % Gaussian intervals (|e| ≤ 0.994·σ / 1.960·σ); the calibration curve
+  central 68 % / 95 % Gaussian intervals (|e| ≤ 0.994·σ / 1.960·σ), the 68 % one also per
+  band (``coverage_68_<band>``); the calibration curve
   (expected vs observed coverage of central intervals at levels 0.05 … 0.95) and its expected
   calibration error (mean absolute gap).
 - Detail (over- and under-sharpening): the high-frequency energy ratio, per band, is the

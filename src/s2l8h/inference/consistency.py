@@ -39,7 +39,8 @@ costs -0.03 dB clean and -0.04 dB on real Florida (Wald).
 Shapes: multispectral (N, 6, h, w) reflectance on the 30 m grid, mean (N, 6, 3h, 3w) on the
 nested 10 m grid (the model grid of :mod:`s2l8h.inference.tiling`). The variance is passed
 through, plus a calibrated ensemble's level term and its term for the pan's disagreement with
-the bands (:func:`pan_disagreement`, :class:`ConsistentPredictor`).
+the bands (:func:`pan_disagreement`), the sum times its factor per band
+(:class:`ConsistentPredictor`).
 """
 
 from __future__ import annotations
@@ -359,7 +360,8 @@ class ConsistentPredictor(_WrappedPredictor):
     projection assumes the nominal Landsat PSF). One step was the default while the sharper
     PSF was the condition with the smallest margin; with the level restored that is the
     ``atmosphere`` condition, which the second step helps. 0 leaves the mean as it is
-    (``--no-consistency``) and adds only the level and pan terms. ``denoise``: filter the
+    (``--no-consistency``) and only adds the level and pan terms and applies the band
+    factors. ``denoise``: filter the
     residual's noise (module docstring; default on). ``level_variance_scale``: where the predictor
     gives a variance, that times the square of the networks' :func:`level_departure` is added
     to it (a registered ensemble's calibration; 0 adds nothing); ``pan_variance_scale``

@@ -169,7 +169,7 @@ def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,
     terms = {"level_variance_scale": calibration.level_variance_scale,
              "pan_variance_scale": calibration.pan_variance_scale,
              "band_variance_factors": calibration.band_variance_factors}
-    if not consistency:  # the mean as it is; the calibrated level and pan terms all the same
+    if not consistency:  # the mean as it is; the calibrated σ terms and factors all the same
         return ConsistentPredictor(predictor, steps=0, **terms) \
             if any(terms.values()) else predictor
     return ConsistentPredictor(predictor, steps=1 if filter_input_noise else 2, **terms)

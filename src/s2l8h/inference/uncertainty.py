@@ -11,7 +11,8 @@
   band, L the level by which the networks depart from the input, and ``pan_variance_scale`` ·
   R² per pixel, R the pan's disagreement with the bands (the consistency step adds both,
   :class:`~s2l8h.inference.consistency.ConsistentPredictor`), and multiply the whole per
-  band by ``band_variance_factors`` (the consistency step too).
+  band by ``band_variance_factors`` (the consistency step on the predictor's variance and
+  those two terms, :meth:`SigmaCalibration.noise_variance` on the noise term).
 - ``mc-dropout``: N stochastic passes of one model with dropout active (everything else in eval
   mode); variance = spread of the passes + mean head variance if any.
 - ``head``: one model's variance head (aleatoric only).

@@ -33,7 +33,6 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from s2l8h.bands import SENTINEL2_BANDS
 from s2l8h.defaults import DEFAULT_MODEL
 from s2l8h.errors import ModelLoadError, UnknownModelError
 from s2l8h.models.convention import NATIVE_CONVENTION, PUBLISHED_CONVENTION, InputConvention
@@ -113,7 +112,8 @@ class EnsembleRelease:
     #: The view of the tile each member sees (:mod:`s2l8h.models.views`); () all ``identity``.
     member_views: tuple[str, ...] = ()
     pan_variance_scale: float = 0.0
-    #: A factor per output band (B02 B03 B04 B8A B11 B12) on the whole σ²; () all 1.
+    #: A factor per output band (the members' order, B02 B03 B04 B8A B11 B12) on the whole
+    #: σ²; () all 1.
     band_variance_factors: tuple[float, ...] = ()
 
 
@@ -213,10 +213,11 @@ def register_ensemble(name: str, members: tuple[str, ...], description: str = ""
                          or any(view not in VIEWS for view in member_views)):
         raise ValueError(f"ensemble {name!r}: member_views must name one view per member "
                          f"({', '.join(VIEWS)})")
-    if band_variance_factors and (len(band_variance_factors) != len(SENTINEL2_BANDS)
+    output_bands = get_spec(members[0]).convention.output_bands
+    if band_variance_factors and (len(band_variance_factors) != len(output_bands)
                                   or not all(value > 0 for value in band_variance_factors)):
         raise ValueError(f"ensemble {name!r}: band_variance_factors must give one factor > 0 "
-                         f"per output band ({len(SENTINEL2_BANDS)})")
+                         f"per output band ({' '.join(output_bands)})")
     ensemble = EnsembleRelease(name, tuple(members), description, float(variance_scale),
                                float(noise_variance_scale), float(level_variance_scale),
                                tuple(member_views), float(pan_variance_scale),
