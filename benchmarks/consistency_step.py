@@ -1,4 +1,5 @@
-"""What the consistency step costs next to the default model's networks, in one run.
+"""What the consistency step and the input noise filter cost next to the default model's
+networks, in one run.
 
 On one batch of ``harmonize``'s tiles (output 512 px, batch 4, a smooth field with noise), it
 times, interleaved and repeated (the fastest repeat of each is reported):
@@ -7,7 +8,10 @@ times, interleaved and repeated (the fastest repeat of each is reported):
 - the plain consistency step: one back-projection of the residual as it is;
 - the step as ``harmonize`` runs it: two back-projections, each with the residual through the
   Wiener filter against its own noise (the wavelet estimate per tile and band, on the CPU),
-  and the level and pan terms of σ (the pan's regression on the bands per tile, on the CPU).
+  and the level and pan terms of σ (the pan's regression on the bands per tile, on the CPU);
+- the input noise filter ``harmonize`` runs before the networks
+  (:mod:`s2l8h.inference.denoise`: the weak-texture noise model, then non-local means over
+  the six bands and over the pan, per tile, on the CPU).
 
     python benchmarks/consistency_step.py
 """
@@ -21,6 +25,7 @@ import torch
 
 from s2l8h.defaults import DEFAULT_MODEL
 from s2l8h.inference.consistency import ConsistentPredictor
+from s2l8h.inference.denoise import filter_bands, filter_pan
 from s2l8h.inference.harmonize import ensemble_calibration, ensemble_views, resolve_models
 from s2l8h.inference.uncertainty import Prediction, Predictor, make_predictor
 
@@ -69,11 +74,14 @@ def main() -> None:
         full = ConsistentPredictor(fixed, level_variance_scale=calibration.level_variance_scale,
                                    pan_variance_scale=calibration.pan_variance_scale,
                                    band_variance_factors=calibration.band_variance_factors)
-        seconds = {"networks": [], "plain step": [], "step as harmonize runs it": []}
+        seconds = {"networks": [], "plain step": [], "step as harmonize runs it": [],
+                   "input noise filter": []}
         for _ in range(args.repeats):  # interleaved, so a slower moment hits all three
             seconds["networks"].append(timed(lambda: networks(multispectral, pan)))
             seconds["plain step"].append(timed(lambda: plain(multispectral, pan)))
             seconds["step as harmonize runs it"].append(timed(lambda: full(multispectral, pan)))
+            seconds["input noise filter"].append(
+                timed(lambda: (filter_bands(multispectral), filter_pan(pan))))
     base = min(seconds["networks"])
     print(f"{DEFAULT_MODEL}, {args.batch} tiles of {args.tile} px, "
           f"{torch.get_num_threads()} threads; fastest of {args.repeats}")

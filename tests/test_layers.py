@@ -4,7 +4,8 @@ Layers, bottom up (a module may import its own layer and the layers listed for i
 
 - top-level vocabulary: ``s2l8h.errors``, ``s2l8h.bands``, ``s2l8h.defaults``,
   ``s2l8h.options``, ``s2l8h.similarity``, ``s2l8h.bandpass`` (HLS), ``s2l8h.resolution``
-  (PSF and area average): importable by all, importing nothing of s2l8h but each other;
+  (PSF and area average), ``s2l8h.noise`` (OLI's noise model, the noise estimate):
+  importable by all, importing nothing of s2l8h but each other;
 - ``io`` and ``models``: the bottom; neither imports the other;
 - ``data`` and ``inference``: side by side on io and models; neither imports the other;
 - ``train``, ``evaluate``, ``batch`` and the top-level ``s2l8h.demo``: may import inference,
@@ -28,7 +29,8 @@ from pathlib import Path
 
 SOURCE = Path(__file__).parents[1] / "src"
 PACKAGE = "s2l8h"
-BASE = {"errors", "bands", "defaults", "similarity", "options", "bandpass", "resolution"}
+BASE = {"errors", "bands", "defaults", "similarity", "options", "bandpass", "resolution",
+        "noise"}
 APPLICATION = {"inference", "data", "io", "models"}
 ALLOWED: dict[str, set[str]] = {
     "io": set(),

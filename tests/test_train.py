@@ -305,9 +305,9 @@ def test_lightning_module_rejects_nll_without_head() -> None:
 
 
 def test_lightning_module_can_train_on_denoised_inputs() -> None:
-    # model.denoise_input: the networks see what harmonize --denoise feeds them.
+    # model.denoise_input: the networks see what harmonize's input noise filter feeds them.
     from s2l8h import create_model
-    from s2l8h.inference.consistency import filter_bands, filter_pan
+    from s2l8h.inference.denoise import filter_bands, filter_pan
     from s2l8h.train.config import OptimizerConfig, SchedulerConfig
     from s2l8h.train.run import build_module
 
@@ -318,8 +318,9 @@ def test_lightning_module_can_train_on_denoised_inputs() -> None:
     denoised = HarmonizerModule(model, [losses.LossTerm("l1")], OptimizerConfig(),
                                 SchedulerConfig(), denoise_input=True)
     generator = torch.Generator().manual_seed(3)
-    bands = 0.2 + 0.003 * torch.randn((2, 6, 24, 24), generator=generator)
-    pan = 0.2 + 0.003 * torch.randn((2, 1, 48, 48), generator=generator)
+    # Patches large enough for the filter's own noise estimate (MIN_NOISE_MODEL_SIDE).
+    bands = 0.2 + 0.003 * torch.randn((2, 6, 42, 42), generator=generator)
+    pan = 0.2 + 0.003 * torch.randn((2, 1, 84, 84), generator=generator)
     with torch.no_grad():
         expected = model(filter_bands(bands), filter_pan(pan))
         got = denoised(bands, pan)

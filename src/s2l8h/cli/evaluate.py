@@ -107,8 +107,8 @@ def benchmark_command(
         True, help="Make the models' outputs consistent with their input, as harmonize does "
                    "(--no-consistency: the networks' raw output)."),
     filter_input_noise: bool = typer.Option(
-        False, "--denoise", help="Filter the 30 m bands' and the pan's noise before the "
-                    "networks, as harmonize --denoise does."),
+        True, "--denoise/--no-denoise", help="Filter the 30 m bands' and the pan's noise "
+                    "before the networks, as harmonize does (--no-denoise: not)."),
     overwrite: bool = typer.Option(False, help="Replace earlier results in the folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:

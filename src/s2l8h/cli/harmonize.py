@@ -93,10 +93,11 @@ def harmonize_command(
                    "PSF and bandpass it gives the input back, each band's level included, "
                    "up to the input's noise (--no-consistency: the network's raw output)."),
     filter_input_noise: bool = typer.Option(
-        False, "--denoise",
-        help="Filter the 30 m bands' and the pan's noise (local Wiener filter) before the "
-             "networks and run one consistency step instead of two: noise in flat areas no "
-             "larger than the input's, for about -0.15 dB on clean input."),
+        True, "--denoise/--no-denoise",
+        help="Filter the 30 m bands' and the pan's noise (non-local means against the "
+             "scene's own noise, at least twice OLI's) before the networks: output noise in "
+             "flat areas below the input's (--no-denoise: the networks see the input as it "
+             "is)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Harmonize a Landsat-8/9 scene into a Sentinel-2-like 10 m COG with uncertainty."""

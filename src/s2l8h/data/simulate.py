@@ -67,6 +67,9 @@ from s2l8h.bandpass import PLATFORMS, Platform, msi_to_oli
 from s2l8h.bands import SENTINEL2_BANDS, SR_OFFSET, SR_SCALE
 from s2l8h.io.errors import OutputError
 from s2l8h.io.grid import WorkingGrids
+from s2l8h.noise import OLI_REFLECTANCE_TYPICAL as OLI_REFLECTANCE_TYPICAL  # re-exported
+from s2l8h.noise import OLI_SNR_TYPICAL as OLI_SNR_TYPICAL  # re-exported
+from s2l8h.noise import oli_noise_std
 from s2l8h.resolution import MTF_AT_NYQUIST as MTF_AT_NYQUIST  # re-exported
 from s2l8h.resolution import psf_sigma
 
@@ -74,22 +77,6 @@ PAN_WEIGHTS = (0.25, 0.40, 0.35)
 PAN_MULT, PAN_ADD = 2.0e-5, -0.1
 SIMULATED_PRODUCT = "LC08_L2SP_000000_{date}_{date}_02_T1"
 SIMULATED_L1_PRODUCT = "LC08_L1TP_000000_{date}_{date}_02_T1"
-
-#: OLI signal-to-noise ratio at typical radiance (Morfitt et al. 2015): blue, green, red,
-#: NIR, SWIR1, SWIR2, then pan.
-OLI_SNR_TYPICAL = (364.0, 302.0, 227.0, 204.0, 265.0, 334.0, 149.0)
-#: TOA reflectance of OLI's typical radiance L_typ (40, 30, 22, 14, 4.0, 1.7, 23 W/m²/sr/µm;
-#: ρ = π L / ESUN with ESUN 2067, 1893, 1603, 972, 245, 79.7, 1723 W/m²/µm).
-OLI_REFLECTANCE_TYPICAL = (0.061, 0.050, 0.043, 0.045, 0.051, 0.067, 0.042)
-
-
-def oli_noise_std(reflectance: np.ndarray, band: int) -> np.ndarray:
-    """OLI's noise σ (reflectance) at ``reflectance`` for band index ``band`` (0-5 the six
-    bands, 6 the pan): σ_typ · sqrt(0.5 + 0.5 ρ / ρ_typ)."""
-    typical = OLI_REFLECTANCE_TYPICAL[band]
-    sigma_typical = typical / OLI_SNR_TYPICAL[band]
-    return sigma_typical * np.sqrt(np.clip(0.5 + 0.5 * reflectance / typical, 0.5, None))
-
 
 @dataclass(frozen=True)
 class Degradation:

@@ -272,7 +272,7 @@ class BenchmarkOptions(Options):
     b08_as_b8a: bool = False
     uncertainty: str = "auto"
     consistency: bool = True
-    filter_input_noise: bool = False
+    filter_input_noise: bool = True
     tile: int = 512
     overlap: int = 64
     overwrite: bool = False

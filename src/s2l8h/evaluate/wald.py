@@ -47,7 +47,7 @@ from s2l8h.models.harmonizer import Harmonizer
 @torch.no_grad()
 def _predict(models: list[Harmonizer], uncertainty: str, multispectral: np.ndarray,
              pan: np.ndarray, noise: list[float], consistency: bool = True,
-             filter_input_noise: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+             filter_input_noise: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """The mean and the σ in OLI radiometry (the MSI σ times the HLS slope, plus a registered
     ensemble's term for the input's estimated noise per band ``noise``, which is measured in
     OLI radiometry) of ``models`` on one scene."""
@@ -76,7 +76,7 @@ def run_wald(
     mask_flags: tuple[str, ...] = DEFAULT_MASK_FLAGS,
     uncertainty: str = "auto",
     consistency: bool = True,
-    filter_input_noise: bool = False,
+    filter_input_noise: bool = True,
     overwrite: bool = False,
     report: bool = True,
 ) -> BenchmarkResult:

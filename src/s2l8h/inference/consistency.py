@@ -53,7 +53,7 @@ import torch.nn.functional as F
 
 from s2l8h.bandpass import HLS_BANDPASS, Platform
 from s2l8h.inference.checks import MIN_CHECK_PIXELS, estimate_noise
-from s2l8h.inference.uncertainty import Prediction, Predictor
+from s2l8h.inference.uncertainty import Prediction, Predictor, WrappedPredictor
 from s2l8h.resolution import psf_sigma
 
 #: The window (30 m pixels) of :func:`pan_disagreement`'s local RMS.
@@ -274,83 +274,7 @@ def _restore_level(mean: torch.Tensor, level: torch.Tensor, filled: torch.Tensor
     return torch.where(outside, mean, mean + level.to(mean.dtype))
 
 
-def _shrink_own_noise(values: torch.Tensor, usable: torch.Tensor, size: int) -> torch.Tensor:
-    """``values`` (N, C, h, w) through :func:`wiener_shrink` against each tile's and
-    channel's own wavelet noise (:func:`residual_noise`) over the ``usable`` pixels; the
-    others as they are."""
-    noise = residual_noise(values, usable)
-    return torch.where(usable, wiener_shrink(values, noise ** 2, size, weights=usable), values)
-
-
-def filter_bands(multispectral: torch.Tensor, size: int = 3) -> torch.Tensor:
-    """(N, C, h, w) the 30 m input with its first six bands passed through
-    :func:`wiener_shrink` (``size`` x ``size`` pixels at 30 m) against each tile's and band's
-    own wavelet noise (:func:`residual_noise`), over the usable pixels; filled pixels (all six
-    bands exactly 0) and any further channels stay as they are. In float32 at least."""
-    bands = multispectral[:, :6].to(torch.promote_types(multispectral.dtype, torch.float32))
-    usable = ~(bands == 0).all(dim=1, keepdim=True).expand_as(bands)
-    filtered = _shrink_own_noise(bands, usable, size)
-    return torch.cat([filtered.to(multispectral.dtype), multispectral[:, 6:]], dim=1)
-
-
-def filter_pan(pan: torch.Tensor, size: int = 3) -> torch.Tensor:
-    """(N, 1, H, W) the 15 m pan passed through :func:`wiener_shrink` (``size`` x ``size``
-    pixels at 15 m) against each tile's own wavelet noise, over its usable pixels; filled
-    pixels (exactly 0) stay as they are. In float32 at least, returned in the pan's dtype."""
-    values = pan.to(torch.promote_types(pan.dtype, torch.float32))
-    return _shrink_own_noise(values, values != 0, size).to(pan.dtype)
-
-
-class _WrappedPredictor(Predictor):
-    """A predictor that changes what ``predictor`` is given or gives: its models, method and
-    variance are the wrapped one's."""
-
-    def __init__(self, predictor: Predictor) -> None:
-        self.predictor = predictor
-        self.models = predictor.models
-        self.method = predictor.method
-
-    @property
-    def gives_variance(self) -> bool:
-        return self.predictor.gives_variance
-
-    def to(self, device: torch.device | str) -> _WrappedPredictor:
-        self.predictor.to(device)
-        return self
-
-
-class InputFilteredPredictor(_WrappedPredictor):
-    """``predictor`` fed the 30 m bands after :func:`filter_bands` and the pan after
-    :func:`filter_pan`.
-
-    The networks pass the bands' noise on amplified (on the Virginia validation rows
-    ``lite2.real-wald5`` turns input noise of 0.002 into 1.17 x that in flat areas, 1.5 x in
-    B8A; the pan's noise adds only 0.16 x): filtering the bands where they vary no more than
-    their noise brings the noise gain under 1 (measured there: 1.32 -> 0.97 under OLI noise,
-    1.22 -> 0.62 at 0.002, one consistency step) for -0.07 dB on clean input, where the noise
-    estimate also measures texture. ``lite2.real-wald6`` adds blue, green and red to an MTF-GLP
-    pansharpening, which carries the pan's noise: filtering the pan too (since 2026-12-07;
-    validation rows, ``lite2.real-wald6``) brings the gain under OLI's noise from 0.98 to 0.92
-    (blue 1.00 -> 0.88) for -0.004 dB clean and -0.008 dB on Florida (Wald). Off by default
-    (``harmonize --denoise``). Put it inside :class:`ConsistentPredictor`, which then checks
-    the output against the unfiltered input; ``harmonize`` then runs one step, as a second
-    puts part of the input's noise back."""
-
-    def __init__(self, predictor: Predictor, size: int = 3) -> None:
-        if size < 1 or size % 2 == 0:
-            raise ValueError(f"size must be odd and >= 1, got {size}")
-        super().__init__(predictor)
-        self.size = size
-
-    def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
-        with torch.autocast(multispectral.device.type, enabled=False):
-            filtered = filter_bands(multispectral, self.size)
-            if pan is not None:
-                pan = filter_pan(pan, self.size)
-        return self.predictor(filtered, pan)
-
-
-class ConsistentPredictor(_WrappedPredictor):
+class ConsistentPredictor(WrappedPredictor):
     """``predictor`` with its mean made consistent with the input (module docstring), by
     ``steps`` back-projection steps, each band's level included unless ``restore_level`` is
     false. Two are the default of ``harmonize`` (since 2026-12): on the validation rows, with
@@ -427,7 +351,6 @@ class ConsistentPredictor(_WrappedPredictor):
         return (corrected.to(mean.dtype) if self.steps else mean), variance
 
 
-__all__ = ["ConsistentPredictor", "InputFilteredPredictor", "add_back",
-           "consistency_residual", "filter_bands", "filter_pan", "gaussian_blur",
+__all__ = ["ConsistentPredictor", "add_back", "consistency_residual", "gaussian_blur",
            "landsat_view", "level_departure", "pan_disagreement", "project", "residual_noise",
            "wiener_shrink"]

@@ -33,7 +33,8 @@ from s2l8h.inference.checks import (
     consistency_messages,
     to_landsat,
 )
-from s2l8h.inference.consistency import ConsistentPredictor, InputFilteredPredictor
+from s2l8h.inference.consistency import ConsistentPredictor
+from s2l8h.inference.denoise import InputFilteredPredictor
 from s2l8h.inference.options import HarmonizeOptions, check_device, check_grid_size
 from s2l8h.inference.tiling import BackgroundEmitter, TilePlan, plan_tiles, run_tiled
 from s2l8h.inference.uncertainty import Predictor, SigmaCalibration, make_predictor
@@ -148,18 +149,17 @@ def ensemble_views(models: Sequence[Harmonizer]) -> tuple[str, ...]:
 
 def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,
                     mc_passes: int = 20, consistency: bool = True,
-                    filter_input_noise: bool = False) -> Predictor:
+                    filter_input_noise: bool = True) -> Predictor:
     """The predictor a run uses for loaded ``models``: :func:`make_predictor` with a
     registered ensemble's σ factor (:func:`ensemble_calibration`; its noise term is added per
     scene, :func:`noise_variance`) and its members' views (:func:`ensemble_views`), then the
-    consistency step (:mod:`s2l8h.inference.consistency`, which adds the calibration's level
-    and pan terms and applies its per-band factors) unless ``consistency`` is false (then only
-    those terms, so σ keeps the form it was fitted in). With ``filter_input_noise`` the networks
-    see the 30 m bands and the pan after
-    :class:`~s2l8h.inference.consistency.InputFilteredPredictor`'s noise filter, and one step,
-    not two, checks their output against the bands as they are: the second puts part of the
-    input's noise back (held-out, under OLI's noise, measured with the previous default: noise
-    gain 1.00 with one step, 1.09 with two)."""
+    consistency step (:mod:`s2l8h.inference.consistency`, two back-projections, which adds the
+    calibration's level and pan terms and applies its per-band factors) unless
+    ``consistency`` is false (then only those terms, so σ keeps the form it was fitted in).
+    With ``filter_input_noise`` (the default since 2026-12-07) the networks see the 30 m bands
+    and the pan after the input noise filter
+    (:class:`~s2l8h.inference.denoise.InputFilteredPredictor`); the consistency step checks
+    their output against the bands as they are."""
     calibration = ensemble_calibration(models)
     predictor = make_predictor(models, uncertainty, mc_passes=mc_passes,  # type: ignore[arg-type]
                                variance_scale=calibration.variance_scale,
@@ -172,7 +172,7 @@ def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,
     if not consistency:  # the mean as it is; the calibrated σ terms and factors all the same
         return ConsistentPredictor(predictor, steps=0, **terms) \
             if any(terms.values()) else predictor
-    return ConsistentPredictor(predictor, steps=1 if filter_input_noise else 2, **terms)
+    return ConsistentPredictor(predictor, steps=2, **terms)
 
 
 def noise_variance(predictor: Predictor, noise: Sequence[float] | None) -> np.ndarray | None:

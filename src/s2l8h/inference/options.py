@@ -82,8 +82,8 @@ class HarmonizeOptions(Options):
     (automatic mixed precision). ``register_pan``: correct a measured pan shift above 2 m.
     ``consistency``: make the output consistent with the 30 m input
     (:mod:`s2l8h.inference.consistency`). ``filter_input_noise``: the networks see the 30 m
-    bands and the pan after a noise filter
-    (:class:`~s2l8h.inference.consistency.InputFilteredPredictor`).
+    bands and the pan after the input noise filter
+    (:class:`~s2l8h.inference.denoise.InputFilteredPredictor`; on by default).
     """
 
     models: tuple[str | os.PathLike[str] | Harmonizer, ...] | None = None
@@ -108,7 +108,7 @@ class HarmonizeOptions(Options):
     block_width: int = MAX_BLOCK_WIDTH
     register_pan: bool = True
     consistency: bool = True
-    filter_input_noise: bool = False
+    filter_input_noise: bool = True
     tags: Mapping[str, str] | None = None
     precision: str = "fp32"
 

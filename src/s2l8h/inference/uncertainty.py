@@ -90,6 +90,24 @@ class Predictor:
         return self
 
 
+class WrappedPredictor(Predictor):
+    """A predictor that changes what ``predictor`` is given or gives: its models, method and
+    variance are the wrapped one's."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        self.models = predictor.models
+        self.method = predictor.method
+
+    @property
+    def gives_variance(self) -> bool:
+        return self.predictor.gives_variance
+
+    def to(self, device: torch.device | str) -> WrappedPredictor:
+        self.predictor.to(device)
+        return self
+
+
 class SingleModel(Predictor):
     def __init__(self, model: Harmonizer, use_head: bool = True) -> None:
         self.models = [model.eval()]

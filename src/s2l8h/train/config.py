@@ -97,8 +97,8 @@ class ModelConfig:
     name: str = "lite"
     overrides: dict[str, Any] = field(default_factory=dict)
     init: str = ""  # weights to start from (path, name or hub id); empty: random
-    # The networks see the bands and the pan after harmonize --denoise's noise filter
-    # (s2l8h.inference.consistency.InputFilteredPredictor), in training and validation.
+    # The networks see the bands and the pan after harmonize's input noise filter
+    # (s2l8h.inference.denoise.InputFilteredPredictor), in training and validation.
     denoise_input: bool = False
 
 

@@ -16,7 +16,7 @@ from s2l8h.data.real import RealSource, RealWaldPairs
 from s2l8h.data.simulate import TRAINING_RANGES
 from s2l8h.data.transforms import RandomDihedral
 from s2l8h.errors import ConfigError, InputError
-from s2l8h.inference.consistency import filter_bands, filter_pan
+from s2l8h.inference.denoise import filter_bands, filter_pan
 from s2l8h.models.convention import InputConvention
 from s2l8h.models.harmonizer import Harmonizer, split_output
 from s2l8h.train.config import DataConfig, OptimizerConfig, SchedulerConfig
@@ -126,9 +126,11 @@ class HarmonizerModule(L.LightningModule):
     bands, averaged over the batches (weighted by their noisy samples). The term needs a
     model without dropout: the two passes would draw different dropout masks, whose
     difference would count as response to noise. With ``denoise_input`` the model sees the
-    bands and the pan after the noise filter of ``harmonize --denoise``
-    (:func:`~s2l8h.inference.consistency.filter_bands`, :func:`filter_pan`): a model trained
-    so is meant to be run with that option."""
+    bands and the pan after the input noise filter of ``harmonize``
+    (:func:`~s2l8h.inference.denoise.filter_bands`, :func:`filter_pan`): a model trained
+    so is meant to be run with that filter. The filter estimates each patch's own noise only
+    on patches of at least :data:`~s2l8h.noise.MIN_NOISE_MODEL_SIDE` (40) pixels at 30 m;
+    on smaller ones it assumes its floor, twice OLI's nominal noise."""
 
     def __init__(self, model: Harmonizer, loss: list[LossTerm], optimizer: OptimizerConfig,
                  scheduler: SchedulerConfig, max_epochs: int = 1,
