@@ -169,6 +169,10 @@ def test_search_run_matches_harmonize_reruns_as_noop_and_catalogue_stacks(landsa
     other = harmonize_many(scenes[:1], out, grid, scheduler=address, keep_flagged=True,
                            catalog=False, **OPTIONS)
     assert other.count("failed") == 1 and "pass overwrite" in other.rows[0]["error"]
+    # So is the input noise filter switched off: its outputs differ.
+    unfiltered = harmonize_many(scenes[:1], out, grid, scheduler=address,
+                                filter_input_noise=False, catalog=False, **OPTIONS)
+    assert unfiltered.count("failed") == 1 and "pass overwrite" in unfiltered.rows[0]["error"]
 
     # The same search from the command line: the four done are skipped, the broken one is
     # reported and the exit status says so.

@@ -4,7 +4,7 @@ image's own noise from its weak-texture patches.
 Both give the noise variance of a band as a function of its level, σ²(ρ) = a + b · ρ
 (reflectance; the shot noise of a photon-counting detector grows with the signal). The
 simulation (:mod:`s2l8h.data.simulate`) adds OLI's noise; the input noise filter
-(:mod:`s2l8h.inference.consistency`) estimates the scene's and never goes below a multiple of
+(:mod:`s2l8h.inference.denoise`) estimates the scene's and never goes below a multiple of
 OLI's.
 """
 
@@ -85,10 +85,12 @@ def weak_texture_noise(image: np.ndarray, valid: np.ndarray, patch: int = NOISE_
     size = patch * patch
     if min(values.shape) < patch:
         return 0.0, 0.0
+    valid = np.asarray(valid, dtype=bool)
+    values = np.where(valid, values, 0.0)  # what lies outside ``valid`` counts for nothing
     # Per patch (indexed by its top-left pixel): all valid, its gradient energy, its mean.
-    usable = _box_sum(np.asarray(valid, dtype=np.float64), patch, patch) == size
-    energy = _box_sum(np.diff(values, axis=1) ** 2, patch, patch - 1)[:, :usable.shape[1]] \
-        + _box_sum(np.diff(values, axis=0) ** 2, patch - 1, patch)[:usable.shape[0]]
+    usable = _box_sum(valid.astype(np.float64), patch, patch) == size
+    energy = _box_sum(np.diff(values, axis=1) ** 2, patch, patch - 1) \
+        + _box_sum(np.diff(values, axis=0) ** 2, patch - 1, patch)
     level = _box_sum(values, patch, patch) / size
     rows, cols = np.nonzero(usable)
     energy, level = energy[rows, cols], level[rows, cols]

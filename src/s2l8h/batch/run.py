@@ -51,7 +51,8 @@ from s2l8h.io.errors import OutputError
 PROVENANCE_TAG = "S2L8H_BATCH_PROVENANCE"
 #: The options that change the pixels (not batch size, device, threads): the provenance's.
 PROVENANCE_OPTIONS = ("uncertainty", "tile", "overlap", "dtype", "mask_flags", "keep_flagged",
-                      "toa", "mc_passes", "dropout")
+                      "toa", "mc_passes", "dropout", "register_pan", "consistency",
+                      "filter_input_noise")
 #: Options the run sets for each scene (its grid, tags, overwriting and progress).
 RUN_OPTIONS = ("like", "crs", "bounds", "resolution", "tags")
 MANIFEST_COLUMNS = ("scene", "output", "status", "seconds", "error", "source")

@@ -47,6 +47,9 @@ def harmonize_many_command(
                              help=f"Quality flags that mark pixels: any of {', '.join(FLAGS)}."),
     keep_flagged: bool = typer.Option(False, help="Keep values on flagged pixels."),
     toa: bool = typer.Option(False, help="Allow Level-1-only scenes (TOA reflectance)."),
+    filter_input_noise: bool = typer.Option(
+        True, "--denoise/--no-denoise", help="Filter the input's noise before the networks, as "
+                                             "harmonize does (--no-denoise: not)."),
     workers: int = typer.Option(2, help="LocalCluster worker processes."),
     threads_per_worker: int = typer.Option(1, help="LocalCluster threads per worker."),
     scheduler: str = typer.Option(None, help="Address of a running dask scheduler "
@@ -94,7 +97,8 @@ def harmonize_many_command(
     options = HarmonizeOptions(
         models=model or None, uncertainty=uncertainty, tile=tile, overlap=overlap,
         batch_size=batch_size, device=device, dtype=dtype, mask_flags=mask_flags(mask),
-        keep_flagged=keep_flagged, toa=toa, mc_passes=mc_passes, dropout=dropout)
+        keep_flagged=keep_flagged, toa=toa, mc_passes=mc_passes, dropout=dropout,
+        filter_input_noise=filter_input_noise)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = harmonize_many(

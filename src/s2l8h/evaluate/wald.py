@@ -83,7 +83,8 @@ def run_wald(
     """Score ``models`` (names or paths; ``a+b`` an ensemble) and ``baselines`` on a real
     Landsat scene by the reduced-resolution protocol (module docstring); write
     ``results.{md,csv,json}`` and ``report.html`` into ``output_dir``. ``consistency`` and
-    ``filter_input_noise``: as in ``harmonize`` (:mod:`s2l8h.inference.consistency`)."""
+    ``filter_input_noise``: as in ``harmonize`` (:mod:`s2l8h.inference.consistency`,
+    :mod:`s2l8h.inference.denoise`)."""
     output_dir = _prepare_output(output_dir, baselines, overwrite)
     loaded = {str(entry): resolve_models(str(entry).split("+")) for entry in models}
     convention = next(iter(loaded.values()))[0].convention if loaded else None

@@ -87,9 +87,12 @@ def nonlocal_means(values: torch.Tensor, usable: torch.Tensor, channels: Sequenc
                    ) -> torch.Tensor:
     """``values`` (N, C, h, w) reflectance filtered per tile by non-local means over its C
     channels at once, each first brought to unit noise by its :func:`noise_models` (OLI
-    ``channels``); pixels not ``usable`` (N, h, w) are left exactly as they are (and stand in
-    for nothing: they are filled with the channel's mean before the filter). In float64 on
-    the CPU, returned on ``values``'s device and dtype."""
+    ``channels``); pixels not ``usable`` (N, h, w), and in each channel those so far below
+    zero that its noise model gives them no variance (a + b ρ ≤ 0, below about -0.02 to
+    -0.07 reflectance), are left exactly as they are (and stand in for nothing: they are
+    filled with the channel's mean before the filter). A tile with fewer than
+    :data:`MIN_FILTER_PIXELS` usable pixels is left as it is. In float64 on the CPU, returned
+    on ``values``'s device and dtype."""
     data = values.detach().cpu().double().numpy()
     keep = usable.detach().cpu().numpy().astype(bool)
     result = data.copy()
@@ -97,8 +100,10 @@ def nonlocal_means(values: torch.Tensor, usable: torch.Tensor, channels: Sequenc
         if mask.sum() < MIN_FILTER_PIXELS:
             continue
         models = noise_models(tile, mask, channels)
-        unit = np.stack([_to_unit_noise(np.where(mask, channel, channel[mask].mean()), a, b)
-                         for channel, (a, b) in zip(tile, models, strict=True)])
+        kept = [mask & (a + b * channel > 0) for channel, (a, b) in zip(tile, models,
+                                                                         strict=True)]
+        unit = np.stack([_to_unit_noise(np.where(inside, channel, channel[mask].mean()), a, b)
+                         for channel, inside, (a, b) in zip(tile, kept, models, strict=True)])
         options = dict(patch_size=NLM_PATCH, patch_distance=NLM_DISTANCE, h=NLM_H, sigma=1.0,
                        fast_mode=True)
         if len(unit) == 1:
@@ -106,7 +111,8 @@ def nonlocal_means(values: torch.Tensor, usable: torch.Tensor, channels: Sequenc
         else:
             filtered = denoise_nl_means(unit, channel_axis=0, **options)
         for index, (a, b) in enumerate(models):
-            out[index] = np.where(mask, _from_unit_noise(filtered[index], a, b), tile[index])
+            out[index] = np.where(kept[index], _from_unit_noise(filtered[index], a, b),
+                                  tile[index])
     return torch.from_numpy(result).to(values.dtype).to(values.device)
 
 
