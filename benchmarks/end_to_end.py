@@ -22,6 +22,7 @@ All figures come from this one run; ratios compare measurements taken side by si
     nice -n 10 python benchmarks/end_to_end.py --size 3000 --size 20010
     nice -n 5 python benchmarks/end_to_end.py --size 3000 --model lite2.real-wald6 \
         --model lite2.real-wald5
+    python benchmarks/end_to_end.py --size 3000 --compare-denoise   # with / without the filter
 """
 
 from __future__ import annotations
@@ -209,6 +210,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--model", action="append",
                         help="model to run (repeat; default: the default model)")
+    parser.add_argument("--compare-denoise", action="store_true",
+                        help="also run harmonize --no-denoise (without the input noise filter)")
     args = parser.parse_args()
     sizes = args.size or [3000]
     from s2l8h.defaults import DEFAULT_MODEL
@@ -224,7 +227,8 @@ def main() -> None:
             started = time.perf_counter()
             write_scene(scene, math.ceil(size / 3), math.ceil(size / 3))
             generated = time.perf_counter() - started
-            for name in names:
+            variants = [[], ["--no-denoise"]] if args.compare_denoise else [[]]
+            for name, variant in ((name, variant) for name in names for variant in variants):
                 model_seconds, tiles, timed = model_only(name, size, args.tile, args.overlap,
                                                          args.batch_size, args.model_tiles,
                                                          args.precision)
@@ -232,7 +236,8 @@ def main() -> None:
                 run = end_to_end(scene, output, ["--model", name, "--tile", str(args.tile),
                                                  "--overlap", str(args.overlap),
                                                  "--batch-size", str(args.batch_size),
-                                                 "--precision", args.precision])
+                                                 "--precision", args.precision, *variant])
+                name = " ".join([name, *variant])
                 valid, errors, warnings = cog_validate(str(output))
                 with rasterio.open(output) as dataset:
                     pixels = dataset.width * dataset.height
