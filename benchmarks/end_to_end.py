@@ -228,25 +228,28 @@ def main() -> None:
             write_scene(scene, math.ceil(size / 3), math.ceil(size / 3))
             generated = time.perf_counter() - started
             variants = [[], ["--no-denoise"]] if args.compare_denoise else [[]]
-            for name, variant in ((name, variant) for name in names for variant in variants):
+            for name in names:
+                # The networks alone, once per model: the same figure for each variant.
                 model_seconds, tiles, timed = model_only(name, size, args.tile, args.overlap,
                                                          args.batch_size, args.model_tiles,
                                                          args.precision)
-                output = workdir / f"out-{size}.tif"
-                run = end_to_end(scene, output, ["--model", name, "--tile", str(args.tile),
-                                                 "--overlap", str(args.overlap),
-                                                 "--batch-size", str(args.batch_size),
-                                                 "--precision", args.precision, *variant])
-                name = " ".join([name, *variant])
-                valid, errors, warnings = cog_validate(str(output))
-                with rasterio.open(output) as dataset:
-                    pixels = dataset.width * dataset.height
-                    shape = f"{dataset.height} x {dataset.width} x {dataset.count}"
-                results.append((size, name, shape, pixels, tiles, timed, model_seconds, run,
-                                valid, errors + warnings, generated))
-                if args.compression and size == sizes[0] and name == names[0]:
-                    compression = compression_table(output, workdir)
-                output.unlink()
+                for variant in variants:
+                    output = workdir / f"out-{size}.tif"
+                    run = end_to_end(scene, output, ["--model", name, "--tile", str(args.tile),
+                                                     "--overlap", str(args.overlap),
+                                                     "--batch-size", str(args.batch_size),
+                                                     "--precision", args.precision, *variant])
+                    valid, errors, warnings = cog_validate(str(output))
+                    with rasterio.open(output) as dataset:
+                        pixels = dataset.width * dataset.height
+                        shape = f"{dataset.height} x {dataset.width} x {dataset.count}"
+                    results.append((size, " ".join([name, *variant]), shape, pixels, tiles,
+                                    timed, model_seconds, run, valid, errors + warnings,
+                                    generated))
+                    if args.compression and size == sizes[0] and name == names[0] \
+                            and not variant:
+                        compression = compression_table(output, workdir)
+                    output.unlink()
             shutil.rmtree(scene)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

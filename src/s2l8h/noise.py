@@ -46,10 +46,10 @@ def oli_noise_model(band: int) -> tuple[float, float]:
 
 def oli_noise_std(reflectance: np.ndarray, band: int) -> np.ndarray:
     """OLI's noise σ (reflectance) at ``reflectance`` for band index ``band`` (0-5 the six
-    bands, 6 the pan): σ_typ · sqrt(0.5 + 0.5 ρ / ρ_typ), never below σ_typ · sqrt(0.5)."""
-    typical = OLI_REFLECTANCE_TYPICAL[band]
-    sigma_typical = typical / OLI_SNR_TYPICAL[band]
-    return sigma_typical * np.sqrt(np.clip(0.5 + 0.5 * reflectance / typical, 0.5, None))
+    bands, 6 the pan): the square root of :func:`oli_noise_model` at ρ, ρ taken as 0 below 0
+    (never below σ_typ · sqrt(0.5))."""
+    offset, slope = oli_noise_model(band)
+    return np.sqrt(offset + slope * np.maximum(reflectance, 0))
 
 
 def _box_sum(values: np.ndarray, height: int, width: int) -> np.ndarray:
