@@ -11,7 +11,8 @@ times, interleaved and repeated (the fastest repeat of each is reported):
   and the level and pan terms of σ (the pan's regression on the bands per tile, on the CPU);
 - the input noise filter ``harmonize`` runs before the networks
   (:mod:`s2l8h.inference.denoise`: the weak-texture noise model, then non-local means over
-  the six bands and over the pan, per tile, on the CPU).
+  the visible and the infrared bands, each group at once, and over the pan, per tile, on the
+  CPU).
 
     python benchmarks/consistency_step.py
 """

@@ -469,9 +469,14 @@ def test_a_registered_level_factor_reaches_the_predictor_and_the_tags(monkeypatc
     banded = build_predictor(resolve_models(["banded-pair"]), consistency=False)
     assert isinstance(banded, ConsistentPredictor) and banded.steps == 0
     assert banded.band_variance_factors == (1, 1, 1, 2, 2, 2)
-    # The members one by one: no calibration, and without the step a bare ensemble.
+    # The members one by one: no calibration, and without the step and the input noise
+    # filter a bare ensemble (with the filter, a wrapper that only filters the input).
     plain = resolve_models(list(members))
     assert build_predictor(plain).level_variance_scale == 0.0
     assert build_predictor(plain).pan_variance_scale == 0.0
     assert build_predictor(plain).band_variance_factors == ()
-    assert not isinstance(build_predictor(plain, consistency=False), ConsistentPredictor)
+    assert not isinstance(build_predictor(plain, consistency=False, filter_input_noise=False),
+                          ConsistentPredictor)
+    filtering = build_predictor(plain, consistency=False)
+    assert isinstance(filtering, ConsistentPredictor)
+    assert filtering.steps == 0 and filtering.filter_input

@@ -34,7 +34,6 @@ from s2l8h.inference.checks import (
     to_landsat,
 )
 from s2l8h.inference.consistency import ConsistentPredictor
-from s2l8h.inference.denoise import InputFilteredPredictor
 from s2l8h.inference.options import HarmonizeOptions, check_device, check_grid_size
 from s2l8h.inference.tiling import BackgroundEmitter, TilePlan, plan_tiles, run_tiled
 from s2l8h.inference.uncertainty import Predictor, SigmaCalibration, make_predictor
@@ -157,22 +156,20 @@ def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,
     calibration's level and pan terms and applies its per-band factors) unless
     ``consistency`` is false (then only those terms, so σ keeps the form it was fitted in).
     With ``filter_input_noise`` (the default since 2026-12-07) the networks see the 30 m bands
-    and the pan after the input noise filter
-    (:class:`~s2l8h.inference.denoise.InputFilteredPredictor`); the consistency step checks
-    their output against the bands as they are."""
+    and the pan after the input noise filter (:mod:`s2l8h.inference.denoise`), and the
+    consistency step checks their output against the filtered bands (at first against the
+    bands as they are, which put part of the filtered noise back)."""
     calibration = ensemble_calibration(models)
     predictor = make_predictor(models, uncertainty, mc_passes=mc_passes,  # type: ignore[arg-type]
                                variance_scale=calibration.variance_scale,
                                views=ensemble_views(models))
-    if filter_input_noise:
-        predictor = InputFilteredPredictor(predictor)
     terms = {"level_variance_scale": calibration.level_variance_scale,
              "pan_variance_scale": calibration.pan_variance_scale,
              "band_variance_factors": calibration.band_variance_factors}
-    if not consistency:  # the mean as it is; the calibrated σ terms and factors all the same
-        return ConsistentPredictor(predictor, steps=0, **terms) \
-            if any(terms.values()) else predictor
-    return ConsistentPredictor(predictor, steps=2, **terms)
+    if not consistency and not filter_input_noise and not any(terms.values()):
+        return predictor
+    return ConsistentPredictor(predictor, steps=2 if consistency else 0,
+                               filter_input=filter_input_noise, **terms)
 
 
 def noise_variance(predictor: Predictor, noise: Sequence[float] | None) -> np.ndarray | None:

@@ -82,8 +82,8 @@ class HarmonizeOptions(Options):
     (automatic mixed precision). ``register_pan``: correct a measured pan shift above 2 m.
     ``consistency``: make the output consistent with the 30 m input
     (:mod:`s2l8h.inference.consistency`). ``filter_input_noise``: the networks see the 30 m
-    bands and the pan after the input noise filter
-    (:class:`~s2l8h.inference.denoise.InputFilteredPredictor`; on by default).
+    bands and the pan after the input noise filter (:mod:`s2l8h.inference.denoise`; on by
+    default), and the consistency step checks their output against the filtered bands.
     """
 
     models: tuple[str | os.PathLike[str] | Harmonizer, ...] | None = None

@@ -475,19 +475,21 @@ for _member in ("a", "b"):
 # noise variance no weight once the pan term is there), all of it times a factor per band
 # fitted by the same script on the conditions without per-band offsets (since 2026-12-07;
 # before, all 1: blue's σ was too wide, NIR's and SWIR's too narrow). Refitted with the input
-# noise filter on (harmonize's default since 2026-12-07; s2l8h.inference.denoise): the common
-# factors came out the same, the band factors 0.61 / 0.72 / 0.98 / 1.77 / 1.23 / 1.23 (fitted
-# without the filter: 0.62 / 0.74 / 0.94 / 1.77 / 1.23 / 1.23).
+# noise filter on (harmonize's default since 2026-12-07; s2l8h.inference.denoise) and refitted
+# again once the consistency step checked the output against the filtered bands and the filter
+# took the visible and the infrared bands apart: the common factors came out the same each
+# time, the band factors 0.62 / 0.74 / 0.98 / 1.77 / 1.23 / 1.23 (with the filter's first
+# form: 0.61 / 0.72 / 0.98 / ...; without the filter: 0.62 / 0.74 / 0.94 / ...).
 register_ensemble("lite2.real-wald7", ("lite2.real-wald7-a", "lite2.real-wald7-b"),
                   description="lite2.real-wald6 after a seventh training stage (9 more epochs "
                               "of the same recipe; member B sees each tile rotated by 180°); "
                               "σ² = (0.2809 x (member spread + mean variance head) + 2.2472 x "
                               "squared level departure from the input + 2.2472 x the squared "
-                              "disagreement of the pan with the bands) x 0.61 / 0.72 / 0.98 / "
+                              "disagreement of the pan with the bands) x 0.62 / 0.74 / 0.98 / "
                               "1.77 / 1.23 / 1.23 (B02 B03 B04 B8A B11 B12)",
                   variance_scale=0.2809, level_variance_scale=2.2472,
                   member_views=("identity", "rot180"), pan_variance_scale=2.2472,
-                  band_variance_factors=(0.6084, 0.7225, 0.9801, 1.7689, 1.2321, 1.2321))
+                  band_variance_factors=(0.6241, 0.7396, 0.9801, 1.7689, 1.2321, 1.2321))
 
 if not is_registered(DEFAULT_MODEL):  # pragma: no cover - a mistake in s2l8h.defaults
     raise _unknown(DEFAULT_MODEL)

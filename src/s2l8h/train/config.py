@@ -98,7 +98,7 @@ class ModelConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
     init: str = ""  # weights to start from (path, name or hub id); empty: random
     # The networks see the bands and the pan after harmonize's input noise filter
-    # (s2l8h.inference.denoise.InputFilteredPredictor), in training and validation.
+    # (s2l8h.inference.denoise.filter_bands and filter_pan), in training and validation.
     denoise_input: bool = False
 
 
