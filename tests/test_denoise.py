@@ -167,7 +167,15 @@ def test_filter_bands_filters_the_visible_and_the_infrared_bands_apart() -> None
     other[:, :3] = 0.05 + 0.02 * torch.randn((1, 3, 60, 60), generator=generator)
     assert torch.equal(filter_bands(bands)[:, 3:6], filter_bands(other)[:, 3:6])
     # Within a group the bands are filtered together: a group's weights see all its bands.
-    joint = nonlocal_means(bands, torch.ones((1, 60, 60), dtype=torch.bool), range(6))
+    usable = torch.ones((1, 60, 60), dtype=torch.bool)
+    by_group = torch.cat([nonlocal_means(bands[:, list(group)], usable, group)
+                          for group in BAND_GROUPS], dim=1)
+    assert torch.equal(filter_bands(bands), by_group)
+    for changed, watched in ((1, 0), (4, 3)):  # a neighbour in the group moves the band
+        other = bands.clone()
+        other[:, changed] = 0.2 + 0.01 * torch.randn((1, 60, 60), generator=generator)
+        assert not torch.equal(filter_bands(other)[:, watched], filter_bands(bands)[:, watched])
+    joint = nonlocal_means(bands, usable, range(6))
     assert not torch.equal(joint, filter_bands(bands))
 
 

@@ -91,13 +91,15 @@ def harmonize_command(
     consistency: bool = typer.Option(
         True, help="Make the output consistent with the 30 m input: seen through the Landsat "
                    "PSF and bandpass it gives the input back, each band's level included, "
-                   "up to the input's noise (--no-consistency: the network's raw output)."),
+                   "up to the input's noise (with --denoise, the filtered input's; "
+                   "--no-consistency: the network's raw output)."),
     filter_input_noise: bool = typer.Option(
         True, "--denoise/--no-denoise",
         help="Filter the 30 m bands' and the pan's noise (non-local means against each "
-             "tile's own noise, at least twice OLI's) before the networks: output noise in "
-             "flat areas lower, about the input's under OLI's noise (--no-denoise: the "
-             "networks see the input as it is)."),
+             "tile's own noise, at least twice OLI's) before the networks, and make the "
+             "output consistent with the filtered bands: output noise in flat areas below "
+             "the input's (--no-denoise: the networks and the consistency step see the "
+             "input as it is)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Harmonize a Landsat-8/9 scene into a Sentinel-2-like 10 m COG with uncertainty."""
