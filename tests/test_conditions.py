@@ -10,6 +10,7 @@ import pytest
 from scipy import ndimage
 from typer.testing import CliRunner
 
+from s2l8h.bands import SENTINEL2_BANDS as BANDS
 from s2l8h.cli.app import app
 from s2l8h.evaluate.metrics import (
     flat_area_noise,
@@ -128,7 +129,8 @@ def test_the_wald_protocol_on_a_small_area_leaves_unmeasurable_figures_out(
     assert document["methods"]["mtf-glp"]["overall"]["psnr"] > 20
     row = next(line for line in (tmp_path / "wald" / "results.md").read_text().splitlines()
                if line.startswith("| mtf-glp |"))
-    assert row.split(" | ")[11:14] == ["–", "–", "–"]  # HF ratio, HF skill, flat noise
+    # HF ratio, its bands, HF skill, flat noise: not measured on this crop.
+    assert row.split(" | ")[11:15] == ["–", "–", "–", "–"]
 
 
 def test_benchmark_conditions_one_table_each(tmp_path: Path) -> None:
@@ -159,6 +161,21 @@ def test_benchmark_conditions_one_table_each(tmp_path: Path) -> None:
     assert "noise_gain" not in clean["detail"]
     assert "noise_gain" not in conditions["pan-shift"]["methods"]["tiny"]["detail"]
     assert "## Noise gain" in markdown
+    # The summary gives the bands' mean and the largest band's gain; each condition's table
+    # and the CSV give every band's.
+    tiny = conditions["noise-0.002"]["methods"]["tiny"]["detail"]
+    per_band = {band: tiny[f"noise_gain_{band}"] for band in BANDS}
+    largest = max(per_band, key=lambda band: per_band[band])
+    assert np.isclose(np.mean(list(per_band.values())), gains["tiny"])
+    gain_table = markdown.split("## Noise gain")[1].split("## clean")[0]
+    summary_row = next(line for line in gain_table.splitlines() if line.startswith("| tiny | "))
+    assert summary_row == (f"| tiny | {gains['tiny']:.2f} ({largest} "
+                           f"{per_band[largest]:.2f}) |")
+    section = markdown.split("## noise-0.002")[1].split("## pan-shift")[0]
+    tiny_row = next(line for line in section.splitlines() if line.startswith("| tiny | "))
+    assert " / ".join(f"{per_band[band]:.2f}" for band in BANDS) in tiny_row
+    ratios = " / ".join(f"{tiny[f'hf_ratio_{band}']:.2f}" for band in BANDS)
+    assert ratios in tiny_row
     for name in ("clean", "pan-shift"):
         methods = conditions[name]["methods"]
         assert set(methods) == {"bicubic", "mtf-glp", "tiny"}
@@ -170,6 +187,7 @@ def test_benchmark_conditions_one_table_each(tmp_path: Path) -> None:
         conditions["clean"]["methods"]["mtf-glp"]["overall"]["psnr"]
     rows = (tmp_path / "bench" / "results.csv").read_text().splitlines()
     assert rows[0].startswith("condition,method,kind,PSNR") and len(rows) == 1 + 3 * 3
+    assert "noise gain B8A" in rows[0].split(",") and "HF ratio B12" in rows[0].split(",")
     assert (tmp_path / "bench" / "report.html").read_text().count("data:image/png") >= 4
     unknown = runner.invoke(app, ["benchmark", str(VIRGINIA), "-o", str(tmp_path / "b2"),
                                   "--conditions", "foggy", "--baselines", "bicubic"])

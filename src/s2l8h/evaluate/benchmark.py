@@ -194,6 +194,9 @@ class BenchmarkResult:
             row["HF skill"] = detail.get("hf_skill")
             row["flat noise"] = detail.get("flat_noise")
             row["noise gain"] = detail.get("noise_gain")
+            for band in BANDS:
+                row[f"HF ratio {band}"] = detail.get(f"hf_ratio_{band}")
+                row[f"noise gain {band}"] = detail.get(f"noise_gain_{band}")
             row["seconds"] = method.seconds
             uncertainty = method.metrics.get("uncertainty")
             for key in ("coverage_68", "coverage_95", "ece", "spearman_std_abs_error",
@@ -204,8 +207,8 @@ class BenchmarkResult:
 
     def markdown_table(self) -> str:
         columns = ["method", *[title for _, _, title in TABLE_COLUMNS], "HF ratio",
-                   "HF skill", "flat noise", "noise gain", "cov68", "cov95",
-                   "cov68 per band", "s"]
+                   "HF ratio per band", "HF skill", "flat noise", "noise gain",
+                   "noise gain per band", "cov68", "cov95", "cov68 per band", "s"]
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for method in self.methods:
             cells = [method.name]
@@ -214,24 +217,44 @@ class BenchmarkResult:
                     "nrmse", "rmse", "mae", "ssim", "pearson") else 2))
             detail = method.metrics.get("detail") or {}
             cells.append(format_cell(detail.get("hf_ratio")))
+            cells.append(per_band_cell(detail, "hf_ratio"))
             cells.append(format_cell(detail.get("hf_skill")))
             cells.append(format_cell(detail.get("flat_noise"), 4))
             cells.append(format_cell(detail.get("noise_gain")))
+            cells.append(per_band_cell(detail, "noise_gain"))
             uncertainty = method.metrics.get("uncertainty") or {}
             cells.append(format_cell(uncertainty.get("coverage_68")))
             cells.append(format_cell(uncertainty.get("coverage_95")))
-            per_band = [uncertainty.get(f"coverage_68_{band}") for band in BANDS]
-            cells.append("–" if any(value is None for value in per_band)
-                         else " / ".join(format_cell(value) for value in per_band))
+            cells.append(per_band_cell(uncertainty, "coverage_68"))
             cells.append(f"{method.seconds:.1f}")
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
+
+
+def per_band_cell(metrics: dict[str, Any], key: str) -> str:
+    """A table cell with ``metrics``' ``<key>_<band>`` of every band, B02 … B12 separated by
+    " / ", or "–" when any band's is missing or was not measured (NaN)."""
+    values = [metrics.get(f"{key}_{band}") for band in BANDS]
+    if any(value is None or math.isnan(value) for value in values):
+        return "–"
+    return " / ".join(format_cell(value) for value in values)
 
 
 def format_cell(value: float | None, digits: int = 2) -> str:
     """A table cell: ``value`` with ``digits`` decimals, or "–" when it was not measured
     (absent or NaN)."""
     return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _gain_cell(detail: dict[str, Any]) -> str:
+    """The noise gain over the bands and, in brackets, the largest band's: "0.92 (B8A
+    1.07)"; the mean alone when the bands' are missing."""
+    pooled = format_cell(detail.get("noise_gain"))
+    bands = {band: detail.get(f"noise_gain_{band}") for band in BANDS}
+    if any(value is None or math.isnan(value) for value in bands.values()):
+        return pooled
+    band = max(bands, key=lambda name: bands[name])
+    return f"{pooled} ({band} {format_cell(bands[band])})"
 
 
 def _finite_json(value: Any) -> Any:
@@ -485,8 +508,9 @@ class ConditionsResult:
         return "\n".join(lines)
 
     def noise_gain_table(self) -> str:
-        """Noise gain (:func:`s2l8h.evaluate.metrics.noise_gain`, mean over bands) per method
-        and noise-only condition; empty when there is none (it needs ``clean`` in the run)."""
+        """Noise gain (:func:`s2l8h.evaluate.metrics.noise_gain`, mean over bands, and the
+        largest band's in brackets) per method and noise-only condition; empty when there is
+        none (it needs ``clean`` in the run)."""
         names = [name for name, result in self.results.items()
                  if any("noise_gain" in m.metrics.get("detail", {}) for m in result.methods)]
         if not names:
@@ -497,8 +521,7 @@ class ConditionsResult:
         lines = ["| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
         for method in methods:
             found = [self._method(name, method) for name in names]
-            cells = [format_cell(m.metrics["detail"].get("noise_gain") if m else None)
-                     for m in found]
+            cells = [_gain_cell(m.metrics["detail"]) if m else "–" for m in found]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
@@ -602,7 +625,7 @@ def _write_condition_tables(suite: ConditionsResult) -> None:
     gains = suite.noise_gain_table()
     if gains:
         parts += ["## Noise gain (flat areas; output noise / input noise, 1 = as noisy as the "
-                  "input)", "", gains, ""]
+                  "input; bands pooled, the largest band in brackets)", "", gains, ""]
     rows = []
     for name, result in suite.results.items():
         parts += [f"## {name}", "", f"{result.settings['pixels_scored']:,} pixels; "
