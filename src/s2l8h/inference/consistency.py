@@ -41,8 +41,9 @@ the input noise filter (:mod:`s2l8h.inference.denoise`) and the residual is take
 filtered bands: taken against the bands as they are, it put back the noise the filter had
 taken out (validation rows, ``lite2.real-wald7``: noise gain under OLI's noise 0.92 -> 0.74,
 at input noise 0.002 0.64 -> 0.42; PSNR within ±0.01 dB but −0.04 dB at 0.002). The Wiener
-filter on the residual stays: without it, against the filtered bands, +0.04 dB clean and on
-Florida but −0.14 dB at input noise 0.002 and a noise gain of 0.82 under OLI's noise.
+filter on the residual stays: without it, against the filtered bands, +0.04 dB clean and
++0.05 dB on Florida but −0.10 dB at input noise 0.002 and a noise gain of 0.82 instead of
+0.74 under OLI's noise.
 
 Shapes: multispectral (N, 6, h, w) reflectance on the 30 m grid, mean (N, 6, 3h, 3w) on the
 nested 10 m grid (the model grid of :mod:`s2l8h.inference.tiling`). The variance is passed
