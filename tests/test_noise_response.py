@@ -17,7 +17,13 @@ from conftest import tiny_mixed_training
 from s2l8h.data.pairs import SimulatedPairs
 from s2l8h.data.simulate import DegradationRanges, oli_noise_std
 from s2l8h.train.config import load_config
-from s2l8h.train.losses import LossTerm, WeightedLoss, flat_noise_gain, noise_response
+from s2l8h.train.losses import (
+    LossTerm,
+    WeightedLoss,
+    flat_noise_gain,
+    noise_penalty,
+    noise_response,
+)
 from s2l8h.train.run import train
 
 ROOT = Path(__file__).parents[1]
@@ -143,6 +149,7 @@ def test_the_noise_response_experiment_config_loads_with_its_term() -> None:
 def test_the_noise_term_alone_trains_the_network_and_refuses_dropout(scenes) -> None:
     from s2l8h import create_model
     from s2l8h.errors import ConfigError
+    from s2l8h.models.harmonizer import split_output
     from s2l8h.train.config import OptimizerConfig, SchedulerConfig
     from s2l8h.train.module import HarmonizerModule
 
@@ -160,6 +167,74 @@ def test_the_noise_term_alone_trains_the_network_and_refuses_dropout(scenes) -> 
     loss.backward()
     gradients = [p.grad for p in module.model.parameters() if p.grad is not None]
     assert gradients and any(float(g.abs().sum()) > 0 for g in gradients)
+    # Terms with their own flat pixels and bands add up: the one in blue alone, everything
+    # counted flat, and the one over no flat pixel (a threshold no pixel is under).
+    parts = [LossTerm("noise_response", weight=1.0, gain=0.0, bands=[0], flat_activity=1.0),
+             LossTerm("noise_response", weight=1.0, gain=0.0, flat_activity=1e-9)]
+    torch.manual_seed(0)
+    both = HarmonizerModule(create_model("lite", width=8, blocks=1), parts,
+                            OptimizerConfig(), SchedulerConfig())
+    with torch.no_grad():
+        total = float(both.training_step(batch, 0))
+        mean = split_output(both(batch["image"], batch["pan"]))[0]
+        quiet = split_output(both(batch["image_noise_free"], batch["pan_noise_free"]))[0]
+        blue = flat_noise_gain(mean, quiet, batch["image"], batch["image_noise_free"],
+                               batch["target"], flat_activity=1.0)[:, 0]
+    assert total == pytest.approx(float(blue.mean()), rel=1e-4) and total > 0
     with pytest.raises(ConfigError, match="dropout"):
         HarmonizerModule(create_model("lite", width=8, blocks=1, dropout=0.1), terms,
                          OptimizerConfig(), SchedulerConfig())
+
+
+def test_flat_activity_counts_only_truly_flat_pixels_and_bands_select_the_penalty() -> None:
+    generator = torch.Generator().manual_seed(1)
+    noise = 0.002 * torch.randn(1, 6, 16, 16, generator=generator)
+    quiet_input = torch.full((1, 6, 16, 16), 0.2)
+    quiet_mean = torch.full((1, 6, 48, 48), 0.2)
+    doubled = quiet_mean + F.interpolate(2 * noise, scale_factor=3, mode="nearest")
+    # Texture of about 0.03 (5 x 5 standard deviation) on the right half, flat on the left.
+    target = quiet_mean.clone()
+    target[..., 24:] += 0.1 * torch.rand(1, 6, 48, 24, generator=generator)
+    left_only = quiet_mean.clone()
+    left_only[..., :20] = doubled[..., :20]
+    right_only = quiet_mean.clone()
+    right_only[..., 28:] = doubled[..., 28:]
+    flat = {"flat_activity": 0.003}
+    args = (quiet_mean, quiet_input + noise, quiet_input, target)
+    # The response on the flat left half counts (gain² about 4 over the flat pixels, which
+    # also hold the undoubled columns 20-23); the one on the textured right half not at all.
+    on_flat = flat_noise_gain(left_only, *args, **flat)
+    assert bool((on_flat > 2.5).all()) and bool((on_flat < 4.5).all())
+    assert float(flat_noise_gain(right_only, *args, **flat).max()) == 0.0
+    # A relative quarter would take the flattest pixels of any patch; the absolute threshold
+    # finds none in a patch textured all over: not measured (NaN), no penalty.
+    textured = quiet_mean + 0.1 * torch.rand(1, 6, 48, 48, generator=generator)
+    assert torch.isnan(flat_noise_gain(doubled, quiet_mean, quiet_input + noise, quiet_input,
+                                       textured, **flat)).all()
+    assert float(flat_noise_gain(doubled, quiet_mean, quiet_input + noise, quiet_input,
+                                 textured).min()) > 3.0
+    # bands: only the chosen bands' excess is averaged.
+    squared = torch.tensor([[0.25, 0.25, 0.25, 4.0, 1.0, math.nan]])
+    assert float(noise_penalty(squared, 0.7)) == pytest.approx((3.51 + 0.51) / 5)
+    assert float(noise_penalty(squared, 0.7, bands=(3,))) == pytest.approx(3.51)
+    assert float(noise_penalty(squared, 0.7, bands=(0, 1, 2))) == 0.0
+    assert float(noise_penalty(squared, 0.7, bands=(5,))) == 0.0
+
+
+def test_noise_term_options_are_checked_and_load_from_the_flat_noise_configs() -> None:
+    term = LossTerm("noise_response", bands=[3, 4, 5], flat_activity=0.003)
+    assert term.bands == (3, 4, 5)
+    for bad in ([], [6], [-1]):
+        with pytest.raises(ValueError, match="indices 0-5"):
+            LossTerm("noise_response", bands=bad)
+    with pytest.raises(ValueError, match="flat_activity"):
+        LossTerm("noise_response", flat_activity=0.0)
+    with pytest.raises(ValueError, match="noise_response only"):
+        LossTerm("l1", bands=[3])
+    for name, bands in (("all", None), ("ir", (3, 4, 5))):
+        config = load_config(ROOT / "configs" / "experiments"
+                             / f"lite2-real-wald7-a-flat-noise-{name}.yaml")
+        (term,) = WeightedLoss(config.loss).noise_terms
+        assert (term.weight, term.gain, term.flat_activity, term.bands) == (0.001, 0.7, 0.003,
+                                                                           bands)
+        assert config.model.init == "lite2.real-wald7-a"

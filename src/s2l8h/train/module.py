@@ -160,14 +160,20 @@ class HarmonizerModule(L.LightningModule):
         return self.model(multispectral, pan)
 
     def _noise_loss(self, batch, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(Σ weight · noise_response, the (N, C) squared noise gains, detached)."""
+        """(Σ weight · noise_response, the (N, C) squared noise gains of the first term,
+        detached)."""
         multispectral, _, target = batch_tensors(batch)
         quiet = split_output(self(batch["image_noise_free"], batch["pan_noise_free"]))[0]
-        squared = flat_noise_gain(mean, quiet, multispectral, batch["image_noise_free"], target)
+        gains: dict[float | None, torch.Tensor] = {}
         total = mean.new_zeros(())
         for term in self.loss.noise_terms:
-            total = total + term.weight * noise_penalty(squared, term.gain)
-        return total, squared.detach()
+            if term.flat_activity not in gains:
+                gains[term.flat_activity] = flat_noise_gain(
+                    mean, quiet, multispectral, batch["image_noise_free"], target,
+                    flat_activity=term.flat_activity)
+            squared = gains[term.flat_activity]
+            total = total + term.weight * noise_penalty(squared, term.gain, term.bands)
+        return total, next(iter(gains.values())).detach()
 
     def training_step(self, batch, batch_index: int) -> torch.Tensor:
         multispectral, pan, target = batch_tensors(batch)
