@@ -288,6 +288,33 @@ def test_the_level_departure_is_restored_and_enters_the_variance() -> None:
         ConsistentPredictor(_Offset(brighter), level_variance_scale=-1.0)
 
 
+def test_pan_disagreement_does_not_depend_on_the_tile_size() -> None:
+    """The pan is regressed on the bands over a fixed window, not over the tile: where the
+    pan's relation to the bands changes across a scene (left and right halves here), a crop
+    inside one half gives its pixels the figure the whole scene gives them. Fitted over the
+    whole tile (the regression before 2026-12-07), the crop's figure would be far smaller."""
+    rng = np.random.default_rng(5)
+    bands = torch.from_numpy(_smooth_image(21, shape=(6, 40, 80)))[None]
+    left = 0.3 * bands[:, :1] + 0.5 * bands[:, 1:2] + 0.25 * bands[:, 2:3]
+    right = 0.1 * bands[:, :1] + 0.3 * bands[:, 1:2] + 0.6 * bands[:, 2:3] + 0.01
+    pan30 = torch.cat([left[..., :40], right[..., 40:]], dim=-1)
+    pan30 = pan30 + torch.from_numpy(0.002 * rng.standard_normal((1, 1, 40, 80)))
+    pan = pan30.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+    whole = pan_disagreement(bands, pan)[0, 0]
+    crop = pan_disagreement(bands[..., 4:36, 2:34].contiguous(),
+                            pan[..., 8:72, 4:68].contiguous())[0, 0]
+    # Pixels at least 6 px (30 m) inside the crop and away from the halves' border.
+    inner_crop = crop[18:78, 18:78]
+    inner_whole = whole[30:90, 24:84]
+    ratio = float(inner_crop.median() / inner_whole.median())
+    assert 0.9 < ratio < 1.1
+    # One regression over the whole scene leaves the halves' difference in its residual.
+    design = torch.cat([bands[0, :3], torch.ones_like(bands[0, :1])]).reshape(4, -1).T
+    fit = torch.linalg.lstsq(design, pan30.reshape(-1, 1)).solution
+    whole_tile_residual = (pan30.reshape(-1, 1) - design @ fit).std()
+    assert float(whole_tile_residual) > 2.5 * float(inner_whole.median())
+
+
 def test_pan_disagreement_is_zero_for_a_pan_the_bands_explain() -> None:
     """A pan that is a linear mix of blue, green and red (any gain and offset, 2 x 2 pixels
     per band pixel) has no disagreement; a patch of pan detail the bands lack shows where it

@@ -447,10 +447,10 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
     assert registry.find_ensemble("lite2.real-wald6").pan_variance_scale == 0.0
     stage7 = registry.find_ensemble("lite2.real-wald7")
     assert (stage7.variance_scale, stage7.noise_variance_scale, stage7.level_variance_scale,
-            stage7.pan_variance_scale) == pytest.approx((0.2809, 0.0, 2.2472, 2.2472))
+            stage7.pan_variance_scale) == pytest.approx((0.2601, 0.0, 2.0808, 4.1616))
     assert stage7.member_views == ("identity", "rot180")
     assert stage7.band_variance_factors == pytest.approx(
-        (0.6241, 0.7396, 0.9801, 1.7689, 1.2321, 1.2321))
+        (0.6084, 0.7225, 0.9604, 1.8496, 1.2544, 1.2321))
     assert registry.find_ensemble("lite2.real-wald6").band_variance_factors == ()
     assert registry.ensemble_noise_variance_scale("lite2.real-wald5-a") == 0.0
     assert registry.ensemble_variance_scale("lite2.real-wald3-a") == 1.0  # not an ensemble
@@ -505,9 +505,9 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
     info = CliRunner().invoke(app, ["models", "info", "lite2.real-wald3"])
     assert "σ calibration: variance x 0.6241" in info.output
     info = CliRunner(env={"COLUMNS": "400"}).invoke(app, ["models", "info", "lite2.real-wald7"])
-    assert ("σ calibration: variance x 0.2809 + 2.247 x the squared level departure from the "
-            "input + 2.247 x the squared disagreement of the pan with the bands; all of it x "
-            "0.6241 / 0.7396 / 0.9801 / 1.769 / 1.232 / 1.232 per band (B02 B03 B04 B8A B11 "
+    assert ("σ calibration: variance x 0.2601 + 2.081 x the squared level departure from the "
+            "input + 4.162 x the squared disagreement of the pan with the bands; all of it x "
+            "0.6084 / 0.7225 / 0.9604 / 1.85 / 1.254 / 1.232 per band (B02 B03 B04 B8A B11 "
             "B12)") in info.output
 
 
