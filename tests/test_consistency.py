@@ -300,19 +300,63 @@ def test_pan_disagreement_does_not_depend_on_the_tile_size() -> None:
     pan30 = torch.cat([left[..., :40], right[..., 40:]], dim=-1)
     pan30 = pan30 + torch.from_numpy(0.002 * rng.standard_normal((1, 1, 40, 80)))
     pan = pan30.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+    crop_bands, crop_pan30 = bands[..., 4:36, 2:34], pan30[..., 4:36, 2:34]
     whole = pan_disagreement(bands, pan)[0, 0]
-    crop = pan_disagreement(bands[..., 4:36, 2:34].contiguous(),
-                            pan[..., 8:72, 4:68].contiguous())[0, 0]
-    # Pixels at least 6 px (30 m) inside the crop and away from the halves' border.
-    inner_crop = crop[18:78, 18:78]
-    inner_whole = whole[30:90, 24:84]
-    ratio = float(inner_crop.median() / inner_whole.median())
-    assert 0.9 < ratio < 1.1
+    crop = pan_disagreement(crop_bands.contiguous(), pan[..., 8:72, 4:68].contiguous())[0, 0]
+
+    def slope(visible: torch.Tensor, target: torch.Tensor) -> float:
+        # The tile's slope of the pan on the visible bands' mean, which the figure divides by.
+        design = torch.stack([visible[0, :3].mean(dim=0).reshape(-1),
+                              torch.ones(visible[0, 0].numel(), dtype=visible.dtype)], dim=1)
+        return float(torch.linalg.lstsq(design, target.reshape(-1, 1)).solution[0, 0])
+
+    # Pixels at least 6 px (30 m) inside the crop, so that their 9 x 9 windows and the 3 x 3
+    # RMS lie inside it, and away from the halves' border: the same fit, pixel by pixel; only
+    # the tile's slope differs.
+    inner_crop = crop[18:78, 18:78] * slope(crop_bands, crop_pan30)
+    inner_whole = whole[30:90, 24:84] * slope(bands, pan30)
+    torch.testing.assert_close(inner_crop, inner_whole, rtol=1e-6, atol=1e-9)
     # One regression over the whole scene leaves the halves' difference in its residual.
     design = torch.cat([bands[0, :3], torch.ones_like(bands[0, :1])]).reshape(4, -1).T
     fit = torch.linalg.lstsq(design, pan30.reshape(-1, 1)).solution
     whole_tile_residual = (pan30.reshape(-1, 1) - design @ fit).std()
     assert float(whole_tile_residual) > 2.5 * float(inner_whole.median())
+
+
+def test_local_fit_is_least_squares_over_each_window() -> None:
+    """Each pixel's fit is the least-squares fit over the usable pixels of its 9 x 9 window
+    (cut at the tile's edges), or the tile's fit where the window holds fewer than 12."""
+    from s2l8h.inference.consistency import PAN_REGRESSION_WINDOW, _local_fit
+
+    rng = np.random.default_rng(0)
+    height, width = 20, 23
+    bands = 0.1 + 0.05 * rng.random((3, height, width))
+    target = (0.3 * bands[0] + 0.5 * bands[1] + 0.2 * bands[2]
+              + 0.01 * rng.standard_normal((height, width)) + 0.02 * np.sin(np.arange(width)))
+    keep = rng.random((height, width)) > 0.25
+    keep[:, :3] = False
+    keep[12:, 15:] &= rng.random((8, 8)) > 0.85  # windows with too few usable pixels
+    design = np.concatenate([bands, np.ones((1, height, width))])
+    fallback = np.array([0.1, 0.2, 0.3, 0.4])
+    fitted = _local_fit(torch.from_numpy(np.where(keep, design, np.nan)),
+                        torch.from_numpy(np.where(keep, target, np.nan))[None],
+                        torch.from_numpy(keep)[None], torch.from_numpy(fallback))[0].numpy()
+    assert np.isnan(fitted[~keep]).all()
+    half = PAN_REGRESSION_WINDOW // 2
+    fallbacks = 0
+    for row, col in zip(*np.nonzero(keep), strict=True):
+        rows = slice(max(0, row - half), row + half + 1)
+        cols = slice(max(0, col - half), col + half + 1)
+        inside = keep[rows, cols]
+        if inside.sum() < 12:
+            expected = design[:, row, col] @ fallback
+            fallbacks += 1
+        else:
+            coefficients = np.linalg.lstsq(design[:, rows, cols][:, inside].T,
+                                           target[rows, cols][inside], rcond=None)[0]
+            expected = design[:, row, col] @ coefficients
+        assert fitted[row, col] == pytest.approx(expected, abs=1e-7)
+    assert fallbacks > 0
 
 
 def test_pan_disagreement_is_zero_for_a_pan_the_bands_explain() -> None:

@@ -224,11 +224,13 @@ def test_flat_activity_counts_only_truly_flat_pixels_and_bands_select_the_penalt
 def test_noise_term_options_are_checked_and_load_from_the_flat_noise_configs() -> None:
     term = LossTerm("noise_response", bands=[3, 4, 5], flat_activity=0.003)
     assert term.bands == (3, 4, 5)
-    for bad in ([], [6], [-1]):
-        with pytest.raises(ValueError, match="indices 0-5"):
+    for bad in ([], [6], [-1], [3, 3], [True, 3], 3):
+        with pytest.raises(ValueError, match="distinct indices 0-5"):
             LossTerm("noise_response", bands=bad)
-    with pytest.raises(ValueError, match="flat_activity"):
-        LossTerm("noise_response", flat_activity=0.0)
+    for bad in (0.0, "3e-3"):
+        with pytest.raises(ValueError, match="flat_activity must be a number > 0"):
+            LossTerm("noise_response", flat_activity=bad)
+    assert LossTerm("noise_response", flat_activity=1).flat_activity == 1.0
     with pytest.raises(ValueError, match="noise_response only"):
         LossTerm("l1", bands=[3])
     for name, bands in (("all", None), ("ir", (3, 4, 5))):

@@ -184,17 +184,22 @@ class LossTerm:
     #: noise_response only: the bands penalised (indices into B02 B03 B04 B8A B11 B12; None:
     #: all) and the flat pixels' largest 5 x 5 standard deviation (None: each sample's
     #: flattest quarter), see :func:`flat_noise_gain`.
-    bands: list[int] | None = None
+    bands: tuple[int, ...] | None = None  # a list in a config
     flat_activity: float | None = None
 
     def __post_init__(self) -> None:
         if self.bands is not None:
-            bands = tuple(self.bands)
-            if not bands or not all(isinstance(b, int) and 0 <= b < 6 for b in bands):
-                raise ValueError(f"loss bands must be indices 0-5, got {self.bands!r}")
+            bands = tuple(self.bands) if isinstance(self.bands, list | tuple) else ()
+            if not bands or len(set(bands)) != len(bands) or not all(
+                    type(b) is int and 0 <= b < 6 for b in bands):
+                raise ValueError("loss bands must be a list of distinct indices 0-5, got "
+                                 f"{self.bands!r}")
             object.__setattr__(self, "bands", bands)
-        if self.flat_activity is not None and not self.flat_activity > 0:
-            raise ValueError(f"loss flat_activity must be > 0, got {self.flat_activity}")
+        if self.flat_activity is not None:
+            if type(self.flat_activity) not in (int, float) or not self.flat_activity > 0:
+                raise ValueError("loss flat_activity must be a number > 0 (reflectance), got "
+                                 f"{self.flat_activity!r}")
+            object.__setattr__(self, "flat_activity", float(self.flat_activity))
         if self.name != "noise_response" and (self.bands is not None
                                               or self.flat_activity is not None):
             raise ValueError("bands and flat_activity are options of noise_response only")

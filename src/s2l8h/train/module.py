@@ -123,7 +123,8 @@ class HarmonizerModule(L.LightningModule):
     (the batches must hold ``image_noise_free`` / ``pan_noise_free``: ``PatchDataModule(...,
     noise_free_twin=True)``), and ``val_noise_gain`` is logged: per validation batch the
     root mean square of :func:`~s2l8h.train.losses.flat_noise_gain` over its noisy samples and
-    bands, averaged over the batches (weighted by their noisy samples). The term needs a
+    bands (on the flat pixels of the first such term), averaged over the batches (weighted by
+    their noisy samples). The term needs a
     model without dropout: the two passes would draw different dropout masks, whose
     difference would count as response to noise. With ``denoise_input`` the model sees the
     bands and the pan after the input noise filter of ``harmonize``
