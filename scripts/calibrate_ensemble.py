@@ -22,6 +22,11 @@ weight 1, one with neither, so that L² and R² are variances' differences).
 
     python scripts/calibrate_ensemble.py lite2.real-wald5-a lite2.real-wald5-b \
         --views identity,rot180
+
+``--extra FOLDER=left,bottom,right,top`` (repeatable) adds the validation rows of a further
+Sentinel-2 scene under :data:`EXTRA_CONDITIONS`, e.g. the Level-2A Zurich scene's
+(``data/s2_l2a_zurich_20190530=472480,5249860,483500,5251480``), so that σ is also fitted on
+surface-reflectance input.
 """
 
 from __future__ import annotations
@@ -53,9 +58,12 @@ LEVEL_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 PAN_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 #: Pixels (each with its six bands) drawn from each condition for the search.
 FIT_PIXELS = 50_000
+#: The conditions run on each ``--extra`` scene's validation rows.
+EXTRA_CONDITIONS = ("clean", "noise-oli", "psf-blurrier", "realistic")
 
 
-def main(members: list[str], views: tuple[str, ...] = ()) -> None:
+def main(members: list[str], views: tuple[str, ...] = (),
+         extra: tuple[tuple[str, tuple[float, ...]], ...] = ()) -> None:
     ensembles = {ensemble.name for ensemble in list_ensembles()}
     calibrated = [name for name in members if name in ensembles]
     if calibrated:
@@ -100,6 +108,13 @@ def main(members: list[str], views: tuple[str, ...] = ()) -> None:
         real = run_wald("data/l8_l1t_florida_20150804", f"{folder}/real", models=list(models),
                         baselines=[], toa=True, bounds=FLORIDA_VALIDATION, report=False)
         add("real Florida (Wald)", real.methods, real.reference, real.valid)
+        for index, (folder_path, bounds) in enumerate(extra):
+            options = BenchmarkOptions(models=models, baselines=(), bounds=bounds, report=False)
+            suite = run_conditions(folder_path, f"{folder}/extra{index}",
+                                   list(EXTRA_CONDITIONS), options)
+            label = folder_path.rstrip("/").split("/")[-1]
+            for name, result in suite.results.items():
+                add(f"{label}: {name}", result.methods, result.simulation.target, result.valid)
     drawn = {name: _draw(sample, FIT_PIXELS) for name, sample in samples.items()}
     fit = fit_sigma_calibration(drawn, level_weights=LEVEL_WEIGHTS, pan_weights=PAN_WEIGHTS)
     no_pan = fit_sigma_calibration(drawn, level_weights=LEVEL_WEIGHTS, pan_weights=(0.0,))
@@ -137,7 +152,7 @@ def main(members: list[str], views: tuple[str, ...] = ()) -> None:
 def _offsets_bands(name: str) -> bool:
     """Whether condition ``name`` moves bands by per-band offsets or gains (``atmosphere``,
     ``realistic``): fixed values, whose signs decide each band's coverage there."""
-    condition = CONDITIONS.get(name)
+    condition = CONDITIONS.get(name.split(": ")[-1])
     return condition is not None and (any(condition.offset)
                                       or any(gain != 1 for gain in condition.gain))
 
@@ -171,5 +186,19 @@ if __name__ == "__main__":
     parser.add_argument("members", nargs="+", help="registered releases")
     parser.add_argument("--views", default="", help="the view each member sees, comma-"
                         "separated (s2l8h.models.views; default: all identity)")
+    parser.add_argument("--extra", action="append", default=[], metavar="FOLDER=BOUNDS",
+                        help="a further Sentinel-2 scene's validation rows (left,bottom,right,"
+                        "top), run under " + ", ".join(EXTRA_CONDITIONS))
     arguments = parser.parse_args()
-    main(arguments.members, tuple(view for view in arguments.views.split(",") if view))
+    extras = []
+    for item in arguments.extra:
+        folder_path, _, bounds = item.partition("=")
+        try:
+            values = tuple(float(value) for value in bounds.split(","))
+        except ValueError:
+            values = ()
+        if len(values) != 4:
+            parser.error(f"--extra {item!r}: give FOLDER=left,bottom,right,top")
+        extras.append((folder_path, values))
+    main(arguments.members, tuple(view for view in arguments.views.split(",") if view),
+         tuple(extras))
