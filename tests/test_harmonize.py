@@ -433,7 +433,7 @@ def test_cli_harmonize_and_demo(tmp_path: Path, tiny_ensemble, scene: Scene) -> 
     assert rasterio.open(tmp_path / "cli.tif").count == 13
     result = runner.invoke(app, ["demo", "-o", str(tmp_path / "demo"), "-q"])
     assert result.exit_code == 0, result.output
-    assert "default weights 'lite2.real-wald7'" in result.output
+    assert "default weights 'lite2.real-wald8'" in result.output
     with rasterio.open(tmp_path / "demo" / "harmonized.tif") as dataset:
         assert dataset.count == 13 and dataset.res == (10.0, 10.0)
         assert dataset.crs.to_epsg() == 32616

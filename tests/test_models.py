@@ -391,12 +391,12 @@ def test_the_default_model_is_one_registered_name() -> None:
 
     assert CLI_DEFAULT == DEFAULT_MODELS == (DEFAULT_MODEL,)
     members = ensemble_members(DEFAULT_MODEL)
-    assert members == ("lite2.real-wald7-a", "lite2.real-wald7-b")  # the bundled ensemble
+    assert members == ("lite2.real-wald8-a", "lite2.real-wald8-b")  # the bundled ensemble
     for member in members:
         spec = get_spec(member)
         assert spec.bundled is not None and spec.release == member
     assert demo_label().startswith(f"default weights '{DEFAULT_MODEL}' (ensemble of "
-                                   "lite2.real-wald7-a, lite2.real-wald7-b)")
+                                   "lite2.real-wald8-a, lite2.real-wald8-b)")
     # The previous defaults stay loadable for comparison.
     assert ensemble_members("lite2.real-wald6") == ("lite2.real-wald6-a", "lite2.real-wald6-b")
     assert ensemble_members("lite2.real-wald5") == ("lite2.real-wald5-a", "lite2.real-wald5-b")
@@ -451,6 +451,12 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
     assert stage7.member_views == ("identity", "rot180")
     assert stage7.band_variance_factors == pytest.approx(
         (0.6084, 0.7225, 0.9604, 1.8496, 1.2544, 1.2321))
+    stage8 = registry.find_ensemble("lite2.real-wald8")
+    assert (stage8.variance_scale, stage8.noise_variance_scale, stage8.level_variance_scale,
+            stage8.pan_variance_scale) == pytest.approx((0.25, 0.0, 2.0, 4.0))
+    assert stage8.member_views == ("identity", "rot180")
+    assert stage8.band_variance_factors == pytest.approx(
+        (0.6561, 0.8464, 0.8649, 1.7956, 1.1881, 1.1881))
     assert registry.find_ensemble("lite2.real-wald6").band_variance_factors == ()
     assert registry.ensemble_noise_variance_scale("lite2.real-wald5-a") == 0.0
     assert registry.ensemble_variance_scale("lite2.real-wald3-a") == 1.0  # not an ensemble
@@ -490,7 +496,8 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
         with pytest.raises(ValueError, match=message):
             registry.register_ensemble("x", members)
     listing = CliRunner().invoke(app, ["models", "list"])
-    assert "lite2.real-wald7 (default of harmonize)" in listing.output
+    assert "lite2.real-wald8 (default of harmonize)" in listing.output
+    assert "ensemble: lite2.real-wald8-a + lite2.real-wald8-b" in listing.output
     assert "ensemble: lite2.real-wald7-a + lite2.real-wald7-b" in listing.output
     assert "ensemble: lite2.real-wald6-a + lite2.real-wald6-b" in listing.output
     assert "ensemble: lite2.real-wald5-a + lite2.real-wald5-b" in listing.output

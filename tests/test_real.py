@@ -223,3 +223,30 @@ def test_the_stage_7_configs_repeat_stage_6_from_its_release(member: str) -> Non
     assert [scene.fractions[2] for scene in config.data.real_scenes] == [0.28]
     released = load_model(f"lite2.real-wald7-{member}").network.config
     assert (released.glp_window, released.glp_bands) == (7, 3)
+
+
+@pytest.mark.parametrize("member", ["a", "b"])
+def test_the_stage_8_configs_add_zurich_without_its_held_out_rows(member: str) -> None:
+    """The eighth stage: stage 7's recipe from the bundled stage-7 release with a new seed,
+    plus the Level-2A Zurich scene, whose Test rows are exactly the rows the README holds out
+    (``--bounds 472480,5246500,483500,5249860``: 10 m rows 762-1098 below y = 5257480)."""
+    from s2l8h.data.patches import split_rows
+
+    config = load_config(ROOT / "configs" / f"lite2-real-wald-{member}-stage8.yaml")
+    stage7 = load_config(ROOT / "configs" / f"lite2-real-wald-{member}-stage7.yaml")
+    assert config.model.init == f"lite2.real-wald7-{member}"
+    assert config.trainer.seed == {"a": 45, "b": 46}[member]
+    assert config.output.name == f"lite2.real-wald8-{member}"
+    for same in ("loss", "optimizer", "scheduler"):
+        assert getattr(config, same) == getattr(stage7, same)
+    assert config.data.scenes[:2] == stage7.data.scenes
+    assert config.data.real_scenes == stage7.data.real_scenes
+    zurich = config.data.scenes[2]
+    assert zurich.path == "data/s2_l2a_zurich_20190530"
+    assert "L2A" in zurich.radiometry
+    top, rows = 5257480, 1098
+    splits = split_rows(rows, tuple(zurich.fractions))
+    assert splits["Test"] == ((top - 5249860) // 10, rows)
+    assert splits["Validation"] == (600, (top - 5249860) // 10)
+    released = load_model(f"lite2.real-wald8-{member}").network.config
+    assert (released.glp_window, released.glp_bands) == (7, 3)

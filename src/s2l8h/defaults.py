@@ -9,6 +9,6 @@ changing this line.
 
 from __future__ import annotations
 
-DEFAULT_MODEL = "lite2.real-wald7"
+DEFAULT_MODEL = "lite2.real-wald8"
 
 __all__ = ["DEFAULT_MODEL"]

@@ -495,6 +495,27 @@ register_ensemble("lite2.real-wald7", ("lite2.real-wald7-a", "lite2.real-wald7-b
                   member_views=("identity", "rot180"), pan_variance_scale=4.1616,
                   band_variance_factors=(0.6084, 0.7225, 0.9604, 1.8496, 1.2544, 1.2321))
 
+for _member in ("a", "b"):
+    register_release("lite2", f"real-wald8-{_member}", bundled=f"lite2-real-wald8-{_member}",
+                     description=f"lite2.real-wald7-{_member} trained 9 epochs more with its "
+                                 "stage-7 recipe and a third Sentinel-2 scene, the Level-2A "
+                                 "Zurich scene's training rows (a new seed)")
+
+# As lite2.real-wald7; σ fitted on validation rows only, with the Zurich scene's validation
+# rows added (scripts/calibrate_ensemble.py lite2.real-wald8-a lite2.real-wald8-b --views
+# identity,rot180 --extra data/s2_l2a_zurich_20190530=472480,5249860,483500,5251480):
+# σ² = (0.25 x the members' variance + 2.0 x L² + 4.0 x R²) x a factor per band.
+register_ensemble("lite2.real-wald8", ("lite2.real-wald8-a", "lite2.real-wald8-b"),
+                  description="lite2.real-wald7 after an eighth training stage (9 more epochs "
+                              "with a third, Level-2A scene: Zurich; member B sees each tile "
+                              "rotated by 180°); σ² = (0.25 x (member spread + mean variance "
+                              "head) + 2.0 x squared level departure from the input + 4.0 x "
+                              "the squared disagreement of the pan with the bands) x 0.66 / "
+                              "0.85 / 0.86 / 1.80 / 1.19 / 1.19 (B02 B03 B04 B8A B11 B12)",
+                  variance_scale=0.25, level_variance_scale=2.0,
+                  member_views=("identity", "rot180"), pan_variance_scale=4.0,
+                  band_variance_factors=(0.6561, 0.8464, 0.8649, 1.7956, 1.1881, 1.1881))
+
 if not is_registered(DEFAULT_MODEL):  # pragma: no cover - a mistake in s2l8h.defaults
     raise _unknown(DEFAULT_MODEL)
 
