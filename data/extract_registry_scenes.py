@@ -141,8 +141,8 @@ def zurich(root: Path) -> None:
         names = list(ds.descriptions)
         stack = ds.read()
         transform, crs = ds.transform, ds.crs
-    if transform.f % 20 != 10 or transform.c % 20 != 0:
-        raise ValueError(f"{src}: unexpected grid origin {transform.c, transform.f}")
+    if (transform.a, transform.e) != (10, -10) or transform.f % 20 != 10 or transform.c % 20:
+        raise ValueError(f"{src}: unexpected grid {transform}")
     rows, cols = 1098, 1102
     fine = transform * rasterio.Affine.translation(0, 1)
     coarse = fine * rasterio.Affine.scale(2)

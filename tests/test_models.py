@@ -445,18 +445,16 @@ def test_registered_ensembles_stand_for_their_members(monkeypatch: pytest.Monkey
     assert registry.ensemble_level_variance_scale("lite2.real-wald6") == pytest.approx(2.0)
     assert registry.ensemble_member_views("lite2.real-wald6") == ("identity", "rot180")
     assert registry.find_ensemble("lite2.real-wald6").pan_variance_scale == 0.0
-    stage7 = registry.find_ensemble("lite2.real-wald7")
-    assert (stage7.variance_scale, stage7.noise_variance_scale, stage7.level_variance_scale,
-            stage7.pan_variance_scale) == pytest.approx((0.2601, 0.0, 2.0808, 4.1616))
-    assert stage7.member_views == ("identity", "rot180")
-    assert stage7.band_variance_factors == pytest.approx(
-        (0.6084, 0.7225, 0.9604, 1.8496, 1.2544, 1.2321))
-    stage8 = registry.find_ensemble("lite2.real-wald8")
-    assert (stage8.variance_scale, stage8.noise_variance_scale, stage8.level_variance_scale,
-            stage8.pan_variance_scale) == pytest.approx((0.25, 0.0, 2.0, 4.0))
-    assert stage8.member_views == ("identity", "rot180")
-    assert stage8.band_variance_factors == pytest.approx(
-        (0.6561, 0.8464, 0.8649, 1.7956, 1.1881, 1.1881))
+    for name, scales, bands in (
+            ("lite2.real-wald7", (0.2601, 0.0, 2.0808, 4.1616),
+             (0.6084, 0.7225, 0.9604, 1.8496, 1.2544, 1.2321)),
+            ("lite2.real-wald8", (0.25, 0.0, 2.0, 4.0),
+             (0.6561, 0.8464, 0.8649, 1.7956, 1.1881, 1.1881))):
+        stage = registry.find_ensemble(name)
+        assert (stage.variance_scale, stage.noise_variance_scale, stage.level_variance_scale,
+                stage.pan_variance_scale) == pytest.approx(scales)
+        assert stage.member_views == ("identity", "rot180")
+        assert stage.band_variance_factors == pytest.approx(bands)
     assert registry.find_ensemble("lite2.real-wald6").band_variance_factors == ()
     assert registry.ensemble_noise_variance_scale("lite2.real-wald5-a") == 0.0
     assert registry.ensemble_variance_scale("lite2.real-wald3-a") == 1.0  # not an ensemble
