@@ -97,24 +97,23 @@ def main(members: list[str], views: tuple[str, ...] = (),
                          by_name[with_pan].std[:, valid] ** 2 - variance)
 
     models = (with_level, with_pan, plain)
+
+    def simulated(path: str, bounds: tuple[float, ...], conditions: list[str], out: str,
+                  prefix: str = "") -> None:
+        options = BenchmarkOptions(models=models, baselines=(), bounds=bounds, report=False)
+        for name, result in run_conditions(path, out, conditions, options).results.items():
+            add(prefix + name, result.methods, result.simulation.target, result.valid)
+
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        options = BenchmarkOptions(models=models, baselines=(), bounds=VIRGINIA_VALIDATION,
-                                   report=False)
-        suite = run_conditions("data/s2_l1c_virginia_north", f"{folder}/sim", list(CONDITIONS),
-                               options)
-        for name, result in suite.results.items():
-            add(name, result.methods, result.simulation.target, result.valid)
+        simulated("data/s2_l1c_virginia_north", VIRGINIA_VALIDATION, list(CONDITIONS),
+                  f"{folder}/sim")
         real = run_wald("data/l8_l1t_florida_20150804", f"{folder}/real", models=list(models),
                         baselines=[], toa=True, bounds=FLORIDA_VALIDATION, report=False)
         add("real Florida (Wald)", real.methods, real.reference, real.valid)
-        for index, (folder_path, bounds) in enumerate(extra):
-            options = BenchmarkOptions(models=models, baselines=(), bounds=bounds, report=False)
-            suite = run_conditions(folder_path, f"{folder}/extra{index}",
-                                   list(EXTRA_CONDITIONS), options)
-            label = folder_path.rstrip("/").split("/")[-1]
-            for name, result in suite.results.items():
-                add(f"{label}: {name}", result.methods, result.simulation.target, result.valid)
+        for index, (path, bounds) in enumerate(extra):
+            simulated(path, bounds, list(EXTRA_CONDITIONS), f"{folder}/extra{index}",
+                      f"{_label(path)}: ")
     drawn = {name: _draw(sample, FIT_PIXELS) for name, sample in samples.items()}
     fit = fit_sigma_calibration(drawn, level_weights=LEVEL_WEIGHTS, pan_weights=PAN_WEIGHTS)
     no_pan = fit_sigma_calibration(drawn, level_weights=LEVEL_WEIGHTS, pan_weights=(0.0,))
@@ -147,6 +146,11 @@ def main(members: list[str], views: tuple[str, ...] = (),
               f"{' '.join(f'{value:.3f}' for value in after)} | "
               f"{_covered(error, scaled * total):.3f}")
     print("band_variance_factors " + ", ".join(f"{value:.4f}" for value in band_factors))
+
+
+def _label(path: str) -> str:
+    """The name an ``--extra`` scene's conditions carry: its folder's name."""
+    return path.rstrip("/").split("/")[-1]
 
 
 def _offsets_bands(name: str) -> bool:
@@ -199,6 +203,8 @@ if __name__ == "__main__":
             values = ()
         if len(values) != 4:
             parser.error(f"--extra {item!r}: give FOLDER=left,bottom,right,top")
+        if any(_label(path) == _label(folder_path) for path, _ in extras):
+            parser.error(f"--extra {item!r}: a scene of that folder name is given already")
         extras.append((folder_path, values))
     main(arguments.members, tuple(view for view in arguments.views.split(",") if view),
          tuple(extras))
