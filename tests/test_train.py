@@ -228,6 +228,20 @@ def test_resume_restores_optimizer_state_exactly(dataset: Path, tmp_path: Path) 
     assert resumed["epoch"] == 1 and saved["epoch"] == 0
 
 
+def test_last_checkpoint_is_the_last_epoch_even_when_validation_does_not_improve(
+        dataset: Path, tmp_path: Path) -> None:
+    # With no learning, the second epoch's validation loss equals the first's: no new best.
+    config = load_config(CONFIG, [
+        f"data.dataset={dataset}", f"output.dir={tmp_path / 'run'}", "trainer.max_epochs=2",
+        "model.overrides={width: 8, blocks: 1}", "data.batch_size=8", "data.min_ssim=0",
+        "data.min_psnr=0", "optimizer.lr=0.0", "scheduler.name=none"])
+    result = train(config, progress=False)
+    last = torch.load(result.last_checkpoint, map_location="cpu", weights_only=True)
+    best = torch.load(result.best_checkpoint, map_location="cpu", weights_only=True)
+    assert best["epoch"] == 0
+    assert last["epoch"] == 1 and last["global_step"] == 2 * best["global_step"]
+
+
 def test_export_then_load_model_gives_identical_outputs(dataset: Path, tmp_path: Path) -> None:
     config = _tiny_config(dataset, tmp_path / "run")
     result = train(config, progress=False)

@@ -97,8 +97,13 @@ def train(config: TrainConfig, *, resume: bool | str = False,
     L.seed_everything(config.trainer.seed, workers=True, verbose=False)
     module = build_module(config)
     best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val_loss",
-                           mode="min", save_top_k=1, save_last=True)
-    all_callbacks = [best, *(callbacks or [])]
+                           mode="min", save_top_k=1)
+    # Every epoch's end, whatever the validation loss: Lightning's save_last writes last.ckpt
+    # only when another checkpoint is saved (here: when val_loss improved), which left a
+    # run's last.ckpt, and so --resume and the releases exported from it, at an older epoch.
+    latest = ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1,
+                             enable_version_counter=False)
+    all_callbacks = [best, latest, *(callbacks or [])]
     if config.trainer.patience > 0:
         all_callbacks.append(EarlyStopping(monitor="val_loss", patience=config.trainer.patience))
     trainer = L.Trainer(
