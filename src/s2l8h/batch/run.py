@@ -51,8 +51,8 @@ from s2l8h.io.errors import OutputError
 PROVENANCE_TAG = "S2L8H_BATCH_PROVENANCE"
 #: The options that change the pixels (not batch size, device, threads): the provenance's.
 PROVENANCE_OPTIONS = ("uncertainty", "tile", "overlap", "dtype", "mask_flags", "keep_flagged",
-                      "toa", "mc_passes", "dropout", "register_pan", "consistency",
-                      "filter_input_noise")
+                      "toa", "mc_passes", "dropout", "register_pan", "reference",
+                      "consistency", "filter_input_noise")
 #: Options the run sets for each scene (its grid, tags, overwriting and progress).
 RUN_OPTIONS = ("like", "crs", "bounds", "resolution", "tags")
 MANIFEST_COLUMNS = ("scene", "output", "status", "seconds", "error", "source")
@@ -73,9 +73,10 @@ def worker_models(sources: tuple[str, ...], dropout: float | None) -> list:
         return _MODELS[key]
 
 
-def _model_identity(source: str) -> Any:
-    """A model source for provenance: a name or hub id as given; a local folder or file with
-    its files' sizes and modification times (new weights under the same path differ)."""
+def _source_identity(source: str) -> Any:
+    """A model source or reference for provenance: a name or hub id as given; a local folder
+    or file with its files' sizes and modification times (new weights or a new reference
+    under the same path differ)."""
     path = Path(source)
     if not path.exists():
         return source
@@ -119,7 +120,7 @@ class SceneJob:
 def provenance(scene: SceneSpec, grid: GeoBox, models: Sequence[str],
                options: dict[str, Any]) -> str:
     """The provenance tag of an output: inputs, models, options, grid and version (JSON)."""
-    return json.dumps({"inputs": scene.identity(), "models": [_model_identity(m)
+    return json.dumps({"inputs": scene.identity(), "models": [_source_identity(m)
                                                               for m in models],
                        "options": options, "grid": grid_identity(grid),
                        "version": __version__}, sort_keys=True)
@@ -298,14 +299,20 @@ def harmonize_many(
     sources = tuple(str(m) for m in (options.models or DEFAULT_MODELS))
     if scheduler is None and torch_threads is None:
         torch_threads = max(1, (os.cpu_count() or 1) // (workers * threads_per_worker))
-    options = HarmonizeOptions.build(options, models=sources, threads=torch_threads)
+    reference = {} if options.reference is None else \
+        {"reference": str(Path(options.reference).resolve())}  # the same file on every worker
+    options = HarmonizeOptions.build(options, models=sources, threads=torch_threads,
+                                     **reference)
     recorded = options.record(PROVENANCE_OPTIONS)
+    if options.reference is not None:
+        recorded["reference"] = _source_identity(options.reference)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     manifest = _Manifest(output_dir / f"manifest-{stamp}.csv")
     jobs = []
     for spec in specs:
         output = output_dir / f"{spec.id}.tif"
-        if output.resolve() in {Path(p).resolve() for p in _input_files(spec)}:
+        inputs = [*_input_files(spec), *([options.reference] if options.reference else [])]
+        if output.resolve() in {Path(p).resolve() for p in inputs}:
             raise OutputError(f"{output}: is one of the run's inputs")
         jobs.append(SceneJob(spec, str(output), str(grid.crs), tuple(grid.affine)[:6],
                              (grid.height, grid.width), options,

@@ -109,6 +109,10 @@ def benchmark_command(
     filter_input_noise: bool = typer.Option(
         True, "--denoise/--no-denoise", help="Filter the 30 m bands' and the pan's noise "
                     "before the networks, as harmonize does (--no-denoise: not)."),
+    reference: Path = typer.Option(
+        None, help="A raster in the Sentinel-2 geometry that is not a scored band (e.g. the "
+                   "scene's B08): register the simulated Landsat scene to it before every "
+                   "method runs, as harmonize --reference does (not with --real)."),
     overwrite: bool = typer.Option(False, help="Replace earlier results in the folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -128,6 +132,10 @@ def benchmark_command(
     if real:
         from s2l8h.evaluate.wald import run_wald
 
+        if reference is not None:
+            fail("--reference registers a simulated scene to the Sentinel-2 geometry; with "
+                 "--real the truth is the scene's own bands, nothing to register to")
+
         result = run_wald(source, output_dir, models=model or (), baselines=chosen, toa=toa,
                           bounds=_parse_bounds(bounds), uncertainty=uncertainty,
                           consistency=consistency, filter_input_noise=filter_input_noise,
@@ -139,7 +147,7 @@ def benchmark_command(
                                bounds=_parse_bounds(bounds), offset=offset,
                                b08_as_b8a=b08_as_b8a, uncertainty=uncertainty,
                                consistency=consistency, filter_input_noise=filter_input_noise,
-                               overwrite=overwrite, progress=not quiet)
+                               reference=reference, overwrite=overwrite, progress=not quiet)
     if conditions:
         suite = run_conditions(source, output_dir,
                                [name.strip() for name in conditions.split(",")], options)

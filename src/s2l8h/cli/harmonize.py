@@ -88,6 +88,11 @@ def harmonize_command(
     register_pan: bool = typer.Option(
         True, help="Measure the pan's shift against the bands and correct it when above 2 m "
                    "(--no-register-pan: measure and report only)."),
+    reference: Path = typer.Option(
+        None, help="A Sentinel-2 band or stack of the scene's area (any date, L1C or L2A): "
+                   "measure the whole scene's shift against it and correct it when above 2 m "
+                   "and at most 60 m (co-registration to the Sentinel-2 geometry, as HLS "
+                   "does)."),
     consistency: bool = typer.Option(
         True, help="Make the output consistent with the 30 m input: seen through the Landsat "
                    "PSF and bandpass it gives the input back, each band's level included, "
@@ -112,7 +117,7 @@ def harmonize_command(
         batch_size=batch_size, device=device, threads=threads, dtype=dtype,
         mask_flags=mask_flags(mask), keep_flagged=keep_flagged, toa=toa, mc_passes=mc_passes,
         dropout=dropout, overwrite=overwrite, progress=not quiet, precision=precision,
-        register_pan=register_pan, consistency=consistency,
+        register_pan=register_pan, reference=reference, consistency=consistency,
         filter_input_noise=filter_input_noise)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -50,6 +50,10 @@ def harmonize_many_command(
     filter_input_noise: bool = typer.Option(
         True, "--denoise/--no-denoise", help="Filter the input's noise before the networks, as "
                                              "harmonize does (--no-denoise: not)."),
+    reference: Path = typer.Option(
+        None, help="A Sentinel-2 band or stack over the AOI (any date): register every scene "
+                   "to it before harmonizing, as harmonize --reference does, so that a "
+                   "season's products share the Sentinel-2 geometry."),
     workers: int = typer.Option(2, help="LocalCluster worker processes."),
     threads_per_worker: int = typer.Option(1, help="LocalCluster threads per worker."),
     scheduler: str = typer.Option(None, help="Address of a running dask scheduler "
@@ -98,7 +102,7 @@ def harmonize_many_command(
         models=model or None, uncertainty=uncertainty, tile=tile, overlap=overlap,
         batch_size=batch_size, device=device, dtype=dtype, mask_flags=mask_flags(mask),
         keep_flagged=keep_flagged, toa=toa, mc_passes=mc_passes, dropout=dropout,
-        filter_input_noise=filter_input_noise)
+        filter_input_noise=filter_input_noise, reference=reference)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = harmonize_many(

@@ -38,8 +38,10 @@ from s2l8h.evaluate.metrics import (
     noise_gain,
     uncertainty_metrics,
 )
+from s2l8h.inference.coregister import SceneRegistration, register_scene
 from s2l8h.io.errors import InputError, OptionError, OutputError
-from s2l8h.io.grid import sentinel2_grid, warp
+from s2l8h.io.grid import moved_grid, sentinel2_grid, warp
+from s2l8h.io.reference import read_reference
 from s2l8h.io.sentinel2 import read_sentinel2
 from s2l8h.options import Options
 
@@ -285,7 +287,10 @@ class BenchmarkOptions(Options):
     stands in for a missing B8A, :func:`s2l8h.io.sentinel2.find_sentinel2_bands`), how the
     models run
     (``uncertainty``; ``consistency`` and ``filter_input_noise``, as in ``harmonize``;
-    ``tile``/``overlap`` in output pixels; ``progress``), ``overwrite``
+    ``tile``/``overlap`` in output pixels; ``progress``), ``reference`` (a raster in the
+    Sentinel-2 geometry, not one of the scored bands, e.g. the scene's own B08: the simulated
+    Landsat scene is registered to it before every method runs, baselines included, as
+    ``harmonize --reference`` registers a real scene), ``overwrite``
     (replace earlier results) and ``report`` (also write ``report.html``)."""
 
     models: tuple[str | os.PathLike[str], ...] = ()
@@ -298,6 +303,7 @@ class BenchmarkOptions(Options):
     filter_input_noise: bool = True
     tile: int = 512
     overlap: int = 64
+    reference: str | None = None
     overwrite: bool = False
     progress: bool = False
     report: bool = True
@@ -309,6 +315,8 @@ class BenchmarkOptions(Options):
         object.__setattr__(self, "baselines", tuple(self.baselines))
         if self.bounds is not None:
             object.__setattr__(self, "bounds", tuple(self.bounds))
+        if self.reference is not None:
+            object.__setattr__(self, "reference", os.fspath(self.reference))
 
     def prepare(self, sentinel2: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                 output_dir: str | os.PathLike[str]
@@ -321,6 +329,11 @@ class BenchmarkOptions(Options):
         for entry in self.models:
             resolve_models(str(entry).split("+"))
         scene = _read_scene(sentinel2, self.offset, self.bounds, self.b08_as_b8a)
+        if self.reference is not None:
+            _, covered = read_reference(self.reference, scene[2])
+            if not covered.any():
+                raise InputError(self.reference, "reference: no data over the benchmark's "
+                                 "Sentinel-2 crop")
         folder.mkdir(parents=True, exist_ok=True)  # only once the inputs have been read
         return (folder, *scene)
 
@@ -390,6 +403,18 @@ def _read_scene(sentinel2, offset: float, bounds: tuple[float, float, float, flo
     return reflectance, valid, grid
 
 
+def _register_simulation(simulation: SimulatedScene, reference: str | None
+                         ) -> SceneRegistration | None:
+    """The simulated scene registered to ``reference`` as ``harmonize`` registers a scene
+    (:func:`s2l8h.inference.coregister.register_scene`, on the whole simulated scene: it is
+    smaller than ``harmonize``'s central window); ``None`` without a reference."""
+    if reference is None:
+        return None
+    valid = simulation.lowres_valid & np.isfinite(simulation.multispectral).all(axis=0)
+    return register_scene(lambda: (np.nan_to_num(simulation.multispectral), valid),
+                          simulation.lowres_grid, reference)
+
+
 def score_methods(methods: Sequence[MethodResult], reference: np.ndarray,
                   valid: np.ndarray) -> None:
     """Fill each method's metrics (image, detail, and uncertainty where it has σ)."""
@@ -420,13 +445,18 @@ def _run_condition(
     scene_dir, target_path = write_simulated_scene(simulation, output_dir / "simulation",
                                                    overwrite=True)
     sine = math.sin(math.radians(degradation.sun_elevation))
+    registration = _register_simulation(simulation, options.reference)
+    lowres_grid, pan_grid = simulation.lowres_grid, simulation.pan_grid
+    if registration is not None:
+        lowres_grid = moved_grid(lowres_grid, registration.corrected_m)
+        pan_grid = moved_grid(pan_grid, registration.corrected_m)
     methods: list[MethodResult] = []
     for name in baselines:
         started = time.perf_counter()
-        prediction = run_baseline(name, simulation.multispectral, simulation.lowres_grid,
+        prediction = run_baseline(name, simulation.multispectral, lowres_grid,
                                   np.where(simulation.pan_valid, simulation.pan, np.nan)
                                   if simulation.pan_valid is not None else simulation.pan,
-                                  simulation.pan_grid, grid, pan_sun_sine=sine)
+                                  pan_grid, grid, pan_sun_sine=sine)
         methods.append(MethodResult(name, "baseline", time.perf_counter() - started,
                                     prediction))
     for entry in models:
@@ -440,7 +470,7 @@ def _run_condition(
             run = harmonize(scene_dir, output, models=members, like=target_path,
                       uncertainty=options.uncertainty, consistency=options.consistency,
                       filter_input_noise=options.filter_input_noise,
-                      tile=options.tile,
+                      tile=options.tile, reference=options.reference,
                       overlap=options.overlap, dtype="float32", overwrite=True,
                       progress=options.progress, mask_flags=())
         seconds = time.perf_counter() - started
@@ -468,6 +498,8 @@ def _run_condition(
     score_methods(methods, simulation.target, common)
     settings = {"degradation": degradation.to_dict(), "models": [str(m) for m in models],
                 "baselines": list(baselines), "pixels_scored": int(common.sum()),
+                "registration": None if registration is None else
+                json.loads(registration.tags()["S2L8H_SCENE_SHIFT"]),
                 "grid": {"crs": str(grid.crs), "transform": list(grid.affine)[:6],
                          "shape": list(grid.shape)}}
     return BenchmarkResult(simulation, methods, common, output_dir, settings)

@@ -16,12 +16,12 @@ from rasterio.enums import Resampling
 from s2l8h.evaluate.benchmark import read_prediction
 from s2l8h.inference.checks import Consistency, central_window, to_landsat
 from s2l8h.io.errors import InputError
-from s2l8h.io.grid import WorkingGrids, model_grid, native_model_grid, warp
+from s2l8h.io.grid import WorkingGrids, model_grid, registered_model_grid, warp
 from s2l8h.io.landsat import open_scene
 from s2l8h.io.reader import ReadInputs, SceneReader
 
-REPORT_TAGS = ("S2L8H_PAN_SHIFT_M", "S2L8H_PAN_SHIFT_CORRECTED_M", "S2L8H_INPUT_NOISE",
-               "S2L8H_SIGMA_CALIBRATION", "S2L8H_CONSISTENCY")
+REPORT_TAGS = ("S2L8H_PAN_SHIFT_M", "S2L8H_PAN_SHIFT_CORRECTED_M", "S2L8H_SCENE_SHIFT",
+               "S2L8H_INPUT_NOISE", "S2L8H_SIGMA_CALIBRATION", "S2L8H_CONSISTENCY")
 
 
 def read_report(path: str | os.PathLike[str]) -> dict[str, object]:
@@ -44,16 +44,19 @@ def consistency_with_scene(output: str | os.PathLike[str],
                            *, toa: bool = False) -> dict[str, object]:
     """The consistency of a Sentinel-2-like raster (B02 ... B12 by description, or its first
     six bands; 10 m grid) with the Landsat scene's 30 m bands (module docstring of
-    :mod:`s2l8h.inference.checks`)."""
+    :mod:`s2l8h.inference.checks`). An output of ``harmonize --reference`` is compared with
+    the scene moved by the shift it corrected (its ``S2L8H_SCENE_SHIFT`` tag)."""
     with rasterio.open(output) as dataset:
         grid = GeoBox.from_rio(dataset)
+        registration = json.loads(dataset.tags().get("S2L8H_SCENE_SHIFT", "null"))
     if model_grid(grid) != grid:
         raise InputError(output, "consistency needs an output on a 10 m grid")
+    shift = tuple(registration["corrected_m"]) if registration else (0.0, 0.0)
     reflectance, _, valid = read_prediction(output)
     scene = open_scene(scene_inputs, toa=toa, need_pan=False)
     # As harmonize measures it: on the 10 m grid nested in the scene's own band grid, so the
     # 30 m bands are compared unresampled; an output on another phase is warped onto it.
-    fine = native_model_grid(grid, scene.bands_grid())
+    fine = registered_model_grid(grid, scene.bands_grid(), shift)
     if fine != grid:
         reflectance = warp(np.where(valid, reflectance, np.nan), grid, fine, Resampling.cubic)
         valid = np.isfinite(reflectance).all(axis=0)
@@ -61,11 +64,12 @@ def consistency_with_scene(output: str | os.PathLike[str],
     grids = WorkingGrids.from_fine(fine).crop(rows, cols)
     convention = ReadInputs(use_pan=False)
     with SceneReader(scene, grids.bands, grids.pan, grids.fine,
-                     convention, ()) as reader:
+                     convention, (), scene_shift_m=shift) as reader:
         strip = reader.read_strip(0, rows)
     reflectance = reflectance[:, :3 * rows, :3 * cols]
     valid = valid[:3 * rows, :3 * cols]
     degraded, degraded_valid = to_landsat(np.nan_to_num(reflectance), valid)
     consistency = Consistency(window=central_window(rows, cols))
     consistency.add(0, 0, degraded, strip.multispectral, degraded_valid & strip.valid)
-    return {"consistency": consistency.report()}
+    return {"consistency": consistency.report(),
+            **({"scene_shift_corrected_m": list(shift)} if registration else {})}

@@ -13,7 +13,7 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from s2l8h.inference.checks import (
     to_landsat,
 )
 from s2l8h.inference.consistency import ConsistentPredictor
+from s2l8h.inference.coregister import SceneRegistration, register_scene
 from s2l8h.inference.options import HarmonizeOptions, check_device, check_grid_size
 from s2l8h.inference.tiling import BackgroundEmitter, TilePlan, plan_tiles, run_tiled
 from s2l8h.inference.uncertainty import Predictor, SigmaCalibration, make_predictor
@@ -49,11 +50,11 @@ from s2l8h.io.errors import InputError, ModelError, OptionError
 from s2l8h.io.grid import (
     WorkingGrids,
     grid_like,
-    native_model_grid,
+    registered_model_grid,
     sentinel2_grid,
     valid_bounds,
 )
-from s2l8h.io.landsat import LandsatScene, open_scene
+from s2l8h.io.landsat import LandsatScene, describe_file, open_scene
 from s2l8h.io.provenance import consistency_tags, provenance_tags
 from s2l8h.io.reader import SceneReader, Strip
 from s2l8h.models.convention import InputConvention
@@ -244,10 +245,13 @@ class HarmonizePlan:
         """The central window (30 m pixels) of the input checks and consistency figures."""
         return central_window(self.grids.bands.height, self.grids.bands.width)
 
-    def reader(self, pan_shift_m: tuple[float, float] = (0.0, 0.0)) -> SceneReader:
-        """A reader of the scene on the working grids (the pan moved by ``pan_shift_m``)."""
+    def reader(self, pan_shift_m: tuple[float, float] = (0.0, 0.0),
+               scene_shift_m: tuple[float, float] = (0.0, 0.0)) -> SceneReader:
+        """A reader of the scene on the working grids (the pan moved by ``pan_shift_m``
+        against the bands, everything by ``scene_shift_m``)."""
         return SceneReader(self.scene, self.grids.bands, self.grids.pan, self.grids.fine,
-                           self.convention, self.options.mask_flags, pan_shift_m)
+                           self.convention, self.options.mask_flags, pan_shift_m,
+                           scene_shift_m)
 
 
 def plan_harmonize(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
@@ -264,18 +268,43 @@ def plan_harmonize(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     convention = models[0].convention
     scene = open_scene(inputs, toa=options.toa, need_pan=convention.use_pan)
     like = [options.like] if options.like is not None else []
-    check_not_an_input(output, [*scene.files(), *like])
+    reference = [options.reference] if options.reference is not None else []
+    check_not_an_input(output, [*scene.files(), *like, *reference])
     grid = output_grid(scene.multispectral, like=options.like, crs=options.crs,
                        bounds=options.bounds, resolution=options.resolution)
     check_grid_size(grid)
-    fine = native_model_grid(grid, scene.bands_grid())
-    check_grid_size(fine, "10 m grid the model runs on")
-    scale = convention.scale
-    tiles = plan_tiles(math.ceil(fine.height / scale), math.ceil(fine.width / scale),
-                       options.tile, options.overlap, predictor.alignment, scale)
-    grids = WorkingGrids.from_fine(fine, scale).crop(tiles.rows.padded, tiles.cols.padded)
+    fine, grids, tiles = _model_grids(grid, scene, convention.scale, options,
+                                      predictor.alignment)
     return HarmonizePlan(scene, Path(output), options, models, predictor, device, grid, fine,
                          grids, tiles)
+
+
+def _model_grids(grid: GeoBox, scene: LandsatScene, scale: int, options: HarmonizeOptions,
+                 alignment: int, shift_m: tuple[float, float] = (0.0, 0.0)
+                 ) -> tuple[GeoBox, WorkingGrids, TilePlan]:
+    """The 10 m model grid for the output grid ``grid``, nested in the scene's band grid, its
+    working grids and tiles. With ``shift_m`` (the scene's content that far from its place,
+    :mod:`s2l8h.inference.coregister`) the model grid is nested in the band grid as the
+    scene's georeference places ``grid``'s footprint, then moved back by the shift: the
+    networks see the scene's pixels as they are, not resampled between them, and the output
+    is warped onto ``grid``."""
+    fine = registered_model_grid(grid, scene.bands_grid(), shift_m)
+    check_grid_size(fine, "10 m grid the model runs on")
+    tiles = plan_tiles(math.ceil(fine.height / scale), math.ceil(fine.width / scale),
+                       options.tile, options.overlap, alignment, scale)
+    grids = WorkingGrids.from_fine(fine, scale).crop(tiles.rows.padded, tiles.cols.padded)
+    return fine, grids, tiles
+
+
+def registered_plan(plan: HarmonizePlan, shift_m: tuple[float, float]) -> HarmonizePlan:
+    """``plan`` with its model grid, working grids and tiles laid out for a scene whose
+    content sits ``shift_m`` (dx east, dy north, metres) from its place (:func:`_model_grids`);
+    ``plan`` itself for no shift."""
+    if tuple(shift_m) == (0.0, 0.0):
+        return plan
+    fine, grids, tiles = _model_grids(plan.grid, plan.scene, plan.convention.scale,
+                                      plan.options, plan.predictor.alignment, shift_m)
+    return replace(plan, model=fine, grids=grids, tiles=tiles)
 
 
 def check_plan_inputs(plan: HarmonizePlan) -> InputChecks:
@@ -291,6 +320,36 @@ def check_plan_inputs(plan: HarmonizePlan) -> InputChecks:
     for message in checks.messages():
         warnings.warn(f"{plan.scene.name}: {message}", InputCheckWarning, stacklevel=3)
     return checks
+
+
+def register_plan(plan: HarmonizePlan) -> SceneRegistration | None:
+    """With ``options.reference``: measure the whole scene's shift against it on the central
+    window and decide whether to correct it (:mod:`s2l8h.inference.coregister`); warn about
+    a correction or a refusal. ``None`` without a reference."""
+    if plan.options.reference is None:
+        return None
+    scene_crs = plan.scene.bands_grid().crs
+    if scene_crs is None or scene_crs.geographic:
+        # The shift, in metres, moves each file's georeference: it needs projected files.
+        registration = SceneRegistration(
+            str(plan.options.reference), None, (0.0, 0.0),
+            described=describe_file(plan.options.reference),
+            refused="the scene's bands are not in a projected CRS")
+        warnings.warn(f"{plan.scene.name}: {registration.messages()[0]}", InputCheckWarning,
+                      stacklevel=3)
+        return registration
+    row0, rows, col0, cols = plan.window
+
+    def read_window() -> tuple[np.ndarray, np.ndarray]:
+        with plan.reader() as reader:
+            strip = reader.read_strip(row0, rows, col0, cols)
+        return strip.multispectral, strip.valid
+
+    window_grid = plan.grids.bands[row0:row0 + rows, col0:col0 + cols]
+    registration = register_scene(read_window, window_grid, plan.options.reference)
+    for message in registration.messages():
+        warnings.warn(f"{plan.scene.name}: {message}", InputCheckWarning, stacklevel=3)
+    return registration
 
 
 def sigma_tags(predictor: Predictor, noise: Sequence[float] | None) -> dict[str, str]:
@@ -316,14 +375,16 @@ def sigma_tags(predictor: Predictor, noise: Sequence[float] | None) -> dict[str,
         [round(float(value), 6) for value in np.sqrt(added[:, 0, 0])]})}
 
 
-def open_writer(plan: HarmonizePlan, checks: InputChecks) -> CogWriter:
+def open_writer(plan: HarmonizePlan, checks: InputChecks,
+                registration: SceneRegistration | None = None) -> CogWriter:
     """The output's writer (a temporary file until committed), with the provenance tags."""
     options = plan.options
+    found = {**checks.tags(), **sigma_tags(plan.predictor, checks.noise),
+             **(registration.tags() if registration is not None else {})}
     tags = provenance_tags(plan.scene, models=plan.names,
                            model_provenance=[model.provenance for model in plan.models],
                            uncertainty=plan.predictor.method, options=options.record(),
-                           checks={**checks.tags(), **sigma_tags(plan.predictor, checks.noise)},
-                           extra=options.tags)
+                           checks=found, extra=options.tags)
     return CogWriter(plan.output, plan.grid, plan.model, plan.convention.output_bands,
                      plan.predictor.gives_variance, options.dtype, tags, options.overwrite)
 
@@ -404,21 +465,26 @@ def harmonize(
 
     Before the run, the pan's registration against the bands and the input noise are measured
     on a central window (:mod:`s2l8h.inference.checks`); with ``register_pan`` a pan shift
-    above 2 m is corrected. The output's consistency with its input (bias, RMSE, spectral
-    angle, residual shift at 30 m in OLI radiometry) is measured as it is written. All of it
+    above 2 m is corrected. With ``reference`` the whole scene is registered to that
+    Sentinel-2 image first (:mod:`s2l8h.inference.coregister`). The output's consistency
+    with its input (bias, RMSE, spectral angle, residual shift at 30 m in OLI radiometry) is
+    measured as it is written. All of it
     goes into the tags (``s2l8h qa`` prints them); large findings are warned about.
     """
     started = time.perf_counter()
     plan = plan_harmonize(inputs, output, HarmonizeOptions.build(options, **changes))
     checks = check_plan_inputs(plan)
+    registration = register_plan(plan)
+    scene_shift = registration.corrected_m if registration is not None else (0.0, 0.0)
+    plan = registered_plan(plan, scene_shift)
     consistency = Consistency(window=plan.window)
     plan.predictor.to(plan.device)
-    writer = open_writer(plan, checks)
+    writer = open_writer(plan, checks, registration)
     # Busy seconds per stage (read and write run in their own threads, so they overlap).
     stages = dict.fromkeys(("read", "model", "write", "cog", "wait_read", "emit"), 0.0)
     try:
         with rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes()), \
-                plan.reader(checks.corrected_m) as reader:
+                plan.reader(checks.corrected_m, scene_shift) as reader:
             kept = run_plan(plan, reader, writer, consistency, stages,
                             noise_variance(plan.predictor, checks.noise))
             path, report = finish(plan, writer, consistency, kept, stages)
@@ -428,8 +494,8 @@ def harmonize(
     return HarmonizeResult(path=path, grid=plan.grid, models=plan.names,
                            uncertainty=plan.predictor.method, tiles=plan.tiles.count,
                            seconds=time.perf_counter() - started,
-                           extra={"input_checks": checks, "consistency": report,
-                                  "stage_seconds": stages})
+                           extra={"input_checks": checks, "registration": registration,
+                                  "consistency": report, "stage_seconds": stages})
 
 
 def add_consistency(consistency: Consistency, strip: Strip, out_row0: int, out_col0: int,

@@ -80,6 +80,9 @@ class HarmonizeOptions(Options):
     ``keep_flagged``. ``toa`` allows a Level-1-only scene. ``tags``: extra file tags (e.g. a
     batch run's provenance). ``precision``: ``fp32`` (exact), ``bf16`` or ``fp16``
     (automatic mixed precision). ``register_pan``: correct a measured pan shift above 2 m.
+    ``reference``: a raster of the scene's area in the Sentinel-2 geometry (a Sentinel-2
+    band or stack of any date and processing level) to register the whole scene to before
+    harmonizing (:mod:`s2l8h.inference.coregister`); ``None``: the scene as georeferenced.
     ``consistency``: make the output consistent with the 30 m input
     (:mod:`s2l8h.inference.consistency`). ``filter_input_noise``: the networks see the 30 m
     bands and the pan after the input noise filter (:mod:`s2l8h.inference.denoise`; on by
@@ -107,6 +110,7 @@ class HarmonizeOptions(Options):
     progress: bool = True
     block_width: int = MAX_BLOCK_WIDTH
     register_pan: bool = True
+    reference: str | None = None
     consistency: bool = True
     filter_input_noise: bool = True
     tags: Mapping[str, str] | None = None
@@ -118,6 +122,8 @@ class HarmonizeOptions(Options):
         if self.models is not None and not isinstance(self.models, tuple):
             object.__setattr__(self, "models", tuple(self.models))
         object.__setattr__(self, "mask_flags", tuple(self.mask_flags))
+        if self.reference is not None:
+            object.__setattr__(self, "reference", os.fspath(self.reference))
         if self.bounds is not None:
             object.__setattr__(self, "bounds", tuple(self.bounds))
         check_options(tile=self.tile, overlap=self.overlap, batch_size=self.batch_size,

@@ -24,7 +24,7 @@ from odc.geo import res_, xy_
 from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
-from rasterio.warp import reproject
+from rasterio.warp import reproject, transform_bounds
 
 from s2l8h.io.errors import InputError
 
@@ -93,8 +93,6 @@ def model_grid(output: GeoBox, resolution: float = SENTINEL2_RESOLUTION,
     if output.crs is not None and output.crs.geographic:
         if projected_crs is None:
             raise ValueError("a geographic output grid needs a projected CRS for the model")
-        from rasterio.warp import transform_bounds
-
         footprint = transform_bounds(output.crs.to_wkt(), projected_crs,
                                      *output.boundingbox, densify_pts=21)
         return sentinel2_grid(footprint, projected_crs, resolution)
@@ -128,8 +126,6 @@ def native_model_grid(output: GeoBox, bands: GeoBox, scale: int = SCALE) -> GeoB
     if output.crs == bands.crs:
         footprint = tuple(output.boundingbox)
     else:
-        from rasterio.warp import transform_bounds
-
         footprint = transform_bounds(output.crs.to_wkt(), bands.crs.to_wkt(),
                                      *output.boundingbox, densify_pts=21)
     anchor = xy_((bands.affine.c % pixel) / pixel, (bands.affine.f % pixel) / pixel)
@@ -139,6 +135,33 @@ def native_model_grid(output: GeoBox, bands: GeoBox, scale: int = SCALE) -> GeoB
             output.affine.almost_equals(fine.affine, 1e-6):
         return output
     return fine
+
+
+def moved_grid(grid: GeoBox, shift: tuple[float, float]) -> GeoBox:
+    """``grid`` with its georeference moved back by ``shift`` (dx east, dy north, CRS units):
+    what lay ``shift`` away from its place on the ground is put back (odc-geo's
+    ``translate_pix``, in pixels of ``grid``)."""
+    return grid.translate_pix(-shift[0] / grid.resolution.x, -shift[1] / grid.resolution.y)
+
+
+def registered_model_grid(output: GeoBox, bands: GeoBox,
+                          shift: tuple[float, float] = (0.0, 0.0)) -> GeoBox:
+    """:func:`native_model_grid` of a scene whose content lies ``shift`` (dx east, dy north,
+    metres of the band grid's projected CRS) from its place: nested in the band grid
+    ``bands`` where the scene's own georeference places ``output``'s footprint, then moved
+    back by ``shift``. The scene's pixels are then read where they belong without being
+    resampled between each other; the output is warped onto ``output`` from it."""
+    if tuple(shift) == (0.0, 0.0):
+        return native_model_grid(output, bands)
+    if bands.crs is None or bands.crs.geographic:
+        raise ValueError("a scene shift in metres needs the scene's bands in a projected CRS")
+    # The footprint in the band grid's CRS, whose metres the shift is in.
+    left, bottom, right, top = output.boundingbox if output.crs == bands.crs else \
+        transform_bounds(output.crs.to_wkt(), bands.crs.to_wkt(), *output.boundingbox,
+                         densify_pts=21)
+    footprint = GeoBox.from_bbox((left + shift[0], bottom + shift[1], right + shift[0],
+                                  top + shift[1]), bands.crs, resolution=res_(SENTINEL2_RESOLUTION))
+    return moved_grid(native_model_grid(footprint, bands), shift)
 
 
 @dataclass(frozen=True)

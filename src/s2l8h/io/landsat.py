@@ -748,17 +748,19 @@ def _pan_metadata(metadata: Sequence[LandsatMetadata], pan: Path | None
     return (level1 or usable or [None])[0]
 
 
+def describe_file(path: str | os.PathLike[str]) -> str:
+    """``"<file name> sha256:<hex>"``: a file without its local folder names."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"{Path(path).name} sha256:{digest.hexdigest()}"
+
+
 def describe_inputs(scene: LandsatScene) -> list[str]:
-    """``"<file name> sha256:<hex>"`` of every input file, sorted: what the output was made
-    from, without the local folder names."""
-    described = []
-    for path in scene.files():
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        described.append(f"{path.name} sha256:{digest.hexdigest()}")
-    return sorted(described)
+    """:func:`describe_file` of every input file, sorted: what the output was made from,
+    without the local folder names."""
+    return sorted(describe_file(path) for path in scene.files())
 
 
 def _has_band8_rescaling(metadata: LandsatMetadata) -> bool:

@@ -128,15 +128,19 @@ class SceneReader:
     def __init__(self, scene: LandsatScene, lowres: GeoBox, pan_grid: GeoBox, fine: GeoBox,
                  convention: PanRequest,
                  mask_flags: tuple[str, ...] = DEFAULT_MASK_FLAGS,
-                 pan_shift_m: tuple[float, float] = (0.0, 0.0)) -> None:
+                 pan_shift_m: tuple[float, float] = (0.0, 0.0),
+                 scene_shift_m: tuple[float, float] = (0.0, 0.0)) -> None:
         """``lowres``, ``pan_grid``, ``fine``: the 30 m, 15 m and 10 m working grids;
         ``convention``: whether and how to read the pan (a model's ``InputConvention`` or a
         :class:`ReadInputs`); ``mask_flags``: quality flags read into the mask;
         ``pan_shift_m``: (dx east, dy north) metres by which the pan's content sits away
-        from the bands'; the pan is read with its georeference moved back by that much."""
+        from the bands'; the pan is read with its georeference moved back by that much.
+        ``scene_shift_m``: the same for the whole scene against a reference (bands, pan and
+        quality bands all moved back by it; :mod:`s2l8h.inference.coregister`)."""
         self.scene = scene
         self.mask_flags = mask_flags
         self.pan_shift_m = pan_shift_m
+        self.scene_shift_m = scene_shift_m
         self._stack = ExitStack()
         # Reads may run in other threads (prefetching, writing): close() waits for those in
         # flight, and a read after close() is an error, never a read of a closed dataset.
@@ -181,7 +185,8 @@ class SceneReader:
         rescaling = scene.multispectral_rescaling()
         for (path, band), (scale, offset) in zip(scene.multispectral_sources(), rescaling,
                                                   strict=True):
-            vrt, fill, dataset = self._vrt(path, lowres, Resampling.cubic, 0)
+            vrt, fill, dataset = self._vrt(path, lowres, Resampling.cubic, 0,
+                                           self.scene_shift_m)
             if band > dataset.count:
                 raise InputError(path, f"has {dataset.count} band(s), band {band} is needed")
             self.multispectral.append((vrt, band, fill, scale, offset, path))
@@ -196,14 +201,17 @@ class SceneReader:
                 raise InputError(None, "the model needs the panchromatic band; none was found")
             sun_corrected = convention.pan_radiometry == PAN_TOA_SUN_CORRECTED
             scale, offset = scene.pan_rescaling(sun_corrected)
-            vrt, fill, _ = self._vrt(scene.pan, pan_grid, PAN_RESAMPLING, 0,
-                                     self.pan_shift_m)
+            pan_shift = (self.pan_shift_m[0] + self.scene_shift_m[0],
+                         self.pan_shift_m[1] + self.scene_shift_m[1])
+            vrt, fill, _ = self._vrt(scene.pan, pan_grid, PAN_RESAMPLING, 0, pan_shift)
             self.pan = (vrt, 1, fill, scale, offset, scene.pan)
         self.quality = self.radsat = None
         if scene.qa is not None:
-            self.quality, _, _ = self._vrt(scene.qa, fine, Resampling.nearest, None)
+            self.quality, _, _ = self._vrt(scene.qa, fine, Resampling.nearest, None,
+                                           self.scene_shift_m)
         if scene.radsat is not None and "saturated" in self.mask_flags:
-            self.radsat, _, _ = self._vrt(scene.radsat, fine, Resampling.nearest, None)
+            self.radsat, _, _ = self._vrt(scene.radsat, fine, Resampling.nearest, None,
+                                          self.scene_shift_m)
 
     def close(self) -> None:
         """Close the files once no read is in flight."""
