@@ -250,6 +250,10 @@ def test_harmonize_never_writes_onto_its_reference(virginia, tmp_path: Path) -> 
         harmonize(scene, reference, like=target_path, reference=reference, overwrite=True,
                   progress=False)
     assert reference.read_bytes() == before
+    with pytest.raises(InputError, match=r"missing\.tif.*reference: no such file"):
+        harmonize(scene, tmp_path / "out.tif", like=target_path,
+                  reference=tmp_path / "missing.tif", progress=False)
+    assert not (tmp_path / "out.tif").exists()
 
 
 def test_benchmark_registers_every_method_to_the_reference(virginia, tmp_path: Path

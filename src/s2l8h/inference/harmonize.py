@@ -269,6 +269,8 @@ def plan_harmonize(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     scene = open_scene(inputs, toa=options.toa, need_pan=convention.use_pan)
     like = [options.like] if options.like is not None else []
     reference = [options.reference] if options.reference is not None else []
+    if reference and not os.path.isfile(options.reference):
+        raise InputError(options.reference, "reference: no such file")
     check_not_an_input(output, [*scene.files(), *like, *reference])
     grid = output_grid(scene.multispectral, like=options.like, crs=options.crs,
                        bounds=options.bounds, resolution=options.resolution)
@@ -329,12 +331,15 @@ def register_plan(plan: HarmonizePlan) -> SceneRegistration | None:
     if plan.options.reference is None:
         return None
     scene_crs = plan.scene.bands_grid().crs
-    if scene_crs is None or scene_crs.geographic:
-        # The shift, in metres, moves each file's georeference: it needs projected files.
+    if scene_crs is None or scene_crs.geographic or plan.grids.bands.crs != scene_crs or \
+            scene_crs.units[0] not in ("metre", "meter", "m"):
+        # The shift, measured on the working grid, moves each file's georeference: both must
+        # be one projected CRS in metres (not so for bands already warped onto another grid).
         registration = SceneRegistration(
             str(plan.options.reference), None, (0.0, 0.0),
             described=describe_file(plan.options.reference),
-            refused="the scene's bands are not in a projected CRS")
+            refused="the scene's bands are not on a 30 m grid in a projected CRS in metres, "
+                    "which the registration measures and moves them in")
         warnings.warn(f"{plan.scene.name}: {registration.messages()[0]}", InputCheckWarning,
                       stacklevel=3)
         return registration
