@@ -309,25 +309,30 @@ def registered_plan(plan: HarmonizePlan, shift_m: tuple[float, float]) -> Harmon
     return replace(plan, model=fine, grids=grids, tiles=tiles)
 
 
-def check_plan_inputs(plan: HarmonizePlan) -> InputChecks:
-    """Measure the pan's registration and the input noise on the central window; warn about
-    large findings."""
+def read_central_window(plan: HarmonizePlan) -> Strip:
+    """The central window of the scene as georeferenced (:attr:`HarmonizePlan.window`): what
+    the input checks and the registration measure."""
+    with plan.reader() as reader:
+        return reader.read_strip(*plan.window)
 
-    def read_window() -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        with plan.reader() as reader:
-            strip = reader.read_strip(*plan.window)
-        return strip.multispectral, strip.pan, strip.valid
 
-    checks = check_inputs(read_window, plan.options.register_pan)
+def check_plan_inputs(plan: HarmonizePlan, window: Strip | None = None) -> InputChecks:
+    """Measure the pan's registration and the input noise on the central window (``window``,
+    read if not given); warn about large findings."""
+    strip = window if window is not None else read_central_window(plan)
+    checks = check_inputs(lambda: (strip.multispectral, strip.pan, strip.valid),
+                          plan.options.register_pan)
     for message in checks.messages():
         warnings.warn(f"{plan.scene.name}: {message}", InputCheckWarning, stacklevel=3)
     return checks
 
 
-def register_plan(plan: HarmonizePlan) -> SceneRegistration | None:
+def register_plan(plan: HarmonizePlan, window: Strip | None = None
+                  ) -> SceneRegistration | None:
     """With ``options.reference``: measure the whole scene's shift against it on the central
-    window and decide whether to correct it (:mod:`s2l8h.inference.coregister`); warn about
-    a correction or a refusal. ``None`` without a reference."""
+    window (``window``, read if not given) and decide whether to correct it
+    (:mod:`s2l8h.inference.coregister`); warn about a correction or a refusal. ``None``
+    without a reference."""
     if plan.options.reference is None:
         return None
     scene_crs = plan.scene.bands_grid().crs
@@ -343,15 +348,11 @@ def register_plan(plan: HarmonizePlan) -> SceneRegistration | None:
         warnings.warn(f"{plan.scene.name}: {registration.messages()[0]}", InputCheckWarning,
                       stacklevel=3)
         return registration
+    strip = window if window is not None else read_central_window(plan)
     row0, rows, col0, cols = plan.window
-
-    def read_window() -> tuple[np.ndarray, np.ndarray]:
-        with plan.reader() as reader:
-            strip = reader.read_strip(row0, rows, col0, cols)
-        return strip.multispectral, strip.valid
-
     window_grid = plan.grids.bands[row0:row0 + rows, col0:col0 + cols]
-    registration = register_scene(read_window, window_grid, plan.options.reference)
+    registration = register_scene(lambda: (strip.multispectral, strip.valid), window_grid,
+                                  plan.options.reference)
     for message in registration.messages():
         warnings.warn(f"{plan.scene.name}: {message}", InputCheckWarning, stacklevel=3)
     return registration
@@ -478,8 +479,9 @@ def harmonize(
     """
     started = time.perf_counter()
     plan = plan_harmonize(inputs, output, HarmonizeOptions.build(options, **changes))
-    checks = check_plan_inputs(plan)
-    registration = register_plan(plan)
+    window = read_central_window(plan)
+    checks = check_plan_inputs(plan, window)
+    registration = register_plan(plan, window)
     scene_shift = registration.corrected_m if registration is not None else (0.0, 0.0)
     plan = registered_plan(plan, scene_shift)
     consistency = Consistency(window=plan.window)
