@@ -42,7 +42,7 @@ def read_reference(path: str | os.PathLike[str], grid: GeoBox) -> tuple[np.ndarr
             raise InputError(path, "reference: does not overlap the scene "
                              f"(its bounds {tuple(round(v, 1) for v in (left, bottom, right, top))}"
                              f", the scene window's {tuple(round(v, 1) for v in grid.boundingbox)}"
-                             f" in {grid.crs})")
+                             f" in {f'EPSG:{grid.crs.epsg}' if grid.crs.epsg else grid.crs})")
         # Each band's no data on its own (GDAL's default counts a pixel as no data only
         # where every band is), averaged as float with NaN outside; without a nodata tag
         # (Sentinel-2's JPEG 2000 bands), 0 is no data, so that a 30 m pixel half off the
