@@ -403,3 +403,67 @@ def test_url_signer_is_applied_to_found_items(catalog) -> None:
     assert result.sentinel2
     assert all(asset.href.endswith("?token=abc") for item in result.sentinel2
                for asset in item.assets.values())
+
+
+def test_reference_is_the_clearest_item_with_its_clouds_as_no_data(catalog, tmp_path: Path
+                                                                   ) -> None:
+    from s2l8h.errors import OutputError
+    from s2l8h.inference.coregister import register_scene
+
+    bbox = catalog["aoi"]
+    found = stac.search(bbox, "2021-01-01", "2023-12-31",
+                        catalogs=[stac.Catalog(catalog["url"], sentinel2="sentinel-2-l2a")])
+    item, clear = stac.clearest_sentinel2(found.sentinel2, bbox)
+    # Three items are all clear over the AOI: the least cloudy scene wins; the cloudy one
+    # (SCL 9 everywhere) and the one elsewhere never do.
+    assert item.id == "S2A_T18SVH_20230601" and clear == 1.0
+    path = stac.write_reference(item, bbox, tmp_path / "reference.tif")
+    reflectance, grid = catalog["reflectance"], catalog["grid"]
+    with rasterio.open(path) as dataset:
+        assert dataset.crs.to_epsg() == EPSG and dataset.nodata == 0
+        assert dataset.tags()["S2L8H_REFERENCE_ITEM"] == item.id
+        assert dataset.tags()["S2L8H_REFERENCE_ASSET"] == "B04"
+        left, bottom, right, top = transform_bounds("EPSG:4326", dataset.crs, *bbox)
+        assert dataset.bounds.left <= left and dataset.bounds.right >= right
+        assert dataset.bounds.bottom <= bottom and dataset.bounds.top >= top
+        window = rasterio.windows.from_bounds(*grid.boundingbox, dataset.transform)
+        written = dataset.read(1, window=window.round_offsets().round_lengths(),
+                               boundless=True, fill_value=0)
+    # The item's red band as stored (baseline 05.09: DN = reflectance x 10000 + 1000).
+    expected = np.rint(reflectance[2] * 10000 + 1000)
+    inside = written > 0
+    assert inside.mean() > 0.5
+    np.testing.assert_array_equal(written[inside], expected[inside])
+    # The simulated Landsat scene of the same ground needs no correction against it.
+    simulated = catalog["simulated"]
+    registration = register_scene(
+        lambda: (simulated.multispectral, simulated.lowres_valid), simulated.lowres_grid,
+        str(path))
+    assert registration.shift_m is not None and np.hypot(*registration.shift_m) < 2.0
+    assert registration.corrected_m == (0.0, 0.0) and not registration.refused
+    # Its clouds are no data: the cloudy item's reference is empty.
+    cloudy = next(i for i in found.sentinel2 if i.id == "S2B_T18SVH_20230601_cloudy")
+    with rasterio.open(stac.write_reference(cloudy, bbox, tmp_path / "cloudy.tif")) as dataset:
+        assert not dataset.read(1).any()
+    with pytest.raises(OutputError, match="already exists"):
+        stac.write_reference(item, bbox, path)
+    with pytest.raises(stac.CatalogError, match="no Sentinel-2 item has a clear pixel"):
+        stac.clearest_sentinel2([cloudy], bbox)
+
+
+def test_reference_cli(catalog, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from s2l8h.cli import app
+
+    aoi = ",".join(f"{value:.6f}" for value in catalog["aoi"])
+    options = ["--start", "2021-01-01", "--end", "2023-12-31", "--sentinel2-url",
+               catalog["url"], "--sentinel2", "sentinel-2-l2a", "-o",
+               str(tmp_path / "reference.tif")]
+    runner = CliRunner()
+    result = runner.invoke(app, ["reference", aoi, *options])
+    assert result.exit_code == 0, result.output
+    assert "S2A_T18SVH_20230601 (100% of the AOI clear); wrote" in result.output
+    again = runner.invoke(app, ["reference", aoi, *options])
+    assert again.exit_code == 2 and "already exists" in again.output
+    assert not list(tmp_path.glob(".*partial"))

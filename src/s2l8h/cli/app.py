@@ -14,7 +14,12 @@ from s2l8h.cli._common import one_line_errors
 from s2l8h.cli.evaluate import benchmark_command, evaluate_command, qa_command
 from s2l8h.cli.harmonize import demo_command, harmonize_command
 from s2l8h.cli.many import harmonize_many_command
-from s2l8h.cli.stac import build_dataset_command, pairs_command, search_command
+from s2l8h.cli.stac import (
+    build_dataset_command,
+    pairs_command,
+    reference_command,
+    search_command,
+)
 from s2l8h.cli.train import export_command, simulate_dataset_command, train_command
 
 app = typer.Typer(
@@ -39,6 +44,7 @@ app.command("export")(one_line_errors(export_command))
 AOI_SETTINGS = {"ignore_unknown_options": True}
 app.command("search", context_settings=AOI_SETTINGS)(one_line_errors(search_command))
 app.command("pairs", context_settings=AOI_SETTINGS)(one_line_errors(pairs_command))
+app.command("reference", context_settings=AOI_SETTINGS)(one_line_errors(reference_command))
 app.command("build-dataset", context_settings=AOI_SETTINGS)(
     one_line_errors(build_dataset_command))
 app.command("harmonize-many", context_settings=AOI_SETTINGS)(

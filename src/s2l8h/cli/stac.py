@@ -207,3 +207,34 @@ def build_dataset_command(
                            "kept: run the same command again to resume") from error
     console.print(f"wrote {output_dir} from {len(pairs)} pair(s): "
                   + ", ".join(f"{k} {v}" for k, v in counts.items()) + " patches")
+
+
+def reference_command(
+    aoi: str = typer.Argument(..., help="west,south,east,north (degrees) or a GeoJSON file."),
+    start: str = typer.Option(..., help="Start date, YYYY-MM-DD."),
+    end: str = typer.Option(..., help="End date, YYYY-MM-DD."),
+    output: Path = typer.Option(Path("reference.tif"), "-o", "--output"),
+    max_cloud: float = typer.Option(None, help="Maximum scene cloud cover, percent."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+    sentinel2_url: str = CATALOG_OPTIONS["sentinel2_url"],
+    sentinel2: str = CATALOG_OPTIONS["sentinel2"],
+    sign: str = CATALOG_OPTIONS["sign"],
+) -> None:
+    """A co-registration reference for harmonize --reference: the clearest Sentinel-2 L2A
+    item over the AOI (its SCL), its 10 m NIR band over the AOI with the not-clear pixels as
+    no data."""
+    from s2l8h.data import stac
+
+    bbox = _aoi(aoi)
+    catalog = _catalogs(None, "", "", sentinel2_url, sentinel2, sign, False)[-1]
+    catalog = stac.Catalog(catalog.url, sentinel2=catalog.sentinel2, sign=catalog.sign)
+    result = stac.search(bbox, start, end, max_cloud=max_cloud, catalogs=[catalog])
+    try:
+        item, clear = stac.clearest_sentinel2(result.sentinel2, bbox)
+        path = stac.write_reference(item, bbox, output, overwrite=overwrite)
+    except S2L8HError:
+        raise
+    except OSError as error:  # an asset could not be read over the network
+        raise CatalogError(f"reading the Sentinel-2 assets failed ({error}); run again") \
+            from error
+    console.print(f"{item.id} ({clear:.0%} of the AOI clear); wrote {path}")

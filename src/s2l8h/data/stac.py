@@ -399,3 +399,71 @@ def load_pair(pair: Pair, bbox: tuple[float, float, float, float], *,
                       reflectance, landsat[l_names["qa_pixel"]].values[0].astype(np.uint16),
                       grid30, pan, grid15, offset)
 
+
+
+#: Assets a co-registration reference is taken from, in order of preference: the 10 m NIR
+#: (most structure over land), then the 10 m red.
+REFERENCE_ASSETS = ("nir", "B08", "red", "B04")
+
+
+def clearest_sentinel2(items: Sequence[pystac.Item], bbox: tuple[float, float, float, float]
+                       ) -> tuple[pystac.Item, float]:
+    """The Sentinel-2 item with the largest clear fraction of the AOI (``bbox``, lon/lat; its
+    SCL asset), then the least scene cloud cover, then the latest; and that fraction."""
+    ranked = []
+    for item in items:
+        if not _covers(item, bbox):
+            continue
+        _, clear = aoi_fractions(_asset(item, ("scl", "SCL")), bbox, classify_scl)
+        ranked.append((clear, -float(item.properties.get("eo:cloud_cover", 100.0)),
+                       item.datetime.isoformat() if item.datetime else "", item.id, item))
+    if not ranked or max(ranked, key=lambda row: row[:4])[0] == 0.0:
+        raise CatalogError("no Sentinel-2 item has a clear pixel over the AOI")
+    best = max(ranked, key=lambda row: row[:4])
+    return best[4], best[0]
+
+
+def write_reference(item: pystac.Item, bbox: tuple[float, float, float, float],
+                    path: str | os.PathLike[str], *, margin: float = 600.0,
+                    overwrite: bool = False) -> Path:
+    """A co-registration reference for ``harmonize --reference``: the item's 10 m NIR (or red)
+    band over the AOI (``bbox``, lon/lat) plus ``margin`` metres, as stored (digital numbers,
+    nodata 0), with every pixel its SCL does not call clear (clouds, shadows, snow, water,
+    no data; nearest 20 m value) set to 0; tagged with the item, its date and the asset.
+    Written under a temporary name, then renamed; an existing file is kept unless
+    ``overwrite``."""
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject
+
+    from s2l8h.io.cog import check_output_path
+
+    path = Path(path)
+    check_output_path(path, overwrite)
+    name = next((name for name in REFERENCE_ASSETS if name in item.assets), None)
+    if name is None:
+        raise CatalogError(f"item {item.id} has none of the assets {list(REFERENCE_ASSETS)}")
+    with rasterio.open(item.assets[name].href) as dataset:
+        left, bottom, right, top = transform_bounds("EPSG:4326", dataset.crs, *bbox)
+        window = rasterio.windows.from_bounds(left - margin, bottom - margin, right + margin,
+                                              top + margin, dataset.transform)
+        window = window.round_offsets().round_lengths()
+        band = dataset.read(1, window=window, boundless=True, fill_value=0)
+        crs, transform = dataset.crs, dataset.window_transform(window)
+    scl = np.zeros(band.shape, dtype=np.uint8)
+    with rasterio.open(_asset(item, ("scl", "SCL"))) as dataset:
+        reproject(rasterio.band(dataset, 1), scl, dst_transform=transform, dst_crs=crs,
+                  resampling=Resampling.nearest)
+    band = np.where(classify_scl(scl)[1], band, 0).astype(band.dtype)
+    partial = path.with_name(f".{path.name}.partial")
+    profile = {"driver": "GTiff", "width": band.shape[1], "height": band.shape[0], "count": 1,
+               "dtype": band.dtype, "crs": crs, "transform": transform, "nodata": 0,
+               "compress": "deflate", "tiled": True}
+    try:
+        with rasterio.open(partial, "w", **profile) as target:
+            target.write(band, 1)
+            target.update_tags(S2L8H_REFERENCE_ITEM=item.id, S2L8H_REFERENCE_ASSET=name,
+                               S2L8H_REFERENCE_DATETIME=str(item.datetime or ""))
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
