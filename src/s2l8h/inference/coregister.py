@@ -63,7 +63,7 @@ GROSS_OUTLIER_SCALES = 12.0
 #: A shift is a false peak unless moving the fit by it takes at least 0.5 % off its
 #: decorrelation with the reference (1 - correlation): a weakly related reference gave a
 #: spurious 2.8 m shift a rise of 0.2728 -> 0.2732; real shifts on the registration
-#: benchmark's perturbed references take off 1 % or more.
+#: benchmark's perturbed references take off at least 0.99 %.
 MIN_DECORRELATION_DROP = 0.995
 
 
