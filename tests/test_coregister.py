@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from conftest import make_scene, write_raster
 from s2l8h.cli.app import app
-from s2l8h.data.simulate import Degradation, simulate_landsat, write_simulated_scene
+from s2l8h.data.simulate import Degradation
 from s2l8h.errors import InputError, OutputError
 from s2l8h.evaluate.benchmark import read_prediction, run_benchmark
 from s2l8h.evaluate.metrics import psnr
@@ -29,6 +29,7 @@ from s2l8h.inference.options import HarmonizeOptions
 from s2l8h.io.grid import moved_grid
 from s2l8h.io.reference import read_reference
 from s2l8h.io.sentinel2 import read_sentinel2
+from test_checks import _scene
 
 VIRGINIA = Path(__file__).parents[1] / "data" / "s2_l1c_virginia_north"
 runner = CliRunner()
@@ -156,13 +157,18 @@ def test_read_reference_averages_bands_masks_nodata_and_names_bad_files(tmp_path
 def _misregistered_scene(virginia, folder: Path) -> tuple[Path, Path, Path, np.ndarray]:
     """A scene simulated 15 m (9 east, 12 south) away from its truth, the truth's grid, and
     a reference in the truth's geometry (its red band as Sentinel-2 digital numbers)."""
-    reflectance, valid, grid = virginia
-    simulated = simulate_landsat(reflectance, valid, grid,
-                                 degradation=Degradation(shift_ms=(9.0, -12.0)))
-    scene, target = write_simulated_scene(simulated, folder)
-    red = np.rint(np.nan_to_num(simulated.target[2]) * 10000).astype(np.uint16)
-    reference = _reference_file(folder / "S2_reference_B04.tif", red, grid, nodata=0)
-    return scene, target, reference, simulated.target
+    scene, target_path, target = _scene(virginia, folder, Degradation(shift_ms=(9.0, -12.0)))
+    red = np.rint(np.nan_to_num(target[2]) * 10000).astype(np.uint16)
+    reference = _reference_file(folder / "S2_reference_B04.tif", red, virginia[2], nodata=0)
+    return scene, target_path, reference, target
+
+
+def _inner(valid: np.ndarray, margin: int = 12) -> np.ndarray:
+    """``valid`` without a ``margin`` of pixels along the edges."""
+    inner = valid.copy()
+    inner[:margin] = inner[-margin:] = False
+    inner[:, :margin] = inner[:, -margin:] = False
+    return inner
 
 
 def test_harmonize_registers_the_scene_to_the_reference(virginia, tmp_path: Path) -> None:
@@ -199,28 +205,15 @@ def test_harmonize_registers_the_scene_to_the_reference(virginia, tmp_path: Path
         else:
             assert "S2L8H_SCENE_SHIFT" not in tags and result.extra["registration"] is None
         prediction, _, valid = read_prediction(output)
-        inner = valid.copy()
-        inner[:12] = inner[-12:] = False
-        inner[:, :12] = inner[:, -12:] = False
-        scores[registered] = psnr(prediction, target, inner)
+        scores[registered] = psnr(prediction, target, _inner(valid))
     assert scores[True] > scores[False] + 1.0
     # Registered, it is as good as a scene that was never misregistered: the networks see
     # the scene's pixels unresampled (resampling them by the shift cost about 1 dB).
-    clean_scene, _, clean_target = _scene_without_shift(virginia, tmp_path / "clean")
+    clean_scene, _, clean_target = _scene(virginia, tmp_path / "clean", Degradation())
     harmonize(clean_scene, tmp_path / "clean.tif", like=target_path, models=["lite"],
               dtype="float32", progress=False, mask_flags=())
     prediction, _, valid = read_prediction(tmp_path / "clean.tif")
-    inner = valid.copy()
-    inner[:12] = inner[-12:] = False
-    inner[:, :12] = inner[:, -12:] = False
-    assert scores[True] > psnr(prediction, clean_target, inner) - 0.3
-
-
-def _scene_without_shift(virginia, folder: Path) -> tuple[Path, Path, np.ndarray]:
-    reflectance, valid, grid = virginia
-    simulated = simulate_landsat(reflectance, valid, grid)
-    scene, target = write_simulated_scene(simulated, folder)
-    return scene, target, simulated.target
+    assert scores[True] > psnr(prediction, clean_target, _inner(valid)) - 0.3
 
 
 def test_registration_into_a_geographic_output_grid(virginia, tmp_path: Path) -> None:
