@@ -296,8 +296,9 @@ def test_cli_over_local_folders(landsat, tmp_path) -> None:
     assert (out / "stac" / "catalog.json").is_file()
     again = runner.invoke(app, ["harmonize-many", *folders, *options])
     assert again.exit_code == 0 and "done 0, skipped 2, failed 0" in again.output
-    # Registered to a Sentinel-2 band of the area: every product says what it found. These
-    # 600 m windows hold too few Landsat pixels to measure a shift, so none is applied.
+    # Registered to a Sentinel-2 band of the area: every product says what it found. It is
+    # measured on the scene around the 600 m AOI (harmonize's context, fetched with it), here
+    # the whole 32 x 32 px scene, still too few Landsat pixels: none is applied.
     reference = VIRGINIA / "S2_L1C_virginia_north_B04.tif"
     registered = runner.invoke(app, ["harmonize-many", *folders, *options, "--overwrite",
                                      "--reference", str(reference)])
@@ -307,7 +308,7 @@ def test_cli_over_local_folders(landsat, tmp_path) -> None:
             found = json.loads(dataset.tags()["S2L8H_SCENE_SHIFT"])
         assert found["reference"].startswith(f"{reference.name} sha256:")
         assert found["corrected_m"] == [0.0, 0.0]
-        assert found["shift_m"] is None and found["refused"].startswith("only 484 pixels")
+        assert found["shift_m"] is None and found["refused"].startswith("only 961 pixels")
     # Clear errors: no source, no AOI, an unreadable ItemCollection; nothing written.
     bad = runner.invoke(app, ["harmonize-many", "-o", str(tmp_path / "x"), "--aoi", str(aoi)])
     assert bad.exit_code != 0 and "scene folders, --items or --search" in bad.output
@@ -351,16 +352,83 @@ def test_only_the_aoi_window_is_read(landsat, tmp_path) -> None:
     small = GeoBox.from_bbox((439230, 4175760, 439430, 4175960), "EPSG:32618", resolution=10)
     region = read_region(small, alignment=1)
     assert region.shape == (7 + 2 * KERNEL_MARGIN, 7 + 2 * KERNEL_MARGIN)  # 200 m at 30 m
-    folder = fetch_window(scene, region, tmp_path / "window")
+    # On these 32 x 32 px scenes the margins reach the edges: fetch the 200 m alone to see
+    # that only the region asked for is copied (test_panreg does it with the margins, on a
+    # larger scene).
+    tight = GeoBox.from_bbox(small.boundingbox, "EPSG:32618", resolution=30)
+    folder = fetch_window(scene, tight, tmp_path / "window")
     cut = open_scene(folder)
     assert cut.pan is not None and cut.qa is not None and cut.pan_metadata is not None
     original = Path(scene.item["assets"]["blue"]["href"].removeprefix("file://"))
     with rasterio.open(original) as whole, rasterio.open(cut.multispectral[0]) as part:
         assert part.width < 0.7 * whole.width and part.height < 0.7 * whole.height
         # the region, 2 pixels of padding each side, 1 for the 15 m offset of Landsat edges
-        assert part.width <= region.width + 5 and part.height <= region.height + 5
+        assert part.width <= tight.width + 5 and part.height <= tight.height + 5
         assert part.crs == whole.crs and part.nodata == whole.nodata
         window = rasterio.windows.from_bounds(*part.bounds, whole.transform)
         np.testing.assert_array_equal(part.read(1), whole.read(1, window=window.round_offsets()
                                                                .round_lengths()))
         assert GeoBox.from_rio(part).extent.contains(small.extent)
+    # Given the output grid, the scene around the small AOI on which harmonize measures the
+    # pan's shift, the noise and any registration (here all of the 32 x 32 px scene) comes
+    # too, so that harmonize on the window measures as on the whole scene.
+    around = open_scene(fetch_window(scene, region, tmp_path / "around", output=small))
+    with rasterio.open(original) as whole:
+        for path in (around.multispectral[0], around.pan):
+            with rasterio.open(path) as part:
+                assert GeoBox.from_rio(part).extent.contains(
+                    GeoBox.from_rio(whole).extent.buffer(-1))
+
+
+def test_reference_search_makes_one_reference_for_the_season(landsat, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from s2l8h.cli import app
+
+    features = json.loads(landsat["items"].read_text())["features"]
+    keep = [f for f in features if f["collection"].startswith("landsat")
+            and ("20230501" in f["id"] or "20230517" in f["id"])]
+    # Two Sentinel-2 L2A items of the area, its red band as stored: one all cloud by its SCL
+    # (9) though its scene cloud cover is lower, one all clear (4).
+    extent = (435730.0, 4169460.0, 450730.0, 4179460.0)
+    sentinel2 = []
+    for name, scl_value, cloud in (("S2A_T18SVH_20230510_cloudy", 9, 1.0),
+                                   ("S2B_T18SVH_20230520", 4, 5.0)):
+        scl = tmp_path / f"{name}_SCL.tif"
+        with rasterio.open(scl, "w", driver="GTiff", width=750, height=500, count=1,
+                           dtype="uint8", crs=f"EPSG:{EPSG}",
+                           transform=Affine(20, 0, extent[0], 0, -20, extent[3])) as dataset:
+            dataset.write(np.full((1, 500, 750), scl_value, dtype=np.uint8))
+        sentinel2.append(_item(name, "sentinel-2-l2a", "2023-05-10", extent,
+                               {"red": str(VIRGINIA / "S2_L1C_virginia_north_B04.tif"),
+                                "scl": str(scl)},
+                               platform="sentinel-2a", **{"eo:cloud_cover": cloud}))
+    collection = tmp_path / "items.json"
+    collection.write_text(json.dumps({"type": "FeatureCollection",
+                                      "features": [*keep, *sentinel2]}))
+    out = tmp_path / "out"
+    bbox = ",".join(f"{value:.6f}" for value in landsat["aoi"].boundingbox)
+    options = ["--items", str(collection), "--aoi", bbox, "--reference-search", "-o", str(out),
+               "--scheduler", landsat["cluster"].scheduler_address, "--torch-threads", "1",
+               "-q"]
+    runner = CliRunner()
+    result = runner.invoke(app, ["harmonize-many", *options])
+    assert result.exit_code == 0, result.output
+    assert "reference: S2B_T18SVH_20230520 (100% of the AOI clear)" in result.output
+    reference = out / "reference" / "S2B_T18SVH_20230520.tif"
+    with rasterio.open(reference) as dataset:
+        assert dataset.tags()["S2L8H_REFERENCE_ITEM"] == "S2B_T18SVH_20230520"
+    written = reference.stat().st_mtime_ns
+    for feature in keep[::2]:
+        with rasterio.open(out / f"{feature['id']}.tif") as dataset:
+            found = json.loads(dataset.tags()["S2L8H_SCENE_SHIFT"])
+        assert found["reference"].startswith("S2B_T18SVH_20230520.tif sha256:")
+    # A rerun reuses the reference, so the products keep their provenance.
+    again = runner.invoke(app, ["harmonize-many", *options])
+    assert again.exit_code == 0 and "done 0, skipped 2, failed 0" in again.output
+    assert reference.stat().st_mtime_ns == written
+    # Not with local folders, nor with --reference.
+    bad = runner.invoke(app, ["harmonize-many", str(landsat["folders"][0]), "--aoi", bbox,
+                              "--reference-search", "-o", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--reference-search needs --search or --items" in bad.output
+    assert not (tmp_path / "x").exists()

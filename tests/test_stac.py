@@ -467,3 +467,24 @@ def test_reference_cli(catalog, tmp_path: Path) -> None:
     again = runner.invoke(app, ["reference", aoi, *options])
     assert again.exit_code == 2 and "already exists" in again.output
     assert not list(tmp_path.glob(".*partial"))
+
+
+def test_season_reference_is_written_once_and_reused(catalog, tmp_path: Path) -> None:
+    from s2l8h.errors import OutputError
+
+    bbox = catalog["aoi"]
+    found = stac.search(bbox, "2021-01-01", "2023-12-31", catalogs=[_catalog(catalog["url"])])
+    # Only the Sentinel-2 items count, whatever else the list holds.
+    items = [*found.landsat, *found.sentinel2]
+    assert stac.sentinel2_items(items) == found.sentinel2
+    path, item, clear = stac.season_reference(items, bbox, tmp_path / "reference")
+    assert path == tmp_path / "reference" / "S2A_T18SVH_20230601.tif" and clear == 1.0
+    assert item.id == "S2A_T18SVH_20230601"
+    written = path.stat().st_mtime_ns
+    again, _, _ = stac.season_reference(items, bbox, tmp_path / "reference")
+    assert again == path and path.stat().st_mtime_ns == written
+    # A file of that name made from something else is not taken for it, nor replaced.
+    path.write_bytes(b"not a raster")
+    with pytest.raises(OutputError, match="is not the reference made from S2A_T18SVH_20230601"):
+        stac.season_reference(items, bbox, tmp_path / "reference")
+    assert path.read_bytes() == b"not a raster"

@@ -51,7 +51,7 @@ from s2l8h.io.errors import OutputError
 PROVENANCE_TAG = "S2L8H_BATCH_PROVENANCE"
 #: The options that change the pixels (not batch size, device, threads): the provenance's.
 PROVENANCE_OPTIONS = ("uncertainty", "tile", "overlap", "dtype", "mask_flags", "keep_flagged",
-                      "toa", "mc_passes", "dropout", "register_pan", "reference",
+                      "toa", "mc_passes", "dropout", "register_pan", "pan_blocks", "reference",
                       "consistency", "filter_input_noise")
 #: Options the run sets for each scene (its grid, tags, overwriting and progress).
 RUN_OPTIONS = ("like", "crs", "bounds", "resolution", "tags")
@@ -175,7 +175,7 @@ def run_scene(job: SceneJob) -> dict[str, Any]:
             region = read_region(grid, alignment, models[0].convention.scale)
             inputs = fetch_window(job.scene, region, Path(scratch) / "scene",
                                   need_pan=models[0].convention.use_pan,
-                                  requester_pays=job.requester_pays)
+                                  requester_pays=job.requester_pays, output=grid)
         harmonize(inputs, job.output, job.options, models=models, crs=job.crs,
                   bounds=tuple(grid.boundingbox), resolution=grid.resolution.x,
                   overwrite=state != "missing", progress=False, tags=tags)

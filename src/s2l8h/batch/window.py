@@ -5,9 +5,12 @@ is opened through GDAL's virtual file systems (``https://`` -> ``/vsicurl/``, ``
 ``/vsis3/``; requester-pays and signed URLs as configured) and only the block of native
 pixels that :func:`s2l8h.inference.harmonize.harmonize` reads for the output grid is fetched
 (HTTP range requests on a COG) and written unchanged (same pixels, same grid) to a local
-GeoTIFF named as USGS names its files. The region is the model's padded 30 m working grid plus
-a margin of 4 pixels for the cubic kernel, so ``harmonize`` on the window folder gives exactly
-what it gives on the whole scene. MTL files are small and copied whole.
+GeoTIFF named as USGS names its files. The region is the model's padded 30 m working grid
+plus a margin of :data:`KERNEL_MARGIN` pixels (the cubic kernel, the pan's margin), and what
+``harmonize`` measures on before the run (:func:`measured_regions`: for an AOI under 256 band
+pixels a side the scene's pixels around it, and the blocks of the pan's registration), so
+``harmonize`` on the window folder gives exactly what it gives on the whole scene. MTL files
+are small and copied whole.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import shutil
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +30,7 @@ from rasterio.windows import Window
 
 from s2l8h.batch.scenes import SceneSpec
 from s2l8h.io.errors import InputError
-from s2l8h.io.grid import WorkingGrids, model_grid
+from s2l8h.io.grid import WorkingGrids, block_cover, context_grid, model_grid
 
 #: STAC asset keys of each file, in the naming of USGS LandsatLook, Planetary Computer and
 #: Earth Search (first match wins), and the file-name suffix ``open_scene`` recognizes.
@@ -42,7 +46,7 @@ LEVEL2_ASSETS: dict[str, tuple[tuple[str, ...], str]] = {
 OPTIONAL_LEVEL2_ASSETS = {"qa_radsat": (("qa_radsat", "QA_RADSAT"), "QA_RADSAT.TIF")}
 PAN_ASSET = (("pan", "B8"), "B8.TIF")
 MTL_ASSETS = ("mtl.json", "MTL_JSON", "mtl.txt", "MTL_TXT", "MTL.json", "MTL.txt")
-KERNEL_MARGIN = 4  # 30 m pixels around the working grid (cubic needs 2)
+KERNEL_MARGIN = 10  # 30 m pixels around: cubic needs 2, the pan's 16-pixel margin 8 + 2
 
 
 def read_region(grid: GeoBox, alignment: int, scale: int = 3) -> GeoBox:
@@ -70,17 +74,25 @@ def _asset(item: dict[str, Any], names: tuple[str, ...]) -> str | None:
     return next((assets[name]["href"] for name in names if name in assets), None)
 
 
-def copy_window(href: str, region: GeoBox, destination: Path) -> Path:
-    """Write the native pixels of ``href`` that cover ``region`` (plus 2 pixels) to
-    ``destination`` (GeoTIFF, same grid, dtype and nodata)."""
+def copy_window(href: str, region: GeoBox | Sequence[GeoBox], destination: Path) -> Path:
+    """Write the native pixels of ``href`` that cover ``region`` (or the smallest window
+    that covers every region given; plus 2 pixels) to ``destination`` (GeoTIFF, same grid,
+    dtype and nodata)."""
+    regions = [region] if isinstance(region, GeoBox) else list(region)
     try:
         with rasterio.open(_local(href)) as source:
             if source.crs is None:
                 raise _error(href, "raster has no CRS")
-            roi = compute_reproject_roi(GeoBox.from_rio(source), region, padding=2)
-            rows, cols = roi.roi_src
-            if rows.stop <= rows.start or cols.stop <= cols.start:
+            native = GeoBox.from_rio(source)
+            found = [compute_reproject_roi(native, part, padding=2).roi_src
+                     for part in regions]
+            if any(rows.stop <= rows.start or cols.stop <= cols.start
+                   for rows, cols in found[:1]):
                 raise _error(href, "does not overlap the AOI")
+            found = [(rows, cols) for rows, cols in found
+                     if rows.stop > rows.start and cols.stop > cols.start]
+            rows = slice(min(r.start for r, _ in found), max(r.stop for r, _ in found))
+            cols = slice(min(c.start for _, c in found), max(c.stop for _, c in found))
             window = Window.from_slices(rows, cols)
             data = source.read(window=window)
             profile = {"driver": "GTiff", "width": data.shape[2], "height": data.shape[1],
@@ -115,16 +127,37 @@ def copy_file(href: str, destination: Path, requester_pays: bool = False) -> Pat
     return destination
 
 
+def measured_regions(href: str, output: GeoBox) -> list[GeoBox]:
+    """The scene's band pixels beyond the output's working grid that ``harmonize`` reads
+    before the run, on the grid of the band ``href``, each padded by :data:`KERNEL_MARGIN`:
+    around a small output area, where it measures the pan's shift, the noise and any
+    registration (:func:`s2l8h.io.grid.context_grid`), and the blocks on which it measures
+    the pan's shift block by block (:func:`s2l8h.io.grid.block_cover`)."""
+    try:
+        with rasterio.open(_local(href)) as source:
+            if source.crs is None:
+                raise _error(href, "raster has no CRS")
+            bands = GeoBox.from_rio(source)
+    except RasterioError as error:
+        raise _error(href, f"cannot read its grid ({error})") from None
+    found = (context_grid(output, bands), block_cover(output, bands))
+    return [region.pad(KERNEL_MARGIN) for region in found if region is not None]
+
+
 def fetch_window(scene: SceneSpec, region: GeoBox, folder: Path, *, need_pan: bool = True,
-                 requester_pays: bool = False) -> Path:
+                 requester_pays: bool = False, output: GeoBox | None = None) -> Path:
     """Write the AOI window of a STAC scene's assets into ``folder`` as a Collection-2 scene
-    folder that :func:`s2l8h.io.landsat.open_scene` reads; returns ``folder``."""
+    folder that :func:`s2l8h.io.landsat.open_scene` reads; returns ``folder``. With the
+    ``output`` grid, also what ``harmonize`` measures on beyond it (:func:`measured_regions`)."""
     if scene.item is None:
         raise InputError(None, f"scene {scene.id} has no STAC item")
     folder.mkdir(parents=True, exist_ok=True)
     name = scene.item["id"]
     environment = {"AWS_REQUEST_PAYER": "requester"} if requester_pays else {}
     with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", **environment):
+        blue = _asset(scene.item, LEVEL2_ASSETS["blue"][0])
+        regions = [region, *(measured_regions(blue, output)
+                             if output is not None and blue else [])]
         for label, (keys, suffix) in {**LEVEL2_ASSETS, **OPTIONAL_LEVEL2_ASSETS}.items():
             href = _asset(scene.item, keys)
             if href is None:
@@ -132,7 +165,7 @@ def fetch_window(scene: SceneSpec, region: GeoBox, folder: Path, *, need_pan: bo
                     raise InputError(None, f"STAC item {name} has no {label} asset "
                                      f"(looked for {list(keys)})")
                 continue
-            copy_window(href, region, folder / f"{name}_{suffix}")
+            copy_window(href, regions, folder / f"{name}_{suffix}")
         mtl = _asset(scene.item, MTL_ASSETS)
         if mtl is not None:
             kind = "txt" if mtl.split("?")[0].lower().endswith(".txt") else "json"
@@ -146,7 +179,7 @@ def fetch_window(scene: SceneSpec, region: GeoBox, folder: Path, *, need_pan: bo
             mtl1 = _asset(scene.level1, MTL_ASSETS)
             if pan is None or mtl1 is None:
                 raise InputError(None, f"Level-1 item {level1} lacks the pan band or its MTL")
-            copy_window(pan, region, folder / f"{level1}_{PAN_ASSET[1]}")
+            copy_window(pan, regions, folder / f"{level1}_{PAN_ASSET[1]}")
             kind = "txt" if mtl1.split("?")[0].lower().endswith(".txt") else "json"
             copy_file(mtl1, folder / f"{level1}_MTL.{kind}", requester_pays)
     return folder

@@ -88,6 +88,10 @@ def harmonize_command(
     register_pan: bool = typer.Option(
         True, help="Measure the pan's shift against the bands and correct it when above 2 m "
                    "(--no-register-pan: measure and report only)."),
+    pan_blocks: bool = typer.Option(
+        True, help="Measure and correct the pan's shift block by block (4.8 km) as the scene "
+                   "is read: on real Landsat it varies across a scene (--no-pan-blocks: one "
+                   "shift for the scene)."),
     reference: Path = typer.Option(
         None, help="A Sentinel-2 band or stack of the scene's area (any date, L1C or L2A): "
                    "measure the whole scene's shift against it and correct it when above 2 m "
@@ -117,8 +121,8 @@ def harmonize_command(
         batch_size=batch_size, device=device, threads=threads, dtype=dtype,
         mask_flags=mask_flags(mask), keep_flagged=keep_flagged, toa=toa, mc_passes=mc_passes,
         dropout=dropout, overwrite=overwrite, progress=not quiet, precision=precision,
-        register_pan=register_pan, reference=reference, consistency=consistency,
-        filter_input_noise=filter_input_noise)
+        register_pan=register_pan, pan_blocks=pan_blocks, reference=reference,
+        consistency=consistency, filter_input_noise=filter_input_noise)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

@@ -26,6 +26,8 @@ def harmonize_many_command(
     landsat_url: str = CATALOG_OPTIONS["landsat_url"],
     landsat_l2: str = CATALOG_OPTIONS["landsat_l2"],
     landsat_l1: str = CATALOG_OPTIONS["landsat_l1"],
+    sentinel2_url: str = CATALOG_OPTIONS["sentinel2_url"],
+    sentinel2: str = CATALOG_OPTIONS["sentinel2"],
     sign: str = CATALOG_OPTIONS["sign"],
     requester_pays: bool = CATALOG_OPTIONS["requester_pays"],
     crs: str = typer.Option(None, help="Output CRS (default: the AOI's UTM zone)."),
@@ -54,6 +56,13 @@ def harmonize_many_command(
         None, help="A Sentinel-2 band or stack over the AOI (any date): register every scene "
                    "to it before harmonizing, as harmonize --reference does, so that a "
                    "season's products share the Sentinel-2 geometry."),
+    reference_search: bool = typer.Option(
+        False, "--reference-search",
+        help="With --search or --items: make that reference from the Sentinel-2 L2A items "
+             "(--search: of the same dates in --sentinel2-url; --items: of the collection), "
+             "the clearest over the AOI as s2l8h reference makes it, written to "
+             "OUTPUT_DIR/reference/<item id>.tif; a rerun uses the one there without a "
+             "search."),
     workers: int = typer.Option(2, help="LocalCluster worker processes."),
     threads_per_worker: int = typer.Option(1, help="LocalCluster threads per worker."),
     scheduler: str = typer.Option(None, help="Address of a running dask scheduler "
@@ -81,6 +90,9 @@ def harmonize_many_command(
         fail("give exactly one source: scene folders, --items or --search")
     if search and not (start and end):
         fail("--search needs --start and --end")
+    if reference_search and (reference is not None or folders):
+        fail("--reference-search needs --search or --items (Sentinel-2 items to choose the "
+             "reference from), and no --reference")
     if aoi is None and (like is None or not folders):
         fail("--aoi is needed (west,south,east,north in degrees or a GeoJSON file)")
     region = parse_aoi(aoi) if aoi is not None else None
@@ -98,6 +110,9 @@ def harmonize_many_command(
             scenes = scenes_from_search(region, start, end, catalog, max_cloud=max_cloud)
     if not scenes:
         fail("no Landsat scene to harmonize over the AOI")
+    if reference_search:
+        reference = _season_reference(region, output_dir, items, start, end, max_cloud,
+                                      sentinel2_url, sentinel2, sign)
     options = HarmonizeOptions(
         models=model or None, uncertainty=uncertainty, tile=tile, overlap=overlap,
         batch_size=batch_size, device=device, dtype=dtype, mask_flags=mask_flags(mask),
@@ -118,3 +133,52 @@ def harmonize_many_command(
                                 highlight=False)
     if result.count("failed"):
         raise typer.Exit(1)
+
+
+def _season_reference(region, output_dir: Path, items: Path | None, start: str | None,
+                      end: str | None, max_cloud: float | None, sentinel2_url: str | None,
+                      sentinel2: str, sign: str | None) -> Path:
+    """``--reference-search``: the reference of :func:`s2l8h.data.stac.season_reference`
+    from the collection's Sentinel-2 items, or from a search of the same dates."""
+    import pystac
+    import rasterio
+    import rasterio.errors
+    from rasterio.warp import transform_bounds
+
+    from s2l8h.data import stac
+    from s2l8h.errors import CatalogError, S2L8HError
+
+    folder = Path(output_dir) / "reference"
+    made = sorted(folder.glob("*.tif")) if folder.is_dir() else []
+    if len(made) > 1:
+        fail(f"{folder}: holds {len(made)} references; keep the one to use, or remove them all "
+             "to choose again")
+    bbox = tuple(region.boundingbox)
+    if made:  # an earlier run's: reused without a search, so its products stay done
+        with rasterio.open(made[0]) as dataset:
+            left, bottom, right, top = transform_bounds("EPSG:4326", dataset.crs, *bbox)
+            covers = dataset.bounds.left <= left and dataset.bounds.right >= right and \
+                dataset.bounds.bottom <= bottom and dataset.bounds.top >= top
+        if not covers:
+            fail(f"{made[0]}: an earlier run's reference does not cover this AOI; remove it "
+                 "to choose another, or choose another output folder")
+        console.print(f"reference: {made[0]} (made by an earlier run)")
+        return made[0]
+    catalog = _catalogs(None, "", "", sentinel2_url, sentinel2, sign, False)[-1]
+    if items is not None:
+        candidates = list(pystac.ItemCollection.from_file(str(items)))
+        if catalog.sign:
+            candidates = [catalog.sign(item) or item for item in candidates]
+    else:
+        catalog = stac.Catalog(catalog.url, sentinel2=catalog.sentinel2, sign=catalog.sign)
+        candidates = stac.search(bbox, start, end, max_cloud=max_cloud,
+                                 catalogs=[catalog]).sentinel2
+    try:
+        path, item, clear = stac.season_reference(candidates, bbox, folder)
+    except S2L8HError:
+        raise
+    except (OSError, rasterio.errors.RasterioError) as error:  # an asset could not be read
+        raise CatalogError(f"reading the Sentinel-2 assets failed ({error}); run again") \
+            from error
+    console.print(f"reference: {item.id} ({clear:.0%} of the AOI clear), {path}")
+    return path

@@ -13,6 +13,9 @@
 Catalogue URLs and collection names are configurable (:class:`Catalog`); a URL signer (e.g.
 ``planetary_computer.sign_inplace``) and requester-pays S3 access are options. Network
 failures raise :class:`CatalogError` (after retries) naming the catalogue.
+
+:func:`clearest_sentinel2`, :func:`write_reference` and :func:`season_reference` make a
+co-registration reference for ``harmonize --reference`` from Sentinel-2 items.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from s2l8h.bands import (
     SR_OFFSET,
     SR_SCALE,
 )
-from s2l8h.errors import CatalogError  # also stac.CatalogError
+from s2l8h.errors import CatalogError, OutputError  # also stac.CatalogError
 
 #: SCL classes counted as clear: vegetation, not vegetated, water (and dark area, unclassified
 #: are not clear, as in the paper's filter they are treated as unreliable).
@@ -404,6 +407,10 @@ def load_pair(pair: Pair, bbox: tuple[float, float, float, float], *,
 #: Assets a co-registration reference is taken from, in order of preference: the 10 m NIR
 #: (most structure over land), then the 10 m red.
 REFERENCE_ASSETS = ("nir", "B08", "red", "B04")
+#: Metres around the AOI a reference covers: half of the 256 Landsat pixels (7.7 km) around
+#: a small output area on which ``harmonize`` registers it
+#: (:data:`s2l8h.io.grid.CONTEXT_PIXELS`), and a little more.
+REFERENCE_MARGIN_M = 4500.0
 
 
 def clearest_sentinel2(items: Sequence[pystac.Item], bbox: tuple[float, float, float, float]
@@ -424,7 +431,7 @@ def clearest_sentinel2(items: Sequence[pystac.Item], bbox: tuple[float, float, f
 
 
 def write_reference(item: pystac.Item, bbox: tuple[float, float, float, float],
-                    path: str | os.PathLike[str], *, margin: float = 600.0,
+                    path: str | os.PathLike[str], *, margin: float = REFERENCE_MARGIN_M,
                     overwrite: bool = False) -> Path:
     """A co-registration reference for ``harmonize --reference``: the item's 10 m NIR (or red)
     band over the AOI (``bbox``, lon/lat) plus ``margin`` metres, as stored (digital numbers,
@@ -467,3 +474,34 @@ def write_reference(item: pystac.Item, bbox: tuple[float, float, float, float],
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+def sentinel2_items(items: Sequence[pystac.Item]) -> list[pystac.Item]:
+    """The Sentinel-2 items among ``items`` (platform ``sentinel-2*``, or a collection whose
+    name says Sentinel-2)."""
+    return [item for item in items
+            if str(item.properties.get("platform", "")).lower().startswith("sentinel-2")
+            or "sentinel-2" in str(item.collection_id or "").lower()]
+
+
+def season_reference(items: Sequence[pystac.Item], bbox: tuple[float, float, float, float],
+                     folder: str | os.PathLike[str]) -> tuple[Path, pystac.Item, float]:
+    """One co-registration reference for a season's scenes over the AOI (``bbox``,
+    lon/lat): :func:`clearest_sentinel2` of the Sentinel-2 ``items``, written by
+    :func:`write_reference` to ``folder/<item id>.tif``, or that file as an earlier run
+    wrote it (a rerun reuses it, so its outputs keep their provenance). Returns the path,
+    the item and the AOI's clear fraction in it."""
+    item, clear = clearest_sentinel2(sentinel2_items(items), bbox)
+    path = Path(folder) / f"{item.id}.tif"
+    if path.exists():
+        try:
+            with rasterio.open(path) as dataset:
+                made_from = dataset.tags().get("S2L8H_REFERENCE_ITEM")
+        except rasterio.errors.RasterioIOError:
+            made_from = None
+        if made_from != item.id:
+            raise OutputError(f"{path}: exists and is not the reference made from {item.id}; "
+                              "remove it or choose another output folder")
+        return path, item, clear
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_reference(item, bbox, path), item, clear

@@ -213,7 +213,7 @@ def register_scene(read_window: Callable[[], tuple[np.ndarray, np.ndarray]],
     if pixels < MIN_REGISTRATION_PIXELS:
         return SceneRegistration(reference, None, (0.0, 0.0), pixels=pixels,
                                  described=described,
-                                 refused=f"only {pixels} pixels of the central window have "
+                                 refused=f"only {pixels} pixels of the window measured on have "
                                  f"data in both (need {MIN_REGISTRATION_PIXELS})")
     shift, before, after, pixels = measure_scene_shift(multispectral, valid, image,
                                                        image_valid,

@@ -61,7 +61,8 @@ def check_options(*, tile: int, overlap: int, batch_size: int, threads: int | No
 
 #: The options recorded in an output's ``S2L8H_OPTIONS`` tag.
 TAGGED_OPTIONS = ("tile", "overlap", "mask_flags", "keep_flagged", "dtype", "mc_passes",
-                  "register_pan", "consistency", "filter_input_noise", "precision")
+                  "register_pan", "pan_blocks", "consistency", "filter_input_noise",
+                  "precision")
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,9 @@ class HarmonizeOptions(Options):
     Pixels flagged by the quality band (``mask_flags``) get mask 2 and nodata, unless
     ``keep_flagged``. ``toa`` allows a Level-1-only scene. ``tags``: extra file tags (e.g. a
     batch run's provenance). ``precision``: ``fp32`` (exact), ``bf16`` or ``fp16``
-    (automatic mixed precision). ``register_pan``: correct a measured pan shift above 2 m.
+    (automatic mixed precision). ``register_pan``: correct a measured pan shift above 2 m;
+    ``pan_blocks``: measured and corrected block by block as the scene is read
+    (:mod:`s2l8h.inference.panreg`), or, ``False``, one shift for the scene.
     ``reference``: a raster of the scene's area in the Sentinel-2 geometry (a Sentinel-2
     band or stack of any date and processing level) to register the whole scene to before
     harmonizing (:mod:`s2l8h.inference.coregister`); ``None``: the scene as georeferenced.
@@ -110,6 +113,7 @@ class HarmonizeOptions(Options):
     progress: bool = True
     block_width: int = MAX_BLOCK_WIDTH
     register_pan: bool = True
+    pan_blocks: bool = True
     reference: str | None = None
     consistency: bool = True
     filter_input_noise: bool = True

@@ -164,6 +164,76 @@ def registered_model_grid(output: GeoBox, bands: GeoBox,
     return moved_grid(native_model_grid(footprint, bands), shift)
 
 
+#: Side (band pixels) of the window the input checks and the registration measure on at the
+#: least: a scene-wide property (the pan's registration, the scene's shift) measured on a
+#: small area alone follows its content (:func:`context_grid`).
+CONTEXT_PIXELS = 256
+
+
+def context_grid(footprint: GeoBox, bands: GeoBox, size: int = CONTEXT_PIXELS,
+                 largest: int = 768) -> GeoBox | None:  # 768: the checks' central window
+    """The window of a scene's band grid ``bands`` (projected, north-up) centred on
+    ``footprint``'s centre, on each axis as long as the footprint but at least ``size`` and
+    at most ``largest`` pixels, cut to ``bands``: where the checks measure for an output
+    area under ``size`` pixels on a side. ``None`` where it would add no pixel of ``bands``
+    to those under ``footprint`` (the output covers the scene, or is as large), or where
+    ``bands`` is not in a projected CRS."""
+    if bands.crs is None or bands.crs.geographic:
+        return None
+    left, bottom, right, top = footprint.boundingbox if footprint.crs == bands.crs else \
+        transform_bounds(footprint.crs.to_wkt(), bands.crs.to_wkt(), *footprint.boundingbox,
+                         densify_pts=21)
+    inverse = ~bands.affine
+    col_left, row_top = inverse * (left, top)
+    col_right, row_bottom = inverse * (right, bottom)
+    height, width = bands.shape
+
+    def span(first: float, last: float, length: int) -> tuple[int, int]:
+        side = min(largest, max(size, math.ceil(last - first)))
+        start = math.floor((first + last) / 2 - side / 2 + 0.5)
+        return max(0, start), min(length, start + side)
+
+    rows, cols = span(row_top, row_bottom, height), span(col_left, col_right, width)
+    under = (max(0, math.floor(row_top)), min(height, math.ceil(row_bottom)),
+             max(0, math.floor(col_left)), min(width, math.ceil(col_right)))
+    if rows[0] >= rows[1] or cols[0] >= cols[1] or (
+            rows[0] >= under[0] and rows[1] <= under[1] and cols[0] >= under[2]
+            and cols[1] <= under[3]):
+        return None
+    return bands[rows[0]:rows[1], cols[0]:cols[1]]
+
+
+#: Side of the blocks (band pixels) of the pan's registration block by block.
+PAN_BLOCK = 160
+
+
+def block_cover(footprint: GeoBox, bands: GeoBox, block: int = PAN_BLOCK) -> GeoBox | None:
+    """The part of a scene's band grid ``bands`` (projected, north-up) covered by the
+    blocks of the lattice that ``footprint`` meets (the pan's registration block by block,
+    :mod:`s2l8h.inference.panreg`): block edges every ``block`` pixels from
+    the grid's pixel phase (its origin modulo a pixel), the same for any window of the same
+    grid; cut to ``bands``. ``None`` where ``bands`` is not projected or nothing is met."""
+    if bands.crs is None or bands.crs.geographic:
+        return None
+    pixel = bands.resolution.x
+    side = block * pixel
+    phase_x, phase_y = bands.affine.c % pixel, bands.affine.f % pixel
+    left, bottom, right, top = footprint.boundingbox if footprint.crs == bands.crs else \
+        transform_bounds(footprint.crs.to_wkt(), bands.crs.to_wkt(), *footprint.boundingbox,
+                         densify_pts=21)
+    west = phase_x + side * math.floor((left - phase_x) / side)
+    east = phase_x + side * math.ceil((right - phase_x) / side)
+    south = phase_y + side * math.floor((bottom - phase_y) / side)
+    north = phase_y + side * math.ceil((top - phase_y) / side)
+    col0 = max(0, round((west - bands.affine.c) / pixel))
+    col1 = min(bands.width, round((east - bands.affine.c) / pixel))
+    row0 = max(0, round((bands.affine.f - north) / pixel))
+    row1 = min(bands.height, round((bands.affine.f - south) / pixel))
+    if col0 >= col1 or row0 >= row1:
+        return None
+    return bands[row0:row1, col0:col1]
+
+
 @dataclass(frozen=True)
 class WorkingGrids:
     """The three grids a scene is read onto, sharing their outer edges (north-up, pixel

@@ -129,15 +129,17 @@ class SceneReader:
                  convention: PanRequest,
                  mask_flags: tuple[str, ...] = DEFAULT_MASK_FLAGS,
                  pan_shift_m: tuple[float, float] = (0.0, 0.0),
-                 scene_shift_m: tuple[float, float] = (0.0, 0.0)) -> None:
+                 scene_shift_m: tuple[float, float] = (0.0, 0.0), pan_margin: int = 0) -> None:
         """``lowres``, ``pan_grid``, ``fine``: the 30 m, 15 m and 10 m working grids;
         ``convention``: whether and how to read the pan (a model's ``InputConvention`` or a
         :class:`ReadInputs`); ``mask_flags``: quality flags read into the mask;
         ``pan_shift_m``: (dx east, dy north) metres by which the pan's content sits away
         from the bands'; the pan is read with its georeference moved back by that much.
         ``scene_shift_m``: the same for the whole scene against a reference (bands, pan and
-        quality bands all moved back by it; :mod:`s2l8h.inference.coregister`)."""
+        quality bands all moved back by it; :mod:`s2l8h.inference.coregister`).
+        ``pan_margin``: pan pixels around ``pan_grid`` that :meth:`read_pan` may read too."""
         self.scene = scene
+        self.pan_margin = pan_margin
         self.mask_flags = mask_flags
         self.pan_shift_m = pan_shift_m
         self.scene_shift_m = scene_shift_m
@@ -181,6 +183,7 @@ class SceneReader:
     def _open(self, scene: LandsatScene, lowres: GeoBox, pan_grid: GeoBox, fine: GeoBox,
               convention: PanRequest) -> None:
         self.lowres = lowres
+        self.fine = fine
         self.multispectral = []
         rescaling = scene.multispectral_rescaling()
         for (path, band), (scale, offset) in zip(scene.multispectral_sources(), rescaling,
@@ -203,7 +206,9 @@ class SceneReader:
             scale, offset = scene.pan_rescaling(sun_corrected)
             pan_shift = (self.pan_shift_m[0] + self.scene_shift_m[0],
                          self.pan_shift_m[1] + self.scene_shift_m[1])
-            vrt, fill, _ = self._vrt(scene.pan, pan_grid, PAN_RESAMPLING, 0, pan_shift)
+            vrt, fill, _ = self._vrt(scene.pan, pan_grid.pad(self.pan_margin)
+                                     if self.pan_margin else pan_grid, PAN_RESAMPLING, 0,
+                                     pan_shift)
             self.pan = (vrt, 1, fill, scale, offset, scene.pan)
         self.quality = self.radsat = None
         if scene.qa is not None:
@@ -268,10 +273,28 @@ class SceneReader:
                 valid &= band_valid
             pan = None
             if self.pan is not None:
-                pan_window = Window(2 * col0, 2 * row0, 2 * cols, 2 * rows)
-                pan_reflectance, _ = self._read(self.pan, pan_window)
-                pan = pan_reflectance[None]
+                pan = self._read_pan(row0, rows, col0, cols, 0)[None]
         return Strip(row0, col0, np.stack(bands), pan, valid)
+
+    def read_pan(self, row0: int, rows: int, col0: int, cols: int, margin: int = 0
+                 ) -> np.ndarray:
+        """The pan's reflectance (2 rows + 2 margin, 2 cols + 2 margin; 0 = no data) under
+        30 m rows ``[row0, row0 + rows)`` and columns ``[col0, col0 + cols)``, with
+        ``margin`` pan pixels around (at most the reader's ``pan_margin``)."""
+        if self.pan is None:
+            raise InputError(None, "the scene was opened without its pan")
+        if not 0 <= margin <= self.pan_margin:
+            raise ValueError(f"a margin of {margin} pan pixels: 0 to the reader's pan_margin "
+                             f"({self.pan_margin})")
+        with self._reading():
+            return self._read_pan(row0, rows, col0, cols, margin)
+
+    def _read_pan(self, row0: int, rows: int, col0: int, cols: int, margin: int
+                  ) -> np.ndarray:
+        first = self.pan_margin - margin
+        window = Window(2 * col0 + first, 2 * row0 + first, 2 * cols + 2 * margin,
+                        2 * rows + 2 * margin)
+        return self._read(self.pan, window)[0]
 
     def block_mask(self, strip: Strip, out_row0: int, out_col0: int, mean: np.ndarray,
                    scale: int) -> np.ndarray:
@@ -280,6 +303,16 @@ class SceneReader:
         block (:meth:`Strip.output_mask`)."""
         fill, flagged = self.read_quality(out_row0, mean.shape[1], out_col0, mean.shape[2])
         return strip.output_mask(out_row0, out_col0, mean, fill, flagged, scale)
+
+    def read_flagged(self, row0: int, rows: int, col0: int = 0, cols: int | None = None
+                     ) -> np.ndarray:
+        """Where the quality band flags any of ``mask_flags`` in a 30 m pixel (any of its 10 m
+        pixels), rows ``[row0, row0 + rows)`` and ``cols`` columns from ``col0`` of the 30 m
+        grid; all False without a quality band."""
+        cols = self.lowres.width - col0 if cols is None else cols
+        scale = round(self.lowres.resolution.x / self.fine.resolution.x)
+        _, flagged = self.read_quality(scale * row0, scale * rows, scale * col0, scale * cols)
+        return flagged.reshape(rows, scale, cols, scale).any(axis=(1, 3))
 
     def read_quality(self, row0: int, rows: int, col0: int, width: int
                      ) -> tuple[np.ndarray, np.ndarray]:
