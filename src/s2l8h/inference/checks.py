@@ -74,18 +74,26 @@ def measure_shift(reference: np.ndarray, moving: np.ndarray, pixel: float) -> tu
     return float(-shift[1] * pixel), float(shift[0] * pixel)
 
 
+def pan_intensity(multispectral: np.ndarray, pan: np.ndarray, valid: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The bands' (6, h, w) least-squares combination plus a constant fitted over ``valid``
+    (h, w) to the pan (2h, 2w) brought to 30 m (2 x 2 mean), evaluated everywhere (the bands
+    filled where they have no data), and that 30 m pan."""
+    rows, cols = valid.shape
+    pan30 = pan.reshape(rows, 2, cols, 2).mean(axis=(1, 3))
+    design = np.concatenate([multispectral[:, valid].T, np.ones((int(valid.sum()), 1))], 1)
+    weights, *_ = np.linalg.lstsq(design, pan30[valid], rcond=None)
+    filled = fill_invalid(multispectral, valid)
+    return np.tensordot(weights[:-1], filled, axes=1) + weights[-1], pan30
+
+
 def measure_pan_shift(multispectral: np.ndarray, pan: np.ndarray, valid: np.ndarray,
                       pixel: float = 30.0) -> tuple[float, float]:
     """Shift (dx, dy metres) of the pan (2h, 2w) against the bands (6, h, w) on grids with
     the same edges (module docstring); ``valid`` (h, w) where both have data."""
     if valid.sum() < 64:
         return 0.0, 0.0
-    rows, cols = valid.shape
-    pan30 = pan.reshape(rows, 2, cols, 2).mean(axis=(1, 3))
-    design = np.concatenate([multispectral[:, valid].T, np.ones((int(valid.sum()), 1))], 1)
-    weights, *_ = np.linalg.lstsq(design, pan30[valid], rcond=None)
-    filled = fill_invalid(multispectral, valid)
-    intensity = np.tensordot(weights[:-1], filled, axes=1) + weights[-1]
+    intensity, pan30 = pan_intensity(multispectral, pan, valid)
     pan30 = np.where(valid, pan30, intensity)
     return measure_shift(intensity, pan30, pixel)
 

@@ -487,7 +487,8 @@ def run_plan(plan: HarmonizePlan, reader: SceneReader, writer: CogWriter,
 
     def read_strip(row0: int, rows: int, col0: int, cols: int) -> Strip:
         began = time.perf_counter()
-        strip = reader.read_strip(row0, rows, col0, cols)
+        # With a map the pan is read once, with its margin, by the map.
+        strip = reader.read_strip(row0, rows, col0, cols, pan_map is None)
         if pan_map is not None:
             strip = pan_map.apply(strip, reader, plan.grids.pan, scene_shift)
         stages["read"] += time.perf_counter() - began

@@ -35,11 +35,15 @@ import numpy as np
 from odc.geo.geobox import GeoBox
 from scipy import ndimage
 
-from s2l8h.inference.checks import SHIFT_TOLERANCE_M, measure_pan_shift, shift_magnitude
+from s2l8h.inference.checks import (
+    SHIFT_TOLERANCE_M,
+    measure_pan_shift,
+    pan_intensity,
+    shift_magnitude,
+)
 from s2l8h.io.grid import PAN_BLOCK, WorkingGrids, block_cover
 from s2l8h.io.landsat import LandsatScene
 from s2l8h.io.reader import PanRequest, SceneReader, Strip
-from s2l8h.resolution import fill_invalid
 
 #: Fewest 30 m pixels with data in bands and pan, not flagged, for a block's measurement,
 #: and its least extent on each axis (a block cut by the scene's edge to a strip of a few
@@ -69,26 +73,15 @@ class BlockShift:
     corrected: tuple[float, float]
 
 
-def _intensity(bands: np.ndarray, pan: np.ndarray, usable: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The bands' least-squares intensity (with a constant) fitted to the pan's 2 x 2 mean on
-    ``usable``, that mean, and the usable pixels 3 away from the edges."""
-    rows, cols = usable.shape
-    pan30 = pan.reshape(rows, 2, cols, 2).mean(axis=(1, 3))
-    design = np.concatenate([bands[:, usable].T, np.ones((int(usable.sum()), 1))], 1)
-    weights, *_ = np.linalg.lstsq(design, pan30[usable], rcond=None)
-    intensity = np.tensordot(weights[:-1], fill_invalid(bands, usable), axes=1) + weights[-1]
-    inner = usable.copy()
-    inner[:3], inner[-3:], inner[:, :3], inner[:, -3:] = False, False, False, False
-    return intensity, pan30, inner
-
-
 def decorrelation(bands: np.ndarray, pan: np.ndarray, usable: np.ndarray,
                   shifts: list[tuple[float, float]], pixel: float = 30.0) -> list[float]:
-    """1 - r between the pan (2 x 2 mean) and the bands' fitted intensity moved by each of
-    ``shifts`` (dx east, dy north, metres; band pixels of ``pixel`` metres), over the usable
-    pixels 3 away from the edges."""
-    intensity, pan30, inner = _intensity(bands, pan, usable)
+    """1 - r between the pan (2 x 2 mean) and the bands' fitted intensity
+    (:func:`s2l8h.inference.checks.pan_intensity`) moved by each of ``shifts`` (dx east, dy
+    north, metres; band pixels of ``pixel`` metres), over the usable pixels 3 away from the
+    edges."""
+    intensity, pan30 = pan_intensity(bands, pan, usable)
+    inner = usable.copy()
+    inner[:3], inner[-3:], inner[:, :3], inner[:, -3:] = False, False, False, False
     found = []
     for dx, dy in shifts:
         moved = ndimage.shift(intensity, (-dy / pixel, dx / pixel), order=3, mode="nearest")
@@ -151,15 +144,18 @@ class PanShiftMap:
 
     def apply(self, strip: Strip, reader: SceneReader, pan_grid: GeoBox,
               offset: tuple[float, float] = (0.0, 0.0)) -> Strip:
-        """``strip`` with its pan moved by the corrections, read again by ``reader`` (opened
-        with a pan margin of at least :data:`PAN_MARGIN`) with that margin around it;
-        ``pan_grid`` the reader's 15 m grid; ``offset`` (metres) where the scene's content at
-        a point of the working grids lies on the scene's own grid (a scene registered to a
-        reference: its shift)."""
-        if strip.pan is None or not self.corrects:
+        """``strip`` (read with or without its pan) with its pan, read by ``reader`` (opened
+        with a pan margin of at least :data:`PAN_MARGIN`) with that margin around it and moved
+        by the corrections; ``pan_grid`` the reader's 15 m grid; ``offset`` (metres) where
+        the scene's content at a point of the working grids lies on the scene's own grid (a
+        scene registered to a reference: its shift)."""
+        if reader.pan is None:
             return strip
-        rows, cols = strip.pan.shape[1:]
+        rows, cols = (2 * side for side in strip.valid.shape)
         wide = reader.read_pan(strip.row0, rows // 2, strip.col0, cols // 2, PAN_MARGIN)
+        if not self.corrects:
+            pan = wide[PAN_MARGIN:PAN_MARGIN + rows, PAN_MARGIN:PAN_MARGIN + cols]
+            return Strip(strip.row0, strip.col0, strip.multispectral, pan[None], strip.valid)
         row_index = np.arange(2 * strip.row0, 2 * strip.row0 + rows) + 0.5
         col_index = np.arange(2 * strip.col0, 2 * strip.col0 + cols) + 0.5
         xs, ys = pan_grid.affine * np.meshgrid(col_index, row_index)
@@ -172,7 +168,7 @@ class PanShiftMap:
         has_data = wide != 0
         filled = wide if has_data.all() else fill_nearest(wide, has_data)
         moved = ndimage.map_coordinates(filled.astype(np.float64), coordinates, order=3,
-                                        mode="nearest").astype(strip.pan.dtype)
+                                        mode="nearest").astype(wide.dtype)
         if not has_data.all():
             # A pixel has data where the pan pixel nearest to the point it samples has.
             moved[ndimage.map_coordinates(has_data, coordinates, order=0,

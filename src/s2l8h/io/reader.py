@@ -259,10 +259,11 @@ class SceneReader:
         reflectance[~valid] = 0.0
         return reflectance, valid
 
-    def read_strip(self, row0: int, rows: int, col0: int = 0, cols: int | None = None
-                   ) -> Strip:
+    def read_strip(self, row0: int, rows: int, col0: int = 0, cols: int | None = None,
+                   with_pan: bool = True) -> Strip:
         """Reflectance (unitless) of rows ``[row0, row0 + rows)`` and ``cols`` columns from
-        ``col0`` (default: to the right edge) of the 30 m grid, with the matching 15 m pan."""
+        ``col0`` (default: to the right edge) of the 30 m grid, with the matching 15 m pan
+        (none with ``with_pan`` false: a caller that reads it with :meth:`read_pan`)."""
         cols = self.lowres.width - col0 if cols is None else cols
         window = Window(col0, row0, cols, rows)
         bands, valid = [], np.ones((rows, cols), dtype=bool)
@@ -272,7 +273,7 @@ class SceneReader:
                 bands.append(reflectance)
                 valid &= band_valid
             pan = None
-            if self.pan is not None:
+            if self.pan is not None and with_pan:
                 pan = self._read_pan(row0, rows, col0, cols, 0)[None]
         return Strip(row0, col0, np.stack(bands), pan, valid)
 
