@@ -296,6 +296,16 @@ def test_cli_over_local_folders(landsat, tmp_path) -> None:
     assert (out / "stac" / "catalog.json").is_file()
     again = runner.invoke(app, ["harmonize-many", *folders, *options])
     assert again.exit_code == 0 and "done 0, skipped 2, failed 0" in again.output
+    with rasterio.open(out / f"{names[0]}.tif") as dataset:
+        assert "S2L8H_PAN_SHIFT_LOCAL" in dataset.tags()
+    # One pan shift per scene: other provenance, so it is redone only with --overwrite.
+    single = runner.invoke(app, ["harmonize-many", *folders, *options, "--no-pan-blocks"])
+    assert single.exit_code == 1 and "pass overwrite" in single.output
+    single = runner.invoke(app, ["harmonize-many", *folders, *options, "--no-pan-blocks",
+                                 "--overwrite"])
+    assert single.exit_code == 0 and "done 2, skipped 0" in single.output
+    with rasterio.open(out / f"{names[0]}.tif") as dataset:
+        assert "S2L8H_PAN_SHIFT_LOCAL" not in dataset.tags()
     # Registered to a Sentinel-2 band of the area: every product says what it found. It is
     # measured on the scene around the 600 m AOI (harmonize's context, fetched with it), here
     # the whole 32 x 32 px scene, still too few Landsat pixels: none is applied.

@@ -49,6 +49,9 @@ def harmonize_many_command(
                              help=f"Quality flags that mark pixels: any of {', '.join(FLAGS)}."),
     keep_flagged: bool = typer.Option(False, help="Keep values on flagged pixels."),
     toa: bool = typer.Option(False, help="Allow Level-1-only scenes (TOA reflectance)."),
+    pan_blocks: bool = typer.Option(
+        True, help="As harmonize: the pan's shift measured and corrected block by block "
+                   "(--no-pan-blocks: one shift per scene)."),
     filter_input_noise: bool = typer.Option(
         True, "--denoise/--no-denoise", help="Filter the input's noise before the networks, as "
                                              "harmonize does (--no-denoise: not)."),
@@ -117,7 +120,7 @@ def harmonize_many_command(
         models=model or None, uncertainty=uncertainty, tile=tile, overlap=overlap,
         batch_size=batch_size, device=device, dtype=dtype, mask_flags=mask_flags(mask),
         keep_flagged=keep_flagged, toa=toa, mc_passes=mc_passes, dropout=dropout,
-        filter_input_noise=filter_input_noise, reference=reference)
+        filter_input_noise=filter_input_noise, reference=reference, pan_blocks=pan_blocks)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = harmonize_many(
