@@ -123,11 +123,10 @@ def test_the_map_moves_a_shifted_pan_back(crop, tmp_path: Path) -> None:
             strip = reader.read_strip(20, 100, 30, 400)
             if name == "moved":
                 block = BlockShift(0.0, 0.0, shift, True, shift)
-                pan_map = PanShiftMap([block], (1, 1), (0.0, 0.0), 1e9, (0.0, 0.0))
+                pan_map = PanShiftMap([block], (1, 1), (0.0, 0.0), 1e9)
                 back = pan_map.apply(strip, reader, grids.pan).pan[0]
                 wrong = PanShiftMap([replace(block, corrected=(-6.0, 9.0))], (1, 1),
-                                    (0.0, 0.0), 1e9, (0.0, 0.0)).apply(strip, reader,
-                                                                       grids.pan).pan[0]
+                                    (0.0, 0.0), 1e9).apply(strip, reader, grids.pan).pan[0]
             pans[name] = strip.pan[0]
     placed, moved = pans["placed"], pans["moved"]
     error = np.sqrt(np.mean((back - placed) ** 2))

@@ -122,7 +122,6 @@ class PanShiftMap:
     shape: tuple[int, int]
     origin: tuple[float, float]
     side: float
-    fallback: tuple[float, float]
     _fields: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -256,7 +255,7 @@ def measure_pan_map(scene: LandsatScene, footprint: GeoBox, convention: PanReque
                 blocks.append(BlockShift(left + side / 2, top - side / 2, measured, believed,
                                          corrected))
     return PanShiftMap(_from_nearest_measured(blocks, (rows, columns)), (rows, columns),
-                       (west, north), side, fallback)
+                       (west, north), side)
 
 
 def _from_nearest_measured(blocks: list[BlockShift], shape: tuple[int, int]

@@ -109,6 +109,14 @@ def model_grid(output: GeoBox, resolution: float = SENTINEL2_RESOLUTION,
 SCALE = 3
 
 
+def bounds_in(grid: GeoBox, crs) -> tuple[float, float, float, float]:
+    """``grid``'s bounds (left, bottom, right, top) in ``crs`` (an odc-geo CRS): as they are
+    in its own CRS, else transformed with 21 points along each edge."""
+    if grid.crs == crs:
+        return tuple(grid.boundingbox)
+    return transform_bounds(grid.crs.to_wkt(), crs.to_wkt(), *grid.boundingbox, densify_pts=21)
+
+
 def native_model_grid(output: GeoBox, bands: GeoBox, scale: int = SCALE) -> GeoBox:
     """The 10 m model grid for ``output`` nested in the scene's own band grid ``bands``
     (30 m, its CRS and pixel edges): whole band pixels covering ``output``'s footprint
@@ -123,11 +131,7 @@ def native_model_grid(output: GeoBox, bands: GeoBox, scale: int = SCALE) -> GeoB
             not math.isclose(affine.a, resolution) or not math.isclose(-affine.e, resolution):
         return model_grid(output, projected_crs=bands.crs)
     pixel = affine.a
-    if output.crs == bands.crs:
-        footprint = tuple(output.boundingbox)
-    else:
-        footprint = transform_bounds(output.crs.to_wkt(), bands.crs.to_wkt(),
-                                     *output.boundingbox, densify_pts=21)
+    footprint = bounds_in(output, bands.crs)
     anchor = xy_((bands.affine.c % pixel) / pixel, (bands.affine.f % pixel) / pixel)
     coarse = GeoBox.from_bbox(footprint, bands.crs, resolution=res_(pixel), anchor=anchor)
     fine = coarse.zoom_out(1 / scale)
@@ -156,9 +160,7 @@ def registered_model_grid(output: GeoBox, bands: GeoBox,
     if bands.crs is None or bands.crs.geographic:
         raise ValueError("a scene shift in metres needs the scene's bands in a projected CRS")
     # The footprint in the band grid's CRS, whose metres the shift is in.
-    left, bottom, right, top = output.boundingbox if output.crs == bands.crs else \
-        transform_bounds(output.crs.to_wkt(), bands.crs.to_wkt(), *output.boundingbox,
-                         densify_pts=21)
+    left, bottom, right, top = bounds_in(output, bands.crs)
     footprint = GeoBox.from_bbox((left + shift[0], bottom + shift[1], right + shift[0],
                                   top + shift[1]), bands.crs, resolution=res_(SENTINEL2_RESOLUTION))
     return moved_grid(native_model_grid(footprint, bands), shift)
@@ -180,9 +182,7 @@ def context_grid(footprint: GeoBox, bands: GeoBox, size: int = CONTEXT_PIXELS,
     ``bands`` is not in a projected CRS."""
     if bands.crs is None or bands.crs.geographic:
         return None
-    left, bottom, right, top = footprint.boundingbox if footprint.crs == bands.crs else \
-        transform_bounds(footprint.crs.to_wkt(), bands.crs.to_wkt(), *footprint.boundingbox,
-                         densify_pts=21)
+    left, bottom, right, top = bounds_in(footprint, bands.crs)
     inverse = ~bands.affine
     col_left, row_top = inverse * (left, top)
     col_right, row_bottom = inverse * (right, bottom)
@@ -218,9 +218,7 @@ def block_cover(footprint: GeoBox, bands: GeoBox, block: int = PAN_BLOCK) -> Geo
     pixel = bands.resolution.x
     side = block * pixel
     phase_x, phase_y = bands.affine.c % pixel, bands.affine.f % pixel
-    left, bottom, right, top = footprint.boundingbox if footprint.crs == bands.crs else \
-        transform_bounds(footprint.crs.to_wkt(), bands.crs.to_wkt(), *footprint.boundingbox,
-                         densify_pts=21)
+    left, bottom, right, top = bounds_in(footprint, bands.crs)
     west = phase_x + side * math.floor((left - phase_x) / side)
     east = phase_x + side * math.ceil((right - phase_x) / side)
     south = phase_y + side * math.floor((bottom - phase_y) / side)
