@@ -12,7 +12,9 @@ times, interleaved and repeated (the fastest repeat of each is reported):
 - the input noise filter ``harmonize`` runs before the networks
   (:mod:`s2l8h.inference.denoise`: the weak-texture noise model, then non-local means over
   the visible and the infrared bands, each group at once, and over the pan, per tile, on the
-  CPU).
+  CPU);
+- the detail shrink ``harmonize`` runs last with the filter
+  (:func:`s2l8h.inference.consistency.shrink_detail`, the noise models given).
 
     python benchmarks/consistency_step.py
 """
@@ -25,8 +27,8 @@ import time
 import torch
 
 from s2l8h.defaults import DEFAULT_MODEL
-from s2l8h.inference.consistency import ConsistentPredictor
-from s2l8h.inference.denoise import filter_bands, filter_pan
+from s2l8h.inference.consistency import ConsistentPredictor, shrink_detail
+from s2l8h.inference.denoise import band_noise_models, filter_bands, filter_pan
 from s2l8h.inference.harmonize import ensemble_calibration, ensemble_views, resolve_models
 from s2l8h.inference.uncertainty import Prediction, Predictor, make_predictor
 
@@ -75,14 +77,18 @@ def main() -> None:
         full = ConsistentPredictor(fixed, level_variance_scale=calibration.level_variance_scale,
                                    pan_variance_scale=calibration.pan_variance_scale,
                                    band_variance_factors=calibration.band_variance_factors)
+        models = band_noise_models(multispectral)
+        filled = torch.zeros((args.batch, 1, side, side), dtype=torch.bool)
+        mean = fixed.outputs[0]
         seconds = {"networks": [], "plain step": [], "step as harmonize runs it": [],
-                   "input noise filter": []}
-        for _ in range(args.repeats):  # interleaved, so a slower moment hits all three
+                   "input noise filter": [], "detail shrink": []}
+        for _ in range(args.repeats):  # interleaved, so a slower moment hits all of them
             seconds["networks"].append(timed(lambda: networks(multispectral, pan)))
             seconds["plain step"].append(timed(lambda: plain(multispectral, pan)))
             seconds["step as harmonize runs it"].append(timed(lambda: full(multispectral, pan)))
             seconds["input noise filter"].append(
                 timed(lambda: (filter_bands(multispectral), filter_pan(pan))))
+            seconds["detail shrink"].append(timed(lambda: shrink_detail(mean, models, filled)))
     base = min(seconds["networks"])
     print(f"{DEFAULT_MODEL}, {args.batch} tiles of {args.tile} px, "
           f"{torch.get_num_threads()} threads; fastest of {args.repeats}")

@@ -17,17 +17,19 @@ from odc.geo.geobox import GeoBox
 from s2l8h.data.simulate import Degradation, simulate_landsat, write_simulated_scene
 from s2l8h.evaluate.benchmark import read_prediction
 from s2l8h.inference.checks import estimate_noise
-from s2l8h.inference.consistency import ConsistentPredictor, project
+from s2l8h.inference.consistency import ConsistentPredictor, project, shrink_detail
 from s2l8h.inference.denoise import (
     BAND_GROUPS,
     MIN_FILTER_PIXELS,
     OLI_NOISE_FLOOR,
     _from_unit_noise,
     _to_unit_noise,
+    band_noise_models,
     filter_bands,
     filter_pan,
     noise_models,
     nonlocal_means,
+    tile_noise_models,
 )
 from s2l8h.inference.harmonize import harmonize
 from s2l8h.inference.uncertainty import Predictor
@@ -236,9 +238,14 @@ def test_consistent_predictor_feeds_and_checks_against_the_filtered_input() -> N
     pan = 0.1 + 0.002 * torch.randn((1, 1, 120, 120), generator=generator)
     inner = _Recording()
     predictor = ConsistentPredictor(inner, steps=0, filter_input=True)
-    mean, variance = predictor(bands, pan)
+    shrunk, variance = predictor(bands, pan)
     assert torch.equal(inner.seen[0], filter_bands(bands))
     assert torch.equal(inner.seen[1], filter_pan(pan))
+    mean = inner(filter_bands(bands), None)[0]  # what the networks gave
+    # Without consistency steps, the filter's last step alone: the detail shrunk.
+    models, filled = band_noise_models(bands), torch.zeros((1, 1, 60, 60), dtype=torch.bool)
+    assert torch.allclose(shrunk, shrink_detail(mean, models, filled), atol=1e-7)
+    assert not torch.allclose(shrunk, mean, atol=1e-5)
     assert predictor(bands, None) is not None and inner.seen[1] is None  # no pan: none
     assert inner.seen[0].std() < 0.3 * bands.std()
     assert predictor.gives_variance and torch.equal(variance, torch.ones_like(mean))
@@ -247,9 +254,10 @@ def test_consistent_predictor_feeds_and_checks_against_the_filtered_input() -> N
     consistent = ConsistentPredictor(_Recording(), steps=1, denoise=False, filter_input=True,
                                      pan_variance_scale=2.0)
     corrected, variance = consistent(bands, pan)
-    assert torch.allclose(corrected, project(mean, filter_bands(bands), denoise=False),
-                          atol=1e-7)
-    assert not torch.allclose(corrected, project(mean, bands, denoise=False), atol=1e-5)
+    expected = shrink_detail(project(mean, filter_bands(bands), denoise=False), models, filled)
+    assert torch.allclose(corrected, expected, atol=1e-7)
+    assert not torch.allclose(corrected, shrink_detail(project(mean, bands, denoise=False),
+                                                       models, filled), atol=1e-5)
     raw_term = 2.0 * pan_disagreement(bands, pan, 3) ** 2
     assert torch.allclose(variance, 1 + raw_term, atol=1e-7)
     assert not torch.allclose(raw_term, 2.0 * pan_disagreement(filter_bands(bands),
@@ -374,3 +382,60 @@ def test_filter_keeps_reflectance_below_the_noise_models_domain() -> None:
     filtered = filter_bands(noisy)
     assert torch.equal(filtered[..., 10:20, 10:20], noisy[..., 10:20, 10:20])
     assert (filtered - bands)[..., 25:38, 25:55].std() < 0.5 * 0.0005
+
+
+def test_shrink_detail_takes_out_noise_sized_detail_and_keeps_texture_and_edges() -> None:
+    generator = torch.Generator().manual_seed(3)
+    columns = torch.arange(180, dtype=torch.float32)
+    texture = 0.02 * torch.sin(2 * torch.pi * columns / 7)  # a 70 m pattern, 10 m pixels
+    mean = torch.full((1, 6, 180, 180), 0.1)
+    mean[..., :90] += texture[:90]  # textured left half
+    mean[..., 60:120, :] += 0.05 * (columns > 150)  # an edge on the flat right half
+    noise_std = 0.0005
+    mean = mean + noise_std * torch.randn(mean.shape, generator=generator)
+    models = torch.tensor([[[noise_std ** 2, 0.0]] * 6], dtype=torch.float64)
+    filled = torch.zeros((1, 1, 60, 60), dtype=torch.bool)
+    shrunk = shrink_detail(mean, models, filled)
+    change = shrunk - mean
+    # Flat ground: most of the noise goes (it is all detail finer than 30 m or near it).
+    flat = (slice(None), slice(None), slice(10, 50), slice(100, 140))
+    assert change[flat].std() > 0.5 * noise_std
+    assert (shrunk[flat] - 0.1).std() < 0.4 * (mean[flat] - 0.1).std()
+    # Texture 40 x the noise and the edge are kept: what moves is a fraction of the noise.
+    textured = (slice(None), slice(None), slice(10, 170), slice(10, 80))
+    assert change[textured].abs().max() < 0.25 * noise_std
+    edge = (slice(None), slice(None), slice(70, 110), slice(145, 156))
+    assert change[edge].abs().max() < 0.1 * 0.05
+    # The level is the input's: the mean over the flat part does not move.
+    assert abs(float(change[flat].mean())) < 0.05 * noise_std
+    # A tile without a noise model, and pixels near filled input, stay as they are.
+    assert torch.equal(shrink_detail(mean, torch.zeros_like(models), filled), mean)
+    filled[..., 30:, 30:] = True
+    near = shrink_detail(mean, models, filled)
+    assert torch.equal(near[..., 84:, 84:], mean[..., 84:, 84:])
+    assert torch.equal(near[..., :80, :80], shrunk[..., :80, :80])
+    # A NaN in the output stays where it is; its neighbours keep their value.
+    holed = mean.clone()
+    holed[..., 20, 120] = torch.nan
+    out = shrink_detail(holed, models, torch.zeros_like(filled))
+    assert out[..., 20, 120].isnan().all() and out.isnan().sum() == 6
+    around = (..., slice(19, 22), slice(119, 122))
+    assert torch.equal(out[around].nan_to_num(), holed[around].nan_to_num())
+
+
+def test_tile_noise_models_are_what_the_filter_uses() -> None:
+    generator = torch.Generator().manual_seed(4)
+    bands = 0.1 + 0.002 * torch.randn((2, 6, 40, 40), generator=generator)
+    bands[1, :, 8:] = 0  # 320 usable pixels
+    bands[1, :, :, 8:] = 0  # 64: still filtered
+    models = band_noise_models(bands)
+    assert models.shape == (2, 6, 2)
+    usable = ~(bands == 0).all(dim=1)
+    for tile in range(2):
+        expected = noise_models(bands[tile].double().numpy(), usable[tile].numpy(), range(6))
+        assert np.allclose(models[tile].numpy(), expected)
+    assert torch.equal(filter_bands(bands, models), filter_bands(bands))
+    sparse = bands.clone()
+    sparse[1, :, 7] = 0  # 56 usable pixels: no model, nothing filtered
+    assert torch.equal(tile_noise_models(sparse[1:, :6], ~(sparse[1:, :6] == 0).all(dim=1),
+                                         range(6)), torch.zeros((1, 6, 2), dtype=torch.float64))

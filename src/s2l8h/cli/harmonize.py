@@ -105,10 +105,11 @@ def harmonize_command(
     filter_input_noise: bool = typer.Option(
         True, "--denoise/--no-denoise",
         help="Filter the 30 m bands' and the pan's noise (non-local means against each "
-             "tile's own noise, at least twice OLI's) before the networks, and make the "
-             "output consistent with the filtered bands: output noise in flat areas below "
-             "the input's (--no-denoise: the networks and the consistency step see the "
-             "input as it is)."),
+             "tile's own noise, at least twice OLI's) before the networks, make the "
+             "output consistent with the filtered bands and shrink its finer-than-30 m "
+             "detail where it is no larger than that noise: output noise in flat areas "
+             "below the input's (--no-denoise: the networks and the consistency step see "
+             "the input as it is, and the detail stays)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Harmonize a Landsat-8/9 scene into a Sentinel-2-like 10 m COG with uncertainty."""

@@ -45,6 +45,18 @@ filter on the residual stays: without it, against the filtered bands, +0.04 dB c
 +0.05 dB on Florida but −0.10 dB at input noise 0.002 and a noise gain of 0.82 instead of
 0.74 under OLI's noise.
 
+With ``filter_input`` the output's detail is last shrunk against the input's noise
+(:func:`shrink_detail`): the networks amplify what the filter leaves of the noise (near shores
+and in texture, where non-local means finds few alike patches) 1.4-2 x, and the detail finer
+than the 30 m grid is where it goes. Each pixel keeps its detail by the share of the detail's
+local energy that stands above the input's noise (the filter's per-tile model). Measured on
+the validation rows (``python benchmarks/detail_shrink.py --rows validation``, without → with):
+the noise gain under OLI's noise 0.74 → 0.55 pooled and 0.92 → 0.74 in B8A on Virginia,
+1.63 → 1.45 on Zurich, for −0.01 to −0.02 dB in the Virginia conditions (+0.02 with a 30 %
+sharper PSF), −0.01 to −0.04 dB on Zurich (+0.04 with the sharper PSF) and −0.01 dB on real
+Florida (Wald). Over water near a shore the gain stays 1.1-1.5: the shore's own detail keeps
+its window's energy above the noise.
+
 Shapes: multispectral (N, 6, h, w) reflectance on the 30 m grid, mean (N, 6, 3h, 3w) on the
 nested 10 m grid (the model grid of :mod:`s2l8h.inference.tiling`). The variance is passed
 through, plus a calibrated ensemble's level term and its term for the pan's disagreement with
@@ -62,7 +74,7 @@ import torch.nn.functional as F
 
 from s2l8h.bandpass import HLS_BANDPASS, Platform
 from s2l8h.inference.checks import MIN_CHECK_PIXELS, estimate_noise
-from s2l8h.inference.denoise import filter_bands, filter_pan
+from s2l8h.inference.denoise import band_noise_models, filter_bands, filter_pan
 from s2l8h.inference.uncertainty import Prediction, Predictor, WrappedPredictor
 from s2l8h.resolution import psf_sigma
 
@@ -80,6 +92,11 @@ MIN_PAN_GAIN = 0.25
 PAN_REGRESSION_WINDOW = 9
 PAN_REGRESSION_RIDGE = 1e-7
 PAN_REGRESSION_MIN_PIXELS = 12
+#: The window (10 m pixels) over which :func:`shrink_detail` measures the detail's energy,
+#: and the multiple of the input's noise variance it shrinks against in
+#: :class:`ConsistentPredictor` (0: the step is left out; ``benchmarks/detail_shrink.py``).
+DETAIL_WINDOW = 5
+DETAIL_NOISE_FACTOR = 1.0
 
 
 def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -321,6 +338,38 @@ def add_back(mean: torch.Tensor, residual: torch.Tensor, unusable: torch.Tensor,
                                 align_corners=False)
 
 
+def shrink_detail(mean: torch.Tensor, noise_models: torch.Tensor, filled: torch.Tensor,
+                  scale: int = 3, window: int = DETAIL_WINDOW, factor: float = 1.0
+                  ) -> torch.Tensor:
+    """``mean`` (N, 6, H, W) with its detail finer than the 30 m grid shrunk where it is no
+    larger than the input's noise (:class:`ConsistentPredictor`'s last step with
+    ``filter_input``).
+
+    The detail is ``mean`` minus its view at 30 m brought back to 10 m (the Landsat PSF, the
+    ``scale`` x ``scale`` area average, bicubic upsampling): what the networks added beyond
+    what the 30 m grid carries, and where they amplify what is left of the input's noise.
+    Each pixel's detail is multiplied by max(0, E - v) / E, E its local energy (mean square
+    over ``window`` x ``window`` pixels) and v ``factor`` x the input's noise variance there,
+    a + b ρ from the tile's ``noise_models`` (N, 6, 2;
+    :func:`~s2l8h.inference.denoise.band_noise_models`) at the view's reflectance ρ: kept
+    where it stands well above the noise (texture, edges), taken out where it is no larger
+    (flat ground). Pixels within two 30 m pixels of a ``filled`` input pixel (N, 1, h, w),
+    tiles whose models are (0, 0) and pixels whose view or window a NaN of ``mean`` reaches
+    stay as they are."""
+    low = F.interpolate(F.avg_pool2d(gaussian_blur(mean, psf_sigma(float(scale))), scale),
+                        size=mean.shape[-2:], mode="bicubic", align_corners=False)
+    detail = mean - low
+    models = noise_models.to(mean.dtype).to(mean.device)
+    noise = factor * (models[..., 0, None, None] + models[..., 1, None, None] * low.clamp_min(0))
+    energy = _window_mean(detail * detail, window)
+    gain = torch.where(energy > 0, (energy - noise).clamp_min(0) / energy.clamp_min(1e-30),
+                       torch.ones_like(energy))
+    near_filled = F.max_pool2d(filled.to(mean.dtype), 5, stride=1, padding=2)
+    near_filled = F.interpolate(near_filled, size=mean.shape[-2:], mode="nearest") > 0
+    shrunk = low + gain * detail
+    return torch.where(near_filled | ~torch.isfinite(shrunk), mean, shrunk)
+
+
 def project(mean: torch.Tensor, multispectral: torch.Tensor, scale: int = 3,
             platform: Platform = "S2A", denoise: bool = True, restore_level: bool = True
             ) -> torch.Tensor:
@@ -362,8 +411,10 @@ class ConsistentPredictor(WrappedPredictor):
     input noise filter (:func:`~s2l8h.inference.denoise.filter_bands`,
     :func:`~s2l8h.inference.denoise.filter_pan`), and its output is made consistent with the
     filtered bands, so that the back-projection does not put the noise the filter took out
-    back in; the pan term still compares the bands and the pan as they are. The step and the
-    filter run in float32 whatever autocast the networks run under."""
+    back in, and its detail is then shrunk against the input's noise (:func:`shrink_detail`,
+    ``DETAIL_NOISE_FACTOR`` x the filter's noise models; 0 leaves it out); the pan term still
+    compares the bands and the pan as they are. The step and the filter run in float32
+    whatever autocast the networks run under."""
 
     def __init__(self, predictor: Predictor, platform: Platform = "S2A", steps: int = 2,
                  denoise: bool = True, level_variance_scale: float = 0.0,
@@ -389,10 +440,11 @@ class ConsistentPredictor(WrappedPredictor):
         self.filter_input = filter_input
 
     def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
-        reference, seen_pan = multispectral, pan
+        reference, seen_pan, noise_models = multispectral, pan, None
         if self.filter_input:
             with torch.autocast(multispectral.device.type, enabled=False):
-                reference = filter_bands(multispectral)
+                noise_models = band_noise_models(multispectral)
+                reference = filter_bands(multispectral, noise_models)
                 seen_pan = None if pan is None else filter_pan(pan)
         mean, variance = self.predictor(reference, seen_pan)
         if variance is not None and self.band_variance_factors:
@@ -405,7 +457,7 @@ class ConsistentPredictor(WrappedPredictor):
             factors = None
         adds_variance = variance is not None and bool(
             self.level_variance_scale or (self.pan_variance_scale and pan is not None))
-        if not self.steps and not adds_variance:
+        if not self.steps and not adds_variance and noise_models is None:
             return mean, variance if factors is None else variance * factors
         scale = mean.shape[-1] // multispectral.shape[-1]
         with torch.autocast(mean.device.type, enabled=False):
@@ -425,11 +477,15 @@ class ConsistentPredictor(WrappedPredictor):
                 corrected = add_back(corrected, residual, unusable, self.denoise)
                 if self.restore_level:
                     corrected = _restore_level(corrected, level, filled)
+            if noise_models is not None and DETAIL_NOISE_FACTOR > 0:
+                corrected = shrink_detail(corrected, noise_models, filled, scale,
+                                          factor=DETAIL_NOISE_FACTOR)
         if factors is not None:
             variance = variance * factors
-        return (corrected.to(mean.dtype) if self.steps else mean), variance
+        changed = self.steps or noise_models is not None
+        return (corrected.to(mean.dtype) if changed else mean), variance
 
 
-__all__ = ["ConsistentPredictor", "add_back", "consistency_residual", "gaussian_blur",
-           "landsat_view", "level_departure", "pan_disagreement", "project", "residual_noise",
-           "wiener_shrink"]
+__all__ = ["DETAIL_NOISE_FACTOR", "DETAIL_WINDOW", "ConsistentPredictor", "add_back",
+           "consistency_residual", "gaussian_blur", "landsat_view", "level_departure",
+           "pan_disagreement", "project", "residual_noise", "shrink_detail", "wiener_shrink"]

@@ -21,8 +21,10 @@ SWIR1 and SWIR2 together; the pan alone. The noise is per band a variance model 
 weak-texture estimate misses part of a noise as small as OLI's, and the filter's strength then
 moves with that miss); the band is made of unit noise by the generalised Anscombe transform
 2 √(a + b ρ) / b before the filter and brought back after it. ``harmonize`` feeds the networks
-the filtered input and checks their output against the filtered bands
-(:class:`~s2l8h.inference.consistency.ConsistentPredictor` with ``filter_input``).
+the filtered input, checks their output against the filtered bands and shrinks the output's
+detail against the same noise models
+(:class:`~s2l8h.inference.consistency.ConsistentPredictor` with ``filter_input``,
+:func:`~s2l8h.inference.consistency.shrink_detail`).
 
 Measured with ``lite2.real-wald7`` (two consistency steps) on the validation rows, with the
 benchmark's noise gain (output response over input noise on the flattest 10 % of the truth)
@@ -101,8 +103,31 @@ def _from_unit_noise(values: np.ndarray, a: float, b: float) -> np.ndarray:
     return values * np.sqrt(a)
 
 
+def tile_noise_models(values: torch.Tensor, usable: torch.Tensor, channels: Sequence[int]
+                      ) -> torch.Tensor:
+    """(N, C, 2) per tile of ``values`` (N, C, h, w) and channel its :func:`noise_models`
+    (a, b) over the tile's ``usable`` (N, h, w) pixels; (0, 0) (no noise) for a tile with
+    fewer than :data:`MIN_FILTER_PIXELS` of them. float64 on the CPU."""
+    data = values.detach().cpu().double().numpy()
+    keep = usable.detach().cpu().numpy().astype(bool)
+    models = np.zeros((len(data), len(channels), 2))
+    for tile, mask, out in zip(data, keep, models, strict=True):
+        if mask.sum() >= MIN_FILTER_PIXELS:
+            out[:] = noise_models(tile, mask, channels)
+    return torch.from_numpy(models)
+
+
+def band_noise_models(multispectral: torch.Tensor) -> torch.Tensor:
+    """(N, 6, 2) the :func:`tile_noise_models` of the first six bands of ``multispectral``
+    (N, C, h, w) over their usable pixels (not filled: all six exactly 0), as
+    :func:`filter_bands` filters against."""
+    bands = multispectral[:, :6]
+    return tile_noise_models(bands, ~(bands == 0).all(dim=1), range(6))
+
+
 def nonlocal_means(values: torch.Tensor, usable: torch.Tensor, channels: Sequence[int],
-                   groups: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
+                   groups: Sequence[Sequence[int]] | None = None,
+                   models: torch.Tensor | None = None) -> torch.Tensor:
     """``values`` (N, C, h, w) reflectance filtered per tile by non-local means, the channels
     of each of ``groups`` (indices into C; ``None``: all C at once) together, each channel
     first brought to unit noise by its :func:`noise_models` (OLI ``channels``); pixels not
@@ -110,18 +135,21 @@ def nonlocal_means(values: torch.Tensor, usable: torch.Tensor, channels: Sequenc
     gives them no variance (a + b ρ ≤ 0, below about -0.02 to -0.07 reflectance), are left
     exactly as they are (and stand in for nothing: they are filled with the channel's mean
     before the filter). A tile with fewer than :data:`MIN_FILTER_PIXELS` usable pixels is
-    left as it is. In float64 on the CPU, returned on ``values``'s device and dtype."""
+    left as it is. ``models``: the tiles' :func:`tile_noise_models` where already known. In
+    float64 on the CPU, returned on ``values``'s device and dtype."""
+    if models is None:
+        models = tile_noise_models(values, usable, channels)
     data = values.detach().cpu().double().numpy()
     keep = usable.detach().cpu().numpy().astype(bool)
     result = data.copy()
-    for tile, mask, out in zip(data, keep, result, strict=True):
+    for tile, mask, out, tile_models in zip(data, keep, result, models.tolist(), strict=True):
         if mask.sum() < MIN_FILTER_PIXELS:
             continue
-        models = noise_models(tile, mask, channels)
-        kept = [mask & (a + b * channel > 0) for channel, (a, b) in zip(tile, models,
+        kept = [mask & (a + b * channel > 0) for channel, (a, b) in zip(tile, tile_models,
                                                                          strict=True)]
         unit = np.stack([_to_unit_noise(np.where(inside, channel, channel[mask].mean()), a, b)
-                         for channel, inside, (a, b) in zip(tile, kept, models, strict=True)])
+                         for channel, inside, (a, b) in zip(tile, kept, tile_models,
+                                                             strict=True)])
         options = dict(patch_size=NLM_PATCH, patch_distance=NLM_DISTANCE, h=NLM_H, sigma=1.0,
                        fast_mode=True)
         filtered = np.empty_like(unit)
@@ -130,20 +158,22 @@ def nonlocal_means(values: torch.Tensor, usable: torch.Tensor, channels: Sequenc
                 filtered[group[0]] = denoise_nl_means(unit[group[0]], **options)
             else:
                 filtered[group] = denoise_nl_means(unit[group], channel_axis=0, **options)
-        for index, (a, b) in enumerate(models):
+        for index, (a, b) in enumerate(tile_models):
             out[index] = np.where(kept[index], _from_unit_noise(filtered[index], a, b),
                                   tile[index])
     return torch.from_numpy(result).to(values.dtype).to(values.device)
 
 
-def filter_bands(multispectral: torch.Tensor) -> torch.Tensor:
+def filter_bands(multispectral: torch.Tensor, models: torch.Tensor | None = None
+                 ) -> torch.Tensor:
     """(N, C, h, w) the 30 m input with its first six bands through :func:`nonlocal_means`
     over their usable pixels, blue, green and red together and NIR, SWIR1 and SWIR2 together
-    (:data:`BAND_GROUPS`); filled pixels (all six bands exactly 0) and any further
-    channels stay as they are."""
+    (:data:`BAND_GROUPS`), against their :func:`band_noise_models` (``models`` where already
+    known); filled pixels (all six bands exactly 0) and any further channels stay as they
+    are."""
     bands = multispectral[:, :6]
     usable = ~(bands == 0).all(dim=1)
-    filtered = nonlocal_means(bands, usable, range(6), BAND_GROUPS)
+    filtered = nonlocal_means(bands, usable, range(6), BAND_GROUPS, models)
     return torch.cat([filtered, multispectral[:, 6:]], dim=1)
 
 
@@ -154,4 +184,5 @@ def filter_pan(pan: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = ["BAND_GROUPS", "MIN_FILTER_PIXELS", "NLM_DISTANCE", "NLM_H", "NLM_PATCH",
-           "OLI_NOISE_FLOOR", "filter_bands", "filter_pan", "noise_models", "nonlocal_means"]
+           "OLI_NOISE_FLOOR", "band_noise_models", "filter_bands", "filter_pan", "noise_models",
+           "nonlocal_means", "tile_noise_models"]

@@ -159,9 +159,10 @@ def build_predictor(models: Sequence[Harmonizer], uncertainty: str = "auto", *,
     calibration's level and pan terms and applies its per-band factors) unless
     ``consistency`` is false (then only those terms, so σ keeps the form it was fitted in).
     With ``filter_input_noise`` (the default since 2026-12-07) the networks see the 30 m bands
-    and the pan after the input noise filter (:mod:`s2l8h.inference.denoise`), and the
+    and the pan after the input noise filter (:mod:`s2l8h.inference.denoise`), the
     consistency step checks their output against the filtered bands (at first against the
-    bands as they are, which put part of the filtered noise back)."""
+    bands as they are, which put part of the filtered noise back), and the output's detail is
+    shrunk against the input's noise (:func:`s2l8h.inference.consistency.shrink_detail`)."""
     calibration = ensemble_calibration(models)
     predictor = make_predictor(models, uncertainty, mc_passes=mc_passes,  # type: ignore[arg-type]
                                variance_scale=calibration.variance_scale,
