@@ -246,6 +246,18 @@ def test_consistent_predictor_feeds_and_checks_against_the_filtered_input() -> N
     models, filled = band_noise_models(bands), torch.zeros((1, 1, 60, 60), dtype=torch.bool)
     assert torch.allclose(shrunk, shrink_detail(mean, models, filled), atol=1e-7)
     assert not torch.allclose(shrunk, mean, atol=1e-5)
+    # Filled input (all six bands 0) and the two pixels around it: the detail stays.
+    holed = bands.clone()
+    holed[..., 20:30, 20:30] = 0
+    holed_shrunk = predictor(holed, pan)[0]
+    holed_mean = inner(filter_bands(holed), None)[0]
+    filled_30m = (holed == 0).all(dim=1, keepdim=True)
+    assert torch.allclose(holed_shrunk, shrink_detail(holed_mean, band_noise_models(holed),
+                                                      filled_30m), atol=1e-7)
+    assert torch.equal(holed_shrunk[..., 54:96, 54:96], holed_mean[..., 54:96, 54:96])
+    assert not torch.allclose(holed_shrunk[..., 54:96, 54:96],
+                              shrink_detail(holed_mean, band_noise_models(holed),
+                                            torch.zeros_like(filled_30m))[..., 54:96, 54:96])
     assert predictor(bands, None) is not None and inner.seen[1] is None  # no pan: none
     assert inner.seen[0].std() < 0.3 * bands.std()
     assert predictor.gives_variance and torch.equal(variance, torch.ones_like(mean))
@@ -423,6 +435,26 @@ def test_shrink_detail_takes_out_noise_sized_detail_and_keeps_texture_and_edges(
     assert torch.equal(out[around].nan_to_num(), holed[around].nan_to_num())
 
 
+def test_shrink_detail_uses_each_tiles_and_bands_own_noise_model() -> None:
+    generator = torch.Generator().manual_seed(6)
+    noise_std = 0.0005
+    mean = 0.1 + noise_std * torch.randn((2, 6, 60, 60), generator=generator)
+    # Tile 0: a model for blue, green and red only; tile 1: for NIR, SWIR1 and SWIR2 only,
+    # as the signal-dependent part b ρ (ρ = 0.1) of the same variance.
+    models = torch.zeros((2, 6, 2), dtype=torch.float64)
+    models[0, :3, 0] = noise_std ** 2
+    models[1, 3:, 1] = noise_std ** 2 / 0.1
+    shrunk = shrink_detail(mean, models, torch.zeros((2, 1, 20, 20), dtype=torch.bool))
+    spread = (shrunk - 0.1).flatten(-2).std(dim=-1) / (mean - 0.1).flatten(-2).std(dim=-1)
+    assert (spread[0, :3] < 0.5).all() and (spread[1, 3:] < 0.5).all(), spread
+    assert torch.equal(shrunk[0, 3:], mean[0, 3:]) and torch.equal(shrunk[1, :3], mean[1, :3])
+    # The signal-dependent model shrinks as the constant one of the same variance does.
+    constant = models.clone()
+    constant[1, 3:] = torch.tensor([noise_std ** 2, 0.0], dtype=torch.float64)
+    same = shrink_detail(mean, constant, torch.zeros((2, 1, 20, 20), dtype=torch.bool))
+    assert (shrunk[1, 3:] - same[1, 3:]).abs().max() < 0.1 * noise_std
+
+
 def test_tile_noise_models_are_what_the_filter_uses() -> None:
     generator = torch.Generator().manual_seed(4)
     bands = 0.1 + 0.002 * torch.randn((2, 6, 40, 40), generator=generator)
@@ -433,8 +465,11 @@ def test_tile_noise_models_are_what_the_filter_uses() -> None:
     usable = ~(bands == 0).all(dim=1)
     for tile in range(2):
         expected = noise_models(bands[tile].double().numpy(), usable[tile].numpy(), range(6))
-        assert np.allclose(models[tile].numpy(), expected)
+        assert np.array_equal(models[tile].numpy(), np.asarray(expected))
     assert torch.equal(filter_bands(bands, models), filter_bands(bands))
+    # Models given are the ones used: a 16 x larger noise variance filters harder.
+    harder = filter_bands(bands, 16 * models)
+    assert harder[0].std() < 0.9 * filter_bands(bands)[0].std()
     sparse = bands.clone()
     sparse[1, :, 7] = 0  # 56 usable pixels: no model, nothing filtered
     assert torch.equal(tile_noise_models(sparse[1:, :6], ~(sparse[1:, :6] == 0).all(dim=1),

@@ -101,7 +101,8 @@ def harmonize_command(
         True, help="Make the output consistent with the 30 m input: seen through the Landsat "
                    "PSF and bandpass it gives the input back, each band's level included, "
                    "up to the input's noise (with --denoise, the filtered input's; "
-                   "--no-consistency: the network's raw output)."),
+                   "--no-consistency: the network's raw output, its detail still shrunk "
+                   "against the input's noise unless --no-denoise)."),
     filter_input_noise: bool = typer.Option(
         True, "--denoise/--no-denoise",
         help="Filter the 30 m bands' and the pan's noise (non-local means against each "

@@ -54,8 +54,8 @@ the validation rows (``python benchmarks/detail_shrink.py --rows validation``, w
 the noise gain under OLI's noise 0.74 → 0.55 pooled and 0.92 → 0.74 in B8A on Virginia,
 1.63 → 1.45 on Zurich, for −0.01 to −0.02 dB in the Virginia conditions (+0.02 with a 30 %
 sharper PSF), −0.01 to −0.04 dB on Zurich (+0.04 with the sharper PSF) and −0.01 dB on real
-Florida (Wald). Over water near a shore the gain stays 1.1-1.5: the shore's own detail keeps
-its window's energy above the noise.
+Florida (Wald). Over water within 150 m of land the gain stays 1.1-1.7: the networks' detail
+there, the shore's and what they put beside it, stands above the noise.
 
 Shapes: multispectral (N, 6, h, w) reflectance on the 30 m grid, mean (N, 6, 3h, 3w) on the
 nested 10 m grid (the model grid of :mod:`s2l8h.inference.tiling`). The variance is passed
@@ -339,7 +339,7 @@ def add_back(mean: torch.Tensor, residual: torch.Tensor, unusable: torch.Tensor,
 
 
 def shrink_detail(mean: torch.Tensor, noise_models: torch.Tensor, filled: torch.Tensor,
-                  scale: int = 3, window: int = DETAIL_WINDOW, factor: float = 1.0
+                  scale: int = 3, window: int | None = None, factor: float = 1.0
                   ) -> torch.Tensor:
     """``mean`` (N, 6, H, W) with its detail finer than the 30 m grid shrunk where it is no
     larger than the input's noise (:class:`ConsistentPredictor`'s last step with
@@ -349,8 +349,8 @@ def shrink_detail(mean: torch.Tensor, noise_models: torch.Tensor, filled: torch.
     ``scale`` x ``scale`` area average, bicubic upsampling): what the networks added beyond
     what the 30 m grid carries, and where they amplify what is left of the input's noise.
     Each pixel's detail is multiplied by max(0, E - v) / E, E its local energy (mean square
-    over ``window`` x ``window`` pixels) and v ``factor`` x the input's noise variance there,
-    a + b ρ from the tile's ``noise_models`` (N, 6, 2;
+    over ``window`` x ``window`` pixels, :data:`DETAIL_WINDOW` unless given) and v ``factor`` x
+    the input's noise variance there, a + b ρ from the tile's ``noise_models`` (N, 6, 2;
     :func:`~s2l8h.inference.denoise.band_noise_models`) at the view's reflectance ρ: kept
     where it stands well above the noise (texture, edges), taken out where it is no larger
     (flat ground). Pixels within two 30 m pixels of a ``filled`` input pixel (N, 1, h, w),
@@ -361,12 +361,12 @@ def shrink_detail(mean: torch.Tensor, noise_models: torch.Tensor, filled: torch.
     detail = mean - low
     models = noise_models.to(mean.dtype).to(mean.device)
     noise = factor * (models[..., 0, None, None] + models[..., 1, None, None] * low.clamp_min(0))
-    energy = _window_mean(detail * detail, window)
+    energy = _window_mean(detail * detail, DETAIL_WINDOW if window is None else window)
     gain = torch.where(energy > 0, (energy - noise).clamp_min(0) / energy.clamp_min(1e-30),
                        torch.ones_like(energy))
     near_filled = F.max_pool2d(filled.to(mean.dtype), 5, stride=1, padding=2)
     near_filled = F.interpolate(near_filled, size=mean.shape[-2:], mode="nearest") > 0
-    shrunk = low + gain * detail
+    shrunk = mean - (1 - gain) * detail  # exactly ``mean`` where the gain is 1
     return torch.where(near_filled | ~torch.isfinite(shrunk), mean, shrunk)
 
 
@@ -399,9 +399,9 @@ class ConsistentPredictor(WrappedPredictor):
     conditions and on real Florida (Wald), and costs 0.07 dB with a 30 % sharper PSF (the
     projection assumes the nominal Landsat PSF). One step was the default while the sharper
     PSF was the condition with the smallest margin; with the level restored that is the
-    ``atmosphere`` condition, which the second step helps. 0 leaves the mean as it is
-    (``--no-consistency``) and only adds the level and pan terms and applies the band
-    factors. ``denoise``: filter the
+    ``atmosphere`` condition, which the second step helps. 0 (``--no-consistency``) projects
+    nothing: it only adds the level and pan terms and applies the band factors, and with
+    ``filter_input`` still shrinks the detail. ``denoise``: filter the
     residual's noise (module docstring; default on). ``level_variance_scale``: where the predictor
     gives a variance, that times the square of the networks' :func:`level_departure` is added
     to it (a registered ensemble's calibration; 0 adds nothing); ``pan_variance_scale``
@@ -412,7 +412,9 @@ class ConsistentPredictor(WrappedPredictor):
     :func:`~s2l8h.inference.denoise.filter_pan`), and its output is made consistent with the
     filtered bands, so that the back-projection does not put the noise the filter took out
     back in, and its detail is then shrunk against the input's noise (:func:`shrink_detail`,
-    ``DETAIL_NOISE_FACTOR`` x the filter's noise models; 0 leaves it out); the pan term still
+    ``DETAIL_NOISE_FACTOR`` x the filter's noise models; 0 leaves it out), which leaves the
+    output consistent with the filtered bands only up to a fraction of their noise (what the
+    detail it takes out had at 30 m); the pan term still
     compares the bands and the pan as they are. The step and the filter run in float32
     whatever autocast the networks run under."""
 
