@@ -414,9 +414,9 @@ class ConsistentPredictor(WrappedPredictor):
     back in, and its detail is then shrunk against the input's noise (:func:`shrink_detail`,
     ``DETAIL_NOISE_FACTOR`` x the filter's noise models; 0 leaves it out), which leaves the
     output consistent with the filtered bands only up to a fraction of their noise (what the
-    detail it takes out had at 30 m); the pan term still
-    compares the bands and the pan as they are. The step and the filter run in float32
-    whatever autocast the networks run under."""
+    detail it takes out had at 30 m); the pan term still compares the bands and the pan as
+    they are. The step and the filter run in float32 whatever autocast the networks run
+    under."""
 
     def __init__(self, predictor: Predictor, platform: Platform = "S2A", steps: int = 2,
                  denoise: bool = True, level_variance_scale: float = 0.0,
