@@ -124,13 +124,18 @@ def _slopes(platform: Platform, like: torch.Tensor) -> tuple[torch.Tensor, torch
     return table[:, 0].view(1, 6, 1, 1), table[:, 1].view(1, 6, 1, 1)
 
 
+def _landsat_pixels(image: torch.Tensor, scale: int) -> torch.Tensor:
+    """(N, C, scale h, scale w) seen through the Landsat Gaussian PSF and the ``scale`` x
+    ``scale`` area average: (N, C, h, w)."""
+    return F.avg_pool2d(gaussian_blur(image, psf_sigma(float(scale))), scale)
+
+
 def landsat_view(mean: torch.Tensor, scale: int = 3, platform: Platform = "S2A"
                  ) -> torch.Tensor:
     """(N, 6, scale h, scale w) Sentinel-2-like reflectance as OLI would measure it on the
     nested grid ``scale`` times coarser: (N, 6, h, w) OLI reflectance."""
     slope, offset = _slopes(platform, mean)
-    blurred = gaussian_blur(mean * slope + offset, psf_sigma(float(scale)))
-    return F.avg_pool2d(blurred, scale)
+    return _landsat_pixels(mean * slope + offset, scale)
 
 
 def _residual_and_level(mean: torch.Tensor, multispectral: torch.Tensor, scale: int,
@@ -356,8 +361,8 @@ def shrink_detail(mean: torch.Tensor, noise_models: torch.Tensor, filled: torch.
     (flat ground). Pixels within two 30 m pixels of a ``filled`` input pixel (N, 1, h, w),
     tiles whose models are (0, 0) and pixels whose view or window a NaN of ``mean`` reaches
     stay as they are."""
-    low = F.interpolate(F.avg_pool2d(gaussian_blur(mean, psf_sigma(float(scale))), scale),
-                        size=mean.shape[-2:], mode="bicubic", align_corners=False)
+    low = F.interpolate(_landsat_pixels(mean, scale), size=mean.shape[-2:], mode="bicubic",
+                        align_corners=False)
     detail = mean - low
     models = noise_models.to(mean.dtype).to(mean.device)
     noise = factor * (models[..., 0, None, None] + models[..., 1, None, None] * low.clamp_min(0))
