@@ -21,6 +21,7 @@ from s2l8h.evaluate.metrics import psnr
 from s2l8h.inference.checks import to_landsat
 from s2l8h.inference.consistency import (
     ConsistentPredictor,
+    LevelRecord,
     consistency_residual,
     landsat_view,
     level_departure,
@@ -288,6 +289,48 @@ def test_the_level_departure_is_restored_and_enters_the_variance() -> None:
         ConsistentPredictor(_Offset(brighter), level_variance_scale=-1.0)
 
 
+def test_the_networks_level_departure_is_recorded_per_tile() -> None:
+    """The consistency step records, per tile and band, the networks' level minus the input's
+    (before it puts the input's level back); the scene's summary is the median over tiles
+    and the 90th percentile of its size, counting only bands of tiles with enough data."""
+    truth = torch.from_numpy(_smooth_image(6, shape=(6, 90, 90)))[None]
+    observed = landsat_view(truth)
+    offset = torch.tensor([0.01, -0.004, 0.0, 0.002, -0.02, 0.006],
+                          dtype=truth.dtype).view(1, 6, 1, 1)
+    stand_in = _Offset(truth + offset)
+    predictor = ConsistentPredictor(stand_in)
+    assert predictor.levels.summary() is None
+    predictor(observed, None)
+    first = predictor.levels.summary()
+    assert first["tiles"] == 1
+    np.testing.assert_allclose(first["median"], offset.numpy().ravel(), atol=2e-5)
+    np.testing.assert_allclose(first["p90_abs"], np.abs(offset.numpy().ravel()), atol=2e-5)
+    # A second tile with data only in a corner too small to count (MIN_LEVEL_PIXELS).
+    corner = torch.zeros_like(observed)
+    corner[..., :4, :4] = observed[..., :4, :4]
+    predictor(corner, None)
+    assert predictor.levels.summary() == first
+    # Two more tiles, the offset doubled and tripled: the median is the doubled one, the
+    # 90th percentile of the sizes 2.8 x the offset.
+    for times in (2, 3):
+        stand_in.mean = truth + times * offset
+        predictor(observed, None)
+    summary = predictor.levels.summary()
+    assert summary["tiles"] == 3
+    np.testing.assert_allclose(summary["median"], 2 * offset.numpy().ravel(), atol=5e-5)
+    np.testing.assert_allclose(summary["p90_abs"], 2.8 * np.abs(offset.numpy().ravel()),
+                               atol=5e-5)
+    predictor.levels.clear()
+    assert predictor.levels.summary() is None
+    # A band never counted is None; the others are still summarised.
+    record = LevelRecord()
+    usable = torch.ones(1, 6, 10, 10, dtype=torch.bool)
+    usable[:, 2] = False
+    record.add(torch.full((1, 6, 1, 1), -0.003), ~usable)
+    assert record.summary() == {"tiles": 1, "median": [0.003, 0.003, None, 0.003, 0.003, 0.003],
+                                "p90_abs": [0.003, 0.003, None, 0.003, 0.003, 0.003]}
+
+
 def test_pan_disagreement_does_not_depend_on_the_tile_size() -> None:
     """The pan is regressed on the bands over a fixed window, not over the tile: where the
     pan's relation to the bands changes across a scene (left and right halves here), a crop
@@ -471,8 +514,8 @@ def test_the_band_factors_reach_the_wald_sigma_once(monkeypatch) -> None:
         .repeat_interleave(2, dim=-1)
     noise = [0.001, 0.002, 0.001, 0.003, 0.002, 0.002]  # a noise term of 1e-6 to 1.8e-5
     inputs = (bands.float().numpy(), pan.float().numpy(), noise)
-    plain_mean, plain_std = _predict(resolve_models(["plain-pair"]), "auto", *inputs)
-    banded_mean, banded_std = _predict(resolve_models(["banded-pair"]), "auto", *inputs)
+    plain_mean, plain_std, _ = _predict(resolve_models(["plain-pair"]), "auto", *inputs)
+    banded_mean, banded_std, _ = _predict(resolve_models(["banded-pair"]), "auto", *inputs)
     np.testing.assert_array_equal(plain_mean, banded_mean)
     np.testing.assert_allclose(banded_std.astype(np.float64) ** 2,
                                np.array(factors)[:, None, None] * plain_std.astype(np.float64)

@@ -38,7 +38,12 @@ from s2l8h.evaluate.benchmark import (
     write_tables,
 )
 from s2l8h.inference.checks import scene_noise
-from s2l8h.inference.harmonize import build_predictor, noise_variance, resolve_models
+from s2l8h.inference.harmonize import (
+    build_predictor,
+    level_summary,
+    noise_variance,
+    resolve_models,
+)
 from s2l8h.io.errors import InputError
 from s2l8h.io.quality import DEFAULT_MASK_FLAGS
 from s2l8h.models.harmonizer import Harmonizer
@@ -47,22 +52,25 @@ from s2l8h.models.harmonizer import Harmonizer
 @torch.no_grad()
 def _predict(models: list[Harmonizer], uncertainty: str, multispectral: np.ndarray,
              pan: np.ndarray, noise: list[float], consistency: bool = True,
-             filter_input_noise: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+             filter_input_noise: bool = True
+             ) -> tuple[np.ndarray, np.ndarray | None, dict[str, object] | None]:
     """The mean and the σ in OLI radiometry (the MSI σ times the HLS slope, plus a registered
     ensemble's term for the input's estimated noise per band ``noise``, which is measured in
-    OLI radiometry) of ``models`` on one scene."""
+    OLI radiometry) of ``models`` on one scene, and the networks' level departure from the
+    input (:func:`~s2l8h.inference.harmonize.level_summary`; one tile: the whole scene)."""
     predictor = build_predictor(models, uncertainty, consistency=consistency,
                                 filter_input_noise=filter_input_noise)
     mean, variance = predictor(torch.from_numpy(multispectral)[None],
                                torch.from_numpy(pan)[None])
+    levels = level_summary(predictor)
     if variance is None:
-        return mean[0].numpy(), None
+        return mean[0].numpy(), None, levels
     slope = np.array([a for a, _ in HLS_BANDPASS["S2A"]])[:, None, None]
     variance = np.maximum(variance[0].numpy(), 0) * slope**2
     added = noise_variance(predictor, noise)
     if added is not None:
         variance = variance + added
-    return mean[0].numpy(), np.sqrt(variance).astype(np.float32)
+    return mean[0].numpy(), np.sqrt(variance).astype(np.float32), levels
 
 
 def run_wald(
@@ -109,12 +117,13 @@ def run_wald(
         started = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            mean, std = _predict(members, uncertainty,
+            mean, std, levels = _predict(members, uncertainty,
                                  np.where(valid90, bands90, 0).astype(np.float32),
                                  pan45.astype(np.float32), noise, consistency,
                                  filter_input_noise)
         methods.append(MethodResult(label, "model", time.perf_counter() - started,
-                                    msi_to_oli(mean), std, input_noise=noise))
+                                    msi_to_oli(mean), std, input_noise=noise,
+                                    level_departure=levels))
     common = real.scored & np.kron(valid90, np.ones((FACTOR, FACTOR), dtype=bool))
     for method in methods:
         common &= np.isfinite(method.prediction).all(axis=0)

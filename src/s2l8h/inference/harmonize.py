@@ -31,6 +31,7 @@ from s2l8h.inference.checks import (
     central_window,
     check_inputs,
     consistency_messages,
+    level_messages,
     to_landsat,
 )
 from s2l8h.inference.consistency import ConsistentPredictor
@@ -524,15 +525,26 @@ def run_plan(plan: HarmonizePlan, reader: SceneReader, writer: CogWriter,
     return kept
 
 
+def level_summary(predictor: Predictor) -> dict[str, object] | None:
+    """The networks' level departure over the tiles ``predictor`` ran
+    (:class:`~s2l8h.inference.consistency.LevelRecord`); ``None`` without a consistency
+    step."""
+    return predictor.levels.summary() if isinstance(predictor, ConsistentPredictor) else None
+
+
 def finish(plan: HarmonizePlan, writer: CogWriter, consistency: Consistency, kept: bool,
            stages: dict[str, float]) -> tuple[Path, dict]:
-    """Refuse an output without a kept pixel; tag and warn about the consistency; commit."""
+    """Refuse an output without a kept pixel; tag and warn about the consistency and the
+    networks' level departure; commit."""
     if not kept:
         raise InputError(plan.scene.multispectral[0], "no valid pixel in the output grid "
                          "(all nodata, or all flagged by the quality band)")
     report = consistency.report()
     writer.add_tags(consistency_tags(report))
-    for message in consistency_messages(report):
+    levels = level_summary(plan.predictor)
+    if levels is not None:
+        writer.add_tags({"S2L8H_LEVEL_DEPARTURE": json.dumps(levels)})
+    for message in consistency_messages(report) + level_messages(levels):
         warnings.warn(f"{plan.scene.name}: {message}", InputCheckWarning, stacklevel=3)
     began = time.perf_counter()
     path = writer.commit()
@@ -572,6 +584,8 @@ def harmonize(
     plan = registered_plan(plan, scene_shift)
     consistency = Consistency(window=plan.window)
     plan.predictor.to(plan.device)
+    if isinstance(plan.predictor, ConsistentPredictor):
+        plan.predictor.levels.clear()
     pan_map = measure_plan_pan(plan, checks)
     writer = open_writer(plan, checks, registration, window, pan_map)
     # Busy seconds per stage (read and write run in their own threads, so they overlap).
@@ -594,7 +608,8 @@ def harmonize(
                            seconds=time.perf_counter() - started,
                            extra={"input_checks": checks, "registration": registration,
                                   "pan_map": pan_map,
-                                  "consistency": report, "stage_seconds": stages})
+                                  "consistency": report, "stage_seconds": stages,
+                                  "level_departure": level_summary(plan.predictor)})
 
 
 def add_consistency(consistency: Consistency, strip: Strip, out_row0: int, out_col0: int,
