@@ -19,11 +19,11 @@ from s2l8h.evaluate.baselines import run_baseline
 from s2l8h.evaluate.benchmark import read_prediction
 from s2l8h.evaluate.metrics import psnr
 from s2l8h.inference.checks import (
-    LEVEL_WARNING,
+    LEVEL_SHIFT_WARNING,
     NOISE_WARNING,
     InputCheckWarning,
     estimate_noise,
-    level_messages,
+    level_shift_messages,
     measure_pan_shift,
 )
 from s2l8h.inference.harmonize import harmonize
@@ -198,12 +198,12 @@ def test_qa_reads_the_tags_and_refuses_a_raster_without_them(virginia, tmp_path:
 
 def test_an_atmospheric_offset_is_warned_about_by_the_networks_level(virginia,
                                                                       tmp_path: Path) -> None:
-    """The networks' level departure from the input, tagged and warned about by ``harmonize``
-    and shown by ``qa``: opposite to a simulated atmospheric offset in the bands it moves
-    most, and under the warning level on clean input (where nothing is warned about, the test
-    above)."""
+    """How far the networks would move each band's level, tagged and warned about by
+    ``harmonize`` and shown by ``qa``: opposite to a simulated atmospheric offset in the bands
+    it moves most, and under the warning level on clean input (where nothing is warned about,
+    the test above)."""
     offset = (0.01, -0.008, 0.006, -0.01, 0.008, -0.006)  # the benchmark's ``atmosphere``
-    departures = {}
+    shifts = {}
     for name, degradation in (("clean", Degradation()), ("offset", Degradation(offset=offset))):
         scene, target_path, _ = _scene(virginia, tmp_path / name, degradation)
         output = tmp_path / f"{name}.tif"
@@ -212,28 +212,33 @@ def test_an_atmospheric_offset_is_warned_about_by_the_networks_level(virginia,
             result = harmonize(scene, output, like=target_path, progress=False, mask_flags=())
         messages = [str(w.message) for w in caught if w.category is InputCheckWarning]
         with rasterio.open(output) as dataset:
-            tagged = json.loads(dataset.tags()["S2L8H_LEVEL_DEPARTURE"])
-        assert tagged == result.extra["level_departure"]
-        assert tagged["tiles"] >= 1
-        departures[name] = np.array(tagged["median"])
+            tagged = json.loads(dataset.tags()["S2L8H_LEVEL_SHIFT"])
+        assert tagged == result.extra["level_shift"]
+        assert tagged["tiles"] == result.tiles == 1
+        assert tagged["restored"] and tagged["in_sigma"]  # the default: a calibrated ensemble
+        shifts[name] = np.array(tagged["median"])
         warned = [m for m in messages if "the networks would move the level" in m]
         assert bool(warned) is (name == "offset"), messages
     # Measured on this crop: clean at most 0.0005 in size; with the offset -0.0092 / +0.0087
     # / -0.0043 / +0.0013 / -0.0050 / +0.0078: 0.62-1.31 x the offset, but 0.13 x in NIR,
     # which the networks hardly move (as on the benchmark's rows).
-    assert np.abs(departures["clean"]).max() < LEVEL_WARNING
+    assert np.abs(shifts["clean"]).max() < LEVEL_SHIFT_WARNING
     moved = np.array(offset)
-    assert np.all(np.sign(departures["offset"]) == -np.sign(moved))
-    recovered = -departures["offset"] / moved
+    assert np.all(np.sign(shifts["offset"]) == -np.sign(moved))
+    recovered = -shifts["offset"] / moved
     assert np.all(np.delete(recovered, 3) > 0.5) and recovered.max() < 1.5
     assert "B02 -0.0" in warned[0] and "B11" in warned[0]
+    assert "the output keeps the input's level, σ includes the shift" in warned[0]
     result = runner.invoke(app, ["qa", str(tmp_path / "offset.tif")])
     assert result.exit_code == 0, result.output
-    assert "level departure" in result.output
+    assert "level shift" in result.output
     assert "the networks would move the level" in result.output
-    assert level_messages(None) == []
-    assert level_messages({"tiles": 1, "median": [None, 0.002, -0.002, 0, 0, 0]}) == []
-    assert "B03 +0.0030" in level_messages({"tiles": 2, "median": [0, 0.003, 0, 0, 0, 0]})[0]
+    assert level_shift_messages(None) == []
+    assert level_shift_messages({"tiles": 1, "median": [None, 0.002, -0.002, 0, 0, 0]}) == []
+    message = level_shift_messages({"tiles": 2, "median": [0, 0.003, 0, 0, 0, 0],
+                                    "restored": False, "in_sigma": False})[0]
+    assert "B03 +0.0030" in message and "over 2 tiles" in message
+    assert "carries the networks' level" in message and "σ includes" not in message
 
 
 def test_a_registered_noise_term_widens_sigma_by_the_input_noise(virginia, tmp_path: Path,

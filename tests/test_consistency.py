@@ -21,7 +21,7 @@ from s2l8h.evaluate.metrics import psnr
 from s2l8h.inference.checks import to_landsat
 from s2l8h.inference.consistency import (
     ConsistentPredictor,
-    LevelRecord,
+    LevelShifts,
     consistency_residual,
     landsat_view,
     level_departure,
@@ -289,46 +289,66 @@ def test_the_level_departure_is_restored_and_enters_the_variance() -> None:
         ConsistentPredictor(_Offset(brighter), level_variance_scale=-1.0)
 
 
-def test_the_networks_level_departure_is_recorded_per_tile() -> None:
+def test_the_networks_level_shift_is_recorded_per_tile() -> None:
     """The consistency step records, per tile and band, the networks' level minus the input's
     (before it puts the input's level back); the scene's summary is the median over tiles
-    and the 90th percentile of its size, counting only bands of tiles with enough data."""
+    and the 90th percentile of its size, counting only bands of tiles with enough data, and
+    says whether the output keeps the input's level and whether σ includes the shift."""
     truth = torch.from_numpy(_smooth_image(6, shape=(6, 90, 90)))[None]
     observed = landsat_view(truth)
     offset = torch.tensor([0.01, -0.004, 0.0, 0.002, -0.02, 0.006],
                           dtype=truth.dtype).view(1, 6, 1, 1)
     stand_in = _Offset(truth + offset)
     predictor = ConsistentPredictor(stand_in)
-    assert predictor.levels.summary() is None
+    assert predictor.level_shifts.summary() is None
     predictor(observed, None)
-    first = predictor.levels.summary()
-    assert first["tiles"] == 1
+    first = predictor.level_shifts.summary()
+    assert first["tiles"] == 1 and first["restored"] and not first["in_sigma"]
     np.testing.assert_allclose(first["median"], offset.numpy().ravel(), atol=2e-5)
     np.testing.assert_allclose(first["p90_abs"], np.abs(offset.numpy().ravel()), atol=2e-5)
     # A second tile with data only in a corner too small to count (MIN_LEVEL_PIXELS).
     corner = torch.zeros_like(observed)
     corner[..., :4, :4] = observed[..., :4, :4]
     predictor(corner, None)
-    assert predictor.levels.summary() == first
-    # Two more tiles, the offset doubled and tripled: the median is the doubled one, the
-    # 90th percentile of the sizes 2.8 x the offset.
-    for times in (2, 3):
-        stand_in.mean = truth + times * offset
-        predictor(observed, None)
-    summary = predictor.levels.summary()
+    assert predictor.level_shifts.summary() == first
+    # Two more tiles in one batch, the offset doubled and tripled: the median is the doubled
+    # one, the 90th percentile of the sizes 2.8 x the offset.
+    stand_in.mean = torch.cat([truth + 2 * offset, truth + 3 * offset])
+    predictor(torch.cat([observed, observed]), None)
+    summary = predictor.level_shifts.summary()
     assert summary["tiles"] == 3
     np.testing.assert_allclose(summary["median"], 2 * offset.numpy().ravel(), atol=5e-5)
     np.testing.assert_allclose(summary["p90_abs"], 2.8 * np.abs(offset.numpy().ravel()),
                                atol=5e-5)
-    predictor.levels.clear()
-    assert predictor.levels.summary() is None
+    predictor.level_shifts.clear()
+    assert predictor.level_shifts.summary() is None
+    # A tile whose left half is filled with 0 (no data): the filled pixels stay out.
+    half = observed.clone()
+    half[..., :15] = 0
+    stand_in.mean = truth + offset
+    predictor(half, None)
+    np.testing.assert_allclose(predictor.level_shifts.summary()["median"],
+                               offset.numpy().ravel(), atol=2e-5)
+    # No consistency step but the input filter: recorded, and the output keeps the
+    # networks' level; with a calibrated level term σ includes it.
+    unrestored = ConsistentPredictor(stand_in, steps=0, filter_input=True,
+                                     level_variance_scale=0.5)
+    unrestored(observed, None)
+    summary = unrestored.level_shifts.summary()
+    assert not summary["restored"] and summary["in_sigma"]
+    np.testing.assert_allclose(summary["median"], offset.numpy().ravel(), atol=5e-4)
+    # Nothing to do at all (no step, no filter, no σ term): nothing measured.
+    idle = ConsistentPredictor(stand_in, steps=0)
+    idle(observed, None)
+    assert idle.level_shifts.summary() is None
     # A band never counted is None; the others are still summarised.
-    record = LevelRecord()
+    record = LevelShifts()
     usable = torch.ones(1, 6, 10, 10, dtype=torch.bool)
     usable[:, 2] = False
     record.add(torch.full((1, 6, 1, 1), -0.003), ~usable)
     assert record.summary() == {"tiles": 1, "median": [0.003, 0.003, None, 0.003, 0.003, 0.003],
-                                "p90_abs": [0.003, 0.003, None, 0.003, 0.003, 0.003]}
+                                "p90_abs": [0.003, 0.003, None, 0.003, 0.003, 0.003],
+                                "restored": True, "in_sigma": False}
 
 
 def test_pan_disagreement_does_not_depend_on_the_tile_size() -> None:

@@ -4,8 +4,10 @@ One item per product: footprint and bbox of its grid in lon/lat, the acquisition
 the ``proj`` extension (code, shape, transform, bbox), one COG asset whose ``raster:bands``
 give each band's data type, nodata, scale and offset (as written in the file) and whose
 ``eo:bands`` name them (B02 ... B12 with Sentinel-2 common names and centre wavelengths, the
-``*_std`` bands, ``mask``), and ``derived_from`` links to the source Landsat items. Everything
-is read back from the written files (their grid, encodings and provenance tags).
+``*_std`` bands, ``mask``), ``s2l8h:level_shift`` (the networks' level minus the input's
+per band, where ``harmonize`` recorded it) and ``derived_from`` links to the source Landsat
+items. Everything is read back from the written files (their grid, encodings and provenance
+tags).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterBand, RasterExtension
 
 from s2l8h import __version__
+from s2l8h.inference.checks import LEVEL_SHIFT_TAG
 
 DATETIME_TAG = "S2L8H_DATETIME"
 SOURCES_TAG = "S2L8H_SOURCE_ITEMS"
@@ -52,12 +55,17 @@ def product_item(path: str | os.PathLike[str]) -> pystac.Item:
     if moment is not None and moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.timezone.utc)
     properties = json.loads(tags.get(PROPERTIES_TAG, "{}"))
+    levels = json.loads(tags.get(LEVEL_SHIFT_TAG, "null"))
     properties.update({
         "s2l8h:models": json.loads(tags.get("S2L8H_MODELS", "[]")),
         "s2l8h:uncertainty": tags.get("S2L8H_UNCERTAINTY"),
         "s2l8h:version": tags.get("S2L8H_VERSION", __version__),
         "s2l8h:source_items": [s["id"] for s in json.loads(tags.get(SOURCES_TAG, "[]"))],
     })
+    if isinstance(levels, dict):
+        # The networks' level minus the input's per band (B02 ... B12, reflectance): a season's
+        # products can be filtered on it (:data:`s2l8h.inference.checks.LEVEL_SHIFT_WARNING`).
+        properties["s2l8h:level_shift"] = levels.get("median")
     item = pystac.Item(id=path.stem, geometry=footprint.json, bbox=list(footprint.boundingbox),
                        datetime=moment, properties=properties)
     if moment is None:  # STAC needs a datetime or a range; the MTL date was missing

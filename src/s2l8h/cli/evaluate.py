@@ -174,7 +174,7 @@ def qa_command(
     and RMSE, spectral angle, residual shift)."""
     from s2l8h.evaluate.benchmark import write_json
     from s2l8h.evaluate.qa import consistency_with_scene, read_report
-    from s2l8h.inference.checks import consistency_messages, level_messages
+    from s2l8h.inference.checks import consistency_messages, level_shift_messages
     from s2l8h.io.cog import check_not_an_input, check_output_path
     from s2l8h.io.landsat import open_scene
 
@@ -202,8 +202,8 @@ def qa_command(
         console.print(f"[yellow]warning:[/yellow] {message}")
     if not messages:
         console.print("consistent with its input (|bias| <= 0.01, residual shift <= 6 m)")
-    levels = report.get("level_departure")
-    for message in level_messages(levels if isinstance(levels, dict) else None):
+    levels = report.get("level_shift")
+    for message in level_shift_messages(levels if isinstance(levels, dict) else None):
         console.print(f"[yellow]warning:[/yellow] {message}")
     if json_out is not None:
         write_json(json_out, report)

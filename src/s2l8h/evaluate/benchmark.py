@@ -161,9 +161,9 @@ class MethodResult:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     #: A model's input noise estimate per band (reflectance), as its run measured it.
     input_noise: list[float] | None = None
-    #: A model's level departure from its input over the tiles it ran (the networks' level
-    #: minus the input's: :meth:`s2l8h.inference.consistency.LevelRecord.summary`).
-    level_departure: dict[str, object] | None = None
+    #: How far a model's networks would move each band's level over the tiles it ran (their
+    #: level minus the input's: :meth:`s2l8h.inference.consistency.LevelShifts.summary`).
+    level_shift: dict[str, object] | None = None
 
 
 @dataclass
@@ -421,7 +421,7 @@ def _register_simulation(simulation: SimulatedScene, reference: str | None
 def score_methods(methods: Sequence[MethodResult], reference: np.ndarray,
                   valid: np.ndarray) -> None:
     """Fill each method's metrics (image, detail, uncertainty where it has σ, and a model's
-    level departure where its run measured one)."""
+    level shift where its run measured one)."""
     for method in methods:
         method.metrics = image_metrics(method.prediction, reference, valid)
         ratios, skills = high_frequency_detail(method.prediction, reference, valid)
@@ -434,8 +434,8 @@ def score_methods(methods: Sequence[MethodResult], reference: np.ndarray,
         if method.std is not None:
             method.metrics["uncertainty"] = uncertainty_metrics(
                 method.prediction, method.std, reference, valid)
-        if method.level_departure is not None:
-            method.metrics["level_departure"] = dict(method.level_departure)
+        if method.level_shift is not None:
+            method.metrics["level_shift"] = dict(method.level_shift)
 
 
 def _run_condition(
@@ -483,7 +483,7 @@ def _run_condition(
         prediction, std, _ = read_prediction(output)
         methods.append(MethodResult(label, "model", seconds, prediction, std,
                                     input_noise=run.extra["input_checks"].noise,
-                                    level_departure=run.extra["level_departure"]))
+                                    level_shift=run.extra["level_shift"]))
     if any(degradation.shift_ms):
         # What a perfect reconstruction of the scene as Landsat saw it scores: the truth
         # moved by the bands' misregistration, which no method can see in its input.

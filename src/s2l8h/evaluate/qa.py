@@ -22,7 +22,7 @@ from s2l8h.io.reader import ReadInputs, SceneReader
 
 REPORT_TAGS = ("S2L8H_CHECK_WINDOW", "S2L8H_PAN_SHIFT_M", "S2L8H_PAN_SHIFT_CORRECTED_M",
                "S2L8H_PAN_SHIFT_LOCAL", "S2L8H_SCENE_SHIFT", "S2L8H_INPUT_NOISE",
-               "S2L8H_SIGMA_CALIBRATION", "S2L8H_CONSISTENCY", "S2L8H_LEVEL_DEPARTURE")
+               "S2L8H_SIGMA_CALIBRATION", "S2L8H_CONSISTENCY", "S2L8H_LEVEL_SHIFT")
 
 
 def read_report(path: str | os.PathLike[str]) -> dict[str, object]:

@@ -40,7 +40,7 @@ from s2l8h.evaluate.benchmark import (
 from s2l8h.inference.checks import scene_noise
 from s2l8h.inference.harmonize import (
     build_predictor,
-    level_summary,
+    level_shift_summary,
     noise_variance,
     resolve_models,
 )
@@ -56,13 +56,14 @@ def _predict(models: list[Harmonizer], uncertainty: str, multispectral: np.ndarr
              ) -> tuple[np.ndarray, np.ndarray | None, dict[str, object] | None]:
     """The mean and the σ in OLI radiometry (the MSI σ times the HLS slope, plus a registered
     ensemble's term for the input's estimated noise per band ``noise``, which is measured in
-    OLI radiometry) of ``models`` on one scene, and the networks' level departure from the
-    input (:func:`~s2l8h.inference.harmonize.level_summary`; one tile: the whole scene)."""
+    OLI radiometry) of ``models`` on one scene, and how far the networks would move the
+    input's band levels (:func:`~s2l8h.inference.harmonize.level_shift_summary`; one tile: the
+    whole scene)."""
     predictor = build_predictor(models, uncertainty, consistency=consistency,
                                 filter_input_noise=filter_input_noise)
     mean, variance = predictor(torch.from_numpy(multispectral)[None],
                                torch.from_numpy(pan)[None])
-    levels = level_summary(predictor)
+    levels = level_shift_summary(predictor)
     if variance is None:
         return mean[0].numpy(), None, levels
     slope = np.array([a for a, _ in HLS_BANDPASS["S2A"]])[:, None, None]
@@ -123,7 +124,7 @@ def run_wald(
                                  filter_input_noise)
         methods.append(MethodResult(label, "model", time.perf_counter() - started,
                                     msi_to_oli(mean), std, input_noise=noise,
-                                    level_departure=levels))
+                                    level_shift=levels))
     common = real.scored & np.kron(valid90, np.ones((FACTOR, FACTOR), dtype=bool))
     for method in methods:
         common &= np.isfinite(method.prediction).all(axis=0)

@@ -49,13 +49,16 @@ SHIFT_WARNING_M = 5.0
 NOISE_WARNING = 0.0015
 #: Consistency warnings: |bias| of any band (reflectance), residual shift (metres).
 BIAS_WARNING = 0.01
-#: The networks' level departure from the input (median over a scene's tiles, MSI
-#: reflectance, :class:`~s2l8h.inference.consistency.LevelRecord`) above which a band is
+#: How far the networks would move a band's level (median over a scene's tiles, MSI
+#: reflectance, :class:`~s2l8h.inference.consistency.LevelShifts`) above which the band is
 #: warned about. On the validation rows of the Virginia and Zurich scenes it is at most 0.0020
 #: in size under the 12 benchmark conditions that leave the levels alone and 0.0003 on real
 #: Florida (Wald); under the ``atmosphere`` condition 0.0028-0.0086 in five bands of six, and
 #: under ``realistic`` 0.0036-0.0051 in one or two.
-LEVEL_WARNING = 0.0025
+LEVEL_SHIFT_WARNING = 0.0025
+#: The tag ``harmonize`` writes a scene's :class:`~s2l8h.inference.consistency.LevelShifts`
+#: summary to.
+LEVEL_SHIFT_TAG = "S2L8H_LEVEL_SHIFT"
 RESIDUAL_SHIFT_WARNING_M = 6.0
 #: Side (30 m pixels) of the central window the checks look at.
 CHECK_WINDOW = 768
@@ -297,22 +300,25 @@ def check_inputs(read_window, register_pan: bool = True) -> InputChecks:
     return InputChecks(shift, corrected, noise)
 
 
-def level_messages(summary: dict | None) -> list[str]:
-    """Warnings from the networks' level departure of a scene
-    (:meth:`~s2l8h.inference.consistency.LevelRecord.summary`)."""
-    medians = (summary or {}).get("median") or []
-    departed = [f"{band} {value:+.4f}" for band, value in zip(SENTINEL2_BANDS, medians,
-                                                               strict=False)
-                if value is not None and abs(value) > LEVEL_WARNING]
-    if not departed:
+def level_shift_messages(summary: dict | None) -> list[str]:
+    """Warnings from how far the networks would move a scene's band levels
+    (:meth:`~s2l8h.inference.consistency.LevelShifts.summary`; ``None``: nothing measured)."""
+    summary = summary or {}
+    medians = summary.get("median") or []
+    shifted = [f"{band} {value:+.4f}" for band, value in zip(SENTINEL2_BANDS, medians,
+                                                              strict=False)
+               if value is not None and abs(value) > LEVEL_SHIFT_WARNING]
+    if not shifted:
         return []
-    tiles = summary["tiles"]
-    return [f"the networks would move the level of {', '.join(departed)} (reflectance, median "
-            f"over {tiles} tile{'s' * (tiles != 1)}; above {LEVEL_WARNING}): the input's level "
-            "is off (atmospheric correction, a Level-1 scene read as surface reflectance or "
-            "the reverse) or the scene is unlike the training scenes. The output keeps the "
-            "input's level; a calibrated ensemble's σ widens by the departure, and the model "
-            "may be no better than pansharpening here"]
+    tiles = summary.get("tiles", 0)
+    kept = ("the output keeps the input's level" if summary.get("restored", True) else
+            "the output carries the networks' level (no consistency step)")
+    sigma = ", σ includes the shift" if summary.get("in_sigma") else ""
+    return [f"the networks would move the level of {', '.join(shifted)} (reflectance, median "
+            f"over {tiles} tile{'s' * (tiles != 1)}; above {LEVEL_SHIFT_WARNING}): the input's "
+            "level is off (atmospheric correction, a Level-1 scene read as surface reflectance "
+            f"or the reverse) or the scene is unlike the training scenes; {kept}{sigma}, and "
+            "the model may be no better than pansharpening here"]
 
 
 def consistency_messages(report: dict) -> list[str]:

@@ -100,7 +100,7 @@ PAN_REGRESSION_MIN_PIXELS = 12
 DETAIL_WINDOW = 5
 DETAIL_NOISE_FACTOR = 1.0
 #: The fewest usable 30 m pixels a band of a tile needs for its level departure to count in a
-#: :class:`LevelRecord`.
+#: :class:`LevelShifts`.
 MIN_LEVEL_PIXELS = MIN_CHECK_PIXELS
 
 
@@ -186,49 +186,56 @@ def level_departure(mean: torch.Tensor, multispectral: torch.Tensor, scale: int 
     return _residual_and_level(mean, multispectral, scale, platform)[1]
 
 
-@dataclass
-class LevelRecord:
-    """The networks' level departure from the input of every tile a
-    :class:`ConsistentPredictor` ran, per band, summarised for the scene by :meth:`summary`.
+@dataclass(eq=False)
+class LevelShifts:
+    """How far the networks would move each band's level, per tile a
+    :class:`ConsistentPredictor` ran, summarised for the scene by :meth:`summary`.
 
-    Each value is the networks' level minus the input's (MSI reflectance; minus
+    Each shift is the networks' level minus the input's (MSI reflectance; minus
     :func:`level_departure`, measured on the networks' output before the consistency step puts
-    the input's level back): how far the networks would have moved the band. It stays near 0
-    where the input's level is what the networks expect; a departure says that the input's level
-    is off (an atmospheric correction, a Level-1 scene read as surface reflectance or the
-    reverse) or that the scene is unlike their training scenes. A band of a tile with fewer
-    than :data:`MIN_LEVEL_PIXELS` usable 30 m pixels is not counted."""
+    the input's level back). It stays near 0 where the input's level is what the networks
+    expect; a shift says that the input's level is off (an atmospheric correction, a Level-1
+    scene read as surface reflectance or the reverse) or that the scene is unlike their
+    training scenes. A band of a tile with fewer than :data:`MIN_LEVEL_PIXELS` usable 30 m
+    pixels (not filled with 0) is not counted; pixels the quality band flags (clouds) are
+    counted, which the median over tiles absorbs while they cover under half of a tile. Tiles
+    run twice (the edge tiles of the column blocks of a scene wider than ``run_tiled``'s block)
+    count twice. ``restored``: whether the output keeps the input's level (the consistency step
+    ran and restores it); ``in_sigma``: whether the shift enters σ (a calibrated level term)."""
 
-    tiles: list[np.ndarray] = field(default_factory=list)  # (6,) each, NaN: not counted
+    restored: bool = True
+    in_sigma: bool = False
+    shifts: list[np.ndarray] = field(default_factory=list)  # (6,) per tile, NaN: not counted
 
     def add(self, level: torch.Tensor, unusable: torch.Tensor) -> None:
         """A batch's :func:`level_departure` (N, 6, 1, 1) and its unusable pixels
         (N, 6, h, w), as the consistency step computes them."""
         counted = (~unusable).flatten(-2).sum(dim=-1) >= MIN_LEVEL_PIXELS
-        departure = torch.where(counted, -level[..., 0, 0].float(), torch.nan)
-        self.tiles.extend(departure.detach().cpu().numpy().astype(np.float64))
+        shift = torch.where(counted, -level[..., 0, 0].float(), torch.nan)
+        self.shifts.extend(shift.detach().cpu().numpy().astype(np.float64))
 
     def clear(self) -> None:
-        self.tiles.clear()
+        self.shifts.clear()
 
     def summary(self) -> dict[str, object] | None:
-        """``tiles`` (the most counted in any band), and per band the ``median`` over tiles
-        and the ``p90_abs``, the 90th percentile of its size over tiles (where part of a
-        scene is unlike the rest, e.g. open water beside land); ``None`` for a band without
-        a counted tile. ``None`` when no tile was counted."""
-        if not self.tiles:
+        """``tiles`` (the most counted in any band), per band the ``median`` shift over tiles
+        and ``p90_abs``, the 90th percentile of its size over tiles (where part of a scene is
+        unlike the rest, e.g. open water beside land), ``None`` for a band without a counted
+        tile; and ``restored`` and ``in_sigma``. ``None`` when no tile was counted."""
+        if not self.shifts:
             return None
-        values = np.stack(self.tiles)
+        values = np.stack(self.shifts)
         counted = np.isfinite(values).sum(axis=0)
         if not counted.any():
             return None
 
         def per_band(statistic) -> list[float | None]:
             return [round(float(statistic(values[np.isfinite(values[:, band]), band])), 5)
-                    if counted[band] else None for band in range(values.shape[1])]
+                    + 0.0 if counted[band] else None for band in range(values.shape[1])]
 
         return {"tiles": int(counted.max()), "median": per_band(np.median),
-                "p90_abs": per_band(lambda found: np.percentile(np.abs(found), 90))}
+                "p90_abs": per_band(lambda found: np.percentile(np.abs(found), 90)),
+                "restored": self.restored, "in_sigma": self.in_sigma}
 
 
 def _window_mean(values: torch.Tensor, size: int) -> torch.Tensor:
@@ -495,8 +502,10 @@ class ConsistentPredictor(WrappedPredictor):
         self.band_variance_factors = tuple(float(value) for value in band_variance_factors)
         self.restore_level = restore_level
         self.filter_input = filter_input
-        #: The networks' level departure of every tile run (:class:`LevelRecord`).
-        self.levels = LevelRecord()
+        #: How far the networks would move each band's level, per tile run
+        #: (:class:`LevelShifts`).
+        self.level_shifts = LevelShifts(restored=steps > 0 and restore_level,
+                                        in_sigma=self.level_variance_scale > 0)
 
     def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
         reference, seen_pan, noise_models = multispectral, pan, None
@@ -523,7 +532,7 @@ class ConsistentPredictor(WrappedPredictor):
             corrected, bands = mean.float(), reference.float()
             residual, level, unusable, filled = _residual_and_level(corrected, bands, scale,
                                                                     self.platform)
-            self.levels.add(level, unusable)
+            self.level_shifts.add(level, unusable)
             if variance is not None and self.level_variance_scale:
                 variance = variance + (self.level_variance_scale * level ** 2).to(variance.dtype)
             if variance is not None and self.pan_variance_scale and pan is not None:
@@ -547,6 +556,6 @@ class ConsistentPredictor(WrappedPredictor):
 
 
 __all__ = ["DETAIL_NOISE_FACTOR", "DETAIL_WINDOW", "MIN_LEVEL_PIXELS", "ConsistentPredictor",
-           "LevelRecord", "add_back", "consistency_residual", "gaussian_blur", "landsat_view",
+           "LevelShifts", "add_back", "consistency_residual", "gaussian_blur", "landsat_view",
            "level_departure", "pan_disagreement", "project", "residual_noise", "shrink_detail",
            "wiener_shrink"]

@@ -25,13 +25,14 @@ from tqdm.auto import tqdm
 
 from s2l8h.defaults import DEFAULT_MODEL
 from s2l8h.inference.checks import (
+    LEVEL_SHIFT_TAG,
     Consistency,
     InputChecks,
     InputCheckWarning,
     central_window,
     check_inputs,
     consistency_messages,
-    level_messages,
+    level_shift_messages,
     to_landsat,
 )
 from s2l8h.inference.consistency import ConsistentPredictor
@@ -525,26 +526,28 @@ def run_plan(plan: HarmonizePlan, reader: SceneReader, writer: CogWriter,
     return kept
 
 
-def level_summary(predictor: Predictor) -> dict[str, object] | None:
-    """The networks' level departure over the tiles ``predictor`` ran
-    (:class:`~s2l8h.inference.consistency.LevelRecord`); ``None`` without a consistency
-    step."""
-    return predictor.levels.summary() if isinstance(predictor, ConsistentPredictor) else None
+def level_shift_summary(predictor: Predictor) -> dict[str, object] | None:
+    """How far the networks would move each band's level over the tiles ``predictor`` ran
+    (:meth:`~s2l8h.inference.consistency.LevelShifts.summary`); ``None`` where nothing
+    measured it (``--no-consistency`` with ``--no-denoise``, unless a calibrated ensemble's σ
+    has a level or pan term) or no tile had enough data."""
+    return predictor.level_shifts.summary() if isinstance(predictor, ConsistentPredictor) \
+        else None
 
 
 def finish(plan: HarmonizePlan, writer: CogWriter, consistency: Consistency, kept: bool,
            stages: dict[str, float]) -> tuple[Path, dict]:
     """Refuse an output without a kept pixel; tag and warn about the consistency and the
-    networks' level departure; commit."""
+    networks' level shift; commit."""
     if not kept:
         raise InputError(plan.scene.multispectral[0], "no valid pixel in the output grid "
                          "(all nodata, or all flagged by the quality band)")
     report = consistency.report()
     writer.add_tags(consistency_tags(report))
-    levels = level_summary(plan.predictor)
+    levels = level_shift_summary(plan.predictor)
     if levels is not None:
-        writer.add_tags({"S2L8H_LEVEL_DEPARTURE": json.dumps(levels)})
-    for message in consistency_messages(report) + level_messages(levels):
+        writer.add_tags({LEVEL_SHIFT_TAG: json.dumps(levels, allow_nan=False)})
+    for message in consistency_messages(report) + level_shift_messages(levels):
         warnings.warn(f"{plan.scene.name}: {message}", InputCheckWarning, stacklevel=3)
     began = time.perf_counter()
     path = writer.commit()
@@ -585,7 +588,7 @@ def harmonize(
     consistency = Consistency(window=plan.window)
     plan.predictor.to(plan.device)
     if isinstance(plan.predictor, ConsistentPredictor):
-        plan.predictor.levels.clear()
+        plan.predictor.level_shifts.clear()
     pan_map = measure_plan_pan(plan, checks)
     writer = open_writer(plan, checks, registration, window, pan_map)
     # Busy seconds per stage (read and write run in their own threads, so they overlap).
@@ -609,7 +612,7 @@ def harmonize(
                            extra={"input_checks": checks, "registration": registration,
                                   "pan_map": pan_map,
                                   "consistency": report, "stage_seconds": stages,
-                                  "level_departure": level_summary(plan.predictor)})
+                                  "level_shift": level_shift_summary(plan.predictor)})
 
 
 def add_consistency(consistency: Consistency, strip: Strip, out_row0: int, out_col0: int,
