@@ -158,6 +158,12 @@ def test_benchmark_conditions_one_table_each(tmp_path: Path) -> None:
              for name in ("bicubic", "mtf-glp", "tiny")}
     assert 0.5 < gains["bicubic"] < 0.95 and gains["mtf-glp"] > gains["bicubic"]
     assert 0 < gains["tiny"] < 10
+    # A model's run records how far its networks would move each band's level (harmonize's
+    # tiles; an uncalibrated model: not in σ); a baseline has none.
+    shift = conditions["clean"]["methods"]["tiny"]["level_shift"]
+    assert shift["tiles"] >= 1 and shift["restored"] and not shift["in_sigma"]
+    assert len(shift["median"]) == 6 and all(value is not None for value in shift["median"])
+    assert "level_shift" not in conditions["clean"]["methods"]["bicubic"]
     assert "noise_gain" not in clean["detail"]
     assert "noise_gain" not in conditions["pan-shift"]["methods"]["tiny"]["detail"]
     assert "## Noise gain" in markdown
@@ -235,6 +241,9 @@ def test_real_landsat_reduced_resolution_protocol(tmp_path: Path) -> None:
     # The real 30 m bands are the reference: the pan adds true detail to bicubic.
     assert methods["mtf-glp"]["overall"]["psnr"] > methods["bicubic"]["overall"]["psnr"]
     assert "uncertainty" in methods["tiny"]
+    # The whole scene is one tile of the predictor.
+    assert methods["tiny"]["level_shift"]["tiles"] == 1
+    assert len(methods["tiny"]["level_shift"]["median"]) == 6
     assert "Real Landsat, reduced-resolution protocol" in \
         (tmp_path / "wald" / "results.md").read_text()
 

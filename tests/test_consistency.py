@@ -289,6 +289,17 @@ def test_the_level_departure_is_restored_and_enters_the_variance() -> None:
         ConsistentPredictor(_Offset(brighter), level_variance_scale=-1.0)
 
 
+class _MeanOnly(_Offset):
+    """A stand-in model without σ."""
+
+    @property
+    def gives_variance(self) -> bool:
+        return False
+
+    def __call__(self, multispectral, pan):
+        return self.mean, None
+
+
 def test_the_networks_level_shift_is_recorded_per_tile() -> None:
     """The consistency step records, per tile and band, the networks' level minus the input's
     (before it puts the input's level back); the scene's summary is the median over tiles
@@ -337,6 +348,10 @@ def test_the_networks_level_shift_is_recorded_per_tile() -> None:
     summary = unrestored.level_shifts.summary()
     assert not summary["restored"] and summary["in_sigma"]
     np.testing.assert_allclose(summary["median"], offset.numpy().ravel(), atol=5e-4)
+    # A level term over a predictor without σ: σ does not include the shift.
+    without_sigma = ConsistentPredictor(_MeanOnly(truth + offset), level_variance_scale=0.5)
+    _, variance = without_sigma(observed, None)
+    assert variance is None and not without_sigma.level_shifts.summary()["in_sigma"]
     # Nothing to do at all (no step, no filter, no σ term): nothing measured.
     idle = ConsistentPredictor(stand_in, steps=0)
     idle(observed, None)

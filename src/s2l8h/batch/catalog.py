@@ -4,8 +4,9 @@ One item per product: footprint and bbox of its grid in lon/lat, the acquisition
 the ``proj`` extension (code, shape, transform, bbox), one COG asset whose ``raster:bands``
 give each band's data type, nodata, scale and offset (as written in the file) and whose
 ``eo:bands`` name them (B02 ... B12 with Sentinel-2 common names and centre wavelengths, the
-``*_std`` bands, ``mask``), ``s2l8h:level_shift`` (the networks' level minus the input's
-per band, where ``harmonize`` recorded it) and ``derived_from`` links to the source Landsat
+``*_std`` bands, ``mask``), ``s2l8h:level_shift`` and ``s2l8h:level_shift_max`` (the
+networks' level minus the input's per band and its largest size, where ``harmonize``
+recorded it) and ``derived_from`` links to the source Landsat
 items. Everything is read back from the written files (their grid, encodings and provenance
 tags).
 """
@@ -63,9 +64,13 @@ def product_item(path: str | os.PathLike[str]) -> pystac.Item:
         "s2l8h:source_items": [s["id"] for s in json.loads(tags.get(SOURCES_TAG, "[]"))],
     })
     if isinstance(levels, dict):
-        # The networks' level minus the input's per band (B02 ... B12, reflectance): a season's
-        # products can be filtered on it (:data:`s2l8h.inference.checks.LEVEL_SHIFT_WARNING`).
-        properties["s2l8h:level_shift"] = levels.get("median")
+        # The networks' level minus the input's per band (B02 ... B12, reflectance) and its
+        # largest size: a season's products can be filtered on it
+        # (:data:`s2l8h.inference.checks.LEVEL_SHIFT_WARNING`).
+        medians = levels.get("median") or []
+        properties["s2l8h:level_shift"] = medians
+        properties["s2l8h:level_shift_max"] = max(
+            (abs(value) for value in medians if value is not None), default=None)
     item = pystac.Item(id=path.stem, geometry=footprint.json, bbox=list(footprint.boundingbox),
                        datetime=moment, properties=properties)
     if moment is None:  # STAC needs a datetime or a range; the MTL date was missing

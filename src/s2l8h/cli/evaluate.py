@@ -196,14 +196,15 @@ def qa_command(
         else:
             table.add_row(key.replace("_", " "), json.dumps(value))
     print_table(table)
+    levels = report.get("level_shift")
+    for message in level_shift_messages(levels if isinstance(levels, dict) else None):
+        console.print(f"[yellow]warning:[/yellow] {message}")
     consistency = report.get("consistency")
     messages = consistency_messages(consistency) if isinstance(consistency, dict) else []
     for message in messages:
         console.print(f"[yellow]warning:[/yellow] {message}")
     if not messages:
-        console.print("consistent with its input (|bias| <= 0.01, residual shift <= 6 m)")
-    levels = report.get("level_shift")
-    for message in level_shift_messages(levels if isinstance(levels, dict) else None):
-        console.print(f"[yellow]warning:[/yellow] {message}")
+        console.print("the output is consistent with its input (|bias| <= 0.01, residual "
+                      "shift <= 6 m)")
     if json_out is not None:
         write_json(json_out, report)

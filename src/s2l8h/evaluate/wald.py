@@ -119,9 +119,9 @@ def run_wald(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             mean, std, levels = _predict(members, uncertainty,
-                                 np.where(valid90, bands90, 0).astype(np.float32),
-                                 pan45.astype(np.float32), noise, consistency,
-                                 filter_input_noise)
+                                         np.where(valid90, bands90, 0).astype(np.float32),
+                                         pan45.astype(np.float32), noise, consistency,
+                                         filter_input_noise)
         methods.append(MethodResult(label, "model", time.perf_counter() - started,
                                     msi_to_oli(mean), std, input_noise=noise,
                                     level_shift=levels))

@@ -99,7 +99,7 @@ PAN_REGRESSION_MIN_PIXELS = 12
 #: :class:`ConsistentPredictor` (0: the step is left out; ``benchmarks/detail_shrink.py``).
 DETAIL_WINDOW = 5
 DETAIL_NOISE_FACTOR = 1.0
-#: The fewest usable 30 m pixels a band of a tile needs for its level departure to count in a
+#: The fewest usable 30 m pixels a band of a tile needs for its level shift to count in
 #: :class:`LevelShifts`.
 MIN_LEVEL_PIXELS = MIN_CHECK_PIXELS
 
@@ -198,7 +198,8 @@ class LevelShifts:
     scene read as surface reflectance or the reverse) or that the scene is unlike their
     training scenes. A band of a tile with fewer than :data:`MIN_LEVEL_PIXELS` usable 30 m
     pixels (not filled with 0) is not counted; pixels the quality band flags (clouds) are
-    counted, which the median over tiles absorbs while they cover under half of a tile. Tiles
+    counted: a tile's median over its pixels absorbs clouds on under half of the tile, and the
+    median over tiles cloudy tiles while they are under half of the scene's. Tiles
     run twice (the edge tiles of the column blocks of a scene wider than ``run_tiled``'s block)
     count twice. ``restored``: whether the output keeps the input's level (the consistency step
     ran and restores it); ``in_sigma``: whether the shift enters σ (a calibrated level term)."""
@@ -504,8 +505,9 @@ class ConsistentPredictor(WrappedPredictor):
         self.filter_input = filter_input
         #: How far the networks would move each band's level, per tile run
         #: (:class:`LevelShifts`).
-        self.level_shifts = LevelShifts(restored=steps > 0 and restore_level,
-                                        in_sigma=self.level_variance_scale > 0)
+        self.level_shifts = LevelShifts(
+            restored=steps > 0 and restore_level,
+            in_sigma=self.level_variance_scale > 0 and predictor.gives_variance)
 
     def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
         reference, seen_pan, noise_models = multispectral, pan, None

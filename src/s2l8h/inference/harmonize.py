@@ -587,8 +587,6 @@ def harmonize(
     plan = registered_plan(plan, scene_shift)
     consistency = Consistency(window=plan.window)
     plan.predictor.to(plan.device)
-    if isinstance(plan.predictor, ConsistentPredictor):
-        plan.predictor.level_shifts.clear()
     pan_map = measure_plan_pan(plan, checks)
     writer = open_writer(plan, checks, registration, window, pan_map)
     # Busy seconds per stage (read and write run in their own threads, so they overlap).
