@@ -274,6 +274,43 @@ def test_worker_killed_mid_run_still_ends_with_every_output(landsat, tmp_path) -
             np.testing.assert_array_equal(dataset.read(), _reference(landsat, index))
 
 
+def test_a_scenes_warnings_reach_the_manifest(landsat, tmp_path, monkeypatch) -> None:
+    """The input checks' warnings ``harmonize`` gives a scene in a worker, which nobody would
+    see there, are written to the manifest as ``harmonize`` gives them for the same scene and
+    grid, and counted in the summary. (Here a level-shift warning for every band: its level is
+    lowered to 0 in this process, whose threads the in-process cluster's worker runs on.)"""
+    import warnings as warnings_module
+
+    from distributed import Client
+
+    from s2l8h.batch.run import WARNING_SEPARATOR
+    from s2l8h.inference import checks
+
+    monkeypatch.setattr(checks, "LEVEL_SHIFT_WARNING", 0.0)
+    grid, folder = landsat["grid"], landsat["folders"][0]
+    with warnings_module.catch_warnings():
+        warnings_module.simplefilter("ignore")
+        direct = harmonize(folder, tmp_path / "direct.tif", crs=str(grid.crs),
+                           bounds=tuple(grid.boundingbox), threads=1, progress=False)
+    expected = direct.extra["warnings"]
+    assert any("the networks would move the level of B02" in message for message in expected)
+    logged: list[str] = []
+    with Client(processes=False, n_workers=1, threads_per_worker=1,
+                dashboard_address=":0") as client:
+        result = harmonize_many([folder], tmp_path / "out", grid, scheduler=client,
+                                catalog=False, log=logged.append, **OPTIONS)
+    row = _manifest(result.manifest)[0]
+    assert row["status"] == "done"
+    assert row["warnings"].split(WARNING_SEPARATOR) == expected
+    assert "done 1, skipped 0, failed 0, warned 1 (see the manifest)" in logged[-1]
+    # A rerun skips the scene: nothing harmonized, no warning to report.
+    with Client(processes=False, n_workers=1, threads_per_worker=1,
+                dashboard_address=":0") as client:
+        again = harmonize_many([folder], tmp_path / "out", grid, scheduler=client,
+                               catalog=False, **OPTIONS)
+    assert _manifest(again.manifest)[0]["warnings"] == ""
+
+
 def test_cli_over_local_folders(landsat, tmp_path) -> None:
     from typer.testing import CliRunner
 

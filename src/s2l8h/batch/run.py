@@ -16,8 +16,10 @@ Safety and idempotence:
   whose output exists with the same tag is skipped, one with another tag is a failure unless
   ``overwrite``;
 - a task that raises is retried ``retries`` times, then reported; other scenes go on;
-- the run manifest (CSV: scene, output, status, seconds, error, source) is written row by row
-  as scenes finish; at the end a STAC catalogue of the products is written
+- the run manifest (CSV: scene, output, status, seconds, error, source, and the input checks'
+  warnings ``harmonize`` gave a scene done in this run, :data:`WARNING_SEPARATOR` between
+  them) is written row by row as scenes finish; at the end a STAC catalogue of the products
+  is written
   (:mod:`s2l8h.batch.catalog`).
 """
 
@@ -55,7 +57,9 @@ PROVENANCE_OPTIONS = ("uncertainty", "tile", "overlap", "dtype", "mask_flags", "
                       "consistency", "filter_input_noise")
 #: Options the run sets for each scene (its grid, tags, overwriting and progress).
 RUN_OPTIONS = ("like", "crs", "bounds", "resolution", "tags")
-MANIFEST_COLUMNS = ("scene", "output", "status", "seconds", "error", "source")
+MANIFEST_COLUMNS = ("scene", "output", "status", "seconds", "error", "source", "warnings")
+#: What separates a scene's warnings in the manifest's ``warnings`` column.
+WARNING_SEPARATOR = " | "
 
 # Models cached per worker process: (sources, dropout) -> (models, times loaded).
 _MODELS: dict[tuple, list] = {}
@@ -176,11 +180,12 @@ def run_scene(job: SceneJob) -> dict[str, Any]:
             inputs = fetch_window(job.scene, region, Path(scratch) / "scene",
                                   need_pan=models[0].convention.use_pan,
                                   requester_pays=job.requester_pays, output=grid)
-        harmonize(inputs, job.output, job.options, models=models, crs=job.crs,
-                  bounds=tuple(grid.boundingbox), resolution=grid.resolution.x,
-                  overwrite=state != "missing", progress=False, tags=tags)
+        result = harmonize(inputs, job.output, job.options, models=models, crs=job.crs,
+                           bounds=tuple(grid.boundingbox), resolution=grid.resolution.x,
+                           overwrite=state != "missing", progress=False, tags=tags)
     info["model_loads"] = _LOADS[key]
-    return {"status": "done", "seconds": time.perf_counter() - started, **info}
+    return {"status": "done", "seconds": time.perf_counter() - started,
+            "warnings": list(result.extra.get("warnings", [])), **info}
 
 
 @dataclass
@@ -352,9 +357,11 @@ def harmonize_many(
     result = ManyResult(manifest.rows, manifest.path, None, grid, dashboard, details)
     if catalog and result.products:
         result.catalog = write_catalog(result.products, output_dir / "stac")
+    warned = sum(bool(row["warnings"]) for row in result.rows)
     say(f"done {result.count('done')}, skipped {result.count('skipped')}, failed "
-        f"{result.count('failed')}" + (f"; catalogue {result.catalog}" if result.catalog
-                                       else ""))
+        f"{result.count('failed')}" + (f", warned {warned} (see the manifest)" if warned
+                                       else "")
+        + (f"; catalogue {result.catalog}" if result.catalog else ""))
     return result
 
 
@@ -368,7 +375,8 @@ def _collect(futures: dict, as_completed, manifest: _Manifest,
             row = {"scene": job.scene.id, "output": job.output, "source": _source(job.scene)}
             if future.status == "finished":
                 outcome = future.result()
-                row.update(status=outcome["status"], seconds=outcome["seconds"])
+                row.update(status=outcome["status"], seconds=outcome["seconds"],
+                           warnings=WARNING_SEPARATOR.join(outcome.get("warnings", [])))
                 details[job.scene.id] = outcome
             elif future.status == "cancelled":
                 row.update(status="failed", error="cancelled (scheduler or client lost)")

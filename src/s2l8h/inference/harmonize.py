@@ -235,6 +235,9 @@ class HarmonizePlan:
     model: GeoBox
     grids: WorkingGrids
     tiles: TilePlan
+    #: The input checks' warnings of the run so far, each prefixed with the scene's name
+    #: (:func:`warn_input_check`; shared with the plans derived from this one).
+    warned: list[str] = field(default_factory=list, compare=False)
 
     @property
     def convention(self) -> InputConvention:
@@ -385,7 +388,7 @@ def measure_plan_pan(plan: HarmonizePlan, checks: InputChecks) -> PanShiftMap | 
     pan_map = measure_pan_map(plan.scene, plan.grid, plan.convention, options.mask_flags,
                               checks.corrected_m)
     for message in pan_map.messages() if pan_map is not None else []:
-        warnings.warn(f"{plan.scene.name}: {message}", InputCheckWarning, stacklevel=3)
+        warn_input_check(plan, message)
     return pan_map
 
 
@@ -399,7 +402,7 @@ def check_plan_inputs(plan: HarmonizePlan, window: MeasuringWindow | None = None
     checks = check_inputs(lambda: (strip.multispectral, strip.pan, window.usable),
                           plan.options.register_pan)
     for message in checks.messages():
-        warnings.warn(f"{plan.scene.name}: {message}", InputCheckWarning, stacklevel=3)
+        warn_input_check(plan, message)
     return checks
 
 
@@ -421,14 +424,13 @@ def register_plan(plan: HarmonizePlan, window: MeasuringWindow | None = None
             described=describe_file(plan.options.reference),
             refused="the scene's bands are not on a 30 m grid in a projected CRS in metres, "
                     "which the registration measures and moves them in")
-        warnings.warn(f"{plan.scene.name}: {registration.messages()[0]}", InputCheckWarning,
-                      stacklevel=3)
+        warn_input_check(plan, registration.messages()[0])
         return registration
     window = window if window is not None else read_central_window(plan)
     registration = register_scene(lambda: (window.strip.multispectral, window.usable),
                                   window.grid, plan.options.reference)
     for message in registration.messages():
-        warnings.warn(f"{plan.scene.name}: {message}", InputCheckWarning, stacklevel=3)
+        warn_input_check(plan, message)
     return registration
 
 
@@ -526,6 +528,15 @@ def run_plan(plan: HarmonizePlan, reader: SceneReader, writer: CogWriter,
     return kept
 
 
+def warn_input_check(plan: HarmonizePlan, message: str) -> None:
+    """Warn about an input check's finding (:class:`InputCheckWarning`, the scene named) and
+    keep it in ``plan.warned`` for the result (``extra["warnings"]``: ``harmonize-many``
+    writes it to its manifest, where worker processes' warnings would not be seen)."""
+    text = f"{plan.scene.name}: {message}"
+    plan.warned.append(text)
+    warnings.warn(text, InputCheckWarning, stacklevel=4)
+
+
 def level_shift_summary(predictor: Predictor) -> dict[str, object] | None:
     """How far the networks would move each band's level over the tiles ``predictor`` ran
     (:meth:`~s2l8h.inference.consistency.LevelShifts.summary`); ``None`` where nothing
@@ -548,7 +559,7 @@ def finish(plan: HarmonizePlan, writer: CogWriter, consistency: Consistency, kep
     if levels is not None:
         writer.add_tags({LEVEL_SHIFT_TAG: json.dumps(levels, allow_nan=False)})
     for message in consistency_messages(report) + level_shift_messages(levels):
-        warnings.warn(f"{plan.scene.name}: {message}", InputCheckWarning, stacklevel=3)
+        warn_input_check(plan, message)
     began = time.perf_counter()
     path = writer.commit()
     stages["cog"] = time.perf_counter() - began
@@ -610,7 +621,8 @@ def harmonize(
                            extra={"input_checks": checks, "registration": registration,
                                   "pan_map": pan_map,
                                   "consistency": report, "stage_seconds": stages,
-                                  "level_shift": level_shift_summary(plan.predictor)})
+                                  "level_shift": level_shift_summary(plan.predictor),
+                                  "warnings": list(plan.warned)})
 
 
 def add_consistency(consistency: Consistency, strip: Strip, out_row0: int, out_col0: int,
