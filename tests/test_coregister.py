@@ -182,6 +182,10 @@ def test_harmonize_registers_the_scene_to_the_reference(virginia, tmp_path: Path
                                reference=reference if registered else None, dtype="float32",
                                progress=False, mask_flags=())
         messages = [str(w.message) for w in caught if w.category is InputCheckWarning]
+        # Every warning, from before the registration and after, is kept for the result
+        # (harmonize-many's manifest) and points at the caller.
+        assert result.extra["warnings"] == messages
+        assert all(w.filename == __file__ for w in caught if w.category is InputCheckWarning)
         with rasterio.open(output) as dataset:
             tags = dataset.tags()
         if registered:

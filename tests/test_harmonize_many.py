@@ -111,7 +111,7 @@ def _reference(landsat: dict, index: int) -> np.ndarray:
 
 
 def _manifest(path: Path) -> list[dict[str, str]]:
-    with path.open() as handle:
+    with path.open(encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -288,11 +288,13 @@ def test_a_scenes_warnings_reach_the_manifest(landsat, tmp_path, monkeypatch) ->
 
     monkeypatch.setattr(checks, "LEVEL_SHIFT_WARNING", 0.0)
     grid, folder = landsat["grid"], landsat["folders"][0]
-    with warnings_module.catch_warnings():
-        warnings_module.simplefilter("ignore")
+    with warnings_module.catch_warnings(record=True) as caught:
+        warnings_module.simplefilter("always")
         direct = harmonize(folder, tmp_path / "direct.tif", crs=str(grid.crs),
                            bounds=tuple(grid.boundingbox), threads=1, progress=False)
     expected = direct.extra["warnings"]
+    assert expected == [str(w.message) for w in caught
+                        if w.category is checks.InputCheckWarning]
     assert any("the networks would move the level of B02" in message for message in expected)
     logged: list[str] = []
     with Client(processes=False, n_workers=1, threads_per_worker=1,

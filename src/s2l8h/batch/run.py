@@ -213,7 +213,7 @@ class _Manifest:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._handle = path.open("w", newline="")
+        self._handle = path.open("w", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._handle, fieldnames=MANIFEST_COLUMNS)
         self._writer.writeheader()
         self._handle.flush()
@@ -375,8 +375,10 @@ def _collect(futures: dict, as_completed, manifest: _Manifest,
             row = {"scene": job.scene.id, "output": job.output, "source": _source(job.scene)}
             if future.status == "finished":
                 outcome = future.result()
+                # One line per scene: a message's own line breaks become spaces.
+                found = [" ".join(message.split()) for message in outcome.get("warnings", [])]
                 row.update(status=outcome["status"], seconds=outcome["seconds"],
-                           warnings=WARNING_SEPARATOR.join(outcome.get("warnings", [])))
+                           warnings=WARNING_SEPARATOR.join(found))
                 details[job.scene.id] = outcome
             elif future.status == "cancelled":
                 row.update(status="failed", error="cancelled (scheduler or client lost)")
