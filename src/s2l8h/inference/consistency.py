@@ -215,9 +215,6 @@ class LevelShifts:
         shift = torch.where(counted, -level[..., 0, 0].float(), torch.nan)
         self.shifts.extend(shift.detach().cpu().numpy().astype(np.float64))
 
-    def clear(self) -> None:
-        self.shifts.clear()
-
     def summary(self) -> dict[str, object] | None:
         """``tiles`` (the most counted in any band), per band the ``median`` shift over tiles
         and ``p90_abs``, the 90th percentile of its size over tiles (where part of a scene is

@@ -547,9 +547,10 @@ def level_shift_summary(predictor: Predictor) -> dict[str, object] | None:
 
 
 def finish(plan: HarmonizePlan, writer: CogWriter, consistency: Consistency, kept: bool,
-           stages: dict[str, float]) -> tuple[Path, dict]:
+           stages: dict[str, float]) -> tuple[Path, dict, dict | None]:
     """Refuse an output without a kept pixel; tag and warn about the consistency and the
-    networks' level shift; commit."""
+    networks' level shift; commit. Returns the path, the consistency report and the level
+    shift's summary (:func:`level_shift_summary`)."""
     if not kept:
         raise InputError(plan.scene.multispectral[0], "no valid pixel in the output grid "
                          "(all nodata, or all flagged by the quality band)")
@@ -563,7 +564,7 @@ def finish(plan: HarmonizePlan, writer: CogWriter, consistency: Consistency, kep
     began = time.perf_counter()
     path = writer.commit()
     stages["cog"] = time.perf_counter() - began
-    return path, report
+    return path, report, levels
 
 
 def harmonize(
@@ -611,7 +612,7 @@ def harmonize(
             kept = run_plan(plan, reader, writer, consistency, stages,
                             noise_variance(plan.predictor, checks.noise), pan_map,
                             scene_shift)
-            path, report = finish(plan, writer, consistency, kept, stages)
+            path, report, levels = finish(plan, writer, consistency, kept, stages)
     except BaseException:
         writer.abort()
         raise
@@ -621,7 +622,7 @@ def harmonize(
                            extra={"input_checks": checks, "registration": registration,
                                   "pan_map": pan_map,
                                   "consistency": report, "stage_seconds": stages,
-                                  "level_shift": level_shift_summary(plan.predictor),
+                                  "level_shift": levels,
                                   "warnings": list(plan.warned)})
 
 
