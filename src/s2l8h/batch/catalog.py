@@ -6,9 +6,8 @@ give each band's data type, nodata, scale and offset (as written in the file) an
 ``eo:bands`` name them (B02 ... B12 with Sentinel-2 common names and centre wavelengths, the
 ``*_std`` bands, ``mask``), ``s2l8h:level_shift`` and ``s2l8h:level_shift_max`` (the
 networks' level minus the input's per band and its largest size, where ``harmonize``
-recorded it) and ``derived_from`` links to the source Landsat
-items. Everything is read back from the written files (their grid, encodings and provenance
-tags).
+recorded it) and ``derived_from`` links to the source Landsat items. Everything is read back
+from the written files (their grid, encodings and provenance tags).
 """
 
 from __future__ import annotations

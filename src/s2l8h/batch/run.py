@@ -19,8 +19,7 @@ Safety and idempotence:
 - the run manifest (CSV: scene, output, status, seconds, error, source, and the input checks'
   warnings ``harmonize`` gave a scene done in this run, :data:`WARNING_SEPARATOR` between
   them) is written row by row as scenes finish; at the end a STAC catalogue of the products
-  is written
-  (:mod:`s2l8h.batch.catalog`).
+  is written (:mod:`s2l8h.batch.catalog`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
 
 from s2l8h.evaluate.benchmark import read_prediction
-from s2l8h.inference.checks import Consistency, central_window, to_landsat
+from s2l8h.inference.checks import LEVEL_SHIFT_TAG, Consistency, central_window, to_landsat
 from s2l8h.io.errors import InputError
 from s2l8h.io.grid import WorkingGrids, model_grid, registered_model_grid, warp
 from s2l8h.io.landsat import open_scene
@@ -22,7 +22,7 @@ from s2l8h.io.reader import ReadInputs, SceneReader
 
 REPORT_TAGS = ("S2L8H_CHECK_WINDOW", "S2L8H_PAN_SHIFT_M", "S2L8H_PAN_SHIFT_CORRECTED_M",
                "S2L8H_PAN_SHIFT_LOCAL", "S2L8H_SCENE_SHIFT", "S2L8H_INPUT_NOISE",
-               "S2L8H_SIGMA_CALIBRATION", "S2L8H_CONSISTENCY", "S2L8H_LEVEL_SHIFT")
+               "S2L8H_SIGMA_CALIBRATION", "S2L8H_CONSISTENCY", LEVEL_SHIFT_TAG)
 
 
 def read_report(path: str | os.PathLike[str]) -> dict[str, object]:
