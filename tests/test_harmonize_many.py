@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -311,6 +312,61 @@ def test_a_scenes_warnings_reach_the_manifest(landsat, tmp_path, monkeypatch) ->
         again = harmonize_many([folder], tmp_path / "out", grid, scheduler=client,
                                catalog=False, **OPTIONS)
     assert _manifest(again.manifest)[0]["warnings"] == ""
+
+
+def test_a_failed_scenes_warnings_reach_the_manifest(landsat, tmp_path, monkeypatch) -> None:
+    """A scene that fails after its input checks warned: the manifest's row says why it failed
+    and what was warned before, as ``harmonize`` gives them for the same scene; the other
+    scene's row has only its own warning. (The noise check's level is lowered to 0, and the
+    run of one scene fails as a read of a damaged file would, after the checks.)"""
+    import warnings as warnings_module
+
+    from distributed import Client
+
+    from s2l8h.batch.run import WARNING_SEPARATOR
+    from s2l8h.errors import InputError
+    from s2l8h.inference import checks
+
+    harmonize_module = sys.modules["s2l8h.inference.harmonize"]
+    grid, folders = landsat["grid"], landsat["folders"]
+    broken, fine = folders[1], folders[0]
+    names = {folder: spec.id for folder, spec in zip((broken, fine), scenes_from_folders(
+        [broken, fine]), strict=True)}
+    run_plan = harmonize_module.run_plan
+
+    def fail_on_broken(plan, *args, **kwargs):
+        if plan.scene.multispectral[0].parent == broken:
+            raise InputError(broken / "LC08_SR_B4.TIF", "read failed at row 40")
+        return run_plan(plan, *args, **kwargs)
+
+    monkeypatch.setattr(checks, "NOISE_WARNING", 0.0)
+    monkeypatch.setattr(harmonize_module, "run_plan", fail_on_broken)
+    expected = {}
+    for folder in (broken, fine):
+        with warnings_module.catch_warnings(record=True) as caught:
+            warnings_module.simplefilter("always")
+            try:
+                harmonize(folder, tmp_path / "direct.tif", crs=str(grid.crs), overwrite=True,
+                          bounds=tuple(grid.boundingbox), threads=1, progress=False)
+            except InputError as error:
+                assert folder == broken and "read failed at row 40" in str(error)
+        expected[names[folder]] = [str(w.message) for w in caught
+                                   if w.category is checks.InputCheckWarning]
+        assert len(expected[names[folder]]) == 1
+        assert expected[names[folder]][0].startswith(f"{names[folder]}: noisy input")
+    logged: list[str] = []
+    with Client(processes=False, n_workers=1, threads_per_worker=2,
+                dashboard_address=":0") as client:
+        result = harmonize_many([broken, fine], tmp_path / "out", grid, scheduler=client,
+                                catalog=False, log=logged.append, **OPTIONS)
+    rows = {row["scene"]: row for row in _manifest(result.manifest)}
+    failed, done = rows[names[broken]], rows[names[fine]]
+    assert failed["status"] == "failed" and "read failed at row 40" in failed["error"]
+    assert done["status"] == "done"
+    for folder, row in ((broken, failed), (fine, done)):
+        assert row["warnings"].split(WARNING_SEPARATOR) == expected[names[folder]]
+    assert result.details[names[broken]]["warnings"] == expected[names[broken]]
+    assert "done 1, skipped 0, failed 1, warned 2 (see the manifest)" in logged[-1]
 
 
 def test_cli_over_local_folders(landsat, tmp_path) -> None:

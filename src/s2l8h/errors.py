@@ -6,6 +6,10 @@ derives from the built-in exception a caller would expect (``ValueError`` for ba
 ``OSError`` for files that cannot be written, as rasterio does), so ``except ValueError`` code
 keeps working.
 
+Warnings have one base too, :class:`S2L8HWarning`; :func:`warn` gives one and
+:func:`collect_warnings` keeps what is given inside it (per thread and task, so that a dask
+worker running several scenes at once can tell each scene's apart).
+
 This module imports nothing from the package, so every layer (``io`` and ``models`` at the
 bottom included) can import it without importing each other.
 """
@@ -13,6 +17,10 @@ bottom included) can import it without importing each other.
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 
@@ -27,6 +35,9 @@ class InputError(S2L8HError, ValueError):
         self.path = Path(path) if path is not None else None
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+
+    def __reduce__(self):  # pickled as made (dask sends a failed task's error back)
+        return type(self), (self.path, self.problem), self.__dict__
 
 
 class OutputError(S2L8HError, OSError):
@@ -65,5 +76,40 @@ class CatalogError(S2L8HError, RuntimeError):
     """A catalogue could not be searched (unreachable, server errors, timeouts)."""
 
 
+class S2L8HWarning(UserWarning):
+    """Base class of s2l8h's warnings to its user (input checks, TOA mode, stale temporary
+    folders)."""
+
+
+#: The lists :func:`collect_warnings` keeps messages in, innermost last (per context: a
+#: thread, or a task of an asyncio loop).
+_COLLECTORS: ContextVar[tuple[list[str], ...]] = ContextVar("s2l8h_warning_collectors",
+                                                            default=())
+
+
+def warn(message: str, category: type[S2L8HWarning], stacklevel: int = 1) -> None:
+    """``warnings.warn(message, category)`` (``stacklevel`` as there, counted from the
+    caller), and keep ``message`` in every :func:`collect_warnings` around the call. The
+    filters decide only what is shown: a message is kept even where it is ignored or shown
+    once."""
+    for collected in _COLLECTORS.get():
+        collected.append(message)
+    warnings.warn(message, category, stacklevel=stacklevel + 1)
+
+
+@contextmanager
+def collect_warnings() -> Iterator[list[str]]:
+    """Keep the messages :func:`warn` gives inside the block, in order (a list that fills as
+    they come; nested blocks each keep their own). Messages given in other threads are not
+    kept: a thread starts with no collector."""
+    collected: list[str] = []
+    token = _COLLECTORS.set((*_COLLECTORS.get(), collected))
+    try:
+        yield collected
+    finally:
+        _COLLECTORS.reset(token)
+
+
 __all__ = ["CatalogError", "ConfigError", "InputError", "ModelError", "ModelLoadError",
-           "OptionError", "OutputError", "OutputExistsError", "S2L8HError", "UnknownModelError"]
+           "OptionError", "OutputError", "OutputExistsError", "S2L8HError", "S2L8HWarning",
+           "UnknownModelError", "collect_warnings", "warn"]

@@ -16,10 +16,11 @@ Safety and idempotence:
   whose output exists with the same tag is skipped, one with another tag is a failure unless
   ``overwrite``;
 - a task that raises is retried ``retries`` times, then reported; other scenes go on;
-- the run manifest (CSV: scene, output, status, seconds, error, source, and the input checks'
-  warnings ``harmonize`` gave a scene done in this run, :data:`WARNING_SEPARATOR` between
-  them) is written row by row as scenes finish; at the end a STAC catalogue of the products
-  is written (:mod:`s2l8h.batch.catalog`).
+- the run manifest (CSV: scene, output, status, seconds, error, source, and the warnings
+  s2l8h gave a scene run in this run, done or failed: input checks, TOA mode, stale
+  temporary folders; :data:`WARNING_SEPARATOR` between them) is written row by row as scenes
+  finish; at the end a STAC catalogue of the products is written
+  (:mod:`s2l8h.batch.catalog`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from s2l8h import __version__
 from s2l8h.batch.catalog import DATETIME_TAG, PROPERTIES_TAG, SOURCES_TAG, write_catalog
 from s2l8h.batch.scenes import SceneSpec, scenes_from_folders
 from s2l8h.batch.window import fetch_window, read_region
-from s2l8h.errors import OptionError
+from s2l8h.errors import OptionError, collect_warnings
 from s2l8h.inference.harmonize import DEFAULT_MODELS, harmonize, resolve_models
 from s2l8h.inference.options import HarmonizeOptions
 from s2l8h.io.errors import OutputError
@@ -59,6 +60,8 @@ RUN_OPTIONS = ("like", "crs", "bounds", "resolution", "tags")
 MANIFEST_COLUMNS = ("scene", "output", "status", "seconds", "error", "source", "warnings")
 #: What separates a scene's warnings in the manifest's ``warnings`` column.
 WARNING_SEPARATOR = " | "
+#: The attribute of a failed task's exception that holds the warnings given before it.
+WARNINGS_ATTRIBUTE = "s2l8h_warnings"
 
 # Models cached per worker process: (sources, dropout) -> (models, times loaded).
 _MODELS: dict[tuple, list] = {}
@@ -152,7 +155,19 @@ def _scratch() -> str:
 
 
 def run_scene(job: SceneJob) -> dict[str, Any]:
-    """One task: harmonize ``job.scene`` onto the run's grid (skip if already done)."""
+    """One task: harmonize ``job.scene`` onto the run's grid (skip if already done). The
+    warnings s2l8h gives are returned with the outcome, or, when the task fails, set on its
+    exception (:data:`WARNINGS_ATTRIBUTE`), which travels back to the client with them."""
+    with collect_warnings() as given:
+        try:
+            outcome = _run_scene(job)
+        except Exception as error:
+            setattr(error, WARNINGS_ATTRIBUTE, list(dict.fromkeys(given)))
+            raise
+    return {**outcome, "warnings": list(dict.fromkeys(given))}
+
+
+def _run_scene(job: SceneJob) -> dict[str, Any]:
     started = time.perf_counter()
     state = output_state(job.output, job.provenance)
     key = (job.models, job.options.dropout)
@@ -179,12 +194,11 @@ def run_scene(job: SceneJob) -> dict[str, Any]:
             inputs = fetch_window(job.scene, region, Path(scratch) / "scene",
                                   need_pan=models[0].convention.use_pan,
                                   requester_pays=job.requester_pays, output=grid)
-        result = harmonize(inputs, job.output, job.options, models=models, crs=job.crs,
-                           bounds=tuple(grid.boundingbox), resolution=grid.resolution.x,
-                           overwrite=state != "missing", progress=False, tags=tags)
+        harmonize(inputs, job.output, job.options, models=models, crs=job.crs,
+                  bounds=tuple(grid.boundingbox), resolution=grid.resolution.x,
+                  overwrite=state != "missing", progress=False, tags=tags)
     info["model_loads"] = _LOADS[key]
-    return {"status": "done", "seconds": time.perf_counter() - started,
-            "warnings": list(result.extra.get("warnings", [])), **info}
+    return {"status": "done", "seconds": time.perf_counter() - started, **info}
 
 
 @dataclass
@@ -372,21 +386,24 @@ def _collect(futures: dict, as_completed, manifest: _Manifest,
         for future in as_completed(list(futures)):
             job = futures[future]
             row = {"scene": job.scene.id, "output": job.output, "source": _source(job.scene)}
+            given: list[str] = []
             if future.status == "finished":
                 outcome = future.result()
-                # One line per scene: a message's own line breaks become spaces.
-                found = [" ".join(message.split()) for message in outcome.get("warnings", [])]
-                row.update(status=outcome["status"], seconds=outcome["seconds"],
-                           warnings=WARNING_SEPARATOR.join(found))
+                given = outcome.get("warnings", [])
+                row.update(status=outcome["status"], seconds=outcome["seconds"])
                 details[job.scene.id] = outcome
             elif future.status == "cancelled":
                 row.update(status="failed", error="cancelled (scheduler or client lost)")
                 details[job.scene.id] = {"status": "failed", "error": None}
             else:
                 error = future.exception()
+                given = getattr(error, WARNINGS_ATTRIBUTE, [])
                 row.update(status="failed", error=f"{type(error).__name__}: {error}")
                 details[job.scene.id] = {"status": "failed", "error": error,
-                                         "traceback": future.traceback()}
+                                         "traceback": future.traceback(), "warnings": given}
+            # One line per scene: a message's own line breaks become spaces.
+            row["warnings"] = WARNING_SEPARATOR.join(" ".join(message.split())
+                                                     for message in given)
             manifest.add(row)
             bar.update()
             future.release()

@@ -39,6 +39,7 @@ from skimage.registration import phase_cross_correlation
 
 from s2l8h.bandpass import msi_to_oli
 from s2l8h.bands import SENTINEL2_BANDS
+from s2l8h.errors import S2L8HWarning
 from s2l8h.resolution import fill_invalid, reduce_resolution
 
 #: Pan shifts at or below this (metres) are left alone.
@@ -238,7 +239,7 @@ def shift_magnitude(shift: tuple[float, float]) -> float:
     return math.hypot(*shift)
 
 
-class InputCheckWarning(UserWarning):
+class InputCheckWarning(S2L8HWarning):
     """An input check found something the user should know (pan shift, noisy input)."""
 
 

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +23,7 @@ from odc.geo.geobox import GeoBox
 from tqdm.auto import tqdm
 
 from s2l8h.defaults import DEFAULT_MODEL
+from s2l8h.errors import collect_warnings, warn
 from s2l8h.inference.checks import (
     LEVEL_SHIFT_TAG,
     Consistency,
@@ -72,7 +72,11 @@ DEFAULT_MODELS: tuple[str, ...] = (DEFAULT_MODEL,)
 
 @dataclass
 class HarmonizeResult:
-    """What :func:`harmonize` wrote and how."""
+    """What :func:`harmonize` wrote and how. ``extra``: the input checks, registration, pan
+    map, consistency report, busy seconds per stage, level shift, and ``warnings``: every
+    warning s2l8h gave during the run (:class:`~s2l8h.errors.S2L8HWarning`: input checks, TOA
+    mode, stale temporary folders), once each, in order, whether or not the warning filters
+    showed it."""
 
     path: Path
     grid: GeoBox
@@ -235,9 +239,6 @@ class HarmonizePlan:
     model: GeoBox
     grids: WorkingGrids
     tiles: TilePlan
-    #: The input checks' warnings of the run so far, each prefixed with the scene's name
-    #: (:func:`warn_input_check`; shared with the plans derived from this one).
-    warned: list[str] = field(default_factory=list, compare=False)
 
     @property
     def convention(self) -> InputConvention:
@@ -529,12 +530,9 @@ def run_plan(plan: HarmonizePlan, reader: SceneReader, writer: CogWriter,
 
 
 def warn_input_check(plan: HarmonizePlan, message: str) -> None:
-    """Warn about an input check's finding (:class:`InputCheckWarning`, the scene named) and
-    keep it in ``plan.warned`` for the result (``extra["warnings"]``: ``harmonize-many``
-    writes it to its manifest, where worker processes' warnings would not be seen)."""
-    text = f"{plan.scene.name}: {message}"
-    plan.warned.append(text)
-    warnings.warn(text, InputCheckWarning, stacklevel=4)
+    """Warn about an input check's finding (:class:`InputCheckWarning`, the scene named;
+    :func:`harmonize` keeps it for its result)."""
+    warn(f"{plan.scene.name}: {message}", InputCheckWarning, stacklevel=4)
 
 
 def level_shift_summary(predictor: Predictor) -> dict[str, object] | None:
@@ -591,39 +589,40 @@ def harmonize(
     goes into the tags (``s2l8h qa`` prints them); large findings are warned about.
     """
     started = time.perf_counter()
-    plan = plan_harmonize(inputs, output, HarmonizeOptions.build(options, **changes))
-    window = read_central_window(plan)
-    checks = check_plan_inputs(plan, window)
-    registration = register_plan(plan, window)
-    scene_shift = registration.corrected_m if registration is not None else (0.0, 0.0)
-    plan = registered_plan(plan, scene_shift)
-    consistency = Consistency(window=plan.window)
-    plan.predictor.to(plan.device)
-    pan_map = measure_plan_pan(plan, checks)
-    writer = open_writer(plan, checks, registration, window, pan_map)
-    # Busy seconds per stage (read and write run in their own threads, so they overlap).
-    stages = dict.fromkeys(("read", "model", "write", "cog", "wait_read", "emit"), 0.0)
-    try:
-        # With a map the pan is moved block by block as each strip is read, so the reader
-        # leaves it as it is and reads a margin around it.
-        with rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes()), \
-                plan.reader((0.0, 0.0) if pan_map else checks.corrected_m, scene_shift,
-                            pan_margin=PAN_MARGIN if pan_map else 0) as reader:
-            kept = run_plan(plan, reader, writer, consistency, stages,
-                            noise_variance(plan.predictor, checks.noise), pan_map,
-                            scene_shift)
-            path, report, levels = finish(plan, writer, consistency, kept, stages)
-    except BaseException:
-        writer.abort()
-        raise
-    return HarmonizeResult(path=path, grid=plan.grid, models=plan.names,
-                           uncertainty=plan.predictor.method, tiles=plan.tiles.count,
-                           seconds=time.perf_counter() - started,
-                           extra={"input_checks": checks, "registration": registration,
-                                  "pan_map": pan_map,
-                                  "consistency": report, "stage_seconds": stages,
-                                  "level_shift": levels,
-                                  "warnings": list(plan.warned)})
+    with collect_warnings() as given:
+        plan = plan_harmonize(inputs, output, HarmonizeOptions.build(options, **changes))
+        window = read_central_window(plan)
+        checks = check_plan_inputs(plan, window)
+        registration = register_plan(plan, window)
+        scene_shift = registration.corrected_m if registration is not None else (0.0, 0.0)
+        plan = registered_plan(plan, scene_shift)
+        consistency = Consistency(window=plan.window)
+        plan.predictor.to(plan.device)
+        pan_map = measure_plan_pan(plan, checks)
+        writer = open_writer(plan, checks, registration, window, pan_map)
+        # Busy seconds per stage (read and write run in their own threads, so they overlap).
+        stages = dict.fromkeys(("read", "model", "write", "cog", "wait_read", "emit"), 0.0)
+        try:
+            # With a map the pan is moved block by block as each strip is read, so the reader
+            # leaves it as it is and reads a margin around it.
+            with rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes()), \
+                    plan.reader((0.0, 0.0) if pan_map else checks.corrected_m, scene_shift,
+                                pan_margin=PAN_MARGIN if pan_map else 0) as reader:
+                kept = run_plan(plan, reader, writer, consistency, stages,
+                                noise_variance(plan.predictor, checks.noise), pan_map,
+                                scene_shift)
+                path, report, levels = finish(plan, writer, consistency, kept, stages)
+        except BaseException:
+            writer.abort()
+            raise
+        return HarmonizeResult(path=path, grid=plan.grid, models=plan.names,
+                               uncertainty=plan.predictor.method, tiles=plan.tiles.count,
+                               seconds=time.perf_counter() - started,
+                               extra={"input_checks": checks, "registration": registration,
+                                      "pan_map": pan_map,
+                                      "consistency": report, "stage_seconds": stages,
+                                      "level_shift": levels,
+                                      "warnings": list(dict.fromkeys(given))})
 
 
 def add_consistency(consistency: Consistency, strip: Strip, out_row0: int, out_col0: int,

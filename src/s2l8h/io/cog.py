@@ -36,7 +36,6 @@ import os
 import shutil
 import socket
 import tempfile
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -48,6 +47,7 @@ from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
+from s2l8h.errors import S2L8HWarning, warn
 from s2l8h.io.errors import OutputError
 
 OutputDtype = Literal["uint16", "float32"]
@@ -184,16 +184,16 @@ def remove_stale_workdirs(folder: str | os.PathLike[str]) -> list[Path]:
         if host == socket.gethostname() and not _process_alive(pid):
             shutil.rmtree(candidate, ignore_errors=True)
             removed.append(candidate)
-            warnings.warn(f"removed {candidate}: temporary folder left by an interrupted "
-                          f"s2l8h run (process {pid})", StaleTemporaryWarning, stacklevel=2)
+            warn(f"removed {candidate}: temporary folder left by an interrupted s2l8h run "
+                 f"(process {pid})", StaleTemporaryWarning, stacklevel=2)
         elif host != socket.gethostname():
-            warnings.warn(f"{candidate}: temporary folder of an s2l8h run on host {host} "
-                          f"(process {pid}); remove it if that run is over",
-                          StaleTemporaryWarning, stacklevel=2)
+            warn(f"{candidate}: temporary folder of an s2l8h run on host {host} "
+                 f"(process {pid}); remove it if that run is over", StaleTemporaryWarning,
+                 stacklevel=2)
     return removed
 
 
-class StaleTemporaryWarning(UserWarning):
+class StaleTemporaryWarning(S2L8HWarning):
     """A temporary folder of an earlier, killed run was found (and removed if it was ours)."""
 
 

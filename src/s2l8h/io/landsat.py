@@ -22,7 +22,6 @@ import hashlib
 import math
 import os
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from odc.geo.geobox import GeoBox
 from rasterio.errors import RasterioIOError
 
 from s2l8h.bands import SR_OFFSET, SR_SCALE
+from s2l8h.errors import S2L8HWarning, warn
 from s2l8h.io.errors import InputError
 from s2l8h.io.mtl import LandsatMetadata, find_value, read_metadata
 from s2l8h.io.quality import QaLayout
@@ -166,7 +166,7 @@ def _qa_layout_for(name: FileName) -> QaLayout:
     return "bqa_c1" if name.scheme == "collection" else "bqa_pre"
 
 
-class ToaModeWarning(UserWarning):
+class ToaModeWarning(S2L8HWarning):
     """A Level-1 scene is being run in TOA mode against models that expect surface reflectance."""
 
 
@@ -620,9 +620,8 @@ def _level1_bands(files: _SceneFiles, metadata: LandsatMetadata | None, toa: boo
                          "(SR_B2..SR_B7); run in TOA mode (--toa) to use TOA reflectance")
     if metadata is None:
         raise InputError(where, "Level-1 bands need their MTL file (*_MTL.txt/json)")
-    warnings.warn(
-        "TOA mode: Level-1 top-of-atmosphere reflectance is fed to models that expect "
-        "surface reflectance; expect biased output", ToaModeWarning, stacklevel=4)
+    warn("TOA mode: Level-1 top-of-atmosphere reflectance is fed to models that expect "
+         "surface reflectance; expect biased output", ToaModeWarning, stacklevel=4)
     qa = files.qa_pixel or files.bqa
     return _Bands("L1", tuple(files.l1_bands[n] for n in MULTISPECTRAL_BAND_NUMBERS),
                   metadata, "Level-1", qa,

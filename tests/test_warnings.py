@@ -1,0 +1,117 @@
+"""s2l8h's warnings: one base class, given by ``s2l8h.errors.warn`` and kept by
+``collect_warnings`` (what ``harmonize`` returns in ``extra["warnings"]`` and
+``harmonize-many`` writes to its manifest); the errors travel between processes intact."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+import pytest
+
+from conftest import Scene
+from s2l8h import harmonize
+from s2l8h.errors import InputError, OutputError, S2L8HWarning, collect_warnings, warn
+from s2l8h.inference.checks import InputCheckWarning
+from s2l8h.io.cog import StaleTemporaryWarning
+from s2l8h.io.landsat import ToaModeWarning
+
+
+def _give(message: str) -> None:
+    warn(message, S2L8HWarning, stacklevel=2)  # points at _give's caller
+
+
+def test_messages_are_kept_in_order_by_every_collector_around_them() -> None:
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        with collect_warnings() as outer:
+            _give("first")
+            with collect_warnings() as inner:
+                _give("second")
+            _give("third")
+        _give("outside")
+    assert outer == ["first", "second", "third"]
+    assert inner == ["second"]
+    assert [str(w.message) for w in shown] == ["first", "second", "third", "outside"]
+    assert {w.filename for w in shown} == {__file__}  # the caller's caller, as asked
+
+
+def test_messages_are_kept_when_the_filters_hide_them() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with collect_warnings() as kept:
+            _give("hidden")
+            _give("hidden")
+    assert kept == ["hidden", "hidden"]
+
+
+def test_each_thread_keeps_only_its_own_messages() -> None:
+    """A dask worker with several threads runs several scenes at once: each task's collector
+    must hold that task's messages only."""
+    barrier = threading.Barrier(2)
+    kept: dict[str, list[str]] = {}
+
+    def task(name: str) -> None:
+        with collect_warnings() as mine:
+            barrier.wait()  # both collectors are open now
+            for index in range(50):
+                _give(f"{name} {index}")
+            barrier.wait()
+        kept[name] = mine
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        threads = [threading.Thread(target=task, args=(name,)) for name in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with collect_warnings() as here:
+            thread = threading.Thread(target=_give, args=("from another thread",))
+            thread.start()
+            thread.join()
+    assert kept["a"] == [f"a {index}" for index in range(50)]
+    assert kept["b"] == [f"b {index}" for index in range(50)]
+    assert here == []
+
+
+def test_the_projects_warnings_share_one_base() -> None:
+    for category in (InputCheckWarning, ToaModeWarning, StaleTemporaryWarning):
+        assert issubclass(category, S2L8HWarning) and issubclass(category, UserWarning)
+
+
+def test_errors_pickle_with_what_they_carry() -> None:
+    """dask sends a failed task's exception back to the client pickled."""
+    error = InputError("/scenes/LC08/LC08_B4.TIF", "truncated")
+    error.s2l8h_warnings = ["a warning"]
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is InputError and str(again) == str(error)
+    assert again.path == Path("/scenes/LC08/LC08_B4.TIF") and again.problem == "truncated"
+    assert again.s2l8h_warnings == ["a warning"]
+    assert str(pickle.loads(pickle.dumps(InputError(None, "no path")))) == "no path"
+    assert pickle.loads(pickle.dumps(OutputError("exists"))).args == ("exists",)
+
+
+def test_harmonize_returns_the_stale_folder_warnings_it_gave(scene: Scene, tmp_path: Path,
+                                                             tiny_release: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    outdir = tmp_path / "o"
+    stale = outdir / ".out.tif.k9x2abcd"
+    stale.mkdir(parents=True)
+    (stale / "s2l8h-owner.json").write_text(json.dumps(
+        {"pid": dead.pid, "host": os.uname().nodename, "output": "out.tif"}))
+    with pytest.warns(StaleTemporaryWarning) as shown:
+        result = harmonize(scene.folder, outdir / "out.tif", models=[str(tiny_release)],
+                           progress=False)
+    stale_messages = [str(w.message) for w in shown if w.category is StaleTemporaryWarning]
+    assert stale_messages == [f"removed {stale}: temporary folder left by an interrupted "
+                              f"s2l8h run (process {dead.pid})"]
+    assert [m for m in result.extra["warnings"] if m.startswith("removed ")] == stale_messages
+    assert not stale.exists()
