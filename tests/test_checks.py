@@ -13,11 +13,13 @@ from affine import Affine
 from odc.geo.geobox import GeoBox
 from typer.testing import CliRunner
 
+from s2l8h.bands import SENTINEL2_BANDS
 from s2l8h.cli.app import app
 from s2l8h.data.simulate import Degradation, simulate_landsat, write_simulated_scene
 from s2l8h.evaluate.baselines import run_baseline
 from s2l8h.evaluate.benchmark import read_prediction
 from s2l8h.evaluate.metrics import psnr
+from s2l8h.evaluate.qa import summary_row
 from s2l8h.inference.checks import (
     LEVEL_SHIFT_WARNING,
     NOISE_WARNING,
@@ -233,6 +235,24 @@ def test_an_atmospheric_offset_is_warned_about_by_the_networks_level(virginia,
     assert result.exit_code == 0, result.output
     assert "level shift" in result.output
     assert "the networks would move the level" in result.output
+    # Both products at once (a folder, as harmonize-many writes): one row each, the offset
+    # one warned about and named in its warning; the JSON holds each product's report.
+    result = runner.invoke(app, ["qa", str(tmp_path), "--json", str(tmp_path / "season.json")])
+    assert result.exit_code == 0, result.output
+    assert "trust report: 2 products" in result.output
+    reports = json.loads((tmp_path / "season.json").read_text())["products"]
+    assert sorted(Path(name).name for name in reports) == ["clean.tif", "offset.tif"]
+    rows = {Path(name).name: summary_row(report) for name, report in reports.items()}
+    assert rows["clean.tif"]["warnings"] == 0 and rows["offset.tif"]["warnings"] >= 1
+    largest = int(np.argmax(np.abs(shifts["offset"])))
+    assert rows["offset.tif"]["level_shift"] == {"band": SENTINEL2_BANDS[largest],
+                                                 "value": shifts["offset"][largest]}
+    assert f"{shifts['offset'][largest]:+.4f} {SENTINEL2_BANDS[largest]}" in result.output
+    assert "offset.tif: the networks would move the level" in result.output
+    assert "clean.tif: " not in result.output
+    result = runner.invoke(app, ["qa", str(tmp_path / "clean.tif"), str(tmp_path / "offset.tif"),
+                                 "--scene", str(tmp_path / "clean")])
+    assert result.exit_code != 0 and "give one product" in result.output
     assert level_shift_messages(None) == []
     assert level_shift_messages({"tiles": 1, "median": [None, 0.002, -0.002, 0, 0, 0]}) == []
     message = level_shift_messages({"tiles": 2, "median": [0, 0.003, 0, 0, 0, 0],

@@ -161,7 +161,9 @@ def benchmark_command(
 
 
 def qa_command(
-    output: Path = typer.Argument(..., help="A harmonized raster."),
+    outputs: list[Path] = typer.Argument(
+        ..., help="A harmonized raster, or several (or folders of them, e.g. harmonize-many's): "
+        "one row each."),
     scene: list[Path] = typer.Option(
         None, "--scene", help="The Landsat scene (folder or files) to compute the "
         "consistency against; default: the checks harmonize wrote into the tags."),
@@ -171,19 +173,30 @@ def qa_command(
 ) -> None:
     """The trust report of a product: pan registration and noise of its inputs, and the
     output's consistency with them (brought back to 30 m and OLI radiometry: per-band bias
-    and RMSE, spectral angle, residual shift)."""
+    and RMSE, spectral angle, residual shift). Several products (a season): one row each, to
+    see which to trust."""
     from s2l8h.evaluate.benchmark import write_json
-    from s2l8h.evaluate.qa import consistency_with_scene, read_report
-    from s2l8h.inference.checks import consistency_messages, level_shift_messages
+    from s2l8h.evaluate.qa import consistency_with_scene, read_report, report_messages
+    from s2l8h.inference.checks import consistency_messages
     from s2l8h.io.cog import check_not_an_input, check_output_path
     from s2l8h.io.landsat import open_scene
 
+    products = _products(outputs)
+    if len(products) > 1 and scene:
+        fail("--scene compares one product with its scene; give one product")
     scene_inputs = (scene if len(scene) > 1 else scene[0]) if scene else None
     if json_out is not None:
         check_output_path(json_out, overwrite)
         scene_files = open_scene(scene_inputs, toa=toa, need_pan=False).files() \
             if scene_inputs else []
-        check_not_an_input(json_out, [output, *(scene or []), *scene_files])
+        check_not_an_input(json_out, [*products, *(scene or []), *scene_files])
+    if len(products) > 1:
+        reports = {str(product): read_report(product) for product in products}
+        _season_table(reports)
+        if json_out is not None:
+            write_json(json_out, {"products": reports})
+        return
+    output = products[0]
     report = consistency_with_scene(output, scene_inputs, toa=toa) if scene_inputs \
         else read_report(output)
     table = Table(title=f"trust report: {output.name}")
@@ -196,15 +209,56 @@ def qa_command(
         else:
             table.add_row(key.replace("_", " "), json.dumps(value))
     print_table(table)
-    levels = report.get("level_shift")
-    for message in level_shift_messages(levels if isinstance(levels, dict) else None):
-        console.print(f"[yellow]warning:[/yellow] {message}")
-    consistency = report.get("consistency")
-    messages = consistency_messages(consistency) if isinstance(consistency, dict) else []
+    messages = report_messages(report)
     for message in messages:
         console.print(f"[yellow]warning:[/yellow] {message}")
-    if not messages:
+    consistency = report.get("consistency")
+    if isinstance(consistency, dict) and not consistency_messages(consistency):
         console.print("the output is consistent with its input (|bias| <= 0.01, residual "
                       "shift <= 6 m)")
     if json_out is not None:
         write_json(json_out, report)
+
+
+def _products(outputs: list[Path]) -> list[Path]:
+    """``outputs`` with each folder replaced by the GeoTIFFs in it (sorted, hidden ones
+    left out)."""
+    products: list[Path] = []
+    for output in outputs:
+        if output.is_dir():
+            found = sorted(path for path in output.glob("*.tif")
+                           if not path.name.startswith("."))
+            if not found:
+                fail(f"{output}: no GeoTIFF (*.tif) in this folder")
+            products += found
+        else:
+            products.append(output)
+    return products
+
+
+def _season_table(reports: dict[str, dict[str, object]]) -> None:
+    """One row per product (:func:`s2l8h.evaluate.qa.summary_row`), then each product's
+    warnings."""
+    from s2l8h.evaluate.qa import report_messages, summary_row
+
+    table = Table(title=f"trust report: {len(reports)} products")
+    for column in ("product", "pan shift m", "noise σ", "level shift", "bias", "SAM°",
+                   "residual shift m", "warnings"):
+        table.add_column(column, no_wrap=column == "product")
+
+    def cell(value: object, digits: int) -> str:
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    for product, report in reports.items():
+        row = summary_row(report)
+        level = row["level_shift"]
+        table.add_row(Path(product).name, cell(row["pan_shift_m"], 1),
+                      cell(row["input_noise"], 4),
+                      "–" if level is None else f"{level['value']:+.4f} {level['band']}",
+                      "–" if row["bias"] is None else f"{row['bias']:+.4f}",
+                      cell(row["sam_degrees"], 2),
+                      cell(row["shift_m"], 1), str(row["warnings"]))
+    print_table(table)
+    for product, report in reports.items():
+        for message in report_messages(report):
+            console.print(f"[yellow]warning:[/yellow] {Path(product).name}: {message}")

@@ -13,8 +13,18 @@ import rasterio
 from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
 
+from s2l8h.bands import SENTINEL2_BANDS
 from s2l8h.evaluate.benchmark import read_prediction
-from s2l8h.inference.checks import LEVEL_SHIFT_TAG, Consistency, central_window, to_landsat
+from s2l8h.inference.checks import (
+    LEVEL_SHIFT_TAG,
+    Consistency,
+    InputChecks,
+    central_window,
+    consistency_messages,
+    level_shift_messages,
+    shift_magnitude,
+    to_landsat,
+)
 from s2l8h.io.errors import InputError
 from s2l8h.io.grid import WorkingGrids, model_grid, registered_model_grid, warp
 from s2l8h.io.landsat import open_scene
@@ -38,6 +48,51 @@ def read_report(path: str | os.PathLike[str]) -> dict[str, object]:
         raise InputError(path, "has no s2l8h check tags (not written by s2l8h harmonize); "
                          "give the Landsat scene to compute the consistency")
     return found
+
+
+def report_messages(report: dict[str, object]) -> list[str]:
+    """The warnings a trust report (:func:`read_report`, :func:`consistency_with_scene`)
+    calls for, as ``harmonize`` gave them: pan shift and noisy input (where the report has
+    them), level shift, consistency."""
+    found: list[str] = []
+    shift, noise = report.get("pan_shift_m"), report.get("input_noise")
+    if shift is not None or noise:
+        corrected = report.get("pan_shift_corrected_m") or (0.0, 0.0)
+        found += InputChecks(None if shift is None else tuple(shift), tuple(corrected),
+                             list(noise or [])).messages()
+    levels = report.get("level_shift")
+    found += level_shift_messages(levels if isinstance(levels, dict) else None)
+    consistency = report.get("consistency")
+    if isinstance(consistency, dict):
+        found += consistency_messages(consistency)
+    return found
+
+
+def summary_row(report: dict[str, object]) -> dict[str, object]:
+    """One product's trust report in a few figures (``None`` where the report lacks one): the
+    pan's shift against the bands as measured (m), the least-textured band's input noise σ,
+    the largest level shift (its size and band), the consistency's largest |bias|, spectral
+    angle (degrees) and residual shift (m), and the number of warnings
+    (:func:`report_messages`)."""
+    shift = report.get("pan_shift_m")
+    noise = report.get("input_noise")
+    levels = report.get("level_shift")
+    medians = levels.get("median") if isinstance(levels, dict) else None
+    consistency = report.get("consistency")
+    consistency = consistency if isinstance(consistency, dict) else {}
+    bias, residual = consistency.get("bias"), consistency.get("shift_m")
+    largest = None
+    if medians:
+        band, value = max(((b, v) for b, v in zip(SENTINEL2_BANDS, medians, strict=False)
+                           if v is not None), key=lambda item: abs(item[1]), default=(None, None))
+        largest = None if band is None else {"band": band, "value": value}
+    return {"pan_shift_m": None if shift is None else round(shift_magnitude(tuple(shift)), 2),
+            "input_noise": min(noise) if noise else None,
+            "level_shift": largest,
+            "bias": max(bias, key=abs) if bias else None,
+            "sam_degrees": consistency.get("sam_degrees"),
+            "shift_m": None if not residual else round(shift_magnitude(tuple(residual)), 2),
+            "warnings": len(report_messages(report))}
 
 
 def consistency_with_scene(output: str | os.PathLike[str],
