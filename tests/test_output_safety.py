@@ -84,18 +84,26 @@ def test_stale_temporary_folder_of_a_killed_run_is_removed(scene: Scene, tmp_pat
     (stale / "rows.tif").write_bytes(b"\0" * 4096)
     (stale / "s2l8h-owner.json").write_text(json.dumps(
         {"pid": dead.pid, "host": os.uname().nodename, "output": "out.tif"}))
-    foreign = outdir / ".other.tif.abcdefgh"
+    foreign = outdir / ".out.tif.abcdefgh"  # this output's, from a run on another host
     foreign.mkdir()
-    (foreign / "s2l8h-owner.json").write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    (foreign / "s2l8h-owner.json").write_text(json.dumps({"pid": 1, "host": "elsewhere",
+                                                          "output": "out.tif"}))
+    # Another output's, from another host (another scene of a run on many hosts): kept and
+    # not mentioned.
+    neighbour = outdir / ".other.tif.abcdefgh"
+    neighbour.mkdir()
+    (neighbour / "s2l8h-owner.json").write_text(json.dumps({"pid": 1, "host": "elsewhere2",
+                                                            "output": "other.tif"}))
     user_hidden = outdir / ".git"
     user_hidden.mkdir()
     result = runner.invoke(app, ["harmonize", str(scene.folder), "-o", str(outdir / "out.tif"),
                                  "--model", str(tiny_release), "-q"])
     assert result.exit_code == 0, result.output
     assert f"removed {stale}" in result.output and "interrupted" in result.output
-    assert "on host elsewhere" in result.output
+    assert "on host elsewhere " in result.output and "elsewhere2" not in result.output
     assert not stale.exists() and foreign.exists() and user_hidden.exists()
-    assert sorted(p.name for p in _temporaries(outdir)) == [".git", ".other.tif.abcdefgh"]
+    assert sorted(p.name for p in _temporaries(outdir)) == [".git", ".other.tif.abcdefgh",
+                                                            ".out.tif.abcdefgh"]
 
 
 def test_sigterm_and_sighup_clean_up_like_ctrl_c(scene: Scene, tmp_path: Path,

@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
+import socket
 import subprocess
 import sys
 import threading
@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from conftest import Scene
-from s2l8h import harmonize
-from s2l8h.errors import InputError, OutputError, S2L8HWarning, collect_warnings, warn
+from s2l8h import errors, harmonize
+from s2l8h.errors import InputError, S2L8HWarning, collect_warnings, warn
 from s2l8h.inference.checks import InputCheckWarning
 from s2l8h.io.cog import StaleTemporaryWarning
 from s2l8h.io.landsat import ToaModeWarning
+from s2l8h.io.reader import ReaderClosedError
 
 
 def _give(message: str) -> None:
@@ -86,16 +87,34 @@ def test_the_projects_warnings_share_one_base() -> None:
         assert issubclass(category, S2L8HWarning) and issubclass(category, UserWarning)
 
 
-def test_errors_pickle_with_what_they_carry() -> None:
-    """dask sends a failed task's exception back to the client pickled."""
-    error = InputError("/scenes/LC08/LC08_B4.TIF", "truncated")
+def _errors() -> list[BaseException]:
+    """One of each of the project's error classes, as raised."""
+    made: list[BaseException] = [InputError("/scenes/LC08/LC08_B4.TIF", "truncated"),
+                                 InputError(None, "no path"),
+                                 ReaderClosedError("/scenes/LC08", "closed")]
+    for name in errors.__all__:
+        kind = getattr(errors, name)
+        if isinstance(kind, type) and issubclass(kind, errors.S2L8HError) and \
+                kind is not InputError:
+            made.append(kind(f"{name}: something"))
+    return made
+
+
+@pytest.mark.parametrize("error", _errors(), ids=lambda error: type(error).__name__)
+def test_errors_travel_back_from_a_dask_worker_with_what_they_carry(error) -> None:
+    """dask sends a failed task's exception back to the client pickled, with the warnings
+    ``harmonize-many`` sets on it (``distributed.core.error_message`` sends
+    ``Exception(repr(error))`` instead of an error that does not unpickle as it was)."""
+    from distributed.core import error_message
+    from distributed.protocol import pickle as dask_pickle
+
     error.s2l8h_warnings = ["a warning"]
-    again = pickle.loads(pickle.dumps(error))
-    assert type(again) is InputError and str(again) == str(error)
-    assert again.path == Path("/scenes/LC08/LC08_B4.TIF") and again.problem == "truncated"
-    assert again.s2l8h_warnings == ["a warning"]
-    assert str(pickle.loads(pickle.dumps(InputError(None, "no path")))) == "no path"
-    assert pickle.loads(pickle.dumps(OutputError("exists"))).args == ("exists",)
+    for again in (pickle.loads(pickle.dumps(error)),
+                  dask_pickle.loads(error_message(error)["exception"].data)):
+        assert type(again) is type(error) and str(again) == str(error)
+        assert again.s2l8h_warnings == ["a warning"]
+        if isinstance(error, InputError):
+            assert (again.path, again.problem) == (error.path, error.problem)
 
 
 def test_harmonize_returns_the_stale_folder_warnings_it_gave(scene: Scene, tmp_path: Path,
@@ -106,7 +125,7 @@ def test_harmonize_returns_the_stale_folder_warnings_it_gave(scene: Scene, tmp_p
     stale = outdir / ".out.tif.k9x2abcd"
     stale.mkdir(parents=True)
     (stale / "s2l8h-owner.json").write_text(json.dumps(
-        {"pid": dead.pid, "host": os.uname().nodename, "output": "out.tif"}))
+        {"pid": dead.pid, "host": socket.gethostname(), "output": "out.tif"}))
     with pytest.warns(StaleTemporaryWarning) as shown:
         result = harmonize(scene.folder, outdir / "out.tif", models=[str(tiny_release)],
                            progress=False)

@@ -7,8 +7,9 @@ derives from the built-in exception a caller would expect (``ValueError`` for ba
 keeps working.
 
 Warnings have one base too, :class:`S2L8HWarning`; :func:`warn` gives one and
-:func:`collect_warnings` keeps what is given inside it (per thread and task, so that a dask
-worker running several scenes at once can tell each scene's apart).
+:func:`collect_warnings` keeps what is given inside it (per :mod:`contextvars` context: each
+thread has its own, so a dask worker running several scenes at once in its threads keeps each
+scene's apart).
 
 This module imports nothing from the package, so every layer (``io`` and ``models`` at the
 bottom included) can import it without importing each other.
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 
 class S2L8HError(Exception):
@@ -36,7 +38,7 @@ class InputError(S2L8HError, ValueError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
 
-    def __reduce__(self):  # pickled as made (dask sends a failed task's error back)
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled as made (dask sends errors back)
         return type(self), (self.path, self.problem), self.__dict__
 
 
@@ -81,8 +83,8 @@ class S2L8HWarning(UserWarning):
     folders)."""
 
 
-#: The lists :func:`collect_warnings` keeps messages in, innermost last (per context: a
-#: thread, or a task of an asyncio loop).
+#: The lists :func:`collect_warnings` keeps messages in, innermost last (per contextvars
+#: context: each thread's own, or a copy of it for an asyncio task or ``copy_context().run``).
 _COLLECTORS: ContextVar[tuple[list[str], ...]] = ContextVar("s2l8h_warning_collectors",
                                                             default=())
 
@@ -100,8 +102,10 @@ def warn(message: str, category: type[S2L8HWarning], stacklevel: int = 1) -> Non
 @contextmanager
 def collect_warnings() -> Iterator[list[str]]:
     """Keep the messages :func:`warn` gives inside the block, in order (a list that fills as
-    they come; nested blocks each keep their own). Messages given in other threads are not
-    kept: a thread starts with no collector."""
+    they come; nested blocks each keep their own). Messages given in another thread are kept
+    only where that thread runs in a copy of this context (``contextvars.copy_context().run``,
+    ``asyncio.to_thread``); a thread started plainly has a context of its own (before Python
+    3.14's free-threaded builds, which copy it)."""
     collected: list[str] = []
     token = _COLLECTORS.set((*_COLLECTORS.get(), collected))
     try:

@@ -157,7 +157,9 @@ def _scratch() -> str:
 def run_scene(job: SceneJob) -> dict[str, Any]:
     """One task: harmonize ``job.scene`` onto the run's grid (skip if already done). The
     warnings s2l8h gives are returned with the outcome, or, when the task fails, set on its
-    exception (:data:`WARNINGS_ATTRIBUTE`), which travels back to the client with them."""
+    exception (:data:`WARNINGS_ATTRIBUTE`), which travels back to the client with them (dask
+    rebuilds an error whose message exceeds ``distributed.admin.max-error-length``, 10,000
+    characters, without them)."""
     with collect_warnings() as given:
         try:
             outcome = _run_scene(job)
@@ -394,7 +396,7 @@ def _collect(futures: dict, as_completed, manifest: _Manifest,
                 details[job.scene.id] = outcome
             elif future.status == "cancelled":
                 row.update(status="failed", error="cancelled (scheduler or client lost)")
-                details[job.scene.id] = {"status": "failed", "error": None}
+                details[job.scene.id] = {"status": "failed", "error": None, "warnings": []}
             else:
                 error = future.exception()
                 given = getattr(error, WARNINGS_ATTRIBUTE, [])

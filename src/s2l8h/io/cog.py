@@ -166,11 +166,15 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_workdirs(folder: str | os.PathLike[str]) -> list[Path]:
+def remove_stale_workdirs(folder: str | os.PathLike[str], output: str | None = None
+                          ) -> list[Path]:
     """Remove the temporary folders that killed s2l8h runs (``kill -9``, out of memory, power
     loss) left in ``folder``: those whose owner file names a process of this host that no
-    longer runs. Folders of live runs or of other hosts are kept and reported in a warning.
-    Returns the folders removed."""
+    longer runs (each removal is warned about). Folders of live runs are kept; so are those of
+    other hosts, which cannot be checked: a warning names them where they were made for the
+    file name ``output`` (any, without it). Other outputs' are left unmentioned: in a run of
+    many scenes on many hosts they are the other scenes', being written. Returns the folders
+    removed."""
     removed = []
     for candidate in Path(folder).glob(".*"):
         owner_path = candidate / OWNER_FILE
@@ -186,7 +190,7 @@ def remove_stale_workdirs(folder: str | os.PathLike[str]) -> list[Path]:
             removed.append(candidate)
             warn(f"removed {candidate}: temporary folder left by an interrupted s2l8h run "
                  f"(process {pid})", StaleTemporaryWarning, stacklevel=2)
-        elif host != socket.gethostname():
+        elif host != socket.gethostname() and output in (None, owner.get("output")):
             warn(f"{candidate}: temporary folder of an s2l8h run on host {host} "
                  f"(process {pid}); remove it if that run is over", StaleTemporaryWarning,
                  stacklevel=2)
@@ -218,7 +222,7 @@ class CogWriter:
         self.descriptions = [*band_names, *(f"{name}_std" for name in band_names if with_std),
                              "mask"]
         folder = self.path.parent if str(self.path.parent) else Path(".")
-        remove_stale_workdirs(folder)
+        remove_stale_workdirs(folder, self.path.name)
         self._workdir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=folder))
         (self._workdir / OWNER_FILE).write_text(json.dumps(
             {"pid": os.getpid(), "host": socket.gethostname(), "output": self.path.name}))
