@@ -82,6 +82,28 @@ def test_each_thread_keeps_only_its_own_messages() -> None:
     assert here == []
 
 
+def test_harmonizes_reading_and_writing_threads_keep_to_the_run_collector() -> None:
+    """The strip reader's prefetch thread and the background writer run in a copy of the
+    caller's context, so what they warn is kept for the run (``extra["warnings"]``)."""
+    from s2l8h.inference.tiling import BackgroundEmitter, _prefetched
+
+    def read(row: int, *_: int) -> int:
+        _give(f"read {row} in {threading.current_thread().name}")
+        return row
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with collect_warnings() as kept:
+            assert list(_prefetched(read, [(row, 0, 0, 0) for row in range(3)], True)) == \
+                [0, 1, 2]
+            with BackgroundEmitter(lambda row: _give(
+                    f"write {row} in {threading.current_thread().name}")) as emitter:
+                for row in range(2):
+                    emitter.submit(row)
+    assert kept == [*(f"read {row} in s2l8h-read_0" for row in range(3)),
+                    *(f"write {row} in s2l8h-write" for row in range(2))]
+
+
 def test_the_projects_warnings_share_one_base() -> None:
     for category in (InputCheckWarning, ToaModeWarning, StaleTemporaryWarning):
         assert issubclass(category, S2L8HWarning) and issubclass(category, UserWarning)

@@ -23,6 +23,7 @@ emitter's work in a thread. Each stage holds at most one strip, so memory stays 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import queue
 import threading
@@ -149,7 +150,8 @@ def autocast(device: torch.device | str, precision: Precision = "fp32"
 def _prefetched(read_strip: StripReader, requests: Sequence[tuple[int, int, int, int]],
                 prefetch: bool) -> Iterator[Strip]:
     """``read_strip(*request)`` for each request in order; with ``prefetch`` the next one is
-    read in a thread while the caller works on the current one (at most two strips held)."""
+    read in a thread while the caller works on the current one (at most two strips held), in
+    a copy of the caller's context (its warnings collectors, :func:`s2l8h.errors.warn`)."""
     if not prefetch or len(requests) < 2:
         for request in requests:
             yield read_strip(*request)
@@ -159,10 +161,10 @@ def _prefetched(read_strip: StripReader, requests: Sequence[tuple[int, int, int,
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2l8h-read")
     pending = None
     try:
-        pending = pool.submit(read_strip, *requests[0])
+        pending = pool.submit(contextvars.copy_context().run, read_strip, *requests[0])
         for request in requests[1:]:
             current = pending.result()
-            pending = pool.submit(read_strip, *request)
+            pending = pool.submit(contextvars.copy_context().run, read_strip, *request)
             yield current
             del current
         yield pending.result()
@@ -195,6 +197,8 @@ class BackgroundEmitter:
     At most ``depth`` calls wait (memory: that many strips of output). An exception in the
     thread is raised again in the caller at the next :meth:`submit` or at :meth:`close`;
     leaving the ``with`` block on an exception stops the thread without running what waits.
+    The thread runs in a copy of the creator's context (its warnings collectors,
+    :func:`s2l8h.errors.warn`).
     """
 
     def __init__(self, work: Callable[..., None], depth: int = 1) -> None:
@@ -202,7 +206,8 @@ class BackgroundEmitter:
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="s2l8h-write", daemon=True)
+        self._thread = threading.Thread(target=contextvars.copy_context().run,
+                                        args=(self._run,), name="s2l8h-write", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
