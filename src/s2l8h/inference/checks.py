@@ -240,7 +240,8 @@ def shift_magnitude(shift: tuple[float, float]) -> float:
 
 
 class InputCheckWarning(S2L8HWarning):
-    """An input check found something the user should know (pan shift, noisy input)."""
+    """An input check found something the user should know (pan shift, noisy input,
+    registration, consistency, level shift)."""
 
 
 @dataclass
