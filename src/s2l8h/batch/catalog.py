@@ -4,9 +4,11 @@ One item per product: footprint and bbox of its grid in lon/lat, the acquisition
 the ``proj`` extension (code, shape, transform, bbox), one COG asset whose ``raster:bands``
 give each band's data type, nodata, scale and offset (as written in the file) and whose
 ``eo:bands`` name them (B02 ... B12 with Sentinel-2 common names and centre wavelengths, the
-``*_std`` bands, ``mask``), ``s2l8h:level_shift`` and ``s2l8h:level_shift_max`` (the
-networks' level minus the input's per band and its largest size, where ``harmonize``
-recorded it) and ``derived_from`` links to the source Landsat items. Everything is read back
+``*_std`` bands, ``mask``), ``s2l8h:radiometry`` (surface reflectance, or reflectance from
+Level-1 TOA input, which is not: the asset's title and the bands' descriptions say the same),
+``s2l8h:level_shift`` and ``s2l8h:level_shift_max`` (the networks' level minus the input's
+per band and its largest size, where ``harmonize`` recorded it) and ``derived_from`` links to
+the source Landsat items (a STAC item's JSON, or the scene folder). Everything is read back
 from the written files (their grid, encodings and provenance tags).
 """
 
@@ -29,6 +31,7 @@ from pystac.extensions.raster import RasterBand, RasterExtension
 
 from s2l8h import __version__
 from s2l8h.inference.checks import LEVEL_SHIFT_TAG
+from s2l8h.io.cog import band_quantity
 
 DATETIME_TAG = "S2L8H_DATETIME"
 SOURCES_TAG = "S2L8H_SOURCE_ITEMS"
@@ -61,6 +64,7 @@ def product_item(path: str | os.PathLike[str]) -> pystac.Item:
         "s2l8h:uncertainty": tags.get("S2L8H_UNCERTAINTY"),
         "s2l8h:version": tags.get("S2L8H_VERSION", __version__),
         "s2l8h:source_items": [s["id"] for s in json.loads(tags.get(SOURCES_TAG, "[]"))],
+        "s2l8h:radiometry": band_quantity(tags.get("S2L8H_LEVEL", "")),
     })
     if isinstance(levels, dict):
         # The networks' level minus the input's per band (B02 ... B12, reflectance) and its
@@ -77,7 +81,8 @@ def product_item(path: str | os.PathLike[str]) -> pystac.Item:
         item.common_metadata.start_datetime = item.common_metadata.end_datetime = \
             dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
     asset = pystac.Asset(str(path), media_type=pystac.MediaType.COG, roles=["data"],
-                         title="Sentinel-2-like surface reflectance, σ and mask (s2l8h)")
+                         title=f"Sentinel-2-like {properties['s2l8h:radiometry']}, σ and "
+                               "mask (s2l8h)")
     item.add_asset(ASSET, asset)
     projection = ProjectionExtension.ext(item, add_if_missing=True)
     if grid.crs.epsg is not None:
@@ -97,7 +102,8 @@ def product_item(path: str | os.PathLike[str]) -> pystac.Item:
         if name in SENTINEL2_BANDS:
             common, centre = SENTINEL2_BANDS[name]
             eo_bands.append(Band.create(name=name, common_name=common, center_wavelength=centre,
-                                        description=f"surface reflectance, {base}"))
+                                        description=f"{properties['s2l8h:radiometry']}, "
+                                                    f"{base}"))
         else:
             eo_bands.append(Band.create(name=name or f"b{index + 1}", description=(
                 f"standard deviation of {base} reflectance" if name and name.endswith("_std")
@@ -105,10 +111,11 @@ def product_item(path: str | os.PathLike[str]) -> pystac.Item:
     RasterExtension.ext(asset, add_if_missing=True).bands = raster_bands
     EOExtension.ext(asset, add_if_missing=True).bands = eo_bands
     for source in json.loads(tags.get(SOURCES_TAG, "[]")):
-        if source.get("href"):
-            item.add_link(pystac.Link("derived_from", source["href"],
-                                      media_type=pystac.MediaType.JSON,
-                                      title=source.get("id")))
+        href = source.get("href")
+        if href:  # a STAC item's JSON, or a scene folder (no media type)
+            item.add_link(pystac.Link("derived_from", href, title=source.get("id"),
+                                      media_type=None if href.startswith("file:")
+                                      else pystac.MediaType.JSON))
     return item
 
 
@@ -120,11 +127,15 @@ def write_catalog(products: Sequence[str | os.PathLike[str]], folder: str | os.P
     folder = Path(folder).resolve()
     catalog = pystac.Catalog(id="s2l8h-harmonized", title=title,
                              description="Landsat-8/9 harmonized to Sentinel-2-like 10 m "
-                                         "surface reflectance with uncertainty (s2l8h)")
+                                         "reflectance with uncertainty (s2l8h; each item's "
+                                         "s2l8h:radiometry says which)")
     for path in sorted(map(Path, products)):
         catalog.add_item(product_item(path))
     # No dot in these names: pystac takes a root href with an extension for a file.
     staging = Path(tempfile.mkdtemp(prefix=f"{folder.name}-staging-", dir=folder.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # as a folder made by mkdir (mkdtemp makes it private)
     try:
         # The staging folder sits beside ``folder``: relative hrefs stay right after the swap.
         catalog.normalize_hrefs(str(staging))

@@ -152,6 +152,13 @@ def check_not_an_input(path: str | os.PathLike[str],
                               "is never written onto an input, choose another name")
 
 
+def band_quantity(level: str) -> str:
+    """What an output band holds, from the input's ``S2L8H_LEVEL`` tag: surface reflectance,
+    or, from a Level-1 scene in TOA mode, reflectance that is not surface reflectance."""
+    return "reflectance (from Level-1 TOA input, not surface reflectance)" if "TOA" in level \
+        else "surface reflectance"
+
+
 #: File inside each temporary folder naming the process that made it (to spot stale ones).
 OWNER_FILE = "s2l8h-owner.json"
 
@@ -279,8 +286,7 @@ class CogWriter:
             offsets = [REFLECTANCE_OFFSET] * bands + [0.0] * (bands if self.with_std else 0)
             dataset.scales = (*scales, 1.0)
             dataset.offsets = (*offsets, 0.0)
-        quantity = "reflectance (from Level-1 TOA input, not surface reflectance)" if \
-            "TOA" in tags.get("S2L8H_LEVEL", "") else "surface reflectance"
+        quantity = band_quantity(tags.get("S2L8H_LEVEL", ""))
         for index, name in enumerate(self.band_names, start=1):
             dataset.update_tags(index, BAND=name, QUANTITY=quantity)
             if self.with_std:
