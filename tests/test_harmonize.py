@@ -449,6 +449,14 @@ def test_cli_harmonize_and_demo(tmp_path: Path, tiny_ensemble, scene: Scene) -> 
     third = runner.invoke(app, ["demo", "-o", str(tmp_path / "demo"), "-q"])
     assert third.exit_code != 0 and "--overwrite" in third.output
     assert (tmp_path / "demo" / "quicklook.png").read_bytes() == b"my picture"
+    # ... and so is an s2l8h output of the user's own run under the demo's name.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    shutil.copy(tmp_path / "cli.tif", mine / "harmonized.tif")
+    before = (mine / "harmonized.tif").read_bytes()
+    fourth = runner.invoke(app, ["demo", "-o", str(mine), "-q"])
+    assert fourth.exit_code != 0 and "--overwrite" in fourth.output
+    assert (mine / "harmonized.tif").read_bytes() == before
 
 
 def test_florida_crop_runs_in_toa_mode(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from s2l8h.io.quicklook import is_own_quicklook, write_quicklook
 from s2l8h.models.registry import DEFAULT_MODEL, ensemble_members, get_spec
 
 EXAMPLE = "florida_crop"
+#: The tag that marks the demo's own output (which a rerun replaces).
+DEMO_TAG = "S2L8H_DEMO"
 
 
 def example_scene() -> Path:
@@ -42,19 +44,22 @@ def demo_models() -> tuple[list, str]:
 
 
 def _is_own_output(path: Path) -> bool:
-    """An s2l8h COG (tag ``S2L8H_VERSION``)."""
+    """A COG the demo wrote (tags ``S2L8H_VERSION`` and :data:`DEMO_TAG`; not any s2l8h
+    output: a user's own ``harmonize`` run of the example is theirs)."""
     try:
         with rasterio.open(path) as dataset:
-            return OUTPUT_TAG in dataset.tags()
+            tags = dataset.tags()
     except RasterioIOError:
         return False
+    return OUTPUT_TAG in tags and tags.get(DEMO_TAG) == "1"
 
 
 def run_demo(output_dir: str | os.PathLike[str] = "s2l8h-demo", *, overwrite: bool = False,
              progress: bool = True) -> tuple[HarmonizeResult, Path]:
     """Harmonize the bundled crop (TOA mode) into ``output_dir``/harmonized.tif and write
     ``quicklook.png``. A rerun replaces the demo's own earlier outputs (recognised by their
-    tags); any other file of those names is kept unless ``overwrite``."""
+    tags: :data:`DEMO_TAG` on the COG); any other file of those names, an s2l8h output of
+    another run included, is kept unless ``overwrite``."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     cog, png = output_dir / "harmonized.tif", output_dir / "quicklook.png"
@@ -71,7 +76,7 @@ def run_demo(output_dir: str | os.PathLike[str] = "s2l8h-demo", *, overwrite: bo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ToaModeWarning)  # the demo says so itself
         result = harmonize(example_scene(), cog, models=models, toa=True, overwrite=overwrite,
-                           progress=progress)
+                           progress=progress, tags={DEMO_TAG: "1"})
         scene = open_scene(example_scene(), toa=True)
     write_quicklook(scene, cog, png, title=f"s2l8h demo: {label}")
     result.extra["label"] = label
