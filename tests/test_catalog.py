@@ -70,3 +70,12 @@ def test_source_links_and_the_catalogues_permissions(tmp_path: Path) -> None:
     # Readable by others, as a folder made by mkdir under the umask (not mkdtemp's 0700).
     assert stat.S_IMODE((tmp_path / "stac").stat().st_mode) == 0o755
     assert not [p for p in tmp_path.iterdir() if "staging" in p.name]
+
+
+def test_a_scene_folders_time_is_the_mtls_scene_centre_time() -> None:
+    from conftest import DATA, FLORIDA
+    from s2l8h.batch.scenes import scenes_from_folders
+
+    florida, marburg = scenes_from_folders([FLORIDA, DATA / "marburg"])
+    assert florida.datetime == "2015-08-04T16:19:21Z"  # SCENE_CENTER_TIME 16:19:21.79Z
+    assert marburg.datetime == "2013-07-07T10:17:42Z"

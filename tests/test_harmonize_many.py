@@ -333,9 +333,11 @@ def test_a_failed_scenes_warnings_reach_the_manifest(landsat, tmp_path, monkeypa
     names = {folder: spec.id for folder, spec in zip((broken, fine), scenes_from_folders(
         [broken, fine]), strict=True)}
     run_plan = harmonize_module.run_plan
+    tries = []
 
     def fail_on_broken(plan, *args, **kwargs):
         if plan.scene.multispectral[0].parent == broken:
+            tries.append(1)
             raise InputError(broken / "LC08_SR_B4.TIF", "read failed at row 40")
         return run_plan(plan, *args, **kwargs)
 
@@ -355,10 +357,12 @@ def test_a_failed_scenes_warnings_reach_the_manifest(landsat, tmp_path, monkeypa
         assert len(expected[names[folder]]) == 1
         assert expected[names[folder]][0].startswith(f"{names[folder]}: noisy input")
     logged: list[str] = []
+    tries.clear()
     with Client(processes=False, n_workers=1, threads_per_worker=2,
                 dashboard_address=":0") as client:
         result = harmonize_many([broken, fine], tmp_path / "out", grid, scheduler=client,
                                 catalog=False, log=logged.append, **OPTIONS)
+    assert len(tries) == 1  # s2l8h's own error: reported at once, not retried
     rows = {row["scene"]: row for row in _manifest(result.manifest)}
     failed, done = rows[names[broken]], rows[names[fine]]
     assert failed["status"] == "failed" and "read failed at row 40" in failed["error"]
@@ -367,6 +371,37 @@ def test_a_failed_scenes_warnings_reach_the_manifest(landsat, tmp_path, monkeypa
         assert row["warnings"].split(WARNING_SEPARATOR) == expected[names[folder]]
     assert result.details[names[broken]]["warnings"] == expected[names[broken]]
     assert "done 1, skipped 0, failed 1, warned 2 (see the manifest)" in logged[-1]
+
+
+def test_what_the_client_can_check_fails_before_any_task(landsat, tmp_path) -> None:
+    """A wrong option or scene folder is one error before the cluster starts, as
+    ``harmonize`` gives it, and nothing is written (not even the output folder)."""
+    from conftest import DATA
+    from s2l8h.errors import OptionError, UnknownModelError
+    from s2l8h.io.errors import InputError
+
+    grid, folders = landsat["grid"], landsat["folders"]
+    out = tmp_path / "out"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    elsewhere = GeoBox((64, 64), Affine(10, 0, 300000, 0, -10, 4000000), f"EPSG:{EPSG}")
+    cases = [
+        (dict(scenes=[folders[0]], grid=grid, uncertainty="none"), OptionError,
+         "uncertainty 'none' takes one model, got 2"),
+        (dict(scenes=[folders[0]], grid=grid, models=["no-such-model"]), UnknownModelError,
+         "no-such-model"),
+        (dict(scenes=[folders[0], DATA / "marburg"], grid=grid), InputError,
+         "run in TOA mode (--toa)"),
+        (dict(scenes=[folders[0], empty], grid=grid), InputError, str(empty)),
+        (dict(scenes=[folders[0]], grid=elsewhere), InputError,
+         "the scene does not overlap the run's grid"),
+    ]
+    for arguments, kind, message in cases:
+        scenes, target = arguments.pop("scenes"), arguments.pop("grid")
+        with pytest.raises(kind, match=message.replace("(", r"\(").replace(")", r"\)")):
+            harmonize_many(scenes, out, target, scheduler="tcp://127.0.0.1:1", catalog=False,
+                           **arguments, **OPTIONS)
+        assert not out.exists()
 
 
 def test_cli_over_local_folders(landsat, tmp_path) -> None:

@@ -328,6 +328,27 @@ def test_cli_warnings_exclude_dependency_deprecations(scene: Scene, tmp_path: Pa
     assert all(line.startswith(f"warning: {PRODUCT}: ") for line in warnings_shown)
 
 
+def test_deprecation_notices_named_as_user_warnings_are_not_shown(capsys) -> None:
+    """Some dependencies give deprecation notices as ``UserWarning`` subclasses (shapely's
+    ``ShapelyDeprecationWarning``): not for our users; our own warnings are shown once."""
+    import warnings
+
+    from s2l8h.cli.harmonize import show_warnings
+
+    class ShapelyDeprecationWarning(UserWarning):
+        pass
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("The 'shapely.ops.transform()' function is deprecated",
+                      ShapelyDeprecationWarning)
+        for _ in range(2):
+            warnings.warn("TOA mode: ...", UserWarning)
+    show_warnings(caught)
+    shown = capsys.readouterr().err.splitlines()
+    assert shown == ["warning: TOA mode: ..."]
+
+
 def test_tables_are_not_truncated_when_piped() -> None:
     result = runner.invoke(app, ["models", "list"], env={"COLUMNS": "60"})
     assert result.exit_code == 0, result.output

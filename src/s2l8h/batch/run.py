@@ -15,7 +15,12 @@ Safety and idempotence:
 - each output carries a provenance tag (inputs, models, options, grid, version); a scene
   whose output exists with the same tag is skipped, one with another tag is a failure unless
   ``overwrite``;
-- a task that raises is retried ``retries`` times, then reported; other scenes go on;
+- before any task, what the client can check is checked (:func:`check_before_run`: the
+  models load, the uncertainty method fits them, each local scene folder opens and overlaps
+  the grid), so a wrong option or folder is one error, not a failure per scene;
+- a scene that fails on its input or the options (s2l8h's own errors: a damaged file, say)
+  is reported at once; any other failure (a network error, an unexpected exception) is
+  retried ``retries`` times, then reported; other scenes go on;
 - the run manifest (CSV: scene, output, status, seconds, error, source, and the warnings
   s2l8h gave a scene run in this run, done or failed: input checks, TOA mode, stale
   temporary folders; :data:`WARNING_SEPARATOR` between them) is written row by row as scenes
@@ -33,6 +38,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,10 +51,18 @@ from s2l8h import __version__
 from s2l8h.batch.catalog import DATETIME_TAG, PROPERTIES_TAG, SOURCES_TAG, write_catalog
 from s2l8h.batch.scenes import SceneSpec, scenes_from_folders
 from s2l8h.batch.window import fetch_window, read_region
-from s2l8h.errors import OptionError, collect_warnings
-from s2l8h.inference.harmonize import DEFAULT_MODELS, harmonize, resolve_models
+from s2l8h.errors import (
+    CatalogError,
+    InputError,
+    OptionError,
+    S2L8HError,
+    S2L8HWarning,
+    collect_warnings,
+)
+from s2l8h.inference.harmonize import DEFAULT_MODELS, build_predictor, harmonize, resolve_models
 from s2l8h.inference.options import HarmonizeOptions
 from s2l8h.io.errors import OutputError
+from s2l8h.io.landsat import open_scene
 
 PROVENANCE_TAG = "S2L8H_BATCH_PROVENANCE"
 #: The options that change the pixels (not batch size, device, threads): the provenance's.
@@ -110,6 +124,9 @@ class SceneJob:
     provenance: str
     overwrite: bool = False
     requester_pays: bool = False
+    #: The client's process id: in another process (a worker's) s2l8h's warnings are not
+    #: shown, only kept for the manifest.
+    client_pid: int = 0
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -159,10 +176,22 @@ def run_scene(job: SceneJob) -> dict[str, Any]:
     warnings s2l8h gives are returned with the outcome, or, when the task fails, set on its
     exception (:data:`WARNINGS_ATTRIBUTE`), which travels back to the client with them (dask
     rebuilds an error whose message exceeds ``distributed.admin.max-error-length``, 10,000
-    characters, without them)."""
+    characters, without them). A failure that is s2l8h's own error (but a catalogue's, which
+    may pass) is the outcome ``failed`` with its one-line message: retrying cannot mend it.
+    In a worker process the warnings are not shown, only returned."""
+    if os.getpid() != job.client_pid:
+        warnings.filterwarnings("ignore", category=S2L8HWarning)
+    started = time.perf_counter()
     with collect_warnings() as given:
         try:
             outcome = _run_scene(job)
+        except CatalogError as error:
+            setattr(error, WARNINGS_ATTRIBUTE, list(dict.fromkeys(given)))
+            raise
+        except S2L8HError as error:
+            outcome = {"status": "failed", "seconds": time.perf_counter() - started,
+                       "error": f"{type(error).__name__}: {error}", "pid": os.getpid(),
+                       "model_loads": _LOADS.get((job.models, job.options.dropout), 0)}
         except Exception as error:
             setattr(error, WARNINGS_ATTRIBUTE, list(dict.fromkeys(given)))
             raise
@@ -297,14 +326,15 @@ def harmonize_many(
     and ``harmonize_options`` (its fields as keyword arguments: ``models=``, ``tile=`` ...)
     are those of :func:`s2l8h.inference.harmonize.harmonize`, but for the grid, tags,
     overwriting and progress, which the run sets for each scene; models are given by name,
-    path or hub id (each worker loads them once). Failures are retried
-    ``retries`` times and then reported in the manifest; they do not stop other scenes.
+    path or hub id (each worker loads them once). What the client can check is checked
+    first (:func:`check_before_run`); a scene failing on s2l8h's own error is reported at
+    once, other failures are retried ``retries`` times and then reported, in the manifest;
+    they do not stop other scenes.
     """
     from distributed import as_completed
 
     say = log or (lambda message: None)
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     specs = [scene if isinstance(scene, SceneSpec) else None for scene in scenes]
     folders = [scene for scene, spec in zip(scenes, specs, strict=True) if spec is None]
     from_folders = iter(scenes_from_folders(folders)) if folders else iter(())
@@ -326,8 +356,8 @@ def harmonize_many(
     recorded = options.record(PROVENANCE_OPTIONS)
     if options.reference is not None:
         recorded["reference"] = _source_identity(options.reference)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    manifest = _Manifest(output_dir / f"manifest-{stamp}.csv")
+    check_before_run(specs, grid, options)
+    output_dir.mkdir(parents=True, exist_ok=True)  # once the inputs have been checked
     jobs = []
     for spec in specs:
         output = output_dir / f"{spec.id}.tif"
@@ -337,7 +367,9 @@ def harmonize_many(
         jobs.append(SceneJob(spec, str(output), str(grid.crs), tuple(grid.affine)[:6],
                              (grid.height, grid.width), options,
                              provenance(spec, grid, sources, recorded), overwrite,
-                             requester_pays))
+                             requester_pays, os.getpid()))
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    manifest = _Manifest(output_dir / f"manifest-{stamp}.csv")
     details: dict[str, dict[str, Any]] = {}
     pending = []
     for job in jobs:
@@ -392,7 +424,8 @@ def _collect(futures: dict, as_completed, manifest: _Manifest,
             if future.status == "finished":
                 outcome = future.result()
                 given = outcome.get("warnings", [])
-                row.update(status=outcome["status"], seconds=outcome["seconds"])
+                row.update(status=outcome["status"], seconds=outcome["seconds"],
+                           error=outcome.get("error", ""))
                 details[job.scene.id] = outcome
             elif future.status == "cancelled":
                 row.update(status="failed", error="cancelled (scheduler or client lost)")
@@ -409,6 +442,31 @@ def _collect(futures: dict, as_completed, manifest: _Manifest,
             manifest.add(row)
             bar.update()
             future.release()
+
+
+def check_before_run(specs: Sequence[SceneSpec], grid: GeoBox,
+                     options: HarmonizeOptions) -> None:
+    """What the client can check before any task (errors as ``harmonize`` gives them): the
+    models load (``options.models``, names, paths or hub ids), the uncertainty method fits
+    them, and each local scene folder opens as a Landsat scene (in TOA mode where asked) and
+    overlaps ``grid``. STAC scenes are read by the tasks only."""
+    models = resolve_models(list(options.models or DEFAULT_MODELS), options.dropout)
+    build_predictor(models, options.uncertainty, mc_passes=options.mc_passes)
+    need_pan = models[0].convention.use_pan
+    area = grid.extent
+    for spec in specs:
+        if spec.folder is None:
+            continue
+        scene = open_scene(spec.folder, toa=options.toa, need_pan=need_pan)
+        footprint = scene.bands_grid().extent
+        try:
+            overlaps = footprint.to_crs(grid.crs).intersects(area)
+        except (ValueError, RuntimeError):  # no finite projection: far apart
+            overlaps = False
+        if not overlaps:
+            raise InputError(spec.folder, f"the scene does not overlap the run's grid (the AOI "
+                             f"or --like raster: {grid.crs}, bounds "
+                             f"{tuple(round(v) for v in grid.boundingbox)})")
 
 
 def _source(scene: SceneSpec) -> str:

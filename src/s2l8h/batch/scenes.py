@@ -28,9 +28,10 @@ from odc.geo.geobox import GeoBox
 from odc.geo.geom import Geometry, box, unary_union
 
 from s2l8h.errors import OptionError
+from s2l8h.inference.options import check_crs
 from s2l8h.io.errors import InputError
 from s2l8h.io.grid import grid_like
-from s2l8h.io.mtl import read_metadata
+from s2l8h.io.mtl import LandsatMetadata, find_value, read_metadata
 
 _LEVEL2_ID = re.compile(r"_L2S[PR]_", re.IGNORECASE)
 _LEVEL1_ID = re.compile(r"_L1(TP|GT|GS)_", re.IGNORECASE)
@@ -92,12 +93,13 @@ def _unique(scenes: list[SceneSpec]) -> list[SceneSpec]:
 
 def scenes_from_folders(folders: Sequence[str | os.PathLike[str]]) -> list[SceneSpec]:
     """One scene per folder, named by the product id of its MTL (Level-2 first), else by the
-    folder's name; the acquisition date comes from the MTL."""
+    folder's name; the acquisition time comes from the MTL (``DATE_ACQUIRED`` and
+    ``SCENE_CENTER_TIME`` to the second; midnight UTC where the time is missing)."""
     scenes = []
     for folder in map(Path, folders):
         if not folder.is_dir():
             raise InputError(folder, "not a scene folder")
-        name, date, level2 = folder.name, None, False
+        name, date, clock, level2 = folder.name, None, None, False
         for path in sorted(folder.iterdir()):
             if not _MTL.search(path.name):
                 continue
@@ -106,9 +108,17 @@ def scenes_from_folders(folders: Sequence[str | os.PathLike[str]]) -> list[Scene
             if metadata.scene_id and (date is None or (is_level2 and not level2)):
                 name, level2 = metadata.scene_id, is_level2
                 date = metadata.date_acquired or date
-        when = f"{date}T00:00:00Z" if date else None
+                clock = _center_time(metadata) or clock
+        when = f"{date}T{clock or '00:00:00'}Z" if date else None
         scenes.append(SceneSpec(id=name, folder=str(folder), datetime=when))
     return _unique(scenes)
+
+
+def _center_time(metadata: LandsatMetadata) -> str | None:
+    """The MTL's ``SCENE_CENTER_TIME`` as ``HH:MM:SS`` (UTC), or ``None``."""
+    value = find_value(metadata.document, "SCENE_CENTER_TIME")
+    found = re.match(r"\s*(\d{2}:\d{2}:\d{2})", str(value)) if value else None
+    return found.group(1) if found else None
 
 
 def landsat_level(item: Any) -> str | None:
@@ -237,5 +247,15 @@ def aoi_grid(aoi: Geometry | None = None, *, crs: Any = None, resolution: float 
         return grid_like(like)
     if aoi is None:
         raise OptionError("an AOI (or a raster to take the grid from) is needed")
-    target = CRS(crs) if crs is not None else CRS.utm(aoi.centroid)
+    if crs is not None:
+        target = check_crs(crs)
+    else:
+        try:
+            target = CRS.utm(aoi.centroid)
+        except ValueError:  # pyproj has no UTM zone there
+            lon, lat = aoi.centroid.coords[0]
+            raise OptionError(f"no UTM zone covers the AOI's centre (longitude {lon:.4f}, "
+                              f"latitude {lat:.4f}; UTM spans 80°S to 84°N): give the AOI as "
+                              "west,south,east,north (longitude first), or an output CRS"
+                              ) from None
     return GeoBox.from_geopolygon(aoi, resolution=resolution, crs=target)

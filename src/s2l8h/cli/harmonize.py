@@ -21,11 +21,14 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 def show_warnings(caught: list[warnings.WarningMessage]) -> None:
     """Print the user-facing warnings (``UserWarning`` and subclasses: TOA mode, stale
-    temporary folders ...) once each; dependencies' deprecation notices are not for users."""
+    temporary folders ...) once each; dependencies' deprecation notices (``DeprecationWarning``
+    and the ``UserWarning`` subclasses some name so, as shapely's ``ShapelyDeprecationWarning``)
+    are not for users."""
     seen = set()
     for warning in caught:
         text = str(warning.message)
-        if issubclass(warning.category, UserWarning) and text not in seen:
+        if issubclass(warning.category, UserWarning) and text not in seen \
+                and "Deprecation" not in warning.category.__name__:
             seen.add(text)
             error_console.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
 

@@ -8,7 +8,13 @@ from pathlib import Path
 import typer
 
 from s2l8h.cli._common import console, error_console, fail
-from s2l8h.cli.harmonize import DEFAULT_MASK_FLAGS, DEFAULT_MODELS, FLAGS, mask_flags
+from s2l8h.cli.harmonize import (
+    DEFAULT_MASK_FLAGS,
+    DEFAULT_MODELS,
+    FLAGS,
+    mask_flags,
+    show_warnings,
+)
 from s2l8h.cli.stac import CATALOG_OPTIONS, _catalogs
 
 
@@ -128,8 +134,7 @@ def harmonize_many_command(
             threads_per_worker=threads_per_worker, scheduler=scheduler, retries=retries,
             requester_pays=requester_pays, overwrite=overwrite, catalog=not no_catalog,
             progress=not quiet, log=console.print)
-    for warning in {str(w.message) for w in caught}:
-        error_console.print(f"[yellow]warning:[/yellow] {warning}")
+    show_warnings(caught)
     for row in result.rows:
         if row["status"] == "failed":
             error_console.print(f"[red]failed:[/red] {row['scene']}: {row['error']}",

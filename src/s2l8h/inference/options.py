@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
+from odc.geo.crs import CRS
 from odc.geo.geobox import GeoBox
+from pyproj.exceptions import CRSError
 
 from s2l8h.errors import OptionError
 from s2l8h.inference.tiling import MAX_BLOCK_WIDTH, PRECISIONS
-from s2l8h.io.quality import DEFAULT_MASK_FLAGS
+from s2l8h.io.quality import DEFAULT_MASK_FLAGS, FLAGS
 from s2l8h.options import Options
 
 if TYPE_CHECKING:
@@ -137,12 +139,28 @@ class HarmonizeOptions(Options):
         if self.precision not in PRECISIONS:
             raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)}, "
                               f"got {self.precision!r}")
+        unknown = sorted(set(self.mask_flags) - set(FLAGS))
+        if unknown:
+            raise OptionError(f"--mask: unknown quality flags {unknown}; known: "
+                              f"{', '.join(FLAGS)}")
+        if self.crs is not None:
+            check_crs(self.crs)
 
     def record(self, names: Sequence[str] = TAGGED_OPTIONS) -> dict[str, object]:
         """The ``names`` options as JSON-ready values (tuples as lists), in that order."""
         values = {name: getattr(self, name) for name in names}
         return {name: list(value) if isinstance(value, tuple) else value
                 for name, value in values.items()}
+
+
+def check_crs(crs: object, option: str = "--crs") -> CRS:
+    """``crs`` as an odc-geo ``CRS`` (an EPSG code, ``"EPSG:n"``, WKT or PROJ string), or an
+    :class:`OptionError` naming ``option`` where pyproj does not know it."""
+    try:
+        return CRS(crs)
+    except (CRSError, TypeError, ValueError) as error:
+        raise OptionError(f"{option} {crs!r} is not a coordinate reference system pyproj "
+                          f"knows ({error})") from None
 
 
 def check_device(device: str | torch.device) -> torch.device:
