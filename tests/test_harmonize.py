@@ -470,6 +470,24 @@ def test_florida_crop_runs_in_toa_mode(tmp_path: Path) -> None:
     assert (data[6] == 1).mean() > 0.9
 
 
+def test_no_uncertainty_with_several_models_is_their_mean_without_sigma(
+        tmp_path: Path, scene: Scene, tiny_ensemble) -> None:
+    """``--uncertainty none`` with an ensemble (the default is one) writes the same mean as
+    ``ensemble`` does, without the σ bands."""
+    outputs = {}
+    for method in ("ensemble", "none"):
+        result = harmonize(scene.folder, tmp_path / f"{method}.tif", models=tiny_ensemble,
+                           uncertainty=method, dtype="float32", progress=False)
+        assert result.uncertainty == method
+        data, _, _, names = _read(result.path)
+        outputs[method] = (data, names)
+    (with_sigma, names_sigma), (without, names) = outputs["ensemble"], outputs["none"]
+    assert names == ["B02", "B03", "B04", "B8A", "B11", "B12", "mask"]
+    assert len(names_sigma) == 13
+    np.testing.assert_array_equal(without[-1], with_sigma[-1])
+    np.testing.assert_allclose(without[:6], with_sigma[:6], atol=1e-6, equal_nan=True)
+
+
 def test_an_uncertainty_that_does_not_fit_the_models_is_a_one_line_error(
         outdir: Path, scene: Scene, tiny_ensemble) -> None:
     # The default is an ensemble of two: a single-model method is the user's mistake.

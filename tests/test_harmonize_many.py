@@ -386,8 +386,8 @@ def test_what_the_client_can_check_fails_before_any_task(landsat, tmp_path) -> N
     empty.mkdir()
     elsewhere = GeoBox((64, 64), Affine(10, 0, 300000, 0, -10, 4000000), f"EPSG:{EPSG}")
     cases = [
-        (dict(scenes=[folders[0]], grid=grid, uncertainty="none"), OptionError,
-         "uncertainty 'none' takes one model, got 2"),
+        (dict(scenes=[folders[0]], grid=grid, uncertainty="head"), OptionError,
+         "uncertainty 'head' takes one model, got 2"),
         (dict(scenes=[folders[0]], grid=grid, models=["no-such-model"]), UnknownModelError,
          "no-such-model"),
         (dict(scenes=[folders[0], DATA / "marburg"], grid=grid), InputError,

@@ -341,9 +341,9 @@ def test_deprecation_notices_named_as_user_warnings_are_not_shown(capsys) -> Non
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warnings.warn("The 'shapely.ops.transform()' function is deprecated",
-                      ShapelyDeprecationWarning)
+                      ShapelyDeprecationWarning, stacklevel=1)
         for _ in range(2):
-            warnings.warn("TOA mode: ...", UserWarning)
+            warnings.warn("TOA mode: ...", UserWarning, stacklevel=1)
     show_warnings(caught)
     shown = capsys.readouterr().err.splitlines()
     assert shown == ["warning: TOA mode: ..."]

@@ -108,6 +108,23 @@ class WrappedPredictor(Predictor):
         return self
 
 
+class MeanOnly(WrappedPredictor):
+    """``predictor``'s mean without its variance: ``none`` for several models (the ensemble's
+    mean, no σ)."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        super().__init__(predictor)
+        self.method = "none"
+
+    @property
+    def gives_variance(self) -> bool:
+        return False
+
+    def __call__(self, multispectral: torch.Tensor, pan: torch.Tensor | None) -> Prediction:
+        mean, _ = self.predictor(multispectral, pan)
+        return mean, None
+
+
 class SingleModel(Predictor):
     def __init__(self, model: Harmonizer, use_head: bool = True) -> None:
         self.models = [model.eval()]
@@ -210,8 +227,9 @@ def make_predictor(models: Sequence[Harmonizer], method: UncertaintyMethod = "au
                    mc_passes: int = 20, seed: int = 0, variance_scale: float = 1.0,
                    views: Sequence[str] | None = None) -> Predictor:
     """Choose the predictor for ``models`` and ``method`` (``auto``: ensemble for several
-    models, the variance head for one model that has one, else none). ``variance_scale``
-    multiplies an ensemble's variance; ``views``: its members' views (:class:`Ensemble`)."""
+    models, the variance head for one model that has one, else none; ``none`` for several
+    models: their ensemble's mean without σ). ``variance_scale`` multiplies an ensemble's
+    variance; ``views``: its members' views (:class:`Ensemble`)."""
     if not models:
         raise OptionError("no model given")
     if method == "auto":
@@ -220,6 +238,8 @@ def make_predictor(models: Sequence[Harmonizer], method: UncertaintyMethod = "au
         return SingleModel(models[0])
     if method == "ensemble":
         return Ensemble(models, variance_scale, views)
+    if method == "none" and len(models) > 1:
+        return MeanOnly(Ensemble(models, variance_scale, views))
     if len(models) > 1:
         raise OptionError(f"uncertainty {method!r} takes one model, got {len(models)}")
     if method == "mc-dropout":
