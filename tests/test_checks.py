@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -235,11 +236,14 @@ def test_an_atmospheric_offset_is_warned_about_by_the_networks_level(virginia,
     assert result.exit_code == 0, result.output
     assert "level shift" in result.output
     assert "the networks would move the level" in result.output
-    # Both products at once (a folder, as harmonize-many writes): one row each, the offset
-    # one warned about and named in its warning; the JSON holds each product's report.
+    # Both products at once (a folder, searched with its subfolders): one row each, the
+    # offset one warned about and named in its warning; the JSON holds each product's report;
+    # the simulated truths in the subfolders, without s2l8h's tags, are left out and named.
     result = runner.invoke(app, ["qa", str(tmp_path), "--json", str(tmp_path / "season.json")])
     assert result.exit_code == 0, result.output
-    assert "trust report: 2 products" in result.output
+    assert "trust report: 2 product(s)" in result.output
+    assert "left out 2 raster(s) without s2l8h's tags" in result.output
+    assert str(tmp_path / "clean" / "target_s2_10m.tif") in result.output
     reports = json.loads((tmp_path / "season.json").read_text())["products"]
     assert sorted(Path(name).name for name in reports) == ["clean.tif", "offset.tif"]
     rows = {Path(name).name: summary_row(report) for name, report in reports.items()}
@@ -253,6 +257,24 @@ def test_an_atmospheric_offset_is_warned_about_by_the_networks_level(virginia,
     result = runner.invoke(app, ["qa", str(tmp_path / "clean.tif"), str(tmp_path / "offset.tif"),
                                  "--scene", str(tmp_path / "clean")])
     assert result.exit_code != 0 and "give one product" in result.output
+    # A folder with one product still gives the season's JSON (scripts read one shape), and
+    # products of the same name in two folders are told apart by their folder.
+    for name in ("a", "b"):
+        (tmp_path / "season" / name).mkdir(parents=True)
+        shutil.copy(tmp_path / "offset.tif", tmp_path / "season" / name / "offset.tif")
+    result = runner.invoke(app, ["qa", str(tmp_path / "season" / "a"), "--json",
+                                 str(tmp_path / "one.json")])
+    assert result.exit_code == 0, result.output
+    assert list(json.loads((tmp_path / "one.json").read_text())["products"]) == [
+        str(tmp_path / "season" / "a" / "offset.tif")]
+    result = runner.invoke(app, ["qa", str(tmp_path / "season")])
+    assert result.exit_code == 0, result.output
+    assert "a/offset.tif: the networks would move" in result.output
+    assert "b/offset.tif: the networks would move" in result.output
+    # A raster without s2l8h's tags named on its own is an error, not left out.
+    result = runner.invoke(app, ["qa", str(tmp_path / "offset.tif"),
+                                 str(tmp_path / "clean" / "target_s2_10m.tif")])
+    assert result.exit_code != 0 and "has no s2l8h check tags" in result.output
     assert level_shift_messages(None) == []
     assert level_shift_messages({"tiles": 1, "median": [None, 0.002, -0.002, 0, 0, 0]}) == []
     message = level_shift_messages({"tiles": 2, "median": [0, 0.003, 0, 0, 0, 0],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -162,8 +163,8 @@ def benchmark_command(
 
 def qa_command(
     outputs: list[Path] = typer.Argument(
-        ..., help="A harmonized raster, or several (or folders of them, e.g. harmonize-many's): "
-        "one row each."),
+        ..., help="A harmonized raster, or several, or folders of them (searched with their "
+        "subfolders, e.g. harmonize-many's): one row each."),
     scene: list[Path] = typer.Option(
         None, "--scene", help="The Landsat scene (folder or files) to compute the "
         "consistency against; default: the checks harmonize wrote into the tags."),
@@ -173,25 +174,27 @@ def qa_command(
 ) -> None:
     """The trust report of a product: pan registration and noise of its inputs, and the
     output's consistency with them (brought back to 30 m and OLI radiometry: per-band bias
-    and RMSE, spectral angle, residual shift). Several products (a season): one row each, to
-    see which to trust."""
+    and RMSE, spectral angle, residual shift). Several products or a folder (a season): one
+    row each, to see which to trust; a folder's rasters without s2l8h's tags are left out
+    (named); --json then holds {"products": {path: report}}."""
     from s2l8h.evaluate.benchmark import write_json
     from s2l8h.evaluate.qa import consistency_with_scene, read_report, report_messages
     from s2l8h.inference.checks import consistency_messages
     from s2l8h.io.cog import check_not_an_input, check_output_path
     from s2l8h.io.landsat import open_scene
 
-    products = _products(outputs)
-    if len(products) > 1 and scene:
+    season = len(outputs) > 1 or any(output.is_dir() for output in outputs)
+    if season and scene:
         fail("--scene compares one product with its scene; give one product")
+    products = _products(outputs)
     scene_inputs = (scene if len(scene) > 1 else scene[0]) if scene else None
     if json_out is not None:
         check_output_path(json_out, overwrite)
         scene_files = open_scene(scene_inputs, toa=toa, need_pan=False).files() \
             if scene_inputs else []
         check_not_an_input(json_out, [*products, *(scene or []), *scene_files])
-    if len(products) > 1:
-        reports = {str(product): read_report(product) for product in products}
+    if season:
+        reports = _season_reports(products, [o for o in outputs if not o.is_dir()])
         _season_table(reports)
         if json_out is not None:
             write_json(json_out, {"products": reports})
@@ -221,13 +224,14 @@ def qa_command(
 
 
 def _products(outputs: list[Path]) -> list[Path]:
-    """``outputs`` with each folder replaced by the GeoTIFFs in it (sorted, hidden ones
-    left out)."""
+    """``outputs`` with each folder replaced by the GeoTIFFs in it and its subfolders
+    (sorted; hidden files and folders left out)."""
     products: list[Path] = []
     for output in outputs:
         if output.is_dir():
-            found = sorted(path for path in output.glob("*.tif")
-                           if not path.name.startswith("."))
+            found = sorted(path for path in output.rglob("*.tif")
+                           if not any(part.startswith(".")
+                                      for part in path.relative_to(output).parts))
             if not found:
                 fail(f"{output}: no GeoTIFF (*.tif) in this folder")
             products += found
@@ -236,12 +240,39 @@ def _products(outputs: list[Path]) -> list[Path]:
     return products
 
 
+def _season_reports(products: list[Path], named: list[Path]) -> dict[str, dict[str, object]]:
+    """Each product's trust report by its path; a raster found in a folder without s2l8h's
+    tags is left out and named (one the user ``named`` is an error)."""
+    from s2l8h.evaluate.qa import read_report
+    from s2l8h.io.errors import InputError
+
+    reports, left_out = {}, []
+    for product in products:
+        try:
+            reports[str(product)] = read_report(product)
+        except InputError:
+            if product in named:
+                raise
+            left_out.append(product)
+    if left_out:
+        console.print(f"left out {len(left_out)} raster(s) without s2l8h's tags: "
+                      f"{', '.join(map(str, left_out))}", highlight=False)
+    if not reports:
+        fail("no s2l8h product among the rasters given")
+    return reports
+
+
 def _season_table(reports: dict[str, dict[str, object]]) -> None:
     """One row per product (:func:`s2l8h.evaluate.qa.summary_row`), then each product's
     warnings."""
     from s2l8h.evaluate.qa import report_messages, summary_row
 
-    table = Table(title=f"trust report: {len(reports)} products")
+    table = Table(title=f"trust report: {len(reports)} product(s)")
+    common = os.path.commonpath([str(Path(path).resolve().parent) for path in reports])
+
+    def name(path: str) -> str:  # the path below the products' common folder
+        return os.path.relpath(Path(path).resolve(), common)
+
     for column in ("product", "pan shift m", "noise σ", "level shift", "bias", "SAM°",
                    "residual shift m", "warnings"):
         table.add_column(column, no_wrap=column == "product")
@@ -252,7 +283,7 @@ def _season_table(reports: dict[str, dict[str, object]]) -> None:
     for product, report in reports.items():
         row = summary_row(report)
         level = row["level_shift"]
-        table.add_row(Path(product).name, cell(row["pan_shift_m"], 1),
+        table.add_row(name(product), cell(row["pan_shift_m"], 1),
                       cell(row["input_noise"], 4),
                       "–" if level is None else f"{level['value']:+.4f} {level['band']}",
                       "–" if row["bias"] is None else f"{row['bias']:+.4f}",
@@ -261,4 +292,4 @@ def _season_table(reports: dict[str, dict[str, object]]) -> None:
     print_table(table)
     for product, report in reports.items():
         for message in report_messages(report):
-            console.print(f"[yellow]warning:[/yellow] {Path(product).name}: {message}")
+            console.print(f"[yellow]warning:[/yellow] {name(product)}: {message}")
