@@ -388,10 +388,15 @@ def test_result_open_has_named_bands_and_toa_bands_are_not_surface_reflectance(
     with pytest.warns(UserWarning, match="TOA mode"):
         result = harmonize(tmp_path / "fl", tmp_path / "toa.tif", models=["lite"], toa=True,
                            progress=False)
-    # The warning is kept for the result once (harmonize-many's manifest).
-    assert [m for m in result.extra["warnings"] if "TOA mode" in m] == [
-        "TOA mode: Level-1 top-of-atmosphere reflectance is fed to models that expect surface "
-        "reflectance; expect biased output"]
+    # The warning is kept for the result once (harmonize-many's manifest), and the trust
+    # report of the product gives it again (s2l8h qa, a season's table).
+    from s2l8h.evaluate.qa import read_report, report_messages
+    from s2l8h.io.landsat import TOA_MODE_MESSAGE
+
+    assert [m for m in result.extra["warnings"] if "TOA mode" in m] == [TOA_MODE_MESSAGE]
+    report = read_report(result.path)
+    assert report["level"] == "L1 TOA reflectance (TOA mode)"
+    assert report_messages(report)[0] == TOA_MODE_MESSAGE
     image = result.open()
     assert list(image.band.values) == ["B02", "B03", "B04", "B8A", "B11", "B12", "B02_std",
                                        "B03_std", "B04_std", "B8A_std", "B11_std", "B12_std",

@@ -27,7 +27,7 @@ from s2l8h.inference.checks import (
 )
 from s2l8h.io.errors import InputError
 from s2l8h.io.grid import WorkingGrids, model_grid, registered_model_grid, warp
-from s2l8h.io.landsat import open_scene
+from s2l8h.io.landsat import TOA_MODE_MESSAGE, open_scene
 from s2l8h.io.reader import ReadInputs, SceneReader
 
 REPORT_TAGS = ("S2L8H_CHECK_WINDOW", "S2L8H_PAN_SHIFT_M", "S2L8H_PAN_SHIFT_CORRECTED_M",
@@ -36,7 +36,8 @@ REPORT_TAGS = ("S2L8H_CHECK_WINDOW", "S2L8H_PAN_SHIFT_M", "S2L8H_PAN_SHIFT_CORRE
 
 
 def read_report(path: str | os.PathLike[str]) -> dict[str, object]:
-    """The checks ``harmonize`` wrote into ``path``'s tags (keys without the prefix)."""
+    """The checks ``harmonize`` wrote into ``path``'s tags (keys without the prefix), and
+    ``level``, the input's processing level and radiometry (``S2L8H_LEVEL``)."""
     try:
         with rasterio.open(path) as dataset:
             tags = dataset.tags()
@@ -47,14 +48,16 @@ def read_report(path: str | os.PathLike[str]) -> dict[str, object]:
     if not found:
         raise InputError(path, "has no s2l8h check tags (not written by s2l8h harmonize); "
                          "give the Landsat scene to compute the consistency")
+    if "S2L8H_LEVEL" in tags:
+        found = {"level": tags["S2L8H_LEVEL"], **found}
     return found
 
 
 def report_messages(report: dict[str, object]) -> list[str]:
     """The warnings a trust report (:func:`read_report`, :func:`consistency_with_scene`)
-    calls for, as ``harmonize`` gave them: pan shift and noisy input (where the report has
-    them), level shift, consistency."""
-    found: list[str] = []
+    calls for, as ``harmonize`` gave them: TOA mode, pan shift and noisy input (where the
+    report has them), level shift, consistency."""
+    found: list[str] = [TOA_MODE_MESSAGE] if "TOA" in str(report.get("level", "")) else []
     shift, noise = report.get("pan_shift_m"), report.get("input_noise")
     if shift is not None or noise:
         corrected = report.get("pan_shift_corrected_m") or (0.0, 0.0)

@@ -166,6 +166,11 @@ def _qa_layout_for(name: FileName) -> QaLayout:
     return "bqa_c1" if name.scheme == "collection" else "bqa_pre"
 
 
+#: What :class:`ToaModeWarning` says.
+TOA_MODE_MESSAGE = ("TOA mode: Level-1 top-of-atmosphere reflectance is fed to models that "
+                    "expect surface reflectance; expect biased output")
+
+
 class ToaModeWarning(S2L8HWarning):
     """A Level-1 scene is being run in TOA mode against models that expect surface reflectance."""
 
@@ -620,8 +625,7 @@ def _level1_bands(files: _SceneFiles, metadata: LandsatMetadata | None, toa: boo
                          "(SR_B2..SR_B7); run in TOA mode (--toa) to use TOA reflectance")
     if metadata is None:
         raise InputError(where, "Level-1 bands need their MTL file (*_MTL.txt/json)")
-    warn("TOA mode: Level-1 top-of-atmosphere reflectance is fed to models that expect "
-         "surface reflectance; expect biased output", ToaModeWarning, stacklevel=4)
+    warn(TOA_MODE_MESSAGE, ToaModeWarning, stacklevel=4)
     qa = files.qa_pixel or files.bqa
     return _Bands("L1", tuple(files.l1_bands[n] for n in MULTISPECTRAL_BAND_NUMBERS),
                   metadata, "Level-1", qa,
