@@ -276,7 +276,7 @@ class InputChecks:
             found.append(f"the pan is shifted by {dx:+.1f} m east, {dy:+.1f} m north against "
                          f"the bands; {action}")
         if self.noisy:
-            found.append(f"noisy input: estimated noise σ {min(self.noise):.4f} (reflectance) "
+            found.append(f"noisy input: estimated noise σ {min(self.noise):.5f} (reflectance) "
                          f"in the least-textured band, above {NOISE_WARNING}; expect noisier "
                          "output and wider uncertainty")
         return found
