@@ -380,7 +380,7 @@ def harmonize_many(
         else:
             pending.append(job)
     say(f"{len(jobs)} scene(s): {len(jobs) - len(pending)} already done, "
-        f"{len(pending)} to run; grid {grid.crs} {grid.height} x {grid.width} px at "
+        f"{len(pending)} to run; grid {_crs_name(grid)} {grid.height} x {grid.width} px at "
         f"{grid.resolution.x:g} m; manifest {manifest.path}")
     dashboard = None
     try:
@@ -467,6 +467,11 @@ def check_before_run(specs: Sequence[SceneSpec], grid: GeoBox,
             raise InputError(spec.folder, f"the scene does not overlap the run's grid (the AOI "
                              f"or --like raster: {grid.crs}, bounds "
                              f"{tuple(round(v) for v in grid.boundingbox)})")
+
+
+def _crs_name(grid: GeoBox) -> str:
+    """``EPSG:n`` where the grid's CRS has a code, else its WKT."""
+    return f"EPSG:{grid.crs.epsg}" if grid.crs.epsg is not None else str(grid.crs)
 
 
 def _source(scene: SceneSpec) -> str:
