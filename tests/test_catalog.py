@@ -79,3 +79,17 @@ def test_a_scene_folders_time_is_the_mtls_scene_centre_time() -> None:
     florida, marburg = scenes_from_folders([FLORIDA, DATA / "marburg"])
     assert florida.datetime == "2015-08-04T16:19:21Z"  # SCENE_CENTER_TIME 16:19:21.79Z
     assert marburg.datetime == "2013-07-07T10:17:42Z"
+
+
+def test_two_folders_of_one_scene_are_named_in_the_error(tmp_path: Path) -> None:
+    import shutil
+
+    from conftest import FLORIDA
+    from s2l8h.batch.scenes import scenes_from_folders
+    from s2l8h.errors import OptionError
+
+    copy = tmp_path / "again"
+    shutil.copytree(FLORIDA, copy)
+    with pytest.raises(OptionError, match="same scene") as raised:
+        scenes_from_folders([FLORIDA, copy])
+    assert f"LC80200392015216LGN00: {FLORIDA}, {copy}" in str(raised.value)

@@ -87,7 +87,10 @@ def _unique(scenes: list[SceneSpec]) -> list[SceneSpec]:
     counts = Counter(scene.id for scene in scenes)
     duplicated = sorted(name for name, count in counts.items() if count > 1)
     if duplicated:
-        raise OptionError(f"several inputs are the same scene (one output each): {duplicated}")
+        where = "; ".join(f"{name}: " + ", ".join(scene.folder or "a catalogue item"
+                                                  for scene in scenes if scene.id == name)
+                          for name in duplicated)
+        raise OptionError(f"several inputs are the same scene (one output each): {where}")
     return scenes
 
 
