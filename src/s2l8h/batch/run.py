@@ -334,7 +334,7 @@ def harmonize_many(
     from distributed import as_completed
 
     say = log or (lambda message: None)
-    output_dir = Path(output_dir)
+    output_dir = Path(output_dir).resolve()  # the manifest's paths hold wherever it is read
     specs = [scene if isinstance(scene, SceneSpec) else None for scene in scenes]
     folders = [scene for scene, spec in zip(scenes, specs, strict=True) if spec is None]
     from_folders = iter(scenes_from_folders(folders)) if folders else iter(())
@@ -475,7 +475,8 @@ def _crs_name(grid: GeoBox) -> str:
 
 
 def _source(scene: SceneSpec) -> str:
-    return scene.folder if scene.folder is not None else scene.id
+    """A scene's source for the manifest: its folder (absolute) or its catalogue id."""
+    return str(Path(scene.folder).resolve()) if scene.folder is not None else scene.id
 
 
 def _input_files(scene: SceneSpec) -> list[str]:
