@@ -316,6 +316,40 @@ def test_malicious_pickle_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert not (tmp_path / "PWNED_BY_PICKLE").exists()
 
 
+class _NotATensor:
+    pass
+
+
+def test_pickled_objects_are_refused_in_one_line_without_torch_advice(tmp_path: Path) -> None:
+    path = tmp_path / "objects.pt"
+    torch.save({"final.weight": torch.zeros(1), "extra": _NotATensor()}, path)
+    with pytest.raises(ModelLoadError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: refused to load")
+    assert "_NotATensor" in message
+    assert "\n" not in message
+    assert "weights_only" not in message
+
+
+@pytest.mark.parametrize("name", ["junk.tif", "junk.pt", "junk.safetensors"])
+def test_a_file_that_is_not_weights_says_so(tmp_path: Path, name: str) -> None:
+    from s2l8h.cli.app import app
+
+    path = tmp_path / name
+    path.write_text("not a model\n")
+    with pytest.raises(ModelLoadError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: not a weights file")
+    assert "safetensors" in message and ".pt" in message
+    assert "weights_only set to False" not in message
+    result = CliRunner(env={"COLUMNS": "400"}).invoke(app, ["models", "info", str(path)])
+    assert result.exit_code != 0
+    assert "not a weights file" in result.output
+    assert "weights_only" not in result.output
+
+
 def test_exports_load_by_path_with_fields_their_config_predates(tmp_path: Path) -> None:
     # An export saved before a parameter-free field existed loads as its model (the field
     # takes its default), as the bundled releases do when given as folders.

@@ -52,6 +52,10 @@ WEIGHTS_NAME = "model.safetensors"
 PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
 PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTOCOL = b"\x80"
+_ACCEPTED_FORMATS = ("safetensors (.safetensors) or a PyTorch zip/pickle archive ("
+                    + "/".join(PICKLE_SUFFIXES) + ")")
 #: Prefix of the network's tensors in a checkpoint of :class:`s2l8h.train.HarmonizerModule`.
 CHECKPOINT_PREFIX = "model.network."
 
@@ -77,10 +81,31 @@ def read_weights(path: str | os.PathLike[str]
     return state, document
 
 
+def _weights_format(path: str | os.PathLike[str]) -> str | None:
+    """``"safetensors"`` or ``"pytorch"`` by the file's first bytes, else ``None``.
+
+    safetensors: an 8-byte little-endian header length, then the JSON header's ``{``;
+    PyTorch: a zip archive (``torch.save``) or a pickle (its protocol byte ``0x80``).
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    if head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_PROTOCOL):
+        return "pytorch"
+    if len(head) == 9 and head[8:] == b"{" and int.from_bytes(head[:8], "little") > 1:
+        return "safetensors"
+    return None
+
+
 def _read_payload(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
     if not path.is_file():
         raise ModelLoadError(f"{path}: no such weights file")
-    if path.suffix == ".safetensors":
+    try:
+        kind = _weights_format(path)
+    except OSError as error:
+        raise ModelLoadError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if kind is None:
+        raise ModelLoadError(f"{path}: not a weights file (accepted: {_ACCEPTED_FORMATS})")
+    if kind == "safetensors":
         try:
             return load_file(path, device="cpu"), None
         except (SafetensorError, OSError, ValueError) as error:
@@ -88,11 +113,14 @@ def _read_payload(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] |
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        # PyTorch's message advises weights_only=False: never repeat it, name the object only.
+        found = re.search(r"GLOBAL ([\w.]*\w)", str(error))
+        named = f" ({found.group(1)})" if found else ""
         raise ModelLoadError(
             f"{path}: refused to load: the pickle holds objects other than tensors and plain "
-            f"containers, and executing them could run arbitrary code ({error})"
+            f"containers{named}, and unpickling them could run arbitrary code"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError) as error:
         raise ModelLoadError(f"{path}: not a readable PyTorch weights file ({error})") from None
     return _tensors_from_payload(payload, path), _checkpoint_document(payload, path)
 
