@@ -144,3 +144,21 @@ def tiny_release(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_ensemble(tmp_path: Path) -> list[Path]:
     return [save_pretrained(tiny_model(seed), tmp_path / f"tiny-{seed}") for seed in (0, 1)]
+
+
+def stale_workdir(outdir: Path, output: str = "out.tif") -> tuple[Path, int]:
+    """A temporary folder for ``output`` in ``outdir`` as a killed run of this host leaves it
+    (its owner file names a process that has ended); returns it and that process id."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = outdir / f".{output}.k9x2abcd"
+    stale.mkdir(parents=True)
+    (stale / "rows.tif").write_bytes(b"\0" * 4096)
+    (stale / "s2l8h-owner.json").write_text(json.dumps(
+        {"pid": dead.pid, "host": socket.gethostname(), "output": output}))
+    return stale, dead.pid

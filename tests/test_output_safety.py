@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +16,15 @@ import rasterio
 from affine import Affine
 from typer.testing import CliRunner
 
-from conftest import L1_PRODUCT, PRODUCT, Scene, make_scene, tiny_model, write_raster
+from conftest import (
+    L1_PRODUCT,
+    PRODUCT,
+    Scene,
+    make_scene,
+    stale_workdir,
+    tiny_model,
+    write_raster,
+)
 from s2l8h import harmonize, load_model
 from s2l8h.cli import app
 from s2l8h.errors import OutputError
@@ -76,14 +82,8 @@ def test_huge_bounds_leave_no_temporary_folder(scene: Scene, tmp_path: Path) -> 
 
 def test_stale_temporary_folder_of_a_killed_run_is_removed(scene: Scene, tmp_path: Path,
                                                            tiny_release: Path) -> None:
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
     outdir = tmp_path / "o"
-    stale = outdir / ".out.tif.k9x2abcd"
-    stale.mkdir(parents=True)
-    (stale / "rows.tif").write_bytes(b"\0" * 4096)
-    (stale / "s2l8h-owner.json").write_text(json.dumps(
-        {"pid": dead.pid, "host": os.uname().nodename, "output": "out.tif"}))
+    stale, _ = stale_workdir(outdir)
     foreign = outdir / ".out.tif.abcdefgh"  # this output's, from a run on another host
     foreign.mkdir()
     (foreign / "s2l8h-owner.json").write_text(json.dumps({"pid": 1, "host": "elsewhere",

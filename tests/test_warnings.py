@@ -4,18 +4,14 @@
 
 from __future__ import annotations
 
-import json
 import pickle
-import socket
-import subprocess
-import sys
 import threading
 import warnings
 from pathlib import Path
 
 import pytest
 
-from conftest import Scene
+from conftest import Scene, stale_workdir
 from s2l8h import errors, harmonize
 from s2l8h.errors import InputError, S2L8HWarning, collect_warnings, warn
 from s2l8h.inference.checks import InputCheckWarning
@@ -141,18 +137,13 @@ def test_errors_travel_back_from_a_dask_worker_with_what_they_carry(error) -> No
 
 def test_harmonize_returns_the_stale_folder_warnings_it_gave(scene: Scene, tmp_path: Path,
                                                              tiny_release: Path) -> None:
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
     outdir = tmp_path / "o"
-    stale = outdir / ".out.tif.k9x2abcd"
-    stale.mkdir(parents=True)
-    (stale / "s2l8h-owner.json").write_text(json.dumps(
-        {"pid": dead.pid, "host": socket.gethostname(), "output": "out.tif"}))
+    stale, pid = stale_workdir(outdir)
     with pytest.warns(StaleTemporaryWarning) as shown:
         result = harmonize(scene.folder, outdir / "out.tif", models=[str(tiny_release)],
                            progress=False)
     stale_messages = [str(w.message) for w in shown if w.category is StaleTemporaryWarning]
     assert stale_messages == [f"removed {stale}: temporary folder left by an interrupted "
-                              f"s2l8h run (process {dead.pid})"]
+                              f"s2l8h run (process {pid})"]
     assert [m for m in result.extra["warnings"] if m.startswith("removed ")] == stale_messages
     assert not stale.exists()
