@@ -76,6 +76,8 @@ MANIFEST_COLUMNS = ("scene", "output", "status", "seconds", "error", "source", "
 WARNING_SEPARATOR = " | "
 #: The attribute of a failed task's exception that holds the warnings given before it.
 WARNINGS_ATTRIBUTE = "s2l8h_warnings"
+#: Set true on an s2l8h error that a retry may mend (reading a STAC scene's remote assets).
+RETRY_ATTRIBUTE = "s2l8h_retry"
 
 # Models cached per worker process: (sources, dropout) -> (models, times loaded).
 _MODELS: dict[tuple, list] = {}
@@ -176,8 +178,9 @@ def run_scene(job: SceneJob) -> dict[str, Any]:
     warnings s2l8h gives are returned with the outcome, or, when the task fails, set on its
     exception (:data:`WARNINGS_ATTRIBUTE`), which travels back to the client with them (dask
     rebuilds an error whose message exceeds ``distributed.admin.max-error-length``, 10,000
-    characters, without them). A failure that is s2l8h's own error (but a catalogue's, which
-    may pass) is the outcome ``failed`` with its one-line message: retrying cannot mend it.
+    characters, without them). A failure that is s2l8h's own error (but a catalogue's or one
+    reading a STAC scene's remote assets, which may pass) is the outcome ``failed`` with its
+    one-line message (``traceback`` ``None``): retrying cannot mend it.
     In a worker process the warnings are not shown, only returned."""
     if os.getpid() != job.client_pid:
         warnings.filterwarnings("ignore", category=S2L8HWarning)
@@ -185,12 +188,13 @@ def run_scene(job: SceneJob) -> dict[str, Any]:
     with collect_warnings() as given:
         try:
             outcome = _run_scene(job)
-        except CatalogError as error:
-            setattr(error, WARNINGS_ATTRIBUTE, list(dict.fromkeys(given)))
-            raise
         except S2L8HError as error:
+            if isinstance(error, CatalogError) or getattr(error, RETRY_ATTRIBUTE, False):
+                setattr(error, WARNINGS_ATTRIBUTE, list(dict.fromkeys(given)))
+                raise
             outcome = {"status": "failed", "seconds": time.perf_counter() - started,
-                       "error": f"{type(error).__name__}: {error}", "pid": os.getpid(),
+                       "error": f"{type(error).__name__}: {error}", "traceback": None,
+                       "pid": os.getpid(),
                        "model_loads": _LOADS.get((job.models, job.options.dropout), 0)}
         except Exception as error:
             setattr(error, WARNINGS_ATTRIBUTE, list(dict.fromkeys(given)))
@@ -222,9 +226,13 @@ def _run_scene(job: SceneJob) -> dict[str, Any]:
         else:
             alignment = max(int(getattr(m.config, "alignment", 1)) for m in models)
             region = read_region(grid, alignment, models[0].convention.scale)
-            inputs = fetch_window(job.scene, region, Path(scratch) / "scene",
-                                  need_pan=models[0].convention.use_pan,
-                                  requester_pays=job.requester_pays, output=grid)
+            try:
+                inputs = fetch_window(job.scene, region, Path(scratch) / "scene",
+                                      need_pan=models[0].convention.use_pan,
+                                      requester_pays=job.requester_pays, output=grid)
+            except S2L8HError as error:  # a remote read: the network may come back
+                setattr(error, RETRY_ATTRIBUTE, True)
+                raise
         harmonize(inputs, job.output, job.options, models=models, crs=job.crs,
                   bounds=tuple(grid.boundingbox), resolution=grid.resolution.x,
                   overwrite=state != "missing", progress=False, tags=tags)

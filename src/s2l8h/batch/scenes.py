@@ -256,7 +256,7 @@ def aoi_grid(aoi: Geometry | None = None, *, crs: Any = None, resolution: float 
         try:
             target = CRS.utm(aoi.centroid)
         except ValueError:  # pyproj has no UTM zone there
-            lon, lat = aoi.centroid.coords[0]
+            lon, lat = aoi.centroid.to_crs("EPSG:4326").coords[0]
             raise OptionError(f"no UTM zone covers the AOI's centre (longitude {lon:.4f}, "
                               f"latitude {lat:.4f}; UTM spans 80°S to 84°N): give the AOI as "
                               "west,south,east,north (longitude first), or an output CRS"

@@ -82,7 +82,9 @@ def write_quicklook(scene: LandsatScene, harmonized: str | os.PathLike[str],
     partial = path.with_name(f".{path.name}.partial.png")
     from s2l8h import __version__
 
-    figure.savefig(partial, dpi=110, format="png",
+    # The panels keep their aspect, so the constrained layout can leave the legend below the
+    # figure's edge: a tight bounding box keeps every artist in the PNG.
+    figure.savefig(partial, dpi=110, format="png", bbox_inches="tight", pad_inches=0.1,
                    metadata={"Software": f"{QUICKLOOK_SOFTWARE} {__version__}"})
     os.replace(partial, path)
     return path
