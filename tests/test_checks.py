@@ -319,3 +319,70 @@ def test_a_registered_noise_term_widens_sigma_by_the_input_noise(virginia, tmp_p
     report = runner.invoke(app, ["qa", str(tmp_path / "calibrated.tif")])
     assert report.exit_code == 0, report.output
     assert "sigma calibration" in report.output and "noise_variance_scale" in report.output
+
+
+def test_geolocation_read_from_mtls_of_each_generation(tmp_path: Path) -> None:
+    """Level-1 processing level, tier and GEOMETRIC_RMSE_MODEL, from a Collection-1 text MTL,
+    a pre-collection one and a Collection-2 Level-2 JSON MTL (whose Level-1 source is in its
+    processing record); a scene merges its bands' and its pan's MTLs field by field."""
+    from conftest import DATA, mtl_json
+    from s2l8h.io.mtl import Geolocation, read_metadata
+
+    marburg = read_metadata(next((DATA / "marburg").glob("*_MTL.txt")))
+    assert marburg.geolocation() == Geolocation("L1TP", "T1", 7.053)
+    assert marburg.geolocation().ground_control is True
+    florida = Path(__file__).parents[1] / "data" / "l8_l1t_florida_20150804"
+    assert read_metadata(next(florida.glob("*_MTL.txt"))).geolocation() == \
+        Geolocation("L1T", None, 7.107)
+    document = mtl_json("L2SP")
+    document["LANDSAT_METADATA_FILE"]["LEVEL1_PROCESSING_RECORD"] = {
+        "PROCESSING_LEVEL": "L1GT", "COLLECTION_CATEGORY": "T2"}
+    path = tmp_path / "LC08_L2SP_MTL.json"
+    path.write_text(json.dumps(document))
+    level2 = read_metadata(path).geolocation()
+    assert level2 == Geolocation("L1GT", "T2", None) and level2.ground_control is False
+
+
+def test_geolocation_warns_beyond_what_sigma_covers() -> None:
+    from s2l8h.inference.checks import GEOLOCATION_WARNING_M, geolocation_messages
+    from s2l8h.io.mtl import Geolocation
+
+    assert geolocation_messages(None) == []
+    assert geolocation_messages(Geolocation("L1TP", "T1", 7.05)) == []
+    assert geolocation_messages(Geolocation("L1TP", "T1", GEOLOCATION_WARNING_M)) == []
+    assert geolocation_messages(Geolocation(None, None, None)) == []
+    [far] = geolocation_messages(Geolocation("L1TP", "T1", 10.46))
+    assert "GEOMETRIC_RMSE_MODEL 10.5 m" in far and "--reference" in far
+    [systematic] = geolocation_messages(Geolocation("L1GT", "T2", None))
+    assert systematic.startswith("geolocation: L1GT, placed without ground control points; "
+                                 "Tier 2")
+    assert "more than 9 m" in systematic
+
+
+def test_harmonize_tags_the_geolocation_and_warns_unless_registered(tmp_path: Path) -> None:
+    """The MTL's geolocation goes into the tags; a Tier-2 scene with a 14 m fit is warned
+    about by ``harmonize`` and by ``s2l8h qa`` reading the product."""
+    from conftest import L1_PRODUCT, make_scene, tiny_model
+    from s2l8h.evaluate.qa import read_report, report_messages
+
+    scene = make_scene(tmp_path / "scene")
+    good = harmonize(scene.folder, tmp_path / "good.tif", models=[tiny_model()],
+                     progress=False)
+    assert read_report(good.path)["geolocation"] == \
+        {"level1": "L1TP", "tier": None, "rmse_model_m": None}
+    assert not [m for m in good.extra["warnings"] if "geolocation" in m]
+    mtl = scene.folder / f"{L1_PRODUCT}_MTL.json"
+    document = json.loads(mtl.read_text())
+    document["LANDSAT_METADATA_FILE"]["PRODUCT_CONTENTS"]["COLLECTION_CATEGORY"] = "T2"
+    document["LANDSAT_METADATA_FILE"]["IMAGE_ATTRIBUTES"]["GEOMETRIC_RMSE_MODEL"] = "14.2"
+    mtl.write_text(json.dumps(document))
+    with pytest.warns(InputCheckWarning, match="Tier 2.*GEOMETRIC_RMSE_MODEL 14.2 m"):
+        poor = harmonize(scene.folder, tmp_path / "poor.tif", models=[tiny_model()],
+                         progress=False)
+    [message] = [m for m in poor.extra["warnings"] if "geolocation" in m]
+    report = read_report(poor.path)
+    assert report["geolocation"] == {"level1": "L1TP", "tier": "T2", "rmse_model_m": 14.2}
+    assert message.endswith(next(m for m in report_messages(report) if "geolocation" in m))
+    # Registered to a reference, the shift is measured: the MTL's figure is not warned about.
+    assert not [m for m in report_messages({**report, "scene_shift": {"corrected_m": [0, 0]}})
+                if "geolocation" in m]

@@ -226,6 +226,36 @@ def test_a_misregistered_condition_scores_the_moved_truth(tmp_path: Path) -> Non
     assert f"| {reference} − best baseline | – |" in summary
 
 
+def test_conditions_given_as_named_degradations(tmp_path: Path) -> None:
+    """``run_conditions`` takes ``{name: Degradation}`` (what benchmarks/misregistration.py
+    sweeps): each runs under its own name, a noise-only one gets its noise gain, a shifted
+    one the moved truth, which scores lower the larger the shift."""
+    from s2l8h.data.simulate import CONDITIONS, Degradation
+    from s2l8h.evaluate.benchmark import MISREGISTERED_TRUTH, run_conditions
+
+    degradations = {"clean": CONDITIONS["clean"], "noisy": Degradation(noise_std=0.002),
+                    "shift-6m": Degradation(shift_ms=(3.6, -4.8)),
+                    "shift-15m": Degradation(shift_ms=(9.0, -12.0))}
+    suite = run_conditions(VIRGINIA, tmp_path / "bench", degradations,
+                           baselines=("bicubic",), bounds=(440730, 4173460, 443730, 4176460),
+                           report=False)
+    assert list(suite.results) == list(degradations)
+    assert suite.results["shift-6m"].settings["degradation"]["shift_ms"] == [3.6, -4.8]
+    bicubic = {name: next(m for m in result.methods if m.name == "bicubic")
+               for name, result in suite.results.items()}
+    assert 0.5 < bicubic["noisy"].metrics["detail"]["noise_gain"] < 0.95
+    assert all("noise_gain" not in bicubic[name].metrics["detail"]
+               for name in ("clean", "shift-6m", "shift-15m"))
+    moved = {name: next(m for m in suite.results[name].methods if m.name == MISREGISTERED_TRUTH)
+             for name in ("shift-6m", "shift-15m")}
+    assert moved["shift-15m"].metrics["overall"]["psnr"] \
+        < moved["shift-6m"].metrics["overall"]["psnr"] - 3
+    assert not any(m.name == MISREGISTERED_TRUTH for m in suite.results["clean"].methods)
+    assert bicubic["shift-15m"].metrics["overall"]["psnr"] \
+        < bicubic["shift-6m"].metrics["overall"]["psnr"] \
+        < bicubic["clean"].metrics["overall"]["psnr"]
+
+
 def test_real_landsat_reduced_resolution_protocol(tmp_path: Path) -> None:
     model = save_pretrained(create_model("lite", width=8, blocks=1, variance_head=True),
                             tmp_path / "tiny")

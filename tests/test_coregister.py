@@ -173,6 +173,11 @@ def _inner(valid: np.ndarray, margin: int = 12) -> np.ndarray:
 
 def test_harmonize_registers_the_scene_to_the_reference(virginia, tmp_path: Path) -> None:
     scene, target_path, reference, target = _misregistered_scene(virginia, tmp_path / "sim")
+    # Its MTL says the geolocation is off by 15 m: warned about unless registered.
+    mtl = next(scene.glob("*_L1TP_*_MTL.json"))
+    document = json.loads(mtl.read_text())
+    document["LANDSAT_METADATA_FILE"]["IMAGE_ATTRIBUTES"]["GEOMETRIC_RMSE_MODEL"] = "15.0"
+    mtl.write_text(json.dumps(document))
     scores = {}
     for registered in (True, False):
         output = tmp_path / f"out-{registered}.tif"
@@ -206,8 +211,10 @@ def test_harmonize_registers_the_scene_to_the_reference(virginia, tmp_path: Path
             checked = consistency_with_scene(output, scene)
             assert checked["scene_shift_corrected_m"] == found["corrected_m"]
             assert np.hypot(*checked["consistency"]["shift_m"]) < 2.0
+            assert not [m for m in messages if "geolocation" in m]
         else:
             assert "S2L8H_SCENE_SHIFT" not in tags and result.extra["registration"] is None
+            assert [m for m in messages if "GEOMETRIC_RMSE_MODEL 15.0 m" in m]
         prediction, _, valid = read_prediction(output)
         scores[registered] = psnr(prediction, target, _inner(valid))
     assert scores[True] > scores[False] + 1.0

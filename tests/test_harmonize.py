@@ -315,6 +315,39 @@ def test_bad_non_overlapping_pan(tmp_path, outdir, tiny_release) -> None:
     _bad(tmp_path, outdir, tiny_release, mutate, "_B8.TIF: does not overlap the output grid")
 
 
+def test_bad_bounds_or_like_outside_the_scene(tmp_path, outdir, tiny_release) -> None:
+    """An output grid that misses the scene is the option's error (naming the scene's
+    folder and both extents), not a band file's."""
+    far = (ORIGIN[0] + 50_000, ORIGIN[1] - 1_000, ORIGIN[0] + 51_000, ORIGIN[1])
+    _bad(tmp_path, outdir, tiny_release, lambda scene: None,
+         "--bounds 744005,5699015,745005,5700015: outside the scene",
+         ["--bounds", ",".join(f"{value:.0f}" for value in far)])
+    code, output = _cli([str(tmp_path / "bad"), "-o", str(outdir / "out.tif"), "--model",
+                         str(tiny_release), "--bounds", "8.9,51.4,9.0,51.5", "--crs",
+                         "EPSG:4326"])
+    assert code == 2 and "outside the scene" in output and "in EPSG:4326" in output, output
+    _no_output_left(outdir)
+    like = write_raster(tmp_path / "far.tif", np.zeros((10, 10), dtype=np.uint8),
+                        Affine(10, 0, far[0], 0, -10, far[3]))
+    code, output = _cli([str(tmp_path / "bad"), "-o", str(outdir / "out.tif"), "--model",
+                         str(tiny_release), "--like", str(like)])
+    assert code == 2 and f"--like {like}: outside the scene" in output, output
+    assert f"in EPSG:{EPSG}" in output and "744005, 5699915, 744105, 5700015" in output
+    _no_output_left(outdir)
+
+
+def test_bounds_overlapping_the_scene_in_part_are_kept(tmp_path: Path, scene: Scene) -> None:
+    left, _bottom, _right, top = scene.bounds
+    bounds = (left - 2_000, top - 200, left + 200, top + 2_000)
+    out = harmonize(scene.folder, tmp_path / "part.tif", models=[tiny_model()],
+                    bounds=bounds, progress=False)
+    with rasterio.open(out.path) as dataset:
+        assert dataset.shape == (221, 221)  # snapped outwards to 10 m
+        assert dataset.transform.c == 692_000 and dataset.transform.f == 5_702_020
+        covered = ~dataset.read(1, masked=True).mask
+    assert covered.sum() == 21 * 21 and covered[-21:, -21:].all()  # pixels on the scene
+
+
 def test_bad_all_nodata_scene(tmp_path, outdir, tiny_release) -> None:
     def mutate(scene):
         with rasterio.open(scene.band_path(2)) as band:

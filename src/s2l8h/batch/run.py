@@ -62,6 +62,7 @@ from s2l8h.errors import (
 from s2l8h.inference.harmonize import DEFAULT_MODELS, build_predictor, harmonize, resolve_models
 from s2l8h.inference.options import HarmonizeOptions
 from s2l8h.io.errors import OutputError
+from s2l8h.io.grid import crs_name
 from s2l8h.io.landsat import open_scene
 
 PROVENANCE_TAG = "S2L8H_BATCH_PROVENANCE"
@@ -388,7 +389,7 @@ def harmonize_many(
         else:
             pending.append(job)
     say(f"{len(jobs)} scene(s): {len(jobs) - len(pending)} already done, "
-        f"{len(pending)} to run; grid {_crs_name(grid)} {grid.height} x {grid.width} px at "
+        f"{len(pending)} to run; grid {crs_name(grid.crs)} {grid.height} x {grid.width} px at "
         f"{grid.resolution.x:g} m; manifest {manifest.path}")
     dashboard = None
     try:
@@ -475,11 +476,6 @@ def check_before_run(specs: Sequence[SceneSpec], grid: GeoBox,
             raise InputError(spec.folder, f"the scene does not overlap the run's grid (the AOI "
                              f"or --like raster: {grid.crs}, bounds "
                              f"{tuple(round(v) for v in grid.boundingbox)})")
-
-
-def _crs_name(grid: GeoBox) -> str:
-    """``EPSG:n`` where the grid's CRS has a code, else its WKT."""
-    return f"EPSG:{grid.crs.epsg}" if grid.crs.epsg is not None else str(grid.crs)
 
 
 def _source(scene: SceneSpec) -> str:

@@ -49,7 +49,8 @@ def harmonize_many_command(
     batch_size: int = typer.Option(4, help="Tiles per forward pass."),
     device: str = typer.Option("cpu", help="cpu | cuda | cuda:N | mps"),
     torch_threads: int = typer.Option(
-        None, help="PyTorch threads per task (default: cores / local worker threads)."),
+        None, help="PyTorch threads per task, harmonize's --threads (default: cores / "
+                   "local worker threads)."),
     dtype: str = typer.Option("uint16", help="uint16 (reflectance x 10000) | float32"),
     mask: str = typer.Option(",".join(DEFAULT_MASK_FLAGS),
                              help=f"Quality flags that mark pixels: any of {', '.join(FLAGS)}."),

@@ -9,7 +9,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -575,29 +575,34 @@ class ConditionsResult:
 def run_conditions(
     sentinel2: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     output_dir: str | os.PathLike[str],
-    conditions: Sequence[str],
+    conditions: Sequence[str] | Mapping[str, Degradation],
     options: BenchmarkOptions | None = None,
     **changes: Any,
 ) -> ConditionsResult:
     """The benchmark under each named condition of
-    :data:`s2l8h.data.simulate.CONDITIONS` (``all`` for every one): one table per condition
+    :data:`s2l8h.data.simulate.CONDITIONS` (``all`` for every one), or under each
+    :class:`Degradation` of a ``{name: degradation}`` mapping: one table per condition
     for every model and baseline of ``options`` (and/or its fields as keyword arguments, see
     :class:`BenchmarkOptions`), a summary table, ``results.{md,csv,json}`` and
     ``report.html`` in ``output_dir`` (each condition's files under ``output_dir/<name>``)."""
     options = BenchmarkOptions.build(options, **changes)
-    names = list(CONDITIONS) if list(conditions) == ["all"] else list(conditions)
-    unknown = [name for name in names if name not in CONDITIONS]
-    if unknown:
-        raise OptionError(f"unknown conditions {unknown}; known: {', '.join(CONDITIONS)}")
+    if isinstance(conditions, Mapping):
+        chosen = dict(conditions)
+    else:
+        names = list(CONDITIONS) if list(conditions) == ["all"] else list(conditions)
+        unknown = [name for name in names if name not in CONDITIONS]
+        if unknown:
+            raise OptionError(f"unknown conditions {unknown}; known: {', '.join(CONDITIONS)}")
+        chosen = {name: CONDITIONS[name] for name in names}
+    names = list(chosen)
     output_dir, reflectance, valid, grid = options.prepare(sentinel2, output_dir)
     results = {}
-    for name in names:
+    for name, degradation in chosen.items():
         folder = output_dir / name
         folder.mkdir(exist_ok=True)
-        results[name] = _run_condition(reflectance, valid, grid, CONDITIONS[name], folder,
-                                       options)
+        results[name] = _run_condition(reflectance, valid, grid, degradation, folder, options)
         results[name].settings["condition"] = name
-    _score_noise_gain(results)
+    _score_noise_gain(results, chosen)
     settings = {"sentinel2": str(sentinel2), "bounds": options.bounds,
                 "offset": options.offset, "b08_as_b8a": options.b08_as_b8a,
                 "conditions": names,
@@ -612,7 +617,8 @@ def run_conditions(
     return suite
 
 
-def _score_noise_gain(results: dict[str, BenchmarkResult]) -> None:
+def _score_noise_gain(results: dict[str, BenchmarkResult],
+                      degradations: Mapping[str, Degradation]) -> None:
     """Each method's noise gain (:func:`s2l8h.evaluate.metrics.noise_gain`, per band and
     mean) in every condition that departs from ``clean`` by its noise alone: the two
     simulations share the scene and the seed, so the difference of a method's outputs is its
@@ -622,7 +628,7 @@ def _score_noise_gain(results: dict[str, BenchmarkResult]) -> None:
     if clean is None or clean.simulation is None:
         return
     for name, result in results.items():
-        degradation = CONDITIONS[name]
+        degradation = degradations[name]
         if name == "clean" or result.simulation is None or degradation == CONDITIONS["clean"] \
                 or replace(degradation, noise_scale=0.0, noise_std=0.0) != CONDITIONS["clean"]:
             continue

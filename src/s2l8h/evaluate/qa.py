@@ -21,6 +21,7 @@ from s2l8h.inference.checks import (
     InputChecks,
     central_window,
     consistency_messages,
+    geolocation_messages,
     level_shift_messages,
     shift_magnitude,
     to_landsat,
@@ -28,11 +29,13 @@ from s2l8h.inference.checks import (
 from s2l8h.io.errors import InputError
 from s2l8h.io.grid import WorkingGrids, model_grid, registered_model_grid, warp
 from s2l8h.io.landsat import TOA_MODE_MESSAGE, open_scene
+from s2l8h.io.mtl import Geolocation
 from s2l8h.io.reader import ReadInputs, SceneReader
 
 REPORT_TAGS = ("S2L8H_CHECK_WINDOW", "S2L8H_PAN_SHIFT_M", "S2L8H_PAN_SHIFT_CORRECTED_M",
                "S2L8H_PAN_SHIFT_LOCAL", "S2L8H_SCENE_SHIFT", "S2L8H_INPUT_NOISE",
-               "S2L8H_SIGMA_CALIBRATION", "S2L8H_CONSISTENCY", LEVEL_SHIFT_TAG)
+               "S2L8H_SIGMA_CALIBRATION", "S2L8H_CONSISTENCY", "S2L8H_GEOLOCATION",
+               LEVEL_SHIFT_TAG)
 
 
 def read_report(path: str | os.PathLike[str]) -> dict[str, object]:
@@ -56,13 +59,17 @@ def read_report(path: str | os.PathLike[str]) -> dict[str, object]:
 def report_messages(report: dict[str, object]) -> list[str]:
     """The warnings a trust report (:func:`read_report`, :func:`consistency_with_scene`)
     calls for, as ``harmonize`` gave them: TOA mode, pan shift and noisy input (where the
-    report has them), level shift, consistency."""
+    report has them), the MTL's geolocation (unless registered to a reference), level shift,
+    consistency."""
     found: list[str] = [TOA_MODE_MESSAGE] if "TOA" in str(report.get("level", "")) else []
     shift, noise = report.get("pan_shift_m"), report.get("input_noise")
     if shift is not None or noise:
         corrected = report.get("pan_shift_corrected_m") or (0.0, 0.0)
         found += InputChecks(None if shift is None else tuple(shift), tuple(corrected),
                              list(noise or [])).messages()
+    geolocation = report.get("geolocation")
+    if isinstance(geolocation, dict) and "scene_shift" not in report:
+        found += geolocation_messages(Geolocation(**geolocation))
     levels = report.get("level_shift")
     found += level_shift_messages(levels if isinstance(levels, dict) else None)
     consistency = report.get("consistency")

@@ -40,6 +40,7 @@ from skimage.registration import phase_cross_correlation
 from s2l8h.bandpass import msi_to_oli
 from s2l8h.bands import SENTINEL2_BANDS
 from s2l8h.errors import S2L8HWarning
+from s2l8h.io.mtl import Geolocation
 from s2l8h.resolution import fill_invalid, reduce_resolution
 
 #: Pan shifts at or below this (metres) are left alone.
@@ -237,6 +238,36 @@ class Consistency:
 
 def shift_magnitude(shift: tuple[float, float]) -> float:
     return math.hypot(*shift)
+
+
+#: ``GEOMETRIC_RMSE_MODEL`` (m) above which ``harmonize`` without a reference warns. On the
+#: validation rows of Virginia and Zurich, with the bands misregistered against the
+#: Sentinel-2 truth by 9 m, σ's 68 % interval still covers 0.68 and 0.60 of the errors, by
+#: 12 m 0.64 and 0.54; the margin over MTF-GLP falls from +2.45 / +2.01 dB (0 m) to
+#: +1.01 / +0.54 dB (9 m) (``python benchmarks/misregistration.py``).
+GEOLOCATION_WARNING_M = 9.0
+
+
+def geolocation_messages(geolocation: Geolocation | None) -> list[str]:
+    """A warning where the MTL says the scene may sit further from Sentinel-2's geolocation
+    than σ allows for (:data:`GEOLOCATION_WARNING_M`): placed without ground control, Tier 2,
+    or a ground-control fit worse than that; nothing without an MTL."""
+    if geolocation is None:
+        return []
+    reasons = []
+    if geolocation.ground_control is False:
+        reasons.append(f"{geolocation.level1}, placed without ground control points")
+    if geolocation.tier == "T2":
+        reasons.append("Tier 2, whose geolocation did not meet Tier 1's")
+    rmse = geolocation.rmse_model_m
+    if rmse is not None and rmse > GEOLOCATION_WARNING_M:
+        reasons.append(f"GEOMETRIC_RMSE_MODEL {rmse:.1f} m")
+    if not reasons:
+        return []
+    return [f"geolocation: {'; '.join(reasons)}: the bands may sit more than "
+            f"{GEOLOCATION_WARNING_M:g} m from where Sentinel-2 sees the ground, beyond which "
+            "σ does not cover the errors and the detail is misplaced; register to a "
+            "Sentinel-2 image (--reference)"]
 
 
 class InputCheckWarning(S2L8HWarning):

@@ -32,6 +32,7 @@ from s2l8h.inference.checks import (
     central_window,
     check_inputs,
     consistency_messages,
+    geolocation_messages,
     level_shift_messages,
     to_landsat,
 )
@@ -53,6 +54,7 @@ from s2l8h.io.errors import InputError, ModelError, OptionError
 from s2l8h.io.grid import (
     WorkingGrids,
     context_grid,
+    crs_name,
     grid_like,
     registered_model_grid,
     sentinel2_grid,
@@ -202,7 +204,9 @@ def output_grid(scene_files: Sequence[Path], *, like: str | os.PathLike[str] | N
     if like is not None:
         if bounds is not None or crs is not None:
             raise OptionError("--like cannot be combined with --crs/--bounds")
-        return grid_like(like)
+        grid = grid_like(like)
+        check_grid_overlaps_scene(grid, scene_files[0], f"--like {like}")
+        return grid
     scene_bounds, scene_crs = valid_bounds(scene_files[0])
     if resolution is None:
         resolution = default_resolution(crs or scene_crs)
@@ -212,7 +216,31 @@ def output_grid(scene_files: Sequence[Path], *, like: str | os.PathLike[str] | N
 
             scene_bounds = transform_bounds(scene_crs, crs, *scene_bounds)
         return sentinel2_grid(scene_bounds, crs or scene_crs, resolution)
-    return sentinel2_grid(bounds, crs or scene_crs, resolution)
+    grid = sentinel2_grid(bounds, crs or scene_crs, resolution)
+    check_grid_overlaps_scene(grid, scene_files[0],
+                              "--bounds " + ",".join(f"{value:.10g}" for value in bounds))
+    return grid
+
+
+def check_grid_overlaps_scene(grid: GeoBox, band_file: Path, asked: str) -> None:
+    """Raise :class:`OptionError` naming ``asked`` (the option as given) and the scene's
+    folder when ``grid`` misses every valid pixel of ``band_file`` (compared in the grid's
+    CRS, the scene's footprint reprojected by odc-geo)."""
+    from odc.geo.geom import box
+
+    scene_bounds, scene_crs = valid_bounds(band_file)
+    footprint = box(*scene_bounds, scene_crs)
+    if footprint.to_crs(grid.crs).intersects(grid.extent):
+        return
+    digits = 5 if grid.crs.geographic else 0
+
+    def spans(bbox: tuple[float, ...]) -> str:
+        return ", ".join(f"{value:.{digits}f}" for value in bbox)
+
+    raise OptionError(
+        f"{asked}: outside the scene {band_file.parent} (its valid data spans "
+        f"{spans(footprint.to_crs(grid.crs).boundingbox)} in {crs_name(grid.crs)}; the grid "
+        f"asked for spans {spans(grid.boundingbox)})")
 
 
 def default_resolution(crs: object) -> float:
@@ -435,6 +463,17 @@ def register_plan(plan: HarmonizePlan, window: MeasuringWindow | None = None
     return registration
 
 
+def check_plan_geolocation(plan: HarmonizePlan,
+                           registration: SceneRegistration | None) -> None:
+    """Warn where the scene's MTL says its geolocation may be further off Sentinel-2's than σ
+    allows for (:func:`~s2l8h.inference.checks.geolocation_messages`); not when the scene
+    was registered to a reference, which measures the shift itself."""
+    if registration is not None:
+        return
+    for message in geolocation_messages(plan.scene.geolocation()):
+        warn_input_check(plan, message)
+
+
 def sigma_tags(predictor: Predictor, noise: Sequence[float] | None) -> dict[str, str]:
     """``S2L8H_SIGMA_CALIBRATION`` for a registered ensemble's σ: its factor on the members'
     variance, its factor on the input's noise variance and the σ that term adds per band
@@ -458,6 +497,14 @@ def sigma_tags(predictor: Predictor, noise: Sequence[float] | None) -> dict[str,
         [round(float(value), 6) for value in np.sqrt(added[:, 0, 0])]})}
 
 
+def geolocation_tags(scene: LandsatScene) -> dict[str, str]:
+    """``S2L8H_GEOLOCATION``: what the scene's MTL says of its geolocation (Level-1
+    processing level, tier, ``GEOMETRIC_RMSE_MODEL`` in metres); nothing without an MTL."""
+    geolocation = scene.geolocation()
+    return {} if geolocation is None else \
+        {"S2L8H_GEOLOCATION": json.dumps(geolocation.to_dict())}
+
+
 def open_writer(plan: HarmonizePlan, checks: InputChecks,
                 registration: SceneRegistration | None = None,
                 window: MeasuringWindow | None = None,
@@ -468,6 +515,7 @@ def open_writer(plan: HarmonizePlan, checks: InputChecks,
     found = {**checks.tags(), **(window.tags() if window is not None else {}),
              **(pan_map.tags() if pan_map is not None else {}),
              **sigma_tags(plan.predictor, checks.noise),
+             **geolocation_tags(plan.scene),
              **(registration.tags() if registration is not None else {})}
     tags = provenance_tags(plan.scene, models=plan.names,
                            model_provenance=[model.provenance for model in plan.models],
@@ -594,6 +642,7 @@ def harmonize(
         window = read_central_window(plan)
         checks = check_plan_inputs(plan, window)
         registration = register_plan(plan, window)
+        check_plan_geolocation(plan, registration)
         scene_shift = registration.corrected_m if registration is not None else (0.0, 0.0)
         plan = registered_plan(plan, scene_shift)
         consistency = Consistency(window=plan.window)

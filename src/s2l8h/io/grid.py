@@ -38,6 +38,15 @@ def sentinel2_grid(bounds: tuple[float, float, float, float], crs: object,
     return GeoBox.from_bbox(bounds, crs, resolution=resolution)
 
 
+def crs_name(crs: object) -> str:
+    """``EPSG:n`` where ``crs`` (anything odc-geo's ``CRS`` takes, rasterio's included) has
+    an EPSG code, else its WKT."""
+    from odc.geo import CRS
+
+    crs = CRS(crs)
+    return f"EPSG:{crs.epsg}" if crs.epsg is not None else crs.to_wkt()
+
+
 def grid_like(path: str | os.PathLike[str]) -> GeoBox:
     """The exact grid (CRS, transform, shape) of an existing raster."""
     try:

@@ -23,7 +23,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -35,7 +35,8 @@ from rasterio.errors import RasterioIOError
 from s2l8h.bands import SR_OFFSET, SR_SCALE
 from s2l8h.errors import S2L8HWarning, warn
 from s2l8h.io.errors import InputError
-from s2l8h.io.mtl import LandsatMetadata, find_value, read_metadata
+from s2l8h.io.grid import crs_name
+from s2l8h.io.mtl import Geolocation, LandsatMetadata, find_value, read_metadata
 from s2l8h.io.quality import QaLayout
 
 MULTISPECTRAL_BAND_NUMBERS = (2, 3, 4, 5, 6, 7)  # blue green red nir08 swir16 swir22
@@ -212,6 +213,15 @@ class LandsatScene:
         """Every file the scene is read from (bands, pan, quality bands, MTLs)."""
         paths = [*self.multispectral, self.pan, self.qa, self.radsat, *self.mtl_files]
         return list(dict.fromkeys(path for path in paths if path is not None))
+
+    def geolocation(self) -> Geolocation | None:
+        """What the scene's MTLs say of its geolocation (:meth:`LandsatMetadata.geolocation`,
+        the bands' MTL first, then the pan's, field by field); ``None`` without an MTL."""
+        found = [m.geolocation() for m in (self.metadata, self.pan_metadata) if m is not None]
+        if not found:
+            return None
+        return Geolocation(*(next((value for value in values if value is not None), None)
+                             for values in zip(*(astuple(g) for g in found), strict=True)))
 
     def crs(self) -> rasterio.crs.CRS:
         """The CRS of the multispectral bands."""
@@ -421,8 +431,8 @@ def _looks_like_qa_pixel(info: RasterInfo, band: int) -> bool:
 
 def _check_same_grid(info: RasterInfo, reference: RasterInfo) -> None:
     if info.crs != reference.crs:
-        raise InputError(info.path, f"in {_crs_name(info.crs)}, but {reference.path.name} is "
-                         f"in {_crs_name(reference.crs)}: bands of one scene share one grid")
+        raise InputError(info.path, f"in {crs_name(info.crs)}, but {reference.path.name} is "
+                         f"in {crs_name(reference.crs)}: bands of one scene share one grid")
     if info.transform != reference.transform or (info.width, info.height) != \
             (reference.width, reference.height):
         dx = info.transform.c - reference.transform.c
@@ -432,11 +442,6 @@ def _check_same_grid(info: RasterInfo, reference: RasterInfo) -> None:
                          f"{reference.width} x {reference.height} px, pixel "
                          f"{info.pixel_size[0]:g} vs {reference.pixel_size[0]:g} m): bands of "
                          "one scene share one grid")
-
-
-def _crs_name(crs: rasterio.crs.CRS) -> str:
-    epsg = crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg else crs.to_string()
 
 
 def _overlap_fraction(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -452,8 +457,8 @@ def _check_belongs(info: RasterInfo, reference: RasterInfo, what: str,
     """``info`` (pan or quality band) is in the scene's CRS, has ``pixel`` m pixels and
     covers at least half of the scene's footprint."""
     if info.crs != reference.crs:
-        raise InputError(info.path, f"{what} in {_crs_name(info.crs)}, but the bands "
-                         f"({reference.path.name}) are in {_crs_name(reference.crs)}: not "
+        raise InputError(info.path, f"{what} in {crs_name(info.crs)}, but the bands "
+                         f"({reference.path.name}) are in {crs_name(reference.crs)}: not "
                          "the same scene")
     size = info.pixel_size
     if not (math.isclose(size[0], pixel, rel_tol=1e-3) and

@@ -69,6 +69,31 @@ def _find(document: dict[str, Any], key: str) -> str | None:
     return None
 
 
+#: Level-1 processing levels whose geolocation had no ground control points (systematic or
+#: terrain-corrected without them): Collection 1/2 L1GT, L1GS, and the pre-collection L1G.
+WITHOUT_GROUND_CONTROL = ("L1GT", "L1GS", "L1G")
+
+
+@dataclass(frozen=True)
+class Geolocation:
+    """What an MTL says of a scene's geolocation: its Level-1 processing level (``L1TP``,
+    ``L1GT``, ``L1T`` ...; a Level-2 product's Level-1 source), its tier (``T1``, ``T2``,
+    ``RT``; ``None`` before the collections) and the RMSE of its geometric model's fit to
+    ground control (``GEOMETRIC_RMSE_MODEL``, metres; ``None`` without ground control)."""
+
+    level1: str | None
+    tier: str | None
+    rmse_model_m: float | None
+
+    @property
+    def ground_control(self) -> bool | None:
+        """Whether ground control points placed the scene (``None``: level unknown)."""
+        return None if self.level1 is None else self.level1 not in WITHOUT_GROUND_CONTROL
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"level1": self.level1, "tier": self.tier, "rmse_model_m": self.rmse_model_m}
+
+
 @dataclass(frozen=True)
 class LandsatMetadata:
     """The MTL facts s2l8h uses. Angles in degrees, dates ISO strings."""
@@ -100,6 +125,21 @@ class LandsatMetadata:
     @property
     def sun_elevation_sine(self) -> float:
         return math.sin(math.radians(self.sun_elevation))
+
+    def geolocation(self) -> Geolocation:
+        """:class:`Geolocation` from the MTL's ``PROCESSING_LEVEL``/``DATA_TYPE`` values (the
+        first Level-1 one: a Level-2 MTL names its Level-1 source in its processing record),
+        ``COLLECTION_CATEGORY`` and ``GEOMETRIC_RMSE_MODEL``; what is absent or not a number
+        is ``None``."""
+        levels = [str(value) for key, value in _values(self.document)
+                  if key in ("PROCESSING_LEVEL", "DATA_TYPE")]
+        level1 = next((level for level in levels if level.startswith("L1")), None)
+        try:
+            rmse = float(_find(self.document, "GEOMETRIC_RMSE_MODEL") or "nan")
+        except ValueError:
+            rmse = math.nan
+        return Geolocation(level1, _find(self.document, "COLLECTION_CATEGORY"),
+                           rmse if math.isfinite(rmse) and rmse >= 0 else None)
 
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
