@@ -7,7 +7,9 @@ give each band's data type, nodata, scale and offset (as written in the file) an
 ``*_std`` bands, ``mask``), ``s2l8h:radiometry`` (surface reflectance, or reflectance from
 Level-1 TOA input, which is not: the asset's title and the bands' descriptions say the same),
 ``s2l8h:level_shift`` and ``s2l8h:level_shift_max`` (the networks' level minus the input's
-per band and its largest size, where ``harmonize`` recorded it) and ``derived_from`` links to
+per band and its largest size, where ``harmonize`` recorded it), ``s2l8h:geolocation`` (what
+the scene's MTL says of its geolocation: Level-1 processing level, tier, GEOMETRIC_RMSE_MODEL
+in metres) and ``derived_from`` links to
 the source Landsat items (a STAC item's JSON, or the scene folder). Everything is read back
 from the written files (their grid, encodings and provenance tags).
 """
@@ -74,6 +76,9 @@ def product_item(path: str | os.PathLike[str]) -> pystac.Item:
         properties["s2l8h:level_shift"] = medians
         properties["s2l8h:level_shift_max"] = max(
             (abs(value) for value in medians if value is not None), default=None)
+    geolocation = json.loads(tags.get("S2L8H_GEOLOCATION", "null"))
+    if isinstance(geolocation, dict):
+        properties["s2l8h:geolocation"] = geolocation
     item = pystac.Item(id=path.stem, geometry=footprint.json, bbox=list(footprint.boundingbox),
                        datetime=moment, properties=properties)
     if moment is None:  # STAC needs a datetime or a range; the MTL date was missing
