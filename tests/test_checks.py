@@ -30,6 +30,7 @@ from s2l8h.inference.checks import (
     measure_pan_shift,
 )
 from s2l8h.inference.harmonize import harmonize
+from s2l8h.io.mtl import Geolocation
 from s2l8h.io.sentinel2 import read_sentinel2
 from s2l8h.resolution import fill_invalid
 
@@ -322,67 +323,117 @@ def test_a_registered_noise_term_widens_sigma_by_the_input_noise(virginia, tmp_p
 
 
 def test_geolocation_read_from_mtls_of_each_generation(tmp_path: Path) -> None:
-    """Level-1 processing level, tier and GEOMETRIC_RMSE_MODEL, from a Collection-1 text MTL,
-    a pre-collection one and a Collection-2 Level-2 JSON MTL (whose Level-1 source is in its
-    processing record); a scene merges its bands' and its pan's MTLs field by field."""
+    """Level-1 processing level, collection, tier and GEOMETRIC_RMSE_MODEL, from a
+    Collection-1 text MTL, a pre-collection one and a Collection-2 Level-2 JSON MTL (whose
+    Level-1 source is in its processing record; collection and tier from the product id
+    where the MTL has no COLLECTION_NUMBER or COLLECTION_CATEGORY)."""
     from conftest import DATA, mtl_json
-    from s2l8h.io.mtl import Geolocation, read_metadata
+    from s2l8h.io.mtl import PRE_COLLECTION, Geolocation, read_metadata
 
     marburg = read_metadata(next((DATA / "marburg").glob("*_MTL.txt")))
-    assert marburg.geolocation() == Geolocation("L1TP", "T1", 7.053)
+    assert marburg.geolocation() == Geolocation("L1TP", "01", "T1", 7.053)
     assert marburg.geolocation().ground_control is True
     florida = Path(__file__).parents[1] / "data" / "l8_l1t_florida_20150804"
     assert read_metadata(next(florida.glob("*_MTL.txt"))).geolocation() == \
-        Geolocation("L1T", None, 7.107)
+        Geolocation("L1T", PRE_COLLECTION, None, 7.107)
     document = mtl_json("L2SP")
     document["LANDSAT_METADATA_FILE"]["LEVEL1_PROCESSING_RECORD"] = {
         "PROCESSING_LEVEL": "L1GT", "COLLECTION_CATEGORY": "T2"}
     path = tmp_path / "LC08_L2SP_MTL.json"
     path.write_text(json.dumps(document))
     level2 = read_metadata(path).geolocation()
-    assert level2 == Geolocation("L1GT", "T2", None) and level2.ground_control is False
+    assert level2 == Geolocation("L1GT", "02", "T2", None) and level2.ground_control is False
+    assert Geolocation.from_dict({**level2.to_dict(), "later_key": 1}) == level2
+    assert Geolocation.from_dict({"level1": "L1TP"}) == Geolocation("L1TP", None, None, None)
+
+
+def test_a_scene_takes_its_bands_mtl_first_then_its_pans(tmp_path: Path) -> None:
+    from conftest import L1_PRODUCT, PRODUCT, make_scene
+    from s2l8h.io.landsat import open_scene
+    from s2l8h.io.mtl import Geolocation
+
+    scene = make_scene(tmp_path / "scene")
+    for name, extra in ((PRODUCT, {"GEOMETRIC_RMSE_MODEL": "5.5"}),
+                        (L1_PRODUCT, {"GEOMETRIC_RMSE_MODEL": "8.5",
+                                      "COLLECTION_CATEGORY": "T2"})):
+        path = scene.folder / f"{name}_MTL.json"
+        document = json.loads(path.read_text())
+        document["LANDSAT_METADATA_FILE"]["IMAGE_ATTRIBUTES"].update(extra)
+        path.write_text(json.dumps(document))
+    # The bands' (Level-2) MTL first: its own RMSE, and the tier of its product id over the
+    # pan's T2; the Level-1 level, which that MTL lacks here, from the pan's.
+    assert open_scene(scene.folder).geolocation() == Geolocation("L1TP", "02", "T1", 5.5)
 
 
 def test_geolocation_warns_beyond_what_sigma_covers() -> None:
     from s2l8h.inference.checks import GEOLOCATION_WARNING_M, geolocation_messages
-    from s2l8h.io.mtl import Geolocation
+    from s2l8h.io.mtl import PRE_COLLECTION, Geolocation
 
     assert geolocation_messages(None) == []
-    assert geolocation_messages(Geolocation("L1TP", "T1", 7.05)) == []
-    assert geolocation_messages(Geolocation("L1TP", "T1", GEOLOCATION_WARNING_M)) == []
-    assert geolocation_messages(Geolocation(None, None, None)) == []
-    [far] = geolocation_messages(Geolocation("L1TP", "T1", 10.46))
-    assert "GEOMETRIC_RMSE_MODEL 10.5 m" in far and "--reference" in far
-    [systematic] = geolocation_messages(Geolocation("L1GT", "T2", None))
-    assert systematic.startswith("geolocation: L1GT, placed without ground control points; "
-                                 "Tier 2")
-    assert "more than 9 m" in systematic
+    assert geolocation_messages(Geolocation("L1TP", "02", "T1", 7.05)) == []
+    assert geolocation_messages(Geolocation("L1TP", "02", "T1", GEOLOCATION_WARNING_M)) == []
+    assert geolocation_messages(Geolocation("L1TP", "02", "RT", 8.0)) == []
+    assert geolocation_messages(Geolocation(None, None, None, None)) == []
+    [far] = geolocation_messages(Geolocation("L1TP", "02", "T1", 9.04))
+    assert "GEOMETRIC_RMSE_MODEL 9.04 m" in far and "--reference" in far
+    [systematic] = geolocation_messages(Geolocation("L1GT", "02", "T2", None))
+    # Tier 2 is named only where nothing else explains the warning.
+    assert systematic.startswith("geolocation: L1GT, placed without ground control points: ")
+    assert "more than 9 m" in systematic and "Tier 2" not in systematic
+    [tier2] = geolocation_messages(Geolocation("L1TP", "02", "T2", 6.0))
+    assert "Tier 2 (it missed Tier 1's geometric or radiometric criteria)" in tier2
+    [older] = geolocation_messages(Geolocation("L1TP", "01", "T1", 7.05))
+    assert older.startswith("geolocation: Collection 1, whose ground control predates")
+    [oldest] = geolocation_messages(Geolocation("L1T", PRE_COLLECTION, None, 7.1))
+    assert oldest.startswith("geolocation: a pre-collection scene, whose ground control")
 
 
 def test_harmonize_tags_the_geolocation_and_warns_unless_registered(tmp_path: Path) -> None:
-    """The MTL's geolocation goes into the tags; a Tier-2 scene with a 14 m fit is warned
-    about by ``harmonize`` and by ``s2l8h qa`` reading the product."""
+    """The MTL's geolocation goes into the tags; a scene with a 14 m fit is warned about by
+    ``harmonize`` and by ``s2l8h qa`` reading the product, unless its shift against a
+    reference was measured (a refused registration leaves the warning)."""
+    from types import SimpleNamespace
+
     from conftest import L1_PRODUCT, make_scene, tiny_model
     from s2l8h.evaluate.qa import read_report, report_messages
+    from s2l8h.inference.coregister import SceneRegistration
+    from s2l8h.inference.harmonize import check_plan_geolocation
 
     scene = make_scene(tmp_path / "scene")
     good = harmonize(scene.folder, tmp_path / "good.tif", models=[tiny_model()],
                      progress=False)
     assert read_report(good.path)["geolocation"] == \
-        {"level1": "L1TP", "tier": None, "rmse_model_m": None}
+        {"level1": "L1TP", "collection": "02", "tier": "T1", "rmse_model_m": None}
     assert not [m for m in good.extra["warnings"] if "geolocation" in m]
     mtl = scene.folder / f"{L1_PRODUCT}_MTL.json"
     document = json.loads(mtl.read_text())
-    document["LANDSAT_METADATA_FILE"]["PRODUCT_CONTENTS"]["COLLECTION_CATEGORY"] = "T2"
     document["LANDSAT_METADATA_FILE"]["IMAGE_ATTRIBUTES"]["GEOMETRIC_RMSE_MODEL"] = "14.2"
     mtl.write_text(json.dumps(document))
-    with pytest.warns(InputCheckWarning, match="Tier 2.*GEOMETRIC_RMSE_MODEL 14.2 m"):
+    with pytest.warns(InputCheckWarning, match="GEOMETRIC_RMSE_MODEL 14.2 m"):
         poor = harmonize(scene.folder, tmp_path / "poor.tif", models=[tiny_model()],
                          progress=False)
     [message] = [m for m in poor.extra["warnings"] if "geolocation" in m]
     report = read_report(poor.path)
-    assert report["geolocation"] == {"level1": "L1TP", "tier": "T2", "rmse_model_m": 14.2}
+    assert report["geolocation"] == \
+        {"level1": "L1TP", "collection": "02", "tier": "T1", "rmse_model_m": 14.2}
     assert message.endswith(next(m for m in report_messages(report) if "geolocation" in m))
-    # Registered to a reference, the shift is measured: the MTL's figure is not warned about.
-    assert not [m for m in report_messages({**report, "scene_shift": {"corrected_m": [0, 0]}})
+
+    def geolocation_warnings(shift: dict) -> list[str]:
+        return [m for m in report_messages({**report, "scene_shift": shift})
                 if "geolocation" in m]
+
+    measured = {"shift_m": [0.4, -0.3], "corrected_m": [0, 0], "refused": ""}
+    assert geolocation_warnings(measured) == []
+    assert len(geolocation_warnings({**measured, "refused": "shift above 60 m"})) == 1
+    assert len(geolocation_warnings({**measured, "shift_m": None, "refused": "no CRS"})) == 1
+    # harmonize decides alike on the registration it made.
+    plan = SimpleNamespace(scene=SimpleNamespace(
+        name="scene", geolocation=lambda: Geolocation.from_dict(report["geolocation"])))
+    for registration, warned in (
+            (SceneRegistration("ref.tif", (0.4, -0.3), (0.0, 0.0)), False),
+            (SceneRegistration("ref.tif", (70.0, 0.0), (0.0, 0.0), refused="too far"), True),
+            (None, True)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            check_plan_geolocation(plan, registration)
+        assert bool([w for w in caught if "geolocation" in str(w.message)]) is warned

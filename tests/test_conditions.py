@@ -254,6 +254,18 @@ def test_conditions_given_as_named_degradations(tmp_path: Path) -> None:
     assert bicubic["shift-15m"].metrics["overall"]["psnr"] \
         < bicubic["shift-6m"].metrics["overall"]["psnr"] \
         < bicubic["clean"].metrics["overall"]["psnr"]
+    # Noise gain is measured against the clean simulation only, whatever is named "clean".
+    shifted = run_conditions(VIRGINIA, tmp_path / "shifted", {
+        "clean": Degradation(shift_ms=(3.6, -4.8)), "noisy": Degradation(noise_std=0.002)},
+        baselines=("bicubic",), bounds=(440730, 4173460, 443730, 4176460), report=False)
+    assert "noise_gain" not in shifted.results["noisy"].methods[0].metrics["detail"]
+    # A name is a folder of the output: nothing is written for one that is not.
+    from s2l8h.errors import OptionError
+
+    with pytest.raises(OptionError, match=r"condition names \['../up'\] are not folder names"):
+        run_conditions(VIRGINIA, tmp_path / "bad", {"../up": Degradation()},
+                       baselines=("bicubic",), report=False)
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "up").exists()
 
 
 def test_real_landsat_reduced_resolution_protocol(tmp_path: Path) -> None:

@@ -161,3 +161,27 @@ def test_native_model_grid_falls_back_for_grids_it_cannot_nest_in() -> None:
     for bands in (GeoBox((40, 50), Affine(60, 0, 600015.0, 0, -60, 4199985.0), CRS),
                   GeoBox((40, 50), Affine(30, 0, 600015.0, 0, 30, 4190000.0), CRS)):
         assert native_model_grid(output, bands) == model_grid(output)
+
+
+def test_extent_meets_across_the_antimeridian_and_far_away() -> None:
+    """A UTM zone 60S footprint over Fiji's east (177.9° E to 179.9° W): a lon/lat grid on
+    either side of 180° meets it, one at 0° does not; CRSs with no finite projection between
+    them do not meet."""
+    from odc.geo.geom import box
+
+    from s2l8h.io.grid import crs_name, extent_meets, sentinel2_grid
+
+    footprint = box(595_000, 8_050_000, 830_000, 8_110_000, "EPSG:32760")
+    degree = 10 / 111_320
+    assert extent_meets(sentinel2_grid((179.6, -17.5, 179.9, -17.2), "EPSG:4326", degree),
+                        footprint)
+    assert extent_meets(sentinel2_grid((-179.95, -17.5, -179.92, -17.2), "EPSG:4326",
+                                       degree), footprint)
+    assert not extent_meets(sentinel2_grid((0.1, -17.5, 0.3, -17.2), "EPSG:4326", degree),
+                            footprint)
+    # Reprojected corners alone span the other way round the globe (−179.9 … 177.9).
+    assert footprint.to_crs("EPSG:4326").boundingbox.left < -179
+    assert not extent_meets(sentinel2_grid((0, 0, 1000, 1000), "EPSG:32631"),
+                            box(-1e7, -1e7, -9.9e6, -9.9e6, "+proj=ortho +lat_0=-60 +lon_0=170"))
+    assert crs_name(footprint.crs) == "EPSG:32760"
+    assert crs_name("+proj=ortho +lat_0=-60 +lon_0=170").startswith("PROJCRS[")

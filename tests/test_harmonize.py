@@ -326,6 +326,12 @@ def test_bad_bounds_or_like_outside_the_scene(tmp_path, outdir, tiny_release) ->
                          str(tiny_release), "--bounds", "8.9,51.4,9.0,51.5", "--crs",
                          "EPSG:4326"])
     assert code == 2 and "outside the scene" in output and "in EPSG:4326" in output, output
+    assert "look like degrees" not in output
+    _no_output_left(outdir)
+    # Degrees given without --crs are read in the scene's UTM zone: the error says so.
+    code, output = _cli([str(tmp_path / "bad"), "-o", str(outdir / "out.tif"), "--model",
+                         str(tiny_release), "--bounds", "8.9,51.4,9.0,51.5"])
+    assert code == 2 and "these look like degrees: give --crs EPSG:4326" in output, output
     _no_output_left(outdir)
     like = write_raster(tmp_path / "far.tif", np.zeros((10, 10), dtype=np.uint8),
                         Affine(10, 0, far[0], 0, -10, far[3]))

@@ -213,7 +213,7 @@ def test_search_run_matches_harmonize_reruns_as_noop_and_catalogue_stacks(landsa
         geolocation = json.loads(dataset.tags()["S2L8H_GEOLOCATION"])
     assert item.properties["s2l8h:level_shift"] == levels["median"]
     assert item.properties["s2l8h:geolocation"] == geolocation == \
-        {"level1": "L1TP", "tier": None, "rmse_model_m": None}
+        {"level1": "L1TP", "collection": "02", "tier": "T1", "rmse_model_m": None}
     assert len(levels["median"]) == 6 and all(value is not None for value in levels["median"])
     sources = [link for link in item.links if link.rel == "derived_from"]
     assert {link.title for link in sources} == {scenes[0].id, scenes[0].level1["id"]}

@@ -62,7 +62,7 @@ from s2l8h.errors import (
 from s2l8h.inference.harmonize import DEFAULT_MODELS, build_predictor, harmonize, resolve_models
 from s2l8h.inference.options import HarmonizeOptions
 from s2l8h.io.errors import OutputError
-from s2l8h.io.grid import crs_name
+from s2l8h.io.grid import crs_name, extent_meets
 from s2l8h.io.landsat import open_scene
 
 PROVENANCE_TAG = "S2L8H_BATCH_PROVENANCE"
@@ -462,17 +462,11 @@ def check_before_run(specs: Sequence[SceneSpec], grid: GeoBox,
     models = resolve_models(list(options.models or DEFAULT_MODELS), options.dropout)
     build_predictor(models, options.uncertainty, mc_passes=options.mc_passes)
     need_pan = models[0].convention.use_pan
-    area = grid.extent
     for spec in specs:
         if spec.folder is None:
             continue
         scene = open_scene(spec.folder, toa=options.toa, need_pan=need_pan)
-        footprint = scene.bands_grid().extent
-        try:
-            overlaps = footprint.to_crs(grid.crs).intersects(area)
-        except (ValueError, RuntimeError):  # no finite projection: far apart
-            overlaps = False
-        if not overlaps:
+        if not extent_meets(grid, scene.bands_grid().extent):
             raise InputError(spec.folder, f"the scene does not overlap the run's grid (the AOI "
                              f"or --like raster: {grid.crs}, bounds "
                              f"{tuple(round(v) for v in grid.boundingbox)})")

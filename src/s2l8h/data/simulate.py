@@ -28,10 +28,11 @@ A :class:`Degradation` adds, each factor drawn at random per training sample by
   performance", Remote Sens. 6, 11127-11152; the reduced-resolution literature uses MTF 0.2-0.4
   at Nyquist, Vivone et al. 2015).
 - **Misregistration** of the bands against the Sentinel-2 truth and of the pan against the
-  bands, in metres, up to half a pixel (15 m and 7.5 m): Landsat-8 / Sentinel-2 residual
-  misregistration after the Sentinel-2 global reference image is of order 5-12 m and larger
-  in places (Storey et al. 2016, Remote Sens. Environ. 186, 121-122; Skakun et al. 2017,
-  Remote Sens. Environ. 203; HLS v2.0 user guide); pre-collection products reference pixel
+  bands, in metres, up to half a pixel (15 m and 7.5 m): Landsat-8 / Sentinel-2
+  misregistration was of order 5-12 m and larger in places before both were tied to the
+  Sentinel-2 global reference image (Storey et al. 2016, Remote Sens. Environ. 186, 121-122;
+  Skakun et al. 2017, Remote Sens. Environ. 203), smaller since (Landsat Collection 2; HLS
+  v2.0 user guide), by how much varying by scene; pre-collection products reference pixel
   centres, a 7.5 m pan offset when read as corners.
 - **Per-band gain and offset** between the Landsat input and the Sentinel-2 truth: the
   surface reflectances of different atmospheric corrections disagree by about ±0.01

@@ -588,6 +588,9 @@ def run_conditions(
     options = BenchmarkOptions.build(options, **changes)
     if isinstance(conditions, Mapping):
         chosen = dict(conditions)
+        bad = [name for name in chosen if name in ("", ".", "..") or Path(name).name != name]
+        if bad:
+            raise OptionError(f"condition names {bad} are not folder names")
     else:
         names = list(CONDITIONS) if list(conditions) == ["all"] else list(conditions)
         unknown = [name for name in names if name not in CONDITIONS]
@@ -623,9 +626,10 @@ def _score_noise_gain(results: dict[str, BenchmarkResult],
     mean) in every condition that departs from ``clean`` by its noise alone: the two
     simulations share the scene and the seed, so the difference of a method's outputs is its
     response to that noise and the difference of the inputs is the noise itself (brought to
-    the 10 m grid by nearest neighbour)."""
+    the 10 m grid by nearest neighbour). Only against a ``clean`` that is the clean
+    simulation."""
     clean = results.get("clean")
-    if clean is None or clean.simulation is None:
+    if clean is None or clean.simulation is None or degradations["clean"] != CONDITIONS["clean"]:
         return
     for name, result in results.items():
         degradation = degradations[name]

@@ -59,8 +59,8 @@ def read_report(path: str | os.PathLike[str]) -> dict[str, object]:
 def report_messages(report: dict[str, object]) -> list[str]:
     """The warnings a trust report (:func:`read_report`, :func:`consistency_with_scene`)
     calls for, as ``harmonize`` gave them: TOA mode, pan shift and noisy input (where the
-    report has them), the MTL's geolocation (unless registered to a reference), level shift,
-    consistency."""
+    report has them), the MTL's geolocation (unless the scene's shift against a reference
+    was measured), level shift, consistency."""
     found: list[str] = [TOA_MODE_MESSAGE] if "TOA" in str(report.get("level", "")) else []
     shift, noise = report.get("pan_shift_m"), report.get("input_noise")
     if shift is not None or noise:
@@ -68,8 +68,11 @@ def report_messages(report: dict[str, object]) -> list[str]:
         found += InputChecks(None if shift is None else tuple(shift), tuple(corrected),
                              list(noise or [])).messages()
     geolocation = report.get("geolocation")
-    if isinstance(geolocation, dict) and "scene_shift" not in report:
-        found += geolocation_messages(Geolocation(**geolocation))
+    registration = report.get("scene_shift")
+    registered = isinstance(registration, dict) and registration.get("shift_m") is not None \
+        and not registration.get("refused")
+    if isinstance(geolocation, dict) and not registered:
+        found += geolocation_messages(Geolocation.from_dict(geolocation))
     levels = report.get("level_shift")
     found += level_shift_messages(levels if isinstance(levels, dict) else None)
     consistency = report.get("consistency")

@@ -40,7 +40,7 @@ from skimage.registration import phase_cross_correlation
 from s2l8h.bandpass import msi_to_oli
 from s2l8h.bands import SENTINEL2_BANDS
 from s2l8h.errors import S2L8HWarning
-from s2l8h.io.mtl import Geolocation
+from s2l8h.io.mtl import PRE_COLLECTION, Geolocation
 from s2l8h.resolution import fill_invalid, reduce_resolution
 
 #: Pan shifts at or below this (metres) are left alone.
@@ -250,24 +250,32 @@ GEOLOCATION_WARNING_M = 9.0
 
 def geolocation_messages(geolocation: Geolocation | None) -> list[str]:
     """A warning where the MTL says the scene may sit further from Sentinel-2's geolocation
-    than σ allows for (:data:`GEOLOCATION_WARNING_M`): placed without ground control, Tier 2,
-    or a ground-control fit worse than that; nothing without an MTL."""
+    than σ allows for (:data:`GEOLOCATION_WARNING_M`): placed without ground control, a
+    ground-control fit worse than that, ground control older than Collection 2 (tied to
+    Sentinel-2's global reference image only since), or else Tier 2; nothing without an MTL
+    or where it says none of these (a real-time ``RT`` scene is judged by its level and fit
+    alone)."""
     if geolocation is None:
         return []
     reasons = []
     if geolocation.ground_control is False:
         reasons.append(f"{geolocation.level1}, placed without ground control points")
-    if geolocation.tier == "T2":
-        reasons.append("Tier 2, whose geolocation did not meet Tier 1's")
     rmse = geolocation.rmse_model_m
     if rmse is not None and rmse > GEOLOCATION_WARNING_M:
-        reasons.append(f"GEOMETRIC_RMSE_MODEL {rmse:.1f} m")
+        reasons.append(f"GEOMETRIC_RMSE_MODEL {rmse:g} m")
+    if geolocation.collection in ("01", PRE_COLLECTION):
+        which = "Collection 1" if geolocation.collection == "01" else "a pre-collection scene"
+        reasons.append(f"{which}, whose ground control predates Collection 2's tie to "
+                       "Sentinel-2's global reference image (the two then disagreed by about "
+                       "5-12 m, more in places)")
+    if geolocation.tier == "T2" and not reasons:
+        reasons.append("Tier 2 (it missed Tier 1's geometric or radiometric criteria)")
     if not reasons:
         return []
     return [f"geolocation: {'; '.join(reasons)}: the bands may sit more than "
             f"{GEOLOCATION_WARNING_M:g} m from where Sentinel-2 sees the ground, beyond which "
-            "σ does not cover the errors and the detail is misplaced; register to a "
-            "Sentinel-2 image (--reference)"]
+            "σ under-covers the errors and the detail is misplaced; register to a Sentinel-2 "
+            "image (--reference; s2l8h reference makes one from a STAC search)"]
 
 
 class InputCheckWarning(S2L8HWarning):

@@ -55,6 +55,7 @@ from s2l8h.io.grid import (
     WorkingGrids,
     context_grid,
     crs_name,
+    extent_meets,
     grid_like,
     registered_model_grid,
     sentinel2_grid,
@@ -201,13 +202,14 @@ def output_grid(scene_files: Sequence[Path], *, like: str | os.PathLike[str] | N
     the scene's) snapped outwards to multiples of ``resolution``, or by default the
     Sentinel-2 10 m grid in the scene's CRS covering the scene's valid data. ``resolution``
     is in CRS units; ``None`` is 10 m (in a geographic CRS, 10 m at the equator in degrees)."""
-    if like is not None:
-        if bounds is not None or crs is not None:
-            raise OptionError("--like cannot be combined with --crs/--bounds")
-        grid = grid_like(like)
-        check_grid_overlaps_scene(grid, scene_files[0], f"--like {like}")
-        return grid
+    if like is not None and (bounds is not None or crs is not None):
+        raise OptionError("--like cannot be combined with --crs/--bounds")
     scene_bounds, scene_crs = valid_bounds(scene_files[0])
+    if like is not None:
+        grid = grid_like(like)
+        check_grid_meets_scene(grid, scene_bounds, scene_crs, scene_files[0].parent,
+                               f"--like {like}")
+        return grid
     if resolution is None:
         resolution = default_resolution(crs or scene_crs)
     if bounds is None:
@@ -217,30 +219,35 @@ def output_grid(scene_files: Sequence[Path], *, like: str | os.PathLike[str] | N
             scene_bounds = transform_bounds(scene_crs, crs, *scene_bounds)
         return sentinel2_grid(scene_bounds, crs or scene_crs, resolution)
     grid = sentinel2_grid(bounds, crs or scene_crs, resolution)
-    check_grid_overlaps_scene(grid, scene_files[0],
-                              "--bounds " + ",".join(f"{value:.10g}" for value in bounds))
+    check_grid_meets_scene(grid, scene_bounds, scene_crs, scene_files[0].parent,
+                           "--bounds " + ",".join(f"{value:.10g}" for value in bounds))
     return grid
 
 
-def check_grid_overlaps_scene(grid: GeoBox, band_file: Path, asked: str) -> None:
+def check_grid_meets_scene(grid: GeoBox, scene_bounds: tuple[float, float, float, float],
+                           scene_crs: object, folder: Path, asked: str) -> None:
     """Raise :class:`OptionError` naming ``asked`` (the option as given) and the scene's
-    folder when ``grid`` misses every valid pixel of ``band_file`` (compared in the grid's
-    CRS, the scene's footprint reprojected by odc-geo)."""
+    ``folder`` when ``grid`` misses the bounding box of the scene's valid pixels
+    (``scene_bounds`` in ``scene_crs``, :func:`~s2l8h.io.grid.valid_bounds`; a grid within
+    the box but on its nodata corners passes). Compared in the scene's CRS
+    (:func:`~s2l8h.io.grid.extent_meets`)."""
     from odc.geo.geom import box
 
-    scene_bounds, scene_crs = valid_bounds(band_file)
     footprint = box(*scene_bounds, scene_crs)
-    if footprint.to_crs(grid.crs).intersects(grid.extent):
+    if extent_meets(grid, footprint):
         return
-    digits = 5 if grid.crs.geographic else 0
 
-    def spans(bbox: tuple[float, ...]) -> str:
-        return ", ".join(f"{value:.{digits}f}" for value in bbox)
+    def spans(bbox: tuple[float, ...], geographic: bool) -> str:
+        return ", ".join(f"{value:.{5 if geographic else 0}f}" for value in bbox)
 
+    hint = ""
+    if not grid.crs.geographic and all(abs(value) <= 360 for value in grid.boundingbox):
+        hint = "; these look like degrees: give --crs EPSG:4326 with them"
     raise OptionError(
-        f"{asked}: outside the scene {band_file.parent} (its valid data spans "
-        f"{spans(footprint.to_crs(grid.crs).boundingbox)} in {crs_name(grid.crs)}; the grid "
-        f"asked for spans {spans(grid.boundingbox)})")
+        f"{asked}: outside the scene {folder} (its valid data spans "
+        f"{spans(footprint.boundingbox, footprint.crs.geographic)} in "
+        f"{crs_name(footprint.crs)}; the grid asked for spans "
+        f"{spans(grid.boundingbox, grid.crs.geographic)} in {crs_name(grid.crs)}{hint})")
 
 
 def default_resolution(crs: object) -> float:
@@ -466,9 +473,11 @@ def register_plan(plan: HarmonizePlan, window: MeasuringWindow | None = None
 def check_plan_geolocation(plan: HarmonizePlan,
                            registration: SceneRegistration | None) -> None:
     """Warn where the scene's MTL says its geolocation may be further off Sentinel-2's than σ
-    allows for (:func:`~s2l8h.inference.checks.geolocation_messages`); not when the scene
-    was registered to a reference, which measures the shift itself."""
-    if registration is not None:
+    allows for (:func:`~s2l8h.inference.checks.geolocation_messages`); not when the scene's
+    shift against a reference was measured (corrected, or within the tolerance), which
+    tells more than the MTL does. A refused registration leaves the warning."""
+    if registration is not None and registration.shift_m is not None \
+            and not registration.refused:
         return
     for message in geolocation_messages(plan.scene.geolocation()):
         warn_input_check(plan, message)

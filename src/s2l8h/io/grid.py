@@ -22,6 +22,7 @@ import rasterio
 from affine import Affine
 from odc.geo import res_, xy_
 from odc.geo.geobox import GeoBox
+from odc.geo.geom import Geometry
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.warp import reproject, transform_bounds
@@ -45,6 +46,18 @@ def crs_name(crs: object) -> str:
 
     crs = CRS(crs)
     return f"EPSG:{crs.epsg}" if crs.epsg is not None else crs.to_wkt()
+
+
+def extent_meets(grid: GeoBox, footprint: Geometry) -> bool:
+    """Whether ``grid``'s extent meets ``footprint`` (any CRS; a scene's, in a projected
+    one): compared in the footprint's CRS, the grid's edges densified before they are
+    projected (odc-geo), so that edges curved by the projection and a footprint across the
+    antimeridian are taken as they are; ``False`` where the two CRSs have no finite
+    projection between them (far apart)."""
+    try:
+        return grid.extent.to_crs(footprint.crs, resolution="auto").intersects(footprint)
+    except (ValueError, RuntimeError):
+        return False
 
 
 def grid_like(path: str | os.PathLike[str]) -> GeoBox:

@@ -74,14 +74,24 @@ def _find(document: dict[str, Any], key: str) -> str | None:
 WITHOUT_GROUND_CONTROL = ("L1GT", "L1GS", "L1G")
 
 
+#: Collection-1/2 product ids (``LC08_L1TP_195025_20130707_20170503_01_T1``): the collection
+#: number and the tier; pre-collection scene ids (``LC80200392015216LGN00``).
+_PRODUCT_ID = re.compile(r"^L[COTE]0[89]_L\w{3}_\d{6}_\d{8}_\d{8}_(?P<collection>\d{2})_"
+                         r"(?P<tier>\w{2})$")
+_PRE_COLLECTION_ID = re.compile(r"^L[COTE][89]\d{13}[A-Z]{3}\d{2}$")
+PRE_COLLECTION = "pre-collection"
+
+
 @dataclass(frozen=True)
 class Geolocation:
     """What an MTL says of a scene's geolocation: its Level-1 processing level (``L1TP``,
-    ``L1GT``, ``L1T`` ...; a Level-2 product's Level-1 source), its tier (``T1``, ``T2``,
-    ``RT``; ``None`` before the collections) and the RMSE of its geometric model's fit to
-    ground control (``GEOMETRIC_RMSE_MODEL``, metres; ``None`` without ground control)."""
+    ``L1GT``, ``L1T`` ...; a Level-2 product's Level-1 source), its collection (``"02"``,
+    ``"01"``, :data:`PRE_COLLECTION`; ``None``: unknown), its tier (``T1``, ``T2``, ``RT``;
+    ``None`` before the collections) and the RMSE of its geometric model's fit to ground
+    control (``GEOMETRIC_RMSE_MODEL``, metres; ``None`` without ground control)."""
 
     level1: str | None
+    collection: str | None
     tier: str | None
     rmse_model_m: float | None
 
@@ -91,7 +101,15 @@ class Geolocation:
         return None if self.level1 is None else self.level1 not in WITHOUT_GROUND_CONTROL
 
     def to_dict(self) -> dict[str, Any]:
-        return {"level1": self.level1, "tier": self.tier, "rmse_model_m": self.rmse_model_m}
+        return {"level1": self.level1, "collection": self.collection, "tier": self.tier,
+                "rmse_model_m": self.rmse_model_m}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Geolocation:
+        """From :meth:`to_dict`'s form (an output's tag); keys it lacks are ``None``, keys it
+        does not know are left out."""
+        return cls(*(values.get(name) for name in ("level1", "collection", "tier",
+                                                   "rmse_model_m")))
 
 
 @dataclass(frozen=True)
@@ -129,8 +147,8 @@ class LandsatMetadata:
     def geolocation(self) -> Geolocation:
         """:class:`Geolocation` from the MTL's ``PROCESSING_LEVEL``/``DATA_TYPE`` values (the
         first Level-1 one: a Level-2 MTL names its Level-1 source in its processing record),
-        ``COLLECTION_CATEGORY`` and ``GEOMETRIC_RMSE_MODEL``; what is absent or not a number
-        is ``None``."""
+        ``COLLECTION_NUMBER`` and ``COLLECTION_CATEGORY`` (else the product id's),
+        ``GEOMETRIC_RMSE_MODEL``; what is absent or not a number is ``None``."""
         levels = [str(value) for key, value in _values(self.document)
                   if key in ("PROCESSING_LEVEL", "DATA_TYPE")]
         level1 = next((level for level in levels if level.startswith("L1")), None)
@@ -138,7 +156,16 @@ class LandsatMetadata:
             rmse = float(_find(self.document, "GEOMETRIC_RMSE_MODEL") or "nan")
         except ValueError:
             rmse = math.nan
-        return Geolocation(level1, _find(self.document, "COLLECTION_CATEGORY"),
+        named = _PRODUCT_ID.match(self.scene_id)
+        collection = _find(self.document, "COLLECTION_NUMBER")
+        if collection is not None:
+            collection = collection.zfill(2)
+        elif named:
+            collection = named["collection"]
+        elif _PRE_COLLECTION_ID.match(self.scene_id):
+            collection = PRE_COLLECTION
+        tier = _find(self.document, "COLLECTION_CATEGORY") or (named["tier"] if named else None)
+        return Geolocation(level1, collection, tier,
                            rmse if math.isfinite(rmse) and rmse >= 0 else None)
 
 
