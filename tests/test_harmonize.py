@@ -476,6 +476,11 @@ def test_cli_harmonize_and_demo(tmp_path: Path, tiny_ensemble, scene: Scene) -> 
     result = runner.invoke(app, ["demo", "-o", str(tmp_path / "demo"), "-q"])
     assert result.exit_code == 0, result.output
     assert "default weights 'lite2.real-wald8'" in result.output
+    # The bundled pre-collection scene's geolocation warning, shown as harmonize shows it
+    # (not Python's raw warning line), and not the TOA mode the demo states itself.
+    assert "warning: LC80200392015216LGN00: geolocation: a pre-collection scene" in \
+        " ".join(result.output.split())
+    assert "InputCheckWarning" not in result.output and "TOA mode:" not in result.output
     with rasterio.open(tmp_path / "demo" / "harmonized.tif") as dataset:
         assert dataset.count == 13 and dataset.res == (10.0, 10.0)
         assert dataset.crs.to_epsg() == 32616

@@ -152,6 +152,11 @@ def demo_command(
     """Run the whole path on the bundled Landsat-8 crop; write a COG and a PNG quicklook."""
     from s2l8h.demo import run_demo
 
-    result, png = run_demo(output_dir, overwrite=overwrite, progress=not quiet)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result, png = run_demo(output_dir, overwrite=overwrite, progress=not quiet)
+        finally:
+            show_warnings(caught)
     console.print(f"[bold]{result.extra['label']}[/bold]")
     console.print(f"wrote {result.path} and {png} ({result.seconds:.1f} s)")
