@@ -342,6 +342,22 @@ def test_bad_bounds_or_like_outside_the_scene(tmp_path, outdir, tiny_release) ->
     _no_output_left(outdir)
 
 
+def test_bounds_meeting_the_scene_only_at_its_edge_write_nothing(tmp_path, outdir,
+                                                                 tiny_release) -> None:
+    """A grid that meets the scene's data by 5 m, so that no output pixel's centre falls on
+    it, is refused once warped, in both encodings, and nothing is left behind."""
+    scene = make_scene(tmp_path / "edge")
+    _left, bottom, right, top = scene.bounds
+    bounds = f"{right - 5:.0f},{bottom:.0f},{right + 1000:.0f},{top:.0f}"
+    for dtype in ("uint16", "float32"):
+        code, output = _cli([str(scene.folder), "-o", str(outdir / "out.tif"), "--model",
+                             str(tiny_release), "--bounds", bounds, "--dtype", dtype])
+        assert code == 2 and "out.tif: not written: no pixel of the output grid has data" \
+            in " ".join(output.split()), output
+        _no_output_left(outdir)
+    assert not list(outdir.iterdir())
+
+
 def test_bounds_overlapping_the_scene_in_part_are_kept(tmp_path: Path, scene: Scene) -> None:
     left, _bottom, _right, top = scene.bounds
     bounds = (left - 2_000, top - 200, left + 200, top + 2_000)

@@ -169,16 +169,16 @@ def test_search_run_matches_harmonize_reruns_as_noop_and_catalogue_stacks(landsa
     # Another option is another provenance: not overwritten without being asked.
     other = harmonize_many(scenes[:1], out, grid, scheduler=address, keep_flagged=True,
                            catalog=False, **OPTIONS)
-    assert other.count("failed") == 1 and "pass overwrite" in other.rows[0]["error"]
+    assert other.count("failed") == 1 and "pass --overwrite" in other.rows[0]["error"]
     # So is the input noise filter switched off: its outputs differ.
     unfiltered = harmonize_many(scenes[:1], out, grid, scheduler=address,
                                 filter_input_noise=False, catalog=False, **OPTIONS)
-    assert unfiltered.count("failed") == 1 and "pass overwrite" in unfiltered.rows[0]["error"]
+    assert unfiltered.count("failed") == 1 and "pass --overwrite" in unfiltered.rows[0]["error"]
     # So is a reference to register the scenes to.
     registered = harmonize_many(scenes[:1], out, grid, scheduler=address, catalog=False,
                                 reference=VIRGINIA / "S2_L1C_virginia_north_B04.tif",
                                 **OPTIONS)
-    assert registered.count("failed") == 1 and "pass overwrite" in registered.rows[0]["error"]
+    assert registered.count("failed") == 1 and "pass --overwrite" in registered.rows[0]["error"]
 
     # The same search from the command line: the four done are skipped, the broken one is
     # reported and the exit status says so.
@@ -437,7 +437,7 @@ def test_cli_over_local_folders(landsat, tmp_path) -> None:
         assert "S2L8H_PAN_SHIFT_LOCAL" in dataset.tags()
     # One pan shift per scene: other provenance, so it is redone only with --overwrite.
     single = runner.invoke(app, ["harmonize-many", *folders, *options, "--no-pan-blocks"])
-    assert single.exit_code == 1 and "pass overwrite" in single.output
+    assert single.exit_code == 1 and "pass --overwrite" in single.output
     single = runner.invoke(app, ["harmonize-many", *folders, *options, "--no-pan-blocks",
                                  "--overwrite"])
     assert single.exit_code == 0 and "done 2, skipped 0" in single.output

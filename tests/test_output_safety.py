@@ -201,8 +201,13 @@ def test_evaluate_prediction_on_another_grid(scene: Scene, tmp_path: Path) -> No
     with rasterio.open(shifted, "w", **(profile | {"transform": Affine(
             10, 0, transform.c + 20, 0, -10, transform.f)})) as out:
         out.write(values)
+    with rasterio.open(prediction) as dataset:
+        origin = dataset.transform.c
+    # Both grids in full, the 20 m shift of origin visible (not hidden by %g rounding).
     run_bad(["evaluate", str(prediction), str(shifted)], "is on another grid than the "
-            "reference", tmp_path)
+            f"reference ({values.shape[1]} x {values.shape[2]} px of 10 in EPSG:32632, origin "
+            f"{origin:.2f}, {transform.f:.2f} vs {values.shape[1]} x {values.shape[2]} px of 10 "
+            f"in EPSG:32632, origin {origin + 20:.2f}", tmp_path)
     warped = runner.invoke(app, ["evaluate", str(prediction), str(shifted), "--warp"])
     assert warped.exit_code == 0, warped.output
 
@@ -216,6 +221,10 @@ def test_evaluate_json_into_a_missing_folder_and_zero_byte_reference(scene: Scen
     empty.write_bytes(b"")
     run_bad(["evaluate", str(prediction), str(empty)], "empty.tif: not a readable raster",
             tmp_path)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a mask\n")
+    run_bad(["evaluate", str(prediction), str(reference), "--mask", str(notes)],
+            "notes.txt: not a readable raster", tmp_path)
     run_bad(["evaluate", str(prediction), str(reference), "--json", str(prediction),
              "--overwrite"], "is one of this run's inputs", tmp_path)
 

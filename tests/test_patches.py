@@ -178,3 +178,17 @@ def test_pair_dataset_writes_table_parts_then_the_table(tmp_path: Path, monkeypa
         "L8_1__S2_1.csv", "L8_2__S2_2.csv"]
     assert counts == {"Train": 2 * 19, "Validation": 2 * 5, "Test": 2 * 5}
     assert {row["date"] for row in rows} == {"2023-06-01", "2023-06-02"}
+
+
+def test_a_pan_without_data_makes_its_patch_invalid() -> None:
+    """The valid fraction counts the pan too: a patch whose first pan row is NaN (as a
+    simulation leaves along a scene edge) is not whole, and gets no quality figures."""
+    from s2l8h.data.patches import cut_patch
+
+    multispectral, pan, target = _scene_arrays()
+    pan[:, 0] = np.nan
+    row, *_ = cut_patch(Window("Train", 0, 0, 8), multispectral, pan, target, GRID30)
+    assert row["valid_fraction"] == pytest.approx(7 / 8)  # one 30 m row of eight
+    assert (row["ssim"], row["psnr"]) == (0.0, 0.0)
+    whole, *_ = cut_patch(Window("Train", 4, 0, 8), multispectral, pan, target, GRID30)
+    assert whole["valid_fraction"] == 1.0 and whole["ssim"] > 0.9

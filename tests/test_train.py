@@ -160,6 +160,19 @@ def test_config_validation_errors(tmp_path: Path) -> None:
         load_config(CONFIG, ["trainer.max_epochs=many"])
     with pytest.raises(ConfigError, match="unknown loss 'l3'"):
         load_config(CONFIG, ["loss=[{name: l3}]"])
+    # Values the trainer would fail on with a traceback (or run nothing with) are named, with
+    # the --set that gave them.
+    for override, message in (("optimizer.lr=-1", "optimizer: lr must be 0 or more, got -1"),
+                              ("data.batch_size=0", "data: batch_size must be 1 or more"),
+                              ("trainer.max_epochs=0", "trainer: max_epochs must be 1 or more"),
+                              ("trainer.patience=-2", "trainer: patience must be 0 or more")):
+        with pytest.raises(ConfigError) as caught:
+            load_config(CONFIG, [override])
+        assert str(caught.value).startswith(f"{CONFIG} with --set {override}: {message}")
+    top = tmp_path / "top.yaml"
+    top.write_text("epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"^[^:]*top\.yaml: unknown key\(s\) \['epochs'\]"):
+        load_config(top)
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: {name: lite}\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml: .*data\.dataset is required"):
@@ -226,6 +239,30 @@ def test_resume_restores_optimizer_state_exactly(dataset: Path, tmp_path: Path) 
         assert float(restored[key]["step"]) == float(expected[key]["step"])
     resumed = torch.load(second.last_checkpoint, map_location="cpu", weights_only=True)
     assert resumed["epoch"] == 1 and saved["epoch"] == 0
+
+
+@pytest.mark.filterwarnings(r"ignore:You are trying to `self.log\(\)`")
+def test_a_loss_that_is_not_finite_stops_training(dataset: Path, tmp_path: Path) -> None:
+    """NaN in a batch stops training with the project's error (the CLI's one-line message),
+    where Lightning would go on and write NaN weights; such weights are refused on loading."""
+    from s2l8h.errors import ModelLoadError, TrainingError
+    from s2l8h.models.loading import load_state_dict_strict
+    from s2l8h.train.run import build_module
+
+    module = build_module(_tiny_config(dataset, tmp_path / "run"))
+    items = [PatchDataset(dataset, "Train", quality=QualityFilter(0, 0))[i] for i in range(2)]
+    batch = default_collate(items)
+    assert torch.isfinite(module.training_step(batch, 0))
+    batch["image"][0, :, 0, 0] = float("nan")
+    with pytest.raises(TrainingError, match=r"the training loss is nan at epoch 0, step 0: "
+                                            r"the patches hold NaN"):
+        module.training_step(batch, 0)
+    state = {key: value.clone() for key, value in module.model.network.state_dict().items()}
+    key = next(name for name, value in state.items() if value.is_floating_point())
+    state[key][...] = float("nan")
+    with pytest.raises(ModelLoadError, match=rf"best\.ckpt: 1 of {len(state)} weight tensors "
+                                             rf"hold NaN or infinite values \({key}\)"):
+        load_state_dict_strict(module.model.network, state, "best.ckpt")
 
 
 def test_last_checkpoint_is_the_last_epoch_even_when_validation_does_not_improve(
@@ -351,3 +388,31 @@ def test_patch_table_is_csv(dataset: Path) -> None:
     with (dataset / "patches.csv").open() as handle:
         header = next(csv.reader(handle))
     assert "valid_fraction" in header and "geometry" in header
+
+
+def test_simulated_dataset_refuses_empty_splits_and_replaces_its_patches(
+        sentinel2_crop: Path, tmp_path: Path) -> None:
+    """Splits too small for a patch are refused before anything is written; ``overwrite``
+    leaves only the new dataset's patches; a dataset whose Validation patches all fail the
+    quality filter is written with a warning."""
+    from s2l8h.errors import OptionError, S2L8HWarning
+
+    # 80 rows of 30 m: Validation (10 %) is 8 rows, less than a 32 px patch.
+    with pytest.raises(OptionError, match=r"Validation \(8 rows\) hold no patch of --size 32"):
+        build_simulated_dataset(sentinel2_crop, tmp_path / "small", size=32)
+    assert not (tmp_path / "small").exists()
+    folder = tmp_path / "data"
+    build_simulated_dataset(sentinel2_crop, folder, size=16, stride=8,
+                            fractions=(0.5, 0.25, 0.25))
+    first = sorted(folder.rglob("*.h5"))
+    build_simulated_dataset(sentinel2_crop, folder, size=20, stride=20,
+                            fractions=(0.5, 0.25, 0.25), overwrite=True)
+    rows = read_table(folder)
+    kept = sorted(folder.rglob("*.h5"))
+    assert len(kept) == len(rows) < len(first)
+    assert {path.stem for path in kept} == {row["patch_id"] for row in rows}
+    with pytest.warns(S2L8HWarning, match="no Train and no Validation patch passes the "
+                                          "quality filter"):
+        counts = build_simulated_dataset(sentinel2_crop, tmp_path / "noisy", size=16,
+                                         stride=8, fractions=(0.5, 0.25, 0.25), noise_std=0.3)
+    assert counts["Train"] == counts["Validation"] == 0

@@ -74,6 +74,10 @@ class ConfigError(S2L8HError, ValueError):
     """A configuration value is missing, unknown or of the wrong type; says which."""
 
 
+class TrainingError(S2L8HError, RuntimeError):
+    """Training cannot go on (a loss that is not finite); says where and why."""
+
+
 class CatalogError(S2L8HError, RuntimeError):
     """A catalogue could not be searched (unreachable, server errors, timeouts)."""
 
@@ -116,4 +120,4 @@ def collect_warnings() -> Iterator[list[str]]:
 
 __all__ = ["CatalogError", "ConfigError", "InputError", "ModelError", "ModelLoadError",
            "OptionError", "OutputError", "OutputExistsError", "S2L8HError", "S2L8HWarning",
-           "UnknownModelError", "collect_warnings", "warn"]
+           "TrainingError", "UnknownModelError", "collect_warnings", "warn"]

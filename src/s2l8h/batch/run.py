@@ -213,7 +213,7 @@ def _run_scene(job: SceneJob) -> dict[str, Any]:
     if state != "missing" and not job.overwrite:
         why = "unreadable" if state == "unreadable" else \
             "written with other inputs, models or options"
-        raise OutputError(f"{job.output}: exists ({why}); pass overwrite to replace it")
+        raise OutputError(f"{job.output}: exists ({why}); pass --overwrite to replace it")
     models = worker_models(job.models, job.options.dropout)
     grid = job.grid
     tags = {PROVENANCE_TAG: job.provenance, DATETIME_TAG: job.scene.datetime or "",

@@ -9,16 +9,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from s2l8h.data.patches import (
+    CSV_NAME,
     SPLITS,
+    GridSampler,
     QualityFilter,
     aligned_inputs,
     extract_patches,
+    patch_path,
+    read_table,
     split_rows,
     write_patches,
     write_table,
 )
 from s2l8h.data.simulate import simulate_landsat
-from s2l8h.io.errors import CatalogError, OutputError
+from s2l8h.errors import S2L8HWarning, warn
+from s2l8h.io.errors import CatalogError, OptionError, OutputError
 from s2l8h.io.sentinel2 import read_sentinel2
 
 
@@ -43,7 +48,8 @@ def build_simulated_dataset(
     number of patches per split that pass ``quality``."""
     output_dir = Path(output_dir)
     if (output_dir / "patches.csv").exists() and not overwrite:
-        raise OutputError(f"{output_dir}: already holds a dataset; pass overwrite")
+        raise OutputError(f"{output_dir}: already holds a dataset; pass --overwrite "
+                          "(overwrite=True) to replace it")
     reflectance, valid, grid = read_sentinel2(sentinel2, offset=offset)
     simulated = simulate_landsat(reflectance, valid, grid, platform=platform,
                                  noise_std=noise_std, sun_elevation=sun_elevation)
@@ -51,13 +57,22 @@ def build_simulated_dataset(
                                                 simulated.lowres_grid, simulated.pan,
                                                 simulated.pan_grid, grid)
     target = simulated.target[:, :3 * grid30.height, :3 * grid30.width]
+    splits = split_rows(grid30.height, fractions)
+    check_splits_hold_patches(splits, grid30.width, size, stride, sentinel2)
     output_dir.mkdir(parents=True, exist_ok=True)
+    earlier = [patch_path(output_dir, row) for row in read_table(output_dir)] \
+        if (output_dir / CSV_NAME).exists() else []
     patches = extract_patches(multispectral, pan, target, grid30, size=size, stride=stride,
-                              splits=split_rows(grid30.height, fractions), scene_landsat=name,
+                              splits=splits, scene_landsat=name,
                               scene_sentinel2=Path(str(sentinel2)).name)
     rows = write_patches(output_dir, patches, quality.min_valid_fraction)
     counts = _counts(rows, quality)
     write_table(output_dir, rows)
+    written = {patch_path(output_dir, row) for row in rows}
+    for path in earlier:  # the replaced dataset's patches that this one does not have
+        if path not in written:
+            path.unlink(missing_ok=True)
+    warn_empty_splits(counts, output_dir)
     settings = {"sentinel2": str(sentinel2), "size": size, "stride": stride,
                 "fractions": list(fractions), "offset": offset, "platform": platform,
                 "noise_std": noise_std, "sun_elevation": sun_elevation,
@@ -130,6 +145,31 @@ def build_pair_dataset(
          "bbox": list(bbox), "size": size, "stride": stride, "fractions": list(fractions),
          "counts_passing_quality": counts}, indent=2) + "\n")
     return counts
+
+
+def check_splits_hold_patches(splits: dict[str, tuple[int, int]], width: int, size: int,
+                              stride: int, source: object) -> None:
+    """Raise :class:`OptionError` where a split's rows, or the scene's width, hold no patch
+    of ``size`` 30 m pixels (training needs Train and Validation patches)."""
+    if width < size:
+        raise OptionError(f"{source}: the scene is {width} Landsat pixels (30 m) wide, "
+                          f"less than a patch (--size {size}): no patch fits")
+    empty = [f"{split} ({stop - start} rows)" for split, (start, stop) in splits.items()
+             if split != "Test" and len(GridSampler({split: (start, stop)}, width, size=size,
+                                                    stride=stride)) == 0]
+    if empty:
+        raise OptionError(f"{source}: {' and '.join(empty)} hold no patch of --size {size} "
+                          "Landsat pixels; training needs Train and Validation patches: give "
+                          "a larger scene, a smaller --size or other --fractions")
+
+
+def warn_empty_splits(counts: dict[str, int], where: Path) -> None:
+    """Warn where no Train or no Validation patch passes the default quality filter."""
+    empty = [split for split in ("Train", "Validation") if not counts.get(split)]
+    if empty:
+        warn(f"{where}: no {' and no '.join(empty)} patch passes the quality filter "
+             "(SSIM and PSNR against bicubic Landsat); s2l8h train needs both (lower "
+             "data.min_ssim / data.min_psnr, or give more of the scene)", S2L8HWarning)
 
 
 def _counts(rows: Sequence[dict], quality: QualityFilter) -> dict[str, int]:

@@ -11,8 +11,9 @@ the pan ρ' at 15 m, all three on grids with the same outer edges (the Landsat b
 the 30 m grid that nests the Sentinel-2 pixels, as ``s2l8h harmonize`` reads them). The CSV
 keeps the paper's columns (``patch_id``, ``pair_path``, ``location``, ``date``, ``geometry``,
 ``ssim``, ``psnr``, ``pair_type``) plus ``scene_landsat``, ``scene_sentinel2``, ``bounds``,
-``crs``, ``valid_fraction``. ``pair_type`` is ``Train``, ``Validation`` or ``Test``; splits are
-spatially disjoint regions of each scene.
+``crs``, ``valid_fraction`` (the least of the shares of 30 m pixels whose bands and pan,
+and of 10 m pixels whose Sentinel-2 bands, are finite). ``pair_type`` is ``Train``,
+``Validation`` or ``Test``; splits are spatially disjoint regions of each scene.
 
 Quality (the paper's cloud/change filter): SSIM and PSNR (data range 1) between the
 Sentinel-2 patch and the bicubic ×3 Landsat patch; kept when ``ssim >= 0.81`` and
@@ -144,7 +145,9 @@ def cut_patch(
     l8 = multispectral[:, row0:row0 + size, col0:col0 + size]
     l8_pan = pan[:, 2 * row0:2 * (row0 + size), 2 * col0:2 * (col0 + size)]
     s2 = target[:, 3 * row0:3 * (row0 + size), 3 * col0:3 * (col0 + size)]
-    finite = np.isfinite(l8).all(axis=0)
+    # A 30 m pixel is valid where its six bands and its 2 x 2 pan pixels are finite.
+    pan_finite = np.isfinite(l8_pan).all(axis=0).reshape(size, 2, size, 2).all(axis=(1, 3))
+    finite = np.isfinite(l8).all(axis=0) & pan_finite
     s2_finite = np.isfinite(s2).all(axis=0)
     valid_fraction = float(min(finite.mean(), s2_finite.mean()))
     quality = upsampled_quality(l8, s2) if valid_fraction == 1.0 else (0.0, 0.0)

@@ -390,7 +390,8 @@ def write_simulated_scene(simulated: SimulatedScene, folder: str | os.PathLike[s
     scene = folder / "landsat"
     target_path = folder / "target_s2_10m.tif"
     if (scene.exists() or target_path.exists()) and not overwrite:
-        raise OutputError(f"{folder}: already holds a simulated scene; pass overwrite")
+        raise OutputError(f"{folder}: already holds a simulated scene; pass overwrite=True to "
+                          "replace it")
     scene.mkdir(parents=True, exist_ok=True)
     product = SIMULATED_PRODUCT.format(date=date)
     l1_product = SIMULATED_L1_PRODUCT.format(date=date)

@@ -40,7 +40,7 @@ from s2l8h.evaluate.metrics import (
 )
 from s2l8h.inference.coregister import SceneRegistration, register_scene
 from s2l8h.io.errors import InputError, OptionError, OutputError
-from s2l8h.io.grid import moved_grid, sentinel2_grid, warp
+from s2l8h.io.grid import crs_name, moved_grid, sentinel2_grid, warp
 from s2l8h.io.reference import read_reference
 from s2l8h.io.sentinel2 import read_sentinel2
 from s2l8h.options import Options
@@ -104,6 +104,13 @@ def read_prediction(path: str | os.PathLike[str], grid: GeoBox | None = None
 EDGE_MARGIN = 6
 
 
+def _grid_text(grid: GeoBox) -> str:
+    """``"<rows> x <cols> px of <size> in EPSG:n, origin <x>, <y>"`` (CRS units)."""
+    affine = grid.affine
+    return (f"{grid.height} x {grid.width} px of {affine.a:g} in {crs_name(grid.crs)}, "
+            f"origin {affine.c:.2f}, {affine.f:.2f}")
+
+
 def evaluate_files(prediction: str | os.PathLike[str], reference: str | os.PathLike[str],
                    mask: str | os.PathLike[str] | None = None, *, margin: int = 0,
                    warp: bool = False) -> dict[str, dict[str, float]]:
@@ -123,10 +130,8 @@ def evaluate_files(prediction: str | os.PathLike[str], reference: str | os.PathL
     except rasterio.errors.RasterioIOError as error:
         raise InputError(prediction, f"not a readable raster ({error})") from None
     if own != grid and not warp:
-        raise InputError(prediction, f"is on another grid than the reference ({own.shape} px, "
-                         f"{own.affine.a:g} m, origin {own.affine.c:g}, {own.affine.f:g} vs "
-                         f"{grid.shape} px, {grid.affine.a:g} m, origin {grid.affine.c:g}, "
-                         f"{grid.affine.f:g}); write it on the reference's grid (s2l8h "
+        raise InputError(prediction, f"is on another grid than the reference ({_grid_text(own)}"
+                         f" vs {_grid_text(grid)}); write it on the reference's grid (s2l8h "
                          "harmonize --like REFERENCE) or pass --warp to resample it (bilinear)")
     predicted, std, valid = read_prediction(prediction, grid)
     valid &= reference_valid
@@ -134,10 +139,15 @@ def evaluate_files(prediction: str | os.PathLike[str], reference: str | os.PathL
         valid[:margin] = valid[-margin:] = False
         valid[:, :margin] = valid[:, -margin:] = False
     if mask is not None:
-        with rasterio.open(mask) as dataset:
-            if GeoBox.from_rio(dataset) != grid:
-                raise InputError(mask, "mask is not on the reference's grid")
-            valid &= dataset.read(1) != 0
+        try:
+            with rasterio.open(mask) as dataset:
+                mask_grid = GeoBox.from_rio(dataset)
+                if mask_grid != grid:
+                    raise InputError(mask, f"mask is not on the reference's grid "
+                                     f"({_grid_text(mask_grid)} vs {_grid_text(grid)})")
+                valid &= dataset.read(1) != 0
+        except rasterio.errors.RasterioIOError as error:
+            raise InputError(mask, f"not a readable raster ({error})") from None
     if not valid.any():
         raise InputError(prediction, "no pixel is valid in both the prediction and the "
                          "reference (and the mask/margin)")

@@ -354,7 +354,12 @@ class CogWriter:
         try:
             if self.grid != self.rows_grid:
                 source = self._workdir / "warped.tif"
-                self._warp(source)
+                if self._warp(source) == 0:
+                    # The rows held data (harmonize checks), but none fell on an output
+                    # pixel: a grid that meets the scene's data only along its edge.
+                    raise OutputError(f"{self.path}: not written: no pixel of the output "
+                                      "grid has data (the grid meets the scene's data only "
+                                      "at its edge)")
             partial = self._workdir / "final.tif"
             overviews = "FORCE_USE_EXISTING" if self._overviews else "AUTO"
             rasterio.shutil.copy(source, partial, driver="COG", **COMPRESSION,
@@ -368,10 +373,11 @@ class CogWriter:
             shutil.rmtree(self._workdir, ignore_errors=True)
         return self.path
 
-    def _warp(self, destination: Path) -> None:
+    def _warp(self, destination: Path) -> int:
         """Warp the float32 rows onto the output grid (GDAL's warper, all cores), then
-        encode to uint16 where asked. (A warped VRT read strip by strip would spare the
-        float copy on disk but took 2.7 times as long.)"""
+        encode to uint16 where asked; return the number of output pixels with data. (A
+        warped VRT read strip by strip would spare the float copy on disk but took 2.7 times
+        as long.)"""
         floats = destination.with_name("warped-float.tif") if self.dtype == "uint16" \
             else destination
         bands = len(self.band_names)
@@ -394,12 +400,16 @@ class CogWriter:
                           warp_mem_limit=WARP_MEMORY_MB)
         self._rows_path.unlink()  # free its space before the next copy
         if floats != destination:
-            self._encode(floats, destination)
+            return self._encode(floats, destination)
+        with rasterio.open(destination) as warped:
+            return sum(int(np.isfinite(warped.read(1, window=window)).sum())
+                       for _, window in warped.block_windows(1))
 
-    def _encode(self, floats: Path, destination: Path) -> None:
+    def _encode(self, floats: Path, destination: Path) -> int:
         """Encode a float32 file of this writer's layout into uint16, strip by strip (NaN:
-        nodata, as write_rows keeps it)."""
+        nodata, as write_rows keeps it); return the number of pixels with data."""
         bands = len(self.band_names)
+        kept = 0
         with rasterio.open(floats) as source, \
                 rasterio.open(destination, "w", **self._profile(self.grid)) as encoded:
             self._describe(encoded, dict(source.tags()))
@@ -407,11 +417,14 @@ class CogWriter:
                 window = rasterio.windows.Window(0, row0, source.width,
                                                  min(BLOCK, source.height - row0))
                 values = source.read(window=window)
+                valid = np.isfinite(values[:bands]).all(axis=0)
+                kept += int(valid.sum())
                 block = self._pack(values[:bands], values[bands:2 * bands],
-                                   np.nan_to_num(values[-1]).astype(np.uint16),
-                                   np.isfinite(values[:bands]).all(axis=0), "uint16")
+                                   np.nan_to_num(values[-1]).astype(np.uint16), valid,
+                                   "uint16")
                 encoded.write(block, window=window)
         floats.unlink()
+        return kept
 
     def abort(self) -> None:
         """Drop everything written so far; the output path is left untouched."""

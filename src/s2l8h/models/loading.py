@@ -206,7 +206,8 @@ def infer_unet_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
 def load_state_dict_strict(
     network: torch.nn.Module, state: dict[str, torch.Tensor], source: str
 ) -> None:
-    """Load ``state`` into ``network``, failing with the missing/unexpected/mis-shaped keys."""
+    """Load ``state`` into ``network``, failing with the missing/unexpected/mis-shaped keys
+    or the tensors that hold NaN or infinite values."""
     expected = network.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -224,6 +225,13 @@ def load_state_dict_strict(
                 shown = ", ".join(keys[:8]) + more
                 lines.append(f"  {title} keys: {shown}")
         raise ModelLoadError("\n".join(lines))
+    broken = [key for key, tensor in state.items()
+              if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if broken:
+        more = f", ... ({len(broken)} in all)" if len(broken) > 4 else ""
+        raise ModelLoadError(f"{source}: {len(broken)} of {len(state)} weight tensors hold NaN "
+                             f"or infinite values ({', '.join(broken[:4])}{more}): not usable "
+                             "weights (from a training run whose loss was not finite?)")
     network.load_state_dict(state, strict=True)
 
 

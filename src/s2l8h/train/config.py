@@ -14,6 +14,7 @@ Example (``configs/lite-virginia-sim.yaml``)::
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -90,6 +91,12 @@ class DataConfig:
         if self.degradation not in ("training", "clean"):
             raise ValueError(f"degradation must be training or clean, got "
                              f"{self.degradation!r}")
+        for name in ("batch_size", "patch_size", "train_samples", "val_samples",
+                     "real_samples", "real_val_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be 1 or more, got {getattr(self, name)}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be 0 or more, got {self.num_workers}")
 
 
 @dataclass
@@ -108,6 +115,12 @@ class OptimizerConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9  # sgd only
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.lr) and self.lr >= 0):
+            raise ValueError(f"lr must be 0 or more, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be 0 or more, got {self.weight_decay}")
 
 
 @dataclass
@@ -134,6 +147,12 @@ class TrainerConfig:
     limit_val_batches: float = 1.0
     gradient_clip_val: float = 0.0
     deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_epochs < 1:
+            raise ValueError(f"max_epochs must be 1 or more, got {self.max_epochs}")
+        if self.patience < 0:
+            raise ValueError(f"patience must be 0 or more (0: off), got {self.patience}")
 
 
 @dataclass
@@ -185,19 +204,22 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
 def _build(cls: type, values: Any, where: str) -> Any:
     if isinstance(values, cls):
         return values
+    def at(text: str) -> str:  # the section's path, where there is one
+        return f"{where}: {text}" if where else text
+
     if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {values!r}")
+        raise ConfigError(at(f"expected a mapping, got {values!r}"))
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+        raise ConfigError(at(f"unknown key(s) {unknown}; known: {sorted(known)}"))
     kwargs = {name: _check_type(value, hints[name], f"{where}.{name}".lstrip("."))
               for name, value in values.items()}
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"{where or 'config'}: {error}") from None
+        raise ConfigError(at(str(error))) from None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -264,17 +286,18 @@ def load_config(path: str | os.PathLike[str] | None = None,
             raise ConfigError(f"{path}: cannot read the configuration ({error})") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: the configuration must be a mapping")
+    origin = str(path or "config") + (f" with --set {' '.join(overrides)}" if overrides else "")
     values = apply_overrides(values, overrides or [])
     try:
         config = _build(TrainConfig, values, "")
     except ConfigError as error:
-        raise ConfigError(f"{path or 'config'}: {error}") from None
+        raise ConfigError(f"{origin}: {error}") from None
     if config.data.real_scenes and not config.data.scenes:
-        raise ConfigError(f"{path or 'config'}: data.real_scenes are mixed into pairs "
+        raise ConfigError(f"{origin}: data.real_scenes are mixed into pairs "
                           "simulated from data.scenes; give data.scenes too")
     if not config.data.dataset and not config.data.scenes:
-        raise ConfigError(f"{path or 'config'}: data.dataset is required (a patch folder), "
+        raise ConfigError(f"{origin}: data.dataset is required (a patch folder), "
                           "or data.scenes (Sentinel-2 scenes to simulate pairs from)")
     if config.data.dataset and config.data.scenes:
-        raise ConfigError(f"{path or 'config'}: give data.dataset or data.scenes, not both")
+        raise ConfigError(f"{origin}: give data.dataset or data.scenes, not both")
     return config

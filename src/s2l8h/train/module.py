@@ -15,7 +15,7 @@ from s2l8h.data.patches import PatchDataset, QualityFilter
 from s2l8h.data.real import RealSource, RealWaldPairs
 from s2l8h.data.simulate import TRAINING_RANGES
 from s2l8h.data.transforms import RandomDihedral
-from s2l8h.errors import ConfigError, InputError
+from s2l8h.errors import ConfigError, InputError, TrainingError
 from s2l8h.inference.denoise import filter_bands, filter_pan
 from s2l8h.models.convention import InputConvention
 from s2l8h.models.harmonizer import Harmonizer, split_output
@@ -182,6 +182,11 @@ class HarmonizerModule(L.LightningModule):
         loss = self.loss(mean, target, variance, batch_mask(batch))
         if self.loss.noise_terms:
             loss = loss + self._noise_loss(batch, mean)[0]
+        if not torch.isfinite(loss):  # the next step would make every weight NaN
+            raise TrainingError(
+                f"the training loss is {loss.item()} at epoch {self.current_epoch}, step "
+                f"{self.global_step}: the patches hold NaN or infinite values, or the "
+                "learning rate is too high; the checkpoints written so far are kept")
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True,
                  batch_size=target.shape[0])
         return loss
