@@ -154,7 +154,7 @@ def test_qa_bicubic_is_consistent_and_a_biased_output_is_reported(virginia,
     result = runner.invoke(app, ["qa", str(good), "--scene", str(scene), "--json",
                                  str(tmp_path / "good.json")])
     assert result.exit_code == 0, result.output
-    assert "consistent with its input" in result.output
+    assert "consistency: the output agrees with its input (|bias| <= 0.01" in result.output
     report = json.loads((tmp_path / "good.json").read_text())["consistency"]
     assert max(abs(b) for b in report["bias"]) < 0.002
     assert max(report["rmse"]) < 0.01 and report["sam_degrees"] < 1.5
@@ -377,9 +377,10 @@ def test_geolocation_warns_beyond_what_sigma_covers() -> None:
     [far] = geolocation_messages(Geolocation("L1TP", "02", "T1", 9.04))
     assert "GEOMETRIC_RMSE_MODEL 9.04 m" in far and "--reference" in far
     [systematic] = geolocation_messages(Geolocation("L1GT", "02", "T2", None))
-    # Tier 2 is named only where nothing else explains the warning.
-    assert systematic.startswith("geolocation: L1GT, placed without ground control points: ")
-    assert "more than 9 m" in systematic and "Tier 2" not in systematic
+    assert systematic.startswith("geolocation: L1GT, placed without ground control points; "
+                                 "Tier 2 (it missed Tier 1's geometric or radiometric "
+                                 "criteria): ")
+    assert "more than 9 m" in systematic
     [tier2] = geolocation_messages(Geolocation("L1TP", "02", "T2", 6.0))
     assert "Tier 2 (it missed Tier 1's geometric or radiometric criteria)" in tier2
     [older] = geolocation_messages(Geolocation("L1TP", "01", "T1", 7.05))

@@ -342,6 +342,24 @@ def test_bad_bounds_or_like_outside_the_scene(tmp_path, outdir, tiny_release) ->
     _no_output_left(outdir)
 
 
+def test_bad_output_name_like_with_resolution_and_an_input_as_output(tmp_path, outdir,
+                                                                     tiny_release) -> None:
+    """Another format's name, a --resolution that --like would ignore, and an existing
+    input given as the output (it is said to be an input, not merely to exist)."""
+    _bad(tmp_path, outdir, tiny_release, lambda scene: None,
+         "out.png: harmonize writes a Cloud-Optimized GeoTIFF; name it .tif, not .png",
+         ["-o", str(outdir / "out.png")])
+    assert not list(outdir.iterdir())
+    like = write_raster(tmp_path / "like.tif", np.zeros((10, 10), dtype=np.uint8),
+                        Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1]))
+    _bad(tmp_path, outdir, tiny_release, lambda scene: None,
+         "--like cannot be combined with --crs/--bounds/--resolution",
+         ["--like", str(like), "--resolution", "20"])
+    band = next((tmp_path / "bad").glob("*_SR_B4.TIF"))
+    code, output = _cli([str(tmp_path / "bad"), "-o", str(band), "--model", str(tiny_release)])
+    assert code == 2 and "is one of this run's inputs" in output, output
+
+
 def test_bounds_meeting_the_scene_only_at_its_edge_write_nothing(tmp_path, outdir,
                                                                  tiny_release) -> None:
     """A grid that meets the scene's data by 5 m, so that no output pixel's centre falls on

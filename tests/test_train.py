@@ -265,6 +265,30 @@ def test_a_loss_that_is_not_finite_stops_training(dataset: Path, tmp_path: Path)
         load_state_dict_strict(module.model.network, state, "best.ckpt")
 
 
+class _CtrlCInSecondEpoch(Callback):
+    def on_train_epoch_start(self, trainer, module) -> None:
+        if trainer.current_epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_says_how_to_resume(dataset: Path, tmp_path: Path) -> None:
+    """Ctrl-C (Lightning shuts down and exits) becomes the project's error naming the last
+    checkpoint and --resume; the caller's Ctrl-C handler is put back."""
+    import signal
+
+    from s2l8h.errors import TrainingError
+
+    handler = signal.getsignal(signal.SIGINT)
+    config = _tiny_config(dataset, tmp_path / "run", epochs=3)
+    with pytest.raises(TrainingError, match=r"interrupted in epoch 1: .*last\.ckpt holds the "
+                                            r"last finished epoch; continue with --resume"):
+        train(config, callbacks=[_CtrlCInSecondEpoch()], progress=False)
+    assert signal.getsignal(signal.SIGINT) is handler
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu",
+                       weights_only=True)
+    assert saved["epoch"] == 0
+
+
 def test_last_checkpoint_is_the_last_epoch_even_when_validation_does_not_improve(
         dataset: Path, tmp_path: Path) -> None:
     # With no learning, the second epoch's validation loss equals the first's: no new best.

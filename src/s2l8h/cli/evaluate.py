@@ -217,8 +217,9 @@ def qa_command(
         console.print(f"[yellow]warning:[/yellow] {message}")
     consistency = report.get("consistency")
     if isinstance(consistency, dict) and not consistency_messages(consistency):
-        console.print("the output is consistent with its input (|bias| <= 0.01, residual "
-                      "shift <= 6 m)")
+        console.print("consistency: the output agrees with its input (|bias| <= 0.01, "
+                      "residual shift <= 6 m)" + (f"; see the {len(messages)} warning(s) above"
+                                                  if messages else ""))
     if json_out is not None:
         write_json(json_out, report)
 

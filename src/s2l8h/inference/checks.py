@@ -252,9 +252,8 @@ def geolocation_messages(geolocation: Geolocation | None) -> list[str]:
     """A warning where the MTL says the scene may sit further from Sentinel-2's geolocation
     than σ allows for (:data:`GEOLOCATION_WARNING_M`): placed without ground control, a
     ground-control fit worse than that, ground control older than Collection 2 (tied to
-    Sentinel-2's global reference image only since), or else Tier 2; nothing without an MTL
-    or where it says none of these (a real-time ``RT`` scene is judged by its level and fit
-    alone)."""
+    Sentinel-2's global reference image only since), Tier 2; nothing without an MTL or where
+    it says none of these (a real-time ``RT`` scene is judged by its level and fit alone)."""
     if geolocation is None:
         return []
     reasons = []
@@ -268,7 +267,7 @@ def geolocation_messages(geolocation: Geolocation | None) -> list[str]:
         reasons.append(f"{which}, whose ground control predates Collection 2's tie to "
                        "Sentinel-2's global reference image (the two then disagreed by about "
                        "5-12 m, more in places)")
-    if geolocation.tier == "T2" and not reasons:
+    if geolocation.tier == "T2":
         reasons.append("Tier 2 (it missed Tier 1's geometric or radiometric criteria)")
     if not reasons:
         return []

@@ -202,8 +202,9 @@ def output_grid(scene_files: Sequence[Path], *, like: str | os.PathLike[str] | N
     the scene's) snapped outwards to multiples of ``resolution``, or by default the
     Sentinel-2 10 m grid in the scene's CRS covering the scene's valid data. ``resolution``
     is in CRS units; ``None`` is 10 m (in a geographic CRS, 10 m at the equator in degrees)."""
-    if like is not None and (bounds is not None or crs is not None):
-        raise OptionError("--like cannot be combined with --crs/--bounds")
+    if like is not None and (bounds is not None or crs is not None or resolution is not None):
+        raise OptionError("--like cannot be combined with --crs/--bounds/--resolution (it "
+                          "gives the grid exactly)")
     scene_bounds, scene_crs = valid_bounds(scene_files[0])
     if like is not None:
         grid = grid_like(like)
@@ -310,13 +311,19 @@ class HarmonizePlan:
                            self.options.mask_flags, pan_shift_m, scene_shift_m, pan_margin)
 
 
+#: Output names of other formats than the GeoTIFF harmonize writes (lower case).
+NOT_GEOTIFF_SUFFIXES = (".png", ".jpg", ".jpeg", ".jp2", ".webp", ".nc", ".h5", ".hdf",
+                        ".vrt", ".img", ".zarr", ".json", ".txt", ".csv")
+
+
 def plan_harmonize(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                    output: str | os.PathLike[str], options: HarmonizeOptions) -> HarmonizePlan:
     """Check the output, load the models, open the scene and lay out grids and tiles."""
     device = check_device(options.device)
     if options.threads:
         torch.set_num_threads(options.threads)
-    check_output_path(output, options.overwrite)
+    # Whether it may be replaced is said once it is known not to be one of the inputs.
+    check_output_path(output, overwrite=True)
     models = resolve_models(options.models, options.dropout)
     predictor = build_predictor(models, options.uncertainty, mc_passes=options.mc_passes,
                                 consistency=options.consistency,
@@ -328,6 +335,10 @@ def plan_harmonize(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     if reference and not os.path.isfile(options.reference):
         raise InputError(options.reference, "reference: no such file")
     check_not_an_input(output, [*scene.files(), *like, *reference])
+    if Path(output).suffix.lower() in NOT_GEOTIFF_SUFFIXES:
+        raise OptionError(f"{output}: harmonize writes a Cloud-Optimized GeoTIFF; name it "
+                          f".tif, not {Path(output).suffix}")
+    check_output_path(output, options.overwrite)
     grid = output_grid(scene.multispectral, like=options.like, crs=options.crs,
                        bounds=options.bounds, resolution=options.resolution)
     check_grid_size(grid)

@@ -193,6 +193,8 @@ def check_grid_size(grid: GeoBox, what: str = "output grid") -> None:
     pixels = grid.height * grid.width
     if pixels > MAX_GRID_PIXELS:
         raise OptionError(
-            f"the {what} would be {grid.height:,} x {grid.width:,} px ({pixels / 1e9:.1f} Gpx), "
+            f"the {what} would be {grid.height:,} x {grid.width:,} px ({pixels / 1e9:,.3g} "
+            "Gpx), "
             f"more than the limit of {MAX_GRID_PIXELS / 1e9:.1f} Gpx (about three whole "
-            "Landsat scenes at 10 m); check --bounds and --resolution (CRS units) or --like")
+            "Landsat scenes at 10 m); check --bounds and --resolution (in the CRS's units: "
+            "degrees in a geographic CRS) or --like")

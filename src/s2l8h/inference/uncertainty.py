@@ -185,7 +185,8 @@ class MCDropout(Predictor):
     def __init__(self, model: Harmonizer, passes: int = 20, seed: int = 0) -> None:
         if not model.has_dropout:
             raise OptionError(
-                "MC dropout needs a model with dropout > 0 (e.g. load it with dropout=0.1)")
+                "MC dropout needs a model with dropout > 0 (e.g. --dropout 0.1; dropout=0.1 "
+                "in Python)")
         if passes < 2:
             raise OptionError("MC dropout needs at least two passes")
         self.models = [model.eval()]

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from s2l8h.data.pairs import load_scenes
 from s2l8h.data.patches import PatchDataset, QualityFilter
-from s2l8h.errors import InputError, ModelLoadError, OutputExistsError
+from s2l8h.errors import InputError, ModelLoadError, OutputExistsError, TrainingError
 from s2l8h.models.factory import create_model
 from s2l8h.models.harmonizer import Harmonizer, split_output
 from s2l8h.models.loading import load_state_dict_strict, save_pretrained
@@ -119,7 +120,17 @@ def train(config: TrainConfig, *, resume: bool | str = False,
         enable_model_summary=False)
     datamodule = PatchDataModule(config.data, config.trainer.seed, module.model.convention,
                                  noise_free_twin=bool(module.loss.noise_terms))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit:  # Lightning exits after a graceful shutdown on Ctrl-C
+        if not trainer.interrupted:
+            raise
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores Ctrl-C from then on
+        last = checkpoints / "last.ckpt"
+        saved = f"{last} holds the last finished epoch; continue with --resume" \
+            if last.exists() else "no epoch finished, so there is nothing to resume"
+        raise TrainingError(f"interrupted in epoch {trainer.current_epoch}: {saved}") from None
     return TrainResult(directory, Path(best.best_model_path), checkpoints / "last.ckpt",
                        float(best.best_model_score) if best.best_model_score is not None
                        else math.nan)
