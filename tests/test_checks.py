@@ -438,3 +438,20 @@ def test_harmonize_tags_the_geolocation_and_warns_unless_registered(tmp_path: Pa
             warnings.simplefilter("always")
             check_plan_geolocation(plan, registration)
         assert bool([w for w in caught if "geolocation" in str(w.message)]) is warned
+
+
+def test_qa_against_a_level1_scene_shows_the_toa_warning_once(tmp_path: Path) -> None:
+    """``qa --scene --toa --json``: the scene is opened twice, its TOA-mode warning shown
+    once, as harmonize shows it (not as Python's raw warning line)."""
+    from conftest import FLORIDA, tiny_model
+
+    output = tmp_path / "crop.tif"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        harmonize(FLORIDA, output, models=[tiny_model()], toa=True, progress=False,
+                  bounds=(465000, 3392000, 466500, 3393500))
+    result = runner.invoke(app, ["qa", str(output), "--scene", str(FLORIDA), "--toa",
+                                 "--json", str(tmp_path / "qa.json")])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("warning: TOA mode:") == 1
+    assert "ToaModeWarning" not in result.output

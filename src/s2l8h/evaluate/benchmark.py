@@ -223,7 +223,7 @@ class BenchmarkResult:
     def markdown_table(self) -> str:
         columns = ["method", *[title for _, _, title in TABLE_COLUMNS], "HF ratio",
                    "HF ratio per band", "HF skill", "flat noise", "noise gain",
-                   "noise gain per band", "cov68", "cov95", "cov68 per band", "s"]
+                   "noise gain per band", "cov68", "cov95", "cov68 per band", "seconds"]
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for method in self.methods:
             cells = [method.name]
