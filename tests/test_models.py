@@ -596,3 +596,33 @@ def test_checkpoint_hyperparameters_rebuild_the_model(tmp_path: Path) -> None:
         for got, want in zip(loaded(multispectral, pan), model.eval()(multispectral, pan),
                              strict=True):
             assert torch.equal(got, want)
+
+
+def test_a_checkpoint_with_a_variance_head_warns_that_it_is_uncalibrated(tmp_path: Path
+                                                                         ) -> None:
+    import warnings
+
+    from s2l8h.errors import S2L8HWarning
+    from s2l8h.train.config import OptimizerConfig, SchedulerConfig
+    from s2l8h.train.losses import LossTerm
+    from s2l8h.train.module import HarmonizerModule
+
+    for head, warned in ((True, True), (False, False)):
+        model = create_model("lite", width=8, blocks=1, variance_head=head)
+        module = HarmonizerModule(model, [LossTerm("l1")], OptimizerConfig(),
+                                  SchedulerConfig())
+        checkpoint = tmp_path / f"head-{head}.ckpt"
+        torch.save({"state_dict": module.state_dict(),
+                    "hyper_parameters": dict(module.hparams)}, checkpoint)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load_model(checkpoint)
+        messages = [str(w.message) for w in caught if issubclass(w.category, S2L8HWarning)]
+        assert bool(messages) is warned
+        assert all(m.startswith(f"{checkpoint}: a training checkpoint, whose variance head "
+                                "is not calibrated") for m in messages)
+    released = save_pretrained(create_model("lite", width=8, blocks=1, variance_head=True),
+                               tmp_path / "release")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", S2L8HWarning)
+        load_model(released)  # an exported release is calibrated: no warning

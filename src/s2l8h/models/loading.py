@@ -31,7 +31,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from s2l8h.errors import ModelLoadError, OutputError, OutputExistsError, UnknownModelError
+from s2l8h.errors import (
+    ModelLoadError,
+    OutputError,
+    OutputExistsError,
+    S2L8HWarning,
+    UnknownModelError,
+    warn,
+)
 from s2l8h.models.convention import PUBLISHED_CONVENTION, InputConvention
 from s2l8h.models.harmonizer import Harmonizer
 from s2l8h.models.registry import (
@@ -139,7 +146,7 @@ def _checkpoint_document(payload: Any, path: Path) -> dict[str, Any] | None:
             raise ModelLoadError(f"{path}: the checkpoint's hyperparameters lack {key!r}")
     return {"architecture": hyperparameters["architecture"],
             "config": hyperparameters["config"], "convention": hyperparameters["convention"],
-            "name": hyperparameters.get("name"), "provenance": {}}
+            "name": hyperparameters.get("name"), "provenance": {}, "checkpoint": True}
 
 
 def _tensors_from_payload(payload: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -307,8 +314,12 @@ def _assemble(
         raise ModelLoadError(f"{source}: bad architecture config ({error})") from None
     load_state_dict_strict(network, state, source)
     provenance.setdefault("weights", source)
-    return Harmonizer(network, convention, architecture, name=name,
-                      provenance=provenance).eval()
+    model = Harmonizer(network, convention, architecture, name=name, provenance=provenance)
+    if document is not None and document.get("checkpoint") and model.has_variance_head:
+        warn(f"{source}: a training checkpoint, whose variance head is not calibrated (s2l8h "
+             "export fits its factor on the validation split): its σ may be too narrow or "
+             "too wide", S2L8HWarning)
+    return model.eval()
 
 
 def _hub_offline() -> bool:
