@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -230,7 +231,14 @@ def test_resume_restores_optimizer_state_exactly(dataset: Path, tmp_path: Path) 
         train(config, progress=False)
     probe = _OptimizerAtStart()
     config.trainer.max_epochs = 2
-    second = train(config, resume=True, callbacks=[probe], progress=False)
+    from s2l8h.errors import S2L8HWarning
+
+    with pytest.warns(S2L8HWarning, match=r"resumed with a changed configuration: "
+                                          r"trainer\.max_epochs 1 -> 2$"):
+        second = train(config, resume=True, callbacks=[probe], progress=False)
+    sessions = json.loads((tmp_path / "run" / "sessions.json").read_text())
+    assert [entry["resumed_from"] for entry in sessions] == [None, str(first.last_checkpoint)]
+    assert sessions[1]["config_changes"] == {"trainer.max_epochs": [1, 2]}
     restored, expected = probe.state["state"], saved["optimizer_states"][0]["state"]
     assert restored.keys() == expected.keys() and len(restored) > 0
     for key in expected:
@@ -239,6 +247,11 @@ def test_resume_restores_optimizer_state_exactly(dataset: Path, tmp_path: Path) 
         assert float(restored[key]["step"]) == float(expected[key]["step"])
     resumed = torch.load(second.last_checkpoint, map_location="cpu", weights_only=True)
     assert resumed["epoch"] == 1 and saved["epoch"] == 0
+    # The exported card says the run was resumed, and what changed.
+    card = (export(config, second.last_checkpoint, tmp_path / "release") / "README.md")
+    text = card.read_text()
+    assert "Trained in 2 sessions: resumed 1 time(s) with `--resume`" in text
+    assert "configuration changed: trainer.max_epochs 1 → 2" in text
 
 
 @pytest.mark.filterwarnings(r"ignore:You are trying to `self.log\(\)`")

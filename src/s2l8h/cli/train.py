@@ -12,7 +12,7 @@ import typer
 
 from s2l8h.cli._common import console
 from s2l8h.cli.harmonize import show_warnings
-from s2l8h.errors import OptionError
+from s2l8h.errors import OptionError, S2L8HWarning
 
 
 def simulate_dataset_command(
@@ -74,7 +74,14 @@ def train_command(
         check_release_folder(export_dir, overwrite)
     if quiet:
         _quiet_lightning()
-    result = train(settings, resume=resume, progress=not quiet)
+    with warnings.catch_warnings(record=True) as caught:  # the filters as they are
+        try:
+            result = train(settings, resume=resume, progress=not quiet)
+        finally:  # s2l8h's own as harmonize shows them; the libraries' as Python does
+            show_warnings([w for w in caught if issubclass(w.category, S2L8HWarning)])
+            for w in caught:
+                if not issubclass(w.category, S2L8HWarning):
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     console.print(f"best val_loss {result.best_val_loss:.5f}: {result.best_checkpoint}")
     if export_dir is not None:
         command = "s2l8h " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import math
 import os
@@ -20,7 +21,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from s2l8h.data.pairs import load_scenes
 from s2l8h.data.patches import PatchDataset, QualityFilter
-from s2l8h.errors import InputError, ModelLoadError, OutputExistsError, TrainingError
+from s2l8h.errors import (
+    InputError,
+    ModelLoadError,
+    OutputExistsError,
+    S2L8HWarning,
+    TrainingError,
+    warn,
+)
 from s2l8h.models.factory import create_model
 from s2l8h.models.harmonizer import Harmonizer, split_output
 from s2l8h.models.loading import load_state_dict_strict, save_pretrained
@@ -94,6 +102,7 @@ def train(config: TrainConfig, *, resume: bool | str = False,
             raise OutputExistsError(f"{checkpoints}: holds a run already; resume it or "
                                     "choose another output.dir")
     directory.mkdir(parents=True, exist_ok=True)
+    record_session(directory, config, ckpt_path)
     (directory / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     L.seed_everything(config.trainer.seed, workers=True, verbose=False)
     module = build_module(config)
@@ -134,6 +143,42 @@ def train(config: TrainConfig, *, resume: bool | str = False,
     return TrainResult(directory, Path(best.best_model_path), checkpoints / "last.ckpt",
                        float(best.best_model_score) if best.best_model_score is not None
                        else math.nan)
+
+
+#: A run folder's sessions: one entry per start or resume (``started``, ``resumed_from``,
+#: ``config_changes``: ``{key: [before, after]}`` against the previous session's config).
+SESSIONS_NAME = "sessions.json"
+
+
+def _flat(values: dict, prefix: str = "") -> dict[str, object]:
+    """``{"a.b": value}`` of a nested dict."""
+    flat: dict[str, object] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def record_session(directory: Path, config: TrainConfig, resumed_from: str | None) -> None:
+    """Append this start or resume to ``directory``'s :data:`SESSIONS_NAME`; on a resume,
+    warn about the configuration's changes against the run's ``config.json``."""
+    changes: dict[str, list] = {}
+    earlier = directory / "config.json"
+    if resumed_from is not None and earlier.is_file():
+        before, after = _flat(json.loads(earlier.read_text())), _flat(config.to_dict())
+        changes = {key: [before.get(key), after.get(key)] for key in sorted({*before, *after})
+                   if before.get(key) != after.get(key)}
+        if changes:
+            warn(f"{directory}: resumed with a changed configuration: " + "; ".join(
+                f"{key} {old!r} -> {new!r}" for key, (old, new) in changes.items()),
+                S2L8HWarning)
+    path = directory / SESSIONS_NAME
+    sessions = json.loads(path.read_text()) if path.is_file() and resumed_from else []
+    sessions.append({"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                     "resumed_from": resumed_from, "config_changes": changes})
+    path.write_text(json.dumps(sessions, indent=2) + "\n")
 
 
 def model_from_checkpoint(config: TrainConfig, checkpoint: str | os.PathLike[str]
@@ -203,6 +248,9 @@ def export(config: TrainConfig | None, checkpoint: str | os.PathLike[str],
     model.name = config.output.name or config.model.name
     facts: dict = {"checkpoint": str(checkpoint), "training_config": config.to_dict(),
                    **(card or {})}
+    sessions = Path(checkpoint).parent.parent / SESSIONS_NAME
+    if sessions.is_file():
+        facts["sessions"] = json.loads(sessions.read_text())
     dataset_settings = Path(config.data.dataset) / "dataset.json"
     if dataset_settings.is_file() and "data" not in facts:
         settings = json.loads(dataset_settings.read_text())
@@ -310,6 +358,14 @@ def write_model_card(folder: Path, model: Harmonizer, facts: dict) -> Path:
         commands = facts["command"] if isinstance(facts["command"], list) else \
             [facts["command"]]
         lines += ["", "## Reproduce", "", "```bash", *commands, "```"]
+    resumes = facts.get("sessions", [])[1:]
+    if resumes:
+        lines += ["", f"Trained in {len(resumes) + 1} sessions: resumed {len(resumes)} time(s) "
+                  "with `--resume` from the run's last checkpoint (a resume re-seeds, so the "
+                  "weights differ slightly from an uninterrupted run's)."]
+        lines += [f"- resumed {entry['started']}: configuration changed: " + "; ".join(
+            f"{key} {old!r} → {new!r}" for key, (old, new) in entry["config_changes"].items())
+            for entry in resumes if entry.get("config_changes")]
     path = folder / "README.md"
     path.write_text("\n".join(lines) + "\n")
     return path
