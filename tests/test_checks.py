@@ -249,6 +249,7 @@ def test_an_atmospheric_offset_is_warned_about_by_the_networks_level(virginia,
     assert sorted(Path(name).name for name in reports) == ["clean.tif", "offset.tif"]
     rows = {Path(name).name: summary_row(report) for name, report in reports.items()}
     assert rows["clean.tif"]["warnings"] == 0 and rows["offset.tif"]["warnings"] >= 1
+    assert rows["clean.tif"]["geolocation"] == "ok"  # Collection 2, L1TP, Tier 1
     largest = int(np.argmax(np.abs(shifts["offset"])))
     assert rows["offset.tif"]["level_shift"] == {"band": SENTINEL2_BANDS[largest],
                                                  "value": shifts["offset"][largest]}
@@ -415,6 +416,10 @@ def test_harmonize_tags_the_geolocation_and_warns_unless_registered(tmp_path: Pa
                          progress=False)
     [message] = [m for m in poor.extra["warnings"] if "geolocation" in m]
     report = read_report(poor.path)
+    assert summary_row(read_report(good.path))["geolocation"] == "ok"
+    assert summary_row(report)["geolocation"] == "RMSE 14.2 m"
+    old = {"level1": "L1GT", "collection": "01", "tier": "T2", "rmse_model_m": None}
+    assert summary_row({**report, "geolocation": old})["geolocation"] == "L1GT, C1, T2"
     assert report["geolocation"] == \
         {"level1": "L1TP", "collection": "02", "tier": "T1", "rmse_model_m": 14.2}
     assert message.endswith(next(m for m in report_messages(report) if "geolocation" in m))
@@ -425,6 +430,7 @@ def test_harmonize_tags_the_geolocation_and_warns_unless_registered(tmp_path: Pa
 
     measured = {"shift_m": [0.4, -0.3], "corrected_m": [0, 0], "refused": ""}
     assert geolocation_warnings(measured) == []
+    assert summary_row({**report, "scene_shift": measured})["geolocation"] == "registered"
     assert len(geolocation_warnings({**measured, "refused": "shift above 60 m"})) == 1
     assert len(geolocation_warnings({**measured, "shift_m": None, "refused": "no CRS"})) == 1
     # harmonize decides alike on the registration it made.

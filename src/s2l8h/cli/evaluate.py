@@ -297,7 +297,7 @@ def _season_table(reports: dict[str, dict[str, object]]) -> None:
         return os.path.relpath(Path(path).resolve(), common)
 
     for column in ("product", "pan shift m", "noise σ", "level shift", "bias", "SAM°",
-                   "residual shift m", "warnings"):
+                   "residual shift m", "geolocation", "warnings"):
         table.add_column(column, no_wrap=column == "product")
 
     def cell(value: object, digits: int) -> str:
@@ -311,7 +311,8 @@ def _season_table(reports: dict[str, dict[str, object]]) -> None:
                       "–" if level is None else f"{level['value']:+.4f} {level['band']}",
                       "–" if row["bias"] is None else f"{row['bias']:+.4f}",
                       cell(row["sam_degrees"], 2),
-                      cell(row["shift_m"], 1), str(row["warnings"]))
+                      cell(row["shift_m"], 1), row["geolocation"] or "–",
+                      str(row["warnings"]))
     print_table(table)
     for product, report in reports.items():
         for message in report_messages(report):

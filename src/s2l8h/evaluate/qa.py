@@ -16,6 +16,7 @@ from rasterio.enums import Resampling
 from s2l8h.bands import SENTINEL2_BANDS
 from s2l8h.evaluate.benchmark import read_prediction
 from s2l8h.inference.checks import (
+    GEOLOCATION_WARNING_M,
     LEVEL_SHIFT_TAG,
     Consistency,
     InputChecks,
@@ -29,7 +30,7 @@ from s2l8h.inference.checks import (
 from s2l8h.io.errors import InputError
 from s2l8h.io.grid import WorkingGrids, model_grid, registered_model_grid, warp
 from s2l8h.io.landsat import TOA_MODE_MESSAGE, open_scene
-from s2l8h.io.mtl import Geolocation
+from s2l8h.io.mtl import PRE_COLLECTION, Geolocation
 from s2l8h.io.reader import ReadInputs, SceneReader
 
 REPORT_TAGS = ("S2L8H_CHECK_WINDOW", "S2L8H_PAN_SHIFT_M", "S2L8H_PAN_SHIFT_CORRECTED_M",
@@ -68,10 +69,7 @@ def report_messages(report: dict[str, object]) -> list[str]:
         found += InputChecks(None if shift is None else tuple(shift), tuple(corrected),
                              list(noise or [])).messages()
     geolocation = report.get("geolocation")
-    registration = report.get("scene_shift")
-    registered = isinstance(registration, dict) and registration.get("shift_m") is not None \
-        and not registration.get("refused")
-    if isinstance(geolocation, dict) and not registered:
+    if isinstance(geolocation, dict) and geolocation_flags(report) != "registered":
         found += geolocation_messages(Geolocation.from_dict(geolocation))
     levels = report.get("level_shift")
     found += level_shift_messages(levels if isinstance(levels, dict) else None)
@@ -85,7 +83,8 @@ def summary_row(report: dict[str, object]) -> dict[str, object]:
     """One product's trust report in a few figures (``None`` where the report lacks one): the
     pan's shift against the bands as measured (m), the least-textured band's input noise σ,
     the largest level shift (its size and band), the consistency's largest |bias|, spectral
-    angle (degrees) and residual shift (m), and the number of warnings
+    angle (degrees) and residual shift (m), what of the MTL's geolocation is warned about
+    (:func:`geolocation_flags`; ``None`` without the tag) and the number of warnings
     (:func:`report_messages`)."""
     shift = report.get("pan_shift_m")
     noise = report.get("input_noise")
@@ -105,7 +104,34 @@ def summary_row(report: dict[str, object]) -> dict[str, object]:
             "bias": max(bias, key=abs) if bias else None,
             "sam_degrees": consistency.get("sam_degrees"),
             "shift_m": None if not residual else round(shift_magnitude(tuple(residual)), 2),
+            "geolocation": geolocation_flags(report),
             "warnings": len(report_messages(report))}
+
+
+def geolocation_flags(report: dict[str, object]) -> str | None:
+    """The MTL's geolocation in a few characters, as the season's table shows it: what of it
+    :func:`~s2l8h.inference.checks.geolocation_messages` warns about (the level without
+    ground control, ``RMSE <m> m``, ``C1``/``pre-C``, ``T2``), ``ok`` for nothing,
+    ``registered`` where a reference measured the shift; ``None`` without the tag."""
+    values = report.get("geolocation")
+    if not isinstance(values, dict):
+        return None
+    registration = report.get("scene_shift")
+    if isinstance(registration, dict) and registration.get("shift_m") is not None \
+            and not registration.get("refused"):
+        return "registered"
+    geolocation = Geolocation.from_dict(values)
+    flags = []
+    if geolocation.ground_control is False:
+        flags.append(str(geolocation.level1))
+    rmse = geolocation.rmse_model_m
+    if rmse is not None and rmse > GEOLOCATION_WARNING_M:
+        flags.append(f"RMSE {rmse:g} m")
+    if geolocation.collection in ("01", PRE_COLLECTION):
+        flags.append("C1" if geolocation.collection == "01" else "pre-C")
+    if geolocation.tier == "T2":
+        flags.append("T2")
+    return ", ".join(flags) or "ok"
 
 
 def consistency_with_scene(output: str | os.PathLike[str],
