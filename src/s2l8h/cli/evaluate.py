@@ -116,7 +116,7 @@ def benchmark_command(
                    "scene's B08): register the simulated Landsat scene to it before every "
                    "method runs, as harmonize --reference does (not with --real)."),
     overwrite: bool = typer.Option(False, help="Replace earlier results in the folder."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Simulate Landsat from Sentinel-2, run models and baselines on the same pixels, write
     results.md/.csv/.json and report.html; with --conditions, under each named departure of

@@ -176,7 +176,7 @@ def build_dataset_command(
     min_clear: float = typer.Option(0.5, help="Minimum clear fraction of the AOI (0-1)."),
     size: int = typer.Option(32, help="Patch size in 30 m pixels (Sentinel-2 patch: 3x)."),
     stride: int = typer.Option(16, help="Patch stride in 30 m pixels."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     landsat_url: str = CATALOG_OPTIONS["landsat_url"],
     landsat_l2: str = CATALOG_OPTIONS["landsat_l2"],
     landsat_l1: str = CATALOG_OPTIONS["landsat_l1"],
