@@ -183,5 +183,11 @@ def test_extent_meets_across_the_antimeridian_and_far_away() -> None:
     assert footprint.to_crs("EPSG:4326").boundingbox.left < -179
     assert not extent_meets(sentinel2_grid((0, 0, 1000, 1000), "EPSG:32631"),
                             box(-1e7, -1e7, -9.9e6, -9.9e6, "+proj=ortho +lat_0=-60 +lon_0=170"))
+    # A grid far larger than a UTM zone (the world in Web Mercator at 1 km) does not project
+    # into the zone; the footprint projected into the grid's CRS still meets it.
+    world = sentinel2_grid((-2.0e7, -1.9e7, 2.0e7, 1.9e7), "EPSG:3857", 1000)
+    germany = box(694_005, 5_698_815, 695_445, 5_700_015, "EPSG:32632")
+    assert not world.extent.to_crs(germany.crs, resolution="auto").intersects(germany)
+    assert extent_meets(world, germany) and extent_meets(world, footprint)
     assert crs_name(footprint.crs) == "EPSG:32760"
     assert crs_name("+proj=ortho +lat_0=-60 +lon_0=170").startswith("PROJCRS[")

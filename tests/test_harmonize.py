@@ -348,7 +348,7 @@ def test_bad_output_name_like_with_resolution_and_an_input_as_output(tmp_path, o
     input given as the output (it is said to be an input, not merely to exist)."""
     _bad(tmp_path, outdir, tiny_release, lambda scene: None,
          "out.png: harmonize writes a Cloud-Optimized GeoTIFF; name it .tif, not .png",
-         ["-o", str(outdir / "out.png")])
+         ["-o", str(outdir / "out.png")])  # the last -o is the one taken
     assert not list(outdir.iterdir())
     like = write_raster(tmp_path / "like.tif", np.zeros((10, 10), dtype=np.uint8),
                         Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1]))
@@ -358,6 +358,13 @@ def test_bad_output_name_like_with_resolution_and_an_input_as_output(tmp_path, o
     band = next((tmp_path / "bad").glob("*_SR_B4.TIF"))
     code, output = _cli([str(tmp_path / "bad"), "-o", str(band), "--model", str(tiny_release)])
     assert code == 2 and "is one of this run's inputs" in output, output
+    # Any other existing output is refused at once, before the models load (a hub id that
+    # does not exist would otherwise be the error).
+    (outdir / "old.tif").write_bytes(b"the user's")
+    code, output = _cli([str(tmp_path / "bad"), "-o", str(outdir / "old.tif"), "--model",
+                         "nobody/no-such-model"])
+    assert code == 2 and "old.tif: already exists; pass --overwrite" in output, output
+    assert (outdir / "old.tif").read_bytes() == b"the user's"
 
 
 def test_bounds_meeting_the_scene_only_at_its_edge_write_nothing(tmp_path, outdir,

@@ -204,10 +204,11 @@ def test_evaluate_prediction_on_another_grid(scene: Scene, tmp_path: Path) -> No
     with rasterio.open(prediction) as dataset:
         origin = dataset.transform.c
     # Both grids in full, the 20 m shift of origin visible (not hidden by %g rounding).
+    rows, cols = values.shape[1:]
     run_bad(["evaluate", str(prediction), str(shifted)], "is on another grid than the "
-            f"reference ({values.shape[1]} x {values.shape[2]} px of 10 in EPSG:32632, origin "
-            f"{origin:.2f}, {transform.f:.2f} vs {values.shape[1]} x {values.shape[2]} px of 10 "
-            f"in EPSG:32632, origin {origin + 20:.2f}", tmp_path)
+            f"reference ({rows} x {cols} px of 10 x 10 in EPSG:32632, origin {origin:.2f}, "
+            f"{transform.f:.2f} vs {rows} x {cols} px of 10 x 10 in EPSG:32632, origin "
+            f"{origin + 20:.2f}", tmp_path)
     warped = runner.invoke(app, ["evaluate", str(prediction), str(shifted), "--warp"])
     assert warped.exit_code == 0, warped.output
 

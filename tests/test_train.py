@@ -278,6 +278,12 @@ def test_a_loss_that_is_not_finite_stops_training(dataset: Path, tmp_path: Path)
         load_state_dict_strict(module.model.network, state, "best.ckpt")
 
 
+class _ExitInSecondEpoch(Callback):
+    def on_train_epoch_start(self, trainer, module) -> None:
+        if trainer.current_epoch == 1:
+            raise SystemExit(143)  # as s2l8h's SIGTERM handler exits
+
+
 class _CtrlCInSecondEpoch(Callback):
     def on_train_epoch_start(self, trainer, module) -> None:
         if trainer.current_epoch == 1:
@@ -285,21 +291,21 @@ class _CtrlCInSecondEpoch(Callback):
 
 
 def test_an_interrupted_run_says_how_to_resume(dataset: Path, tmp_path: Path) -> None:
-    """Ctrl-C (Lightning shuts down and exits) becomes the project's error naming the last
-    checkpoint and --resume; the caller's Ctrl-C handler is put back."""
-    import signal
-
+    """Ctrl-C (Lightning shuts down and exits with 1) becomes the project's error naming the
+    last checkpoint and --resume; another exit (a termination signal's 143) keeps its code."""
     from s2l8h.errors import TrainingError
 
-    handler = signal.getsignal(signal.SIGINT)
     config = _tiny_config(dataset, tmp_path / "run", epochs=3)
     with pytest.raises(TrainingError, match=r"interrupted in epoch 1: .*last\.ckpt holds the "
                                             r"last finished epoch; continue with --resume"):
         train(config, callbacks=[_CtrlCInSecondEpoch()], progress=False)
-    assert signal.getsignal(signal.SIGINT) is handler
     saved = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu",
                        weights_only=True)
     assert saved["epoch"] == 0
+    config = _tiny_config(dataset, tmp_path / "terminated", epochs=3)
+    with pytest.raises(SystemExit) as caught:
+        train(config, callbacks=[_ExitInSecondEpoch()], progress=False)
+    assert caught.value.code == 143
 
 
 def test_last_checkpoint_is_the_last_epoch_even_when_validation_does_not_improve(
@@ -345,8 +351,14 @@ def test_export_then_load_model_gives_identical_outputs(dataset: Path, tmp_path:
     from s2l8h.cli import app
 
     runner = CliRunner()
-    result_cli = runner.invoke(app, ["export", str(result.best_checkpoint), "-o",
-                                     str(tmp_path / "alone")])
+    import warnings
+
+    from s2l8h.errors import S2L8HWarning
+
+    with warnings.catch_warnings():  # its card says uncalibrated: no warning besides
+        warnings.simplefilter("error", S2L8HWarning)
+        result_cli = runner.invoke(app, ["export", str(result.best_checkpoint), "-o",
+                                         str(tmp_path / "alone")])
     assert result_cli.exit_code == 0, result_cli.output
     alone, from_checkpoint = load_model(tmp_path / "alone"), load_model(result.best_checkpoint)
     assert "not calibrated" in (tmp_path / "alone" / "README.md").read_text()
@@ -430,8 +442,8 @@ def test_patch_table_is_csv(dataset: Path) -> None:
 def test_simulated_dataset_refuses_empty_splits_and_replaces_its_patches(
         sentinel2_crop: Path, tmp_path: Path) -> None:
     """Splits too small for a patch are refused before anything is written; ``overwrite``
-    leaves only the new dataset's patches; a dataset whose Validation patches all fail the
-    quality filter is written with a warning."""
+    leaves only the new dataset's patches; a dataset whose Train and Validation patches all
+    fail the quality filter is written with a warning."""
     from s2l8h.errors import OptionError, S2L8HWarning
 
     # 80 rows of 30 m: Validation (10 %) is 8 rows, less than a 32 px patch.
@@ -448,6 +460,20 @@ def test_simulated_dataset_refuses_empty_splits_and_replaces_its_patches(
     kept = sorted(folder.rglob("*.h5"))
     assert len(kept) == len(rows) < len(first)
     assert {path.stem for path in kept} == {row["patch_id"] for row in rows}
+    # Replacing removes only patch files under the dataset's patches/ folder, whatever its
+    # table says (a hand-edited table naming a file outside, a row without its columns).
+    from s2l8h.data.build import _earlier_patches
+    from s2l8h.data.patches import write_table
+
+    outside = tmp_path / "outside.h5"
+    outside.write_bytes(b"keep")
+    write_table(folder, [*rows[:1], {**rows[0], "patch_id": "../../../../outside"},
+                         {**rows[0], "pair_type": ""}])
+    assert _earlier_patches(folder) == [folder / "patches" / rows[0]["pair_type"]
+                                        / rows[0]["scene_landsat"] / f"{rows[0]['patch_id']}.h5"]
+    build_simulated_dataset(sentinel2_crop, folder, size=20, stride=20,
+                            fractions=(0.5, 0.25, 0.25), overwrite=True)
+    assert outside.read_bytes() == b"keep" and len(list(folder.rglob("*.h5"))) == len(rows)
     with pytest.warns(S2L8HWarning, match="no Train and no Validation patch passes the "
                                           "quality filter"):
         counts = build_simulated_dataset(sentinel2_crop, tmp_path / "noisy", size=16,

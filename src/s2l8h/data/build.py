@@ -58,10 +58,11 @@ def build_simulated_dataset(
                                                 simulated.pan_grid, grid)
     target = simulated.target[:, :3 * grid30.height, :3 * grid30.width]
     splits = split_rows(grid30.height, fractions)
-    check_splits_hold_patches(splits, grid30.width, size, stride, sentinel2)
+    source = sentinel2 if isinstance(sentinel2, str | os.PathLike) else \
+        Path(sentinel2[0]).parent
+    check_splits_hold_patches(splits, grid30.width, size, stride, source)
     output_dir.mkdir(parents=True, exist_ok=True)
-    earlier = [patch_path(output_dir, row) for row in read_table(output_dir)] \
-        if (output_dir / CSV_NAME).exists() else []
+    earlier = _earlier_patches(output_dir)
     patches = extract_patches(multispectral, pan, target, grid30, size=size, stride=stride,
                               splits=splits, scene_landsat=name,
                               scene_sentinel2=Path(str(sentinel2)).name)
@@ -145,6 +146,22 @@ def build_pair_dataset(
          "bbox": list(bbox), "size": size, "stride": stride, "fractions": list(fractions),
          "counts_passing_quality": counts}, indent=2) + "\n")
     return counts
+
+
+def _earlier_patches(output_dir: Path) -> list[Path]:
+    """The patch files the dataset in ``output_dir`` lists (its ``patches.csv``), those only
+    that lie under its ``patches/`` folder and end in ``.h5``: what replacing it may remove."""
+    if not (output_dir / CSV_NAME).exists():
+        return []
+    root = (output_dir / "patches").resolve()
+    found = []
+    for row in read_table(output_dir):
+        if not all(row.get(key) for key in ("pair_type", "patch_id")):
+            continue
+        path = patch_path(output_dir, row)
+        if path.suffix == ".h5" and path.resolve().is_relative_to(root):
+            found.append(path)
+    return found
 
 
 def check_splits_hold_patches(splits: dict[str, tuple[int, int]], width: int, size: int,

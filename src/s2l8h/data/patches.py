@@ -244,7 +244,7 @@ def read_table(folder: str | os.PathLike[str]) -> list[dict]:
 
 def patch_path(folder: Path, row: dict) -> Path:
     """``patches/<split>/<Landsat scene>/<patch_id>.h5`` under ``folder``."""
-    return folder / "patches" / row["pair_type"] / (row["scene_landsat"] or "scene") / \
+    return folder / "patches" / row["pair_type"] / (row.get("scene_landsat") or "scene") / \
         f"{row['patch_id']}.h5"
 
 

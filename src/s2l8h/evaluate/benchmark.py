@@ -105,10 +105,14 @@ EDGE_MARGIN = 6
 
 
 def _grid_text(grid: GeoBox) -> str:
-    """``"<rows> x <cols> px of <size> in EPSG:n, origin <x>, <y>"`` (CRS units)."""
-    affine = grid.affine
-    return (f"{grid.height} x {grid.width} px of {affine.a:g} in {crs_name(grid.crs)}, "
-            f"origin {affine.c:.2f}, {affine.f:.2f}")
+    """``"<rows> x <cols> px of <x size> x <y size> in EPSG:n, origin <x>, <y>"`` (CRS
+    units: metres to the centimetre, degrees to 8 decimals), and the transform's rotation
+    terms where they are not 0."""
+    affine, digits = grid.affine, 8 if grid.crs.geographic else 2
+    rotation = f", rotation {affine.b:g}, {affine.d:g}" if affine.b or affine.d else ""
+    return (f"{grid.height} x {grid.width} px of {affine.a:g} x {-affine.e:g} in "
+            f"{crs_name(grid.crs)}, origin {affine.c:.{digits}f}, {affine.f:.{digits}f}"
+            f"{rotation}")
 
 
 def evaluate_files(prediction: str | os.PathLike[str], reference: str | os.PathLike[str],

@@ -322,8 +322,13 @@ def plan_harmonize(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     device = check_device(options.device)
     if options.threads:
         torch.set_num_threads(options.threads)
-    # Whether it may be replaced is said once it is known not to be one of the inputs.
-    check_output_path(output, overwrite=True)
+    # An existing output among the inputs given (or in a folder given) may be one of the
+    # scene's files: whether it may be replaced is said once that is known; otherwise at once.
+    given = [Path(item).resolve() for item in
+             ([inputs] if isinstance(inputs, str | os.PathLike) else inputs)]
+    target = Path(output).resolve()
+    among_inputs = Path(output).exists() and (target in given or target.parent in given)
+    check_output_path(output, options.overwrite or among_inputs)
     models = resolve_models(options.models, options.dropout)
     predictor = build_predictor(models, options.uncertainty, mc_passes=options.mc_passes,
                                 consistency=options.consistency,

@@ -354,7 +354,7 @@ class CogWriter:
         try:
             if self.grid != self.rows_grid:
                 source = self._workdir / "warped.tif"
-                if self._warp(source) == 0:
+                if not self._warp(source):
                     # The rows held data (harmonize checks), but none fell on an output
                     # pixel: a grid that meets the scene's data only along its edge.
                     raise OutputError(f"{self.path}: not written: no pixel of the output "
@@ -373,11 +373,11 @@ class CogWriter:
             shutil.rmtree(self._workdir, ignore_errors=True)
         return self.path
 
-    def _warp(self, destination: Path) -> int:
+    def _warp(self, destination: Path) -> bool:
         """Warp the float32 rows onto the output grid (GDAL's warper, all cores), then
-        encode to uint16 where asked; return the number of output pixels with data. (A
-        warped VRT read strip by strip would spare the float copy on disk but took 2.7 times
-        as long.)"""
+        encode to uint16 where asked; return whether any output pixel has data (all its
+        bands finite). (A warped VRT read strip by strip would spare the float copy on disk
+        but took 2.7 times as long.)"""
         floats = destination.with_name("warped-float.tif") if self.dtype == "uint16" \
             else destination
         bands = len(self.band_names)
@@ -400,9 +400,10 @@ class CogWriter:
                           warp_mem_limit=WARP_MEMORY_MB)
         self._rows_path.unlink()  # free its space before the next copy
         if floats != destination:
-            return self._encode(floats, destination)
-        with rasterio.open(destination) as warped:
-            return sum(int(np.isfinite(warped.read(1, window=window)).sum())
+            return self._encode(floats, destination) > 0
+        bands = list(range(1, len(self.band_names) + 1))
+        with rasterio.open(destination) as warped:  # stops at the first block with data
+            return any(bool(np.isfinite(warped.read(bands, window=window)).all(axis=0).any())
                        for _, window in warped.block_windows(1))
 
     def _encode(self, floats: Path, destination: Path) -> int:

@@ -52,12 +52,20 @@ def extent_meets(grid: GeoBox, footprint: Geometry) -> bool:
     """Whether ``grid``'s extent meets ``footprint`` (any CRS; a scene's, in a projected
     one): compared in the footprint's CRS, the grid's edges densified before they are
     projected (odc-geo), so that edges curved by the projection and a footprint across the
-    antimeridian are taken as they are; ``False`` where the two CRSs have no finite
-    projection between them (far apart)."""
-    try:
-        return grid.extent.to_crs(footprint.crs, resolution="auto").intersects(footprint)
-    except (ValueError, RuntimeError):
-        return False
+    antimeridian are taken as they are; and, should that projection fail or give nothing (a
+    grid far larger than a UTM zone), the footprint compared in the grid's CRS. ``False``
+    where neither projection is finite (far apart)."""
+    attempts = (lambda: grid.extent.to_crs(footprint.crs, resolution="auto")
+                .intersects(footprint),
+                lambda: footprint.to_crs(grid.crs, resolution="auto", wrapdateline=True)
+                .intersects(grid.extent))
+    for attempt in attempts:
+        try:
+            if attempt():
+                return True
+        except (ValueError, RuntimeError):
+            continue
+    return False
 
 
 def grid_like(path: str | os.PathLike[str]) -> GeoBox:

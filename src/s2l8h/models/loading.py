@@ -317,8 +317,8 @@ def _assemble(
     model = Harmonizer(network, convention, architecture, name=name, provenance=provenance)
     if document is not None and document.get("checkpoint") and model.has_variance_head:
         warn(f"{source}: a training checkpoint, whose variance head is not calibrated (s2l8h "
-             "export fits its factor on the validation split): its σ may be too narrow or "
-             "too wide", S2L8HWarning)
+             "export with the run's --config fits its factor on the validation split): its σ "
+             "may be too narrow or too wide", S2L8HWarning)
     return model.eval()
 
 

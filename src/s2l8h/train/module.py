@@ -176,17 +176,30 @@ class HarmonizerModule(L.LightningModule):
             total = total + term.weight * noise_penalty(squared, term.gain, term.bands)
         return total, next(iter(gains.values())).detach()
 
+    def _loss_not_finite(self, loss: torch.Tensor) -> bool:
+        """Whether ``loss`` is NaN or infinite on any process (decided together, so that
+        several processes stop together; a half-precision run's overflow is left to its
+        gradient scaler, which skips that step)."""
+        not_finite = not bool(torch.isfinite(loss))
+        if self._trainer is None:
+            return not_finite
+        if str(self.trainer.precision).startswith("16"):
+            return False
+        return bool(self.trainer.strategy.reduce_boolean_decision(not_finite, all=False))
+
     def training_step(self, batch, batch_index: int) -> torch.Tensor:
         multispectral, pan, target = batch_tensors(batch)
         mean, variance = split_output(self(multispectral, pan))
         loss = self.loss(mean, target, variance, batch_mask(batch))
         if self.loss.noise_terms:
             loss = loss + self._noise_loss(batch, mean)[0]
-        if not torch.isfinite(loss):  # the next step would make every weight NaN
+        if self._loss_not_finite(loss):  # the next step would make every weight NaN
             raise TrainingError(
                 f"the training loss is {loss.item()} at epoch {self.current_epoch}, step "
-                f"{self.global_step}: the patches hold NaN or infinite values, or the "
-                "learning rate is too high; the checkpoints written so far are kept")
+                f"{self.global_step}: the patches hold NaN or infinite values (a dataset "
+                "built before its valid fraction counted the pan: rebuild it with "
+                "--overwrite), or the learning rate is too high; the checkpoints written so "
+                "far are kept")
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True,
                  batch_size=target.shape[0])
         return loss

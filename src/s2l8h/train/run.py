@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import math
 import os
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,13 +128,13 @@ def train(config: TrainConfig, *, resume: bool | str = False,
         enable_model_summary=False)
     datamodule = PatchDataModule(config.data, config.trainer.seed, module.model.convention,
                                  noise_free_twin=bool(module.loss.noise_terms))
-    handler = signal.getsignal(signal.SIGINT)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    except SystemExit:  # Lightning exits after a graceful shutdown on Ctrl-C
-        if not trainer.interrupted:
+    except SystemExit as error:
+        # Lightning's exit after its graceful shutdown on Ctrl-C (code 1); other exits, such
+        # as a termination signal's 128 + n, keep their code for schedulers.
+        if not trainer.interrupted or error.code != 1:
             raise
-        signal.signal(signal.SIGINT, handler)  # Lightning ignores Ctrl-C from then on
         last = checkpoints / "last.ckpt"
         saved = f"{last} holds the last finished epoch; continue with --resume" \
             if last.exists() else "no epoch finished, so there is nothing to resume"
@@ -376,13 +375,17 @@ def export_checkpoint(checkpoint: str | os.PathLike[str], folder: str | os.PathL
     """Write a checkpoint's model in the release format, rebuilt from the checkpoint alone
     (its hyperparameters name the architecture, config and convention), with a short model
     card; the variance head is not calibrated (that needs the training data)."""
+    import warnings
+
     from s2l8h.models.loading import load_model, read_weights
 
     if read_weights(checkpoint)[1] is None:
         raise ModelLoadError(f"{checkpoint}: the checkpoint does not describe its model "
                              "(not written by s2l8h train, or before it saved "
                              "hyperparameters); pass its training configuration (--config)")
-    model = load_model(checkpoint)
+    with warnings.catch_warnings():  # the card says the head is not calibrated
+        warnings.simplefilter("ignore", S2L8HWarning)
+        model = load_model(checkpoint)
     facts = {"checkpoint": str(checkpoint), **(card or {})}
     model.provenance = {"weights": f"trained by s2l8h train, checkpoint {checkpoint}"}
     folder = save_pretrained(model, folder, provenance={"training": facts},
