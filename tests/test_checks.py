@@ -461,3 +461,7 @@ def test_qa_against_a_level1_scene_shows_the_toa_warning_once(tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     assert result.output.count("warning: TOA mode:") == 1
     assert "ToaModeWarning" not in result.output
+    # What harmonize recorded besides the consistency (here the geolocation) is kept.
+    report = json.loads((tmp_path / "qa.json").read_text())
+    assert report["geolocation"]["collection"] == "pre-collection"
+    assert "geolocation: a pre-collection scene" in " ".join(result.output.split())

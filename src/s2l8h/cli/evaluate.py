@@ -200,6 +200,7 @@ def qa_command(
     from s2l8h.evaluate.qa import consistency_with_scene, read_report, report_messages
     from s2l8h.inference.checks import consistency_messages
     from s2l8h.io.cog import check_not_an_input, check_output_path
+    from s2l8h.io.errors import InputError
     from s2l8h.io.landsat import open_scene
 
     season = len(outputs) > 1 or any(output.is_dir() for output in outputs)
@@ -222,8 +223,17 @@ def qa_command(
         return
     output = products[0]
     with caught:
-        report = consistency_with_scene(output, scene_inputs, toa=toa) if scene_inputs \
-            else read_report(output)
+        if scene_inputs:
+            # The consistency measured here; what harmonize recorded besides, if it made it.
+            try:
+                recorded = read_report(output)
+            except InputError:
+                recorded = {}
+            report = {**{key: value for key, value in recorded.items()
+                         if key != "consistency"},
+                      **consistency_with_scene(output, scene_inputs, toa=toa)}
+        else:
+            report = read_report(output)
     table = Table(title=f"trust report: {output.name}")
     table.add_column("check", no_wrap=True)
     table.add_column("value")
@@ -236,7 +246,8 @@ def qa_command(
     print_table(table)
     messages = report_messages(report)
     for message in messages:
-        console.print(f"[yellow]warning:[/yellow] {message}")
+        if message not in caught.shown:  # the scene's own TOA warning, shown already
+            console.print(f"[yellow]warning:[/yellow] {message}")
     consistency = report.get("consistency")
     if isinstance(consistency, dict) and not consistency_messages(consistency):
         console.print("consistency: the output agrees with its input (|bias| <= 0.01, "
