@@ -383,6 +383,25 @@ def test_bounds_meeting_the_scene_only_at_its_edge_write_nothing(tmp_path, outdi
     assert not list(outdir.iterdir())
 
 
+def test_pixels_finer_than_the_model_are_warned_about(tmp_path: Path, scene: Scene) -> None:
+    import warnings
+
+    from s2l8h.errors import S2L8HWarning
+
+    left, _bottom, _right, top = scene.bounds
+    bounds = (left, top - 300, left + 300, top)
+    with pytest.warns(S2L8HWarning, match="the output's 5 m pixels are finer than the 10 m "
+                                          "the networks predict") as caught:
+        harmonize(scene.folder, tmp_path / "fine.tif", models=[tiny_model()], bounds=bounds,
+                  resolution=5, progress=False)
+    assert all(w.filename == __file__ for w in caught if "finer" in str(w.message))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        harmonize(scene.folder, tmp_path / "ten.tif", models=[tiny_model()], bounds=bounds,
+                  progress=False)
+    assert not [w for w in caught if "finer than" in str(w.message)]
+
+
 def test_bounds_overlapping_the_scene_in_part_are_kept(tmp_path: Path, scene: Scene) -> None:
     left, _bottom, _right, top = scene.bounds
     bounds = (left - 2_000, top - 200, left + 200, top + 2_000)

@@ -23,7 +23,7 @@ from odc.geo.geobox import GeoBox
 from tqdm.auto import tqdm
 
 from s2l8h.defaults import DEFAULT_MODEL
-from s2l8h.errors import collect_warnings, warn
+from s2l8h.errors import S2L8HWarning, collect_warnings, warn
 from s2l8h.inference.checks import (
     LEVEL_SHIFT_TAG,
     Consistency,
@@ -251,6 +251,17 @@ def check_grid_meets_scene(grid: GeoBox, scene_bounds: tuple[float, float, float
         f"{spans(grid.boundingbox, grid.crs.geographic)} in {crs_name(grid.crs)}{hint})")
 
 
+def warn_finer_than_the_model(grid: GeoBox) -> None:
+    """Warn where the output's pixels are finer than the 10 m the networks predict (in a
+    geographic CRS, 10 m of arc at the equator): it gets their prediction resampled, no
+    finer detail."""
+    size = abs(grid.affine.a) * (111_320.0 if grid.crs.geographic else 1.0)
+    if size < 10.0 - 1e-6:
+        warn(f"the output's {size:g} m pixels are finer than the 10 m the networks predict: "
+             "they hold the 10 m prediction resampled (cubic), no finer detail", S2L8HWarning,
+             stacklevel=4)
+
+
 def default_resolution(crs: object) -> float:
     """10 m in the units of ``crs``: metres, or degrees (10 m of arc at the equator) in a
     geographic CRS."""
@@ -347,6 +358,7 @@ def plan_harmonize(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     grid = output_grid(scene.multispectral, like=options.like, crs=options.crs,
                        bounds=options.bounds, resolution=options.resolution)
     check_grid_size(grid)
+    warn_finer_than_the_model(grid)
     fine, grids, tiles = _model_grids(grid, scene, convention.scale, options,
                                       predictor.alignment)
     return HarmonizePlan(scene, Path(output), options, models, predictor, device, grid, fine,
