@@ -536,7 +536,8 @@ def sigma_tags(predictor: Predictor, noise: Sequence[float] | None) -> dict[str,
 
 def geolocation_tags(scene: LandsatScene) -> dict[str, str]:
     """``S2L8H_GEOLOCATION``: what the scene's MTL says of its geolocation (Level-1
-    processing level, tier, ``GEOMETRIC_RMSE_MODEL`` in metres); nothing without an MTL."""
+    processing level, collection, tier, ``GEOMETRIC_RMSE_MODEL`` in metres;
+    :class:`~s2l8h.io.mtl.Geolocation`); nothing without an MTL."""
     geolocation = scene.geolocation()
     return {} if geolocation is None else \
         {"S2L8H_GEOLOCATION": json.dumps(geolocation.to_dict())}
