@@ -465,3 +465,11 @@ def test_qa_against_a_level1_scene_shows_the_toa_warning_once(tmp_path: Path) ->
     report = json.loads((tmp_path / "qa.json").read_text())
     assert report["geolocation"]["collection"] == "pre-collection"
     assert "geolocation: a pre-collection scene" in " ".join(result.output.split())
+    assert "check_window" not in report and "consistency" in report  # measured here
+    # Tags of a product made from another scene are not shown as this scene's.
+    from s2l8h.evaluate.qa import recorded_for_scene
+
+    assert recorded_for_scene(output, "LC08_L1TP_001002_20200101_20200102_02_T1") == \
+        ({}, "LC80200392015216LGN00")
+    recorded, made_from = recorded_for_scene(output, "LC80200392015216LGN00")
+    assert made_from == "LC80200392015216LGN00" and "input_noise" in recorded

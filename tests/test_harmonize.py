@@ -400,6 +400,18 @@ def test_pixels_finer_than_the_model_are_warned_about(tmp_path: Path, scene: Sce
         harmonize(scene.folder, tmp_path / "ten.tif", models=[tiny_model()], bounds=bounds,
                   progress=False)
     assert not [w for w in caught if "finer than" in str(w.message)]
+    # In the CRS's own units (US survey feet: 10 ft is 3.05 m), and in degrees at the grid's
+    # latitude (the default lon/lat grid: 10 m of longitude at the equator, 5 m at 60° N).
+    from s2l8h.inference.harmonize import pixel_size_m
+    from s2l8h.io.grid import sentinel2_grid
+
+    assert pixel_size_m(sentinel2_grid((0, 0, 1000, 1000), "EPSG:2263", 10)) == \
+        pytest.approx(3.048, abs=1e-3)
+    degree = 10 / 111_320
+    assert pixel_size_m(sentinel2_grid((10, 0, 10.1, 0.1), "EPSG:4326", degree)) == \
+        pytest.approx(9.93, abs=0.01)
+    assert pixel_size_m(sentinel2_grid((10, 60, 10.1, 60.1), "EPSG:4326", degree)) == \
+        pytest.approx(5.0, abs=0.02)
 
 
 def test_bounds_overlapping_the_scene_in_part_are_kept(tmp_path: Path, scene: Scene) -> None:

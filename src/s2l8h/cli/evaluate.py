@@ -197,10 +197,14 @@ def qa_command(
     row each, to see which to trust; a folder's rasters without s2l8h's tags are left out
     (named); --json then holds {"products": {path: report}}."""
     from s2l8h.evaluate.benchmark import write_json
-    from s2l8h.evaluate.qa import consistency_with_scene, read_report, report_messages
+    from s2l8h.evaluate.qa import (
+        consistency_with_scene,
+        read_report,
+        recorded_for_scene,
+        report_messages,
+    )
     from s2l8h.inference.checks import consistency_messages
     from s2l8h.io.cog import check_not_an_input, check_output_path
-    from s2l8h.io.errors import InputError
     from s2l8h.io.landsat import open_scene
 
     season = len(outputs) > 1 or any(output.is_dir() for output in outputs)
@@ -224,14 +228,18 @@ def qa_command(
     output = products[0]
     with caught:
         if scene_inputs:
-            # The consistency measured here; what harmonize recorded besides, if it made it.
-            try:
-                recorded = read_report(output)
-            except InputError:
-                recorded = {}
-            report = {**{key: value for key, value in recorded.items()
-                         if key != "consistency"},
-                      **consistency_with_scene(output, scene_inputs, toa=toa)}
+            # The consistency measured here; what harmonize recorded besides, if it made the
+            # product from this scene.
+            name = open_scene(scene_inputs, toa=toa, need_pan=False).name
+            recorded, made_from = recorded_for_scene(output, name)
+            measured = consistency_with_scene(output, scene_inputs, toa=toa)
+            if "scene_shift" in recorded:  # the same shift, as the tags give it
+                measured.pop("scene_shift_corrected_m", None)
+            report = {**recorded, **measured}
+            if made_from is not None and made_from != name:
+                console.print(f"{output.name} was made from {made_from}, not from {name}: "
+                              "only the consistency measured against the scene given is "
+                              "shown", highlight=False)
         else:
             report = read_report(output)
     table = Table(title=f"trust report: {output.name}")

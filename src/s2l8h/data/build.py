@@ -65,7 +65,7 @@ def build_simulated_dataset(
     earlier = _earlier_patches(output_dir)
     patches = extract_patches(multispectral, pan, target, grid30, size=size, stride=stride,
                               splits=splits, scene_landsat=name,
-                              scene_sentinel2=Path(str(sentinel2)).name)
+                              scene_sentinel2=Path(source).name)
     rows = write_patches(output_dir, patches, quality.min_valid_fraction)
     counts = _counts(rows, quality)
     write_table(output_dir, rows)

@@ -110,7 +110,7 @@ def _grid_text(grid: GeoBox) -> str:
     terms where they are not 0."""
     affine, digits = grid.affine, 8 if grid.crs.geographic else 2
     rotation = f", rotation {affine.b:g}, {affine.d:g}" if affine.b or affine.d else ""
-    return (f"{grid.height} x {grid.width} px of {affine.a:g} x {-affine.e:g} in "
+    return (f"{grid.height} x {grid.width} px of {affine.a:.10g} x {-affine.e:.10g} in "
             f"{crs_name(grid.crs)}, origin {affine.c:.{digits}f}, {affine.f:.{digits}f}"
             f"{rotation}")
 

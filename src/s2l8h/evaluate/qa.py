@@ -47,14 +47,37 @@ def read_report(path: str | os.PathLike[str]) -> dict[str, object]:
             tags = dataset.tags()
     except rasterio.errors.RasterioIOError as error:
         raise InputError(path, f"not a readable raster ({error})") from None
-    found = {key.removeprefix("S2L8H_").lower(): json.loads(tags[key])
-             for key in REPORT_TAGS if key in tags}
+    found = {}
+    for key in REPORT_TAGS:
+        if key in tags:
+            try:
+                found[key.removeprefix("S2L8H_").lower()] = json.loads(tags[key])
+            except ValueError:
+                raise InputError(path, f"tag {key} is not valid JSON") from None
     if not found:
         raise InputError(path, "has no s2l8h check tags (not written by s2l8h harmonize); "
                          "give the Landsat scene to compute the consistency")
     if "S2L8H_LEVEL" in tags:
         found = {"level": tags["S2L8H_LEVEL"], **found}
     return found
+
+
+def recorded_for_scene(path: str | os.PathLike[str], scene_name: str
+                       ) -> tuple[dict[str, object], str | None]:
+    """What ``harmonize`` recorded in ``path``'s tags (:func:`read_report`, without its
+    consistency and measuring window, which ``qa --scene`` measures anew) when the product
+    was made from the scene named ``scene_name``, else ``{}``; and the scene it was made
+    from (its ``S2L8H_SCENE`` tag; ``None`` for a product without s2l8h's tags)."""
+    try:
+        with rasterio.open(path) as dataset:
+            made_from = dataset.tags().get("S2L8H_SCENE")
+    except rasterio.errors.RasterioIOError as error:
+        raise InputError(path, f"not a readable raster ({error})") from None
+    if made_from is None or made_from != scene_name:
+        return {}, made_from
+    recorded = read_report(path)
+    return {key: value for key, value in recorded.items()
+            if key not in ("consistency", "check_window")}, made_from
 
 
 def report_messages(report: dict[str, object]) -> list[str]:
@@ -112,14 +135,15 @@ def geolocation_flags(report: dict[str, object]) -> str | None:
     """The MTL's geolocation in a few characters, as the season's table shows it: what of it
     :func:`~s2l8h.inference.checks.geolocation_messages` warns about (the level without
     ground control, ``RMSE <m> m``, ``C1``/``pre-C``, ``T2``), ``ok`` for nothing,
-    ``registered`` where a reference measured the shift; ``None`` without the tag."""
-    values = report.get("geolocation")
-    if not isinstance(values, dict):
-        return None
+    ``registered`` where a reference measured the shift; ``None`` without the tag or where
+    the MTL said nothing of it."""
     registration = report.get("scene_shift")
     if isinstance(registration, dict) and registration.get("shift_m") is not None \
             and not registration.get("refused"):
         return "registered"
+    values = report.get("geolocation")
+    if not isinstance(values, dict) or not any(value is not None for value in values.values()):
+        return None
     geolocation = Geolocation.from_dict(values)
     flags = []
     if geolocation.ground_control is False:

@@ -251,13 +251,25 @@ def check_grid_meets_scene(grid: GeoBox, scene_bounds: tuple[float, float, float
         f"{spans(grid.boundingbox, grid.crs.geographic)} in {crs_name(grid.crs)}{hint})")
 
 
+def pixel_size_m(grid: GeoBox) -> float:
+    """The smaller side of ``grid``'s pixels in metres: CRS units converted by the CRS's
+    own factor (feet, kilometres ...); in a geographic CRS, degrees at the grid's central
+    latitude (111.32 km of longitude at the equator, times its cosine; 110.57 km of
+    latitude)."""
+    width, height = abs(grid.affine.a), abs(grid.affine.e)
+    if grid.crs.geographic:
+        latitude = math.radians(grid.extent.centroid.coords[0][1])
+        return min(width * 111_320.0 * math.cos(latitude), height * 110_574.0)
+    return min(width, height) * grid.crs.proj.axis_info[0].unit_conversion_factor
+
+
 def warn_finer_than_the_model(grid: GeoBox) -> None:
-    """Warn where the output's pixels are finer than the 10 m the networks predict (in a
-    geographic CRS, 10 m of arc at the equator): it gets their prediction resampled, no
-    finer detail."""
-    size = abs(grid.affine.a) * (111_320.0 if grid.crs.geographic else 1.0)
-    if size < 10.0 - 1e-6:
-        warn(f"the output's {size:g} m pixels are finer than the 10 m the networks predict: "
+    """Warn where the output's pixels are finer than the 10 m the networks predict by more
+    than 5 % (:func:`pixel_size_m`; the default lon/lat grid, 10 m of longitude at the
+    equator, is 9.93 m of latitude): they get the prediction resampled, no finer detail."""
+    size = pixel_size_m(grid)
+    if size < 9.5:
+        warn(f"the output's {size:.3g} m pixels are finer than the 10 m the networks predict: "
              "they hold the 10 m prediction resampled (cubic), no finer detail", S2L8HWarning,
              stacklevel=4)
 
@@ -337,6 +349,8 @@ def plan_harmonize(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     # scene's files: whether it may be replaced is said once that is known; otherwise at once.
     given = [Path(item).resolve() for item in
              ([inputs] if isinstance(inputs, str | os.PathLike) else inputs)]
+    given += [Path(item).resolve() for item in (options.like, options.reference)
+              if item is not None]
     target = Path(output).resolve()
     among_inputs = Path(output).exists() and (target in given or target.parent in given)
     check_output_path(output, options.overwrite or among_inputs)

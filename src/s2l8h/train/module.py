@@ -178,12 +178,14 @@ class HarmonizerModule(L.LightningModule):
 
     def _loss_not_finite(self, loss: torch.Tensor) -> bool:
         """Whether ``loss`` is NaN or infinite on any process (decided together, so that
-        several processes stop together; a half-precision run's overflow is left to its
-        gradient scaler, which skips that step)."""
+        several processes stop together). Where a gradient scaler runs (float16 mixed
+        precision on a GPU), an overflow is left to it, which skips that step; NaN input is
+        not an overflow and still stops the run."""
         not_finite = not bool(torch.isfinite(loss))
         if self._trainer is None:
             return not_finite
-        if str(self.trainer.precision).startswith("16"):
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if scaler is not None and not bool(torch.isnan(loss)):
             return False
         return bool(self.trainer.strategy.reduce_boolean_decision(not_finite, all=False))
 

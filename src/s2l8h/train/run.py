@@ -384,7 +384,8 @@ def export_checkpoint(checkpoint: str | os.PathLike[str], folder: str | os.PathL
                              "(not written by s2l8h train, or before it saved "
                              "hyperparameters); pass its training configuration (--config)")
     with warnings.catch_warnings():  # the card says the head is not calibrated
-        warnings.simplefilter("ignore", S2L8HWarning)
+        warnings.filterwarnings("ignore", ".*a training checkpoint, whose variance head",
+                                S2L8HWarning)
         model = load_model(checkpoint)
     facts = {"checkpoint": str(checkpoint), **(card or {})}
     model.provenance = {"weights": f"trained by s2l8h train, checkpoint {checkpoint}"}
