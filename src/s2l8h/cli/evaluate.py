@@ -230,9 +230,9 @@ def qa_command(
         if scene_inputs:
             # The consistency measured here; what harmonize recorded besides, if it made the
             # product from this scene.
-            name = open_scene(scene_inputs, toa=toa, need_pan=False).name
-            recorded, made_from = recorded_for_scene(output, name)
             measured = consistency_with_scene(output, scene_inputs, toa=toa)
+            name = str(measured["scene"])
+            recorded, made_from = recorded_for_scene(output, name)
             if "scene_shift" in recorded:  # the same shift, as the tags give it
                 measured.pop("scene_shift_corrected_m", None)
             report = {**recorded, **measured}

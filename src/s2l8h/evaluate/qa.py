@@ -16,13 +16,13 @@ from rasterio.enums import Resampling
 from s2l8h.bands import SENTINEL2_BANDS
 from s2l8h.evaluate.benchmark import read_prediction
 from s2l8h.inference.checks import (
-    GEOLOCATION_WARNING_M,
     LEVEL_SHIFT_TAG,
     Consistency,
     InputChecks,
     central_window,
     consistency_messages,
     geolocation_messages,
+    geolocation_reasons,
     level_shift_messages,
     shift_magnitude,
     to_landsat,
@@ -30,7 +30,7 @@ from s2l8h.inference.checks import (
 from s2l8h.io.errors import InputError
 from s2l8h.io.grid import WorkingGrids, model_grid, registered_model_grid, warp
 from s2l8h.io.landsat import TOA_MODE_MESSAGE, open_scene
-from s2l8h.io.mtl import PRE_COLLECTION, Geolocation
+from s2l8h.io.mtl import Geolocation
 from s2l8h.io.reader import ReadInputs, SceneReader
 
 REPORT_TAGS = ("S2L8H_CHECK_WINDOW", "S2L8H_PAN_SHIFT_M", "S2L8H_PAN_SHIFT_CORRECTED_M",
@@ -132,9 +132,9 @@ def summary_row(report: dict[str, object]) -> dict[str, object]:
 
 
 def geolocation_flags(report: dict[str, object]) -> str | None:
-    """The MTL's geolocation in a few characters, as the season's table shows it: what of it
-    :func:`~s2l8h.inference.checks.geolocation_messages` warns about (the level without
-    ground control, ``RMSE <m> m``, ``C1``/``pre-C``, ``T2``), ``ok`` for nothing,
+    """The MTL's geolocation in a few characters, as the season's table shows it: the flags
+    of :func:`~s2l8h.inference.checks.geolocation_reasons` (the level without ground
+    control, ``RMSE <m> m``, ``C1``/``pre-C``, ``T2``), ``ok`` for none,
     ``registered`` where a reference measured the shift; ``None`` without the tag or where
     the MTL said nothing of it."""
     registration = report.get("scene_shift")
@@ -144,18 +144,8 @@ def geolocation_flags(report: dict[str, object]) -> str | None:
     values = report.get("geolocation")
     if not isinstance(values, dict) or not any(value is not None for value in values.values()):
         return None
-    geolocation = Geolocation.from_dict(values)
-    flags = []
-    if geolocation.ground_control is False:
-        flags.append(str(geolocation.level1))
-    rmse = geolocation.rmse_model_m
-    if rmse is not None and rmse > GEOLOCATION_WARNING_M:
-        flags.append(f"RMSE {rmse:g} m")
-    if geolocation.collection in ("01", PRE_COLLECTION):
-        flags.append("C1" if geolocation.collection == "01" else "pre-C")
-    if geolocation.tier == "T2":
-        flags.append("T2")
-    return ", ".join(flags) or "ok"
+    reasons = geolocation_reasons(Geolocation.from_dict(values))
+    return ", ".join(flag for flag, _ in reasons) or "ok"
 
 
 def consistency_with_scene(output: str | os.PathLike[str],
@@ -163,8 +153,9 @@ def consistency_with_scene(output: str | os.PathLike[str],
                            *, toa: bool = False) -> dict[str, object]:
     """The consistency of a Sentinel-2-like raster (B02 ... B12 by description, or its first
     six bands; 10 m grid) with the Landsat scene's 30 m bands (module docstring of
-    :mod:`s2l8h.inference.checks`). An output of ``harmonize --reference`` is compared with
-    the scene moved by the shift it corrected (its ``S2L8H_SCENE_SHIFT`` tag)."""
+    :mod:`s2l8h.inference.checks`), with the scene's name (``scene``). An output of
+    ``harmonize --reference`` is compared with the scene moved by the shift it corrected
+    (its ``S2L8H_SCENE_SHIFT`` tag)."""
     with rasterio.open(output) as dataset:
         grid = GeoBox.from_rio(dataset)
         registration = json.loads(dataset.tags().get("S2L8H_SCENE_SHIFT", "null"))
@@ -190,5 +181,5 @@ def consistency_with_scene(output: str | os.PathLike[str],
     degraded, degraded_valid = to_landsat(np.nan_to_num(reflectance), valid)
     consistency = Consistency(window=central_window(rows, cols))
     consistency.add(0, 0, degraded, strip.multispectral, degraded_valid & strip.valid)
-    return {"consistency": consistency.report(),
+    return {"scene": scene.name, "consistency": consistency.report(),
             **({"scene_shift_corrected_m": list(shift)} if registration else {})}

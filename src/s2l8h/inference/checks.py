@@ -248,27 +248,36 @@ def shift_magnitude(shift: tuple[float, float]) -> float:
 GEOLOCATION_WARNING_M = 9.0
 
 
-def geolocation_messages(geolocation: Geolocation | None) -> list[str]:
-    """A warning where the MTL says the scene may sit further from Sentinel-2's geolocation
-    than σ allows for (:data:`GEOLOCATION_WARNING_M`): placed without ground control, a
-    ground-control fit worse than that, ground control older than Collection 2 (tied to
-    Sentinel-2's global reference image only since), Tier 2; nothing without an MTL or where
-    it says none of these (a real-time ``RT`` scene is judged by its level and fit alone)."""
+def geolocation_reasons(geolocation: Geolocation | None) -> list[tuple[str, str]]:
+    """Why the MTL says the scene may sit further from Sentinel-2's geolocation than σ allows
+    for (:data:`GEOLOCATION_WARNING_M`), each as (a short flag, the reason in words): placed
+    without ground control, a ground-control fit worse than that, ground control older than
+    Collection 2 (tied to Sentinel-2's global reference image only since), Tier 2; none
+    without an MTL or where it says none of these (a real-time ``RT`` scene is judged by its
+    level and fit alone)."""
     if geolocation is None:
         return []
     reasons = []
     if geolocation.ground_control is False:
-        reasons.append(f"{geolocation.level1}, placed without ground control points")
+        reasons.append((str(geolocation.level1),
+                        f"{geolocation.level1}, placed without ground control points"))
     rmse = geolocation.rmse_model_m
     if rmse is not None and rmse > GEOLOCATION_WARNING_M:
-        reasons.append(f"GEOMETRIC_RMSE_MODEL {rmse:g} m")
+        reasons.append((f"RMSE {rmse:g} m", f"GEOMETRIC_RMSE_MODEL {rmse:g} m"))
     if geolocation.collection in ("01", PRE_COLLECTION):
-        which = "Collection 1" if geolocation.collection == "01" else "a pre-collection scene"
-        reasons.append(f"{which}, whose ground control predates Collection 2's tie to "
-                       "Sentinel-2's global reference image (the two then disagreed by about "
-                       "5-12 m, more in places)")
+        flag, which = ("C1", "Collection 1") if geolocation.collection == "01" else \
+            ("pre-C", "a pre-collection scene")
+        reasons.append((flag, f"{which}, whose ground control predates Collection 2's tie to "
+                        "Sentinel-2's global reference image (the two then disagreed by about "
+                        "5-12 m, more in places)"))
     if geolocation.tier == "T2":
-        reasons.append("Tier 2 (it missed Tier 1's geometric or radiometric criteria)")
+        reasons.append(("T2", "Tier 2 (it missed Tier 1's geometric or radiometric criteria)"))
+    return reasons
+
+
+def geolocation_messages(geolocation: Geolocation | None) -> list[str]:
+    """The warning of :func:`geolocation_reasons`, all reasons in one; none without any."""
+    reasons = [words for _, words in geolocation_reasons(geolocation)]
     if not reasons:
         return []
     return [f"geolocation: {'; '.join(reasons)}: the bands may sit more than "
