@@ -477,6 +477,19 @@ def test_aoi_and_grid_rules(tmp_path) -> None:
     assert grid.extent.to_crs("EPSG:4326").contains(aoi.buffer(-1e-6))
     coarse = aoi_grid(aoi, crs="EPSG:32617", resolution=30)
     assert str(coarse.crs) == "EPSG:32617" and coarse.affine.a == 30
+    # --like gives the grid exactly: a resolution beside it is refused, not ignored.
+    import numpy as np
+    from affine import Affine
+
+    from conftest import write_raster
+    from s2l8h.errors import OptionError
+
+    like = write_raster(tmp_path / "like.tif", np.zeros((20, 30), dtype=np.uint8),
+                        Affine(20, 0, 600000, 0, -20, 4290000))
+    assert aoi_grid(aoi, like=like).shape == (20, 30)
+    with pytest.raises(OptionError, match="--like cannot be combined with --crs or "
+                                          "--resolution"):
+        aoi_grid(aoi, like=like, resolution=20)
     path = tmp_path / "aoi.geojson"
     path.write_text(json.dumps({"type": "Feature", "properties": {},
                                 "geometry": aoi.json}))

@@ -239,15 +239,18 @@ def _geojson(document: Any, path: Path | None) -> Geometry:
     return unary_union(geometries)
 
 
-def aoi_grid(aoi: Geometry | None = None, *, crs: Any = None, resolution: float = 10.0,
+def aoi_grid(aoi: Geometry | None = None, *, crs: Any = None,
+             resolution: float | None = None,
              like: str | os.PathLike[str] | None = None) -> GeoBox:
     """The output grid of a run: exactly ``like``'s grid, or the grid in ``crs`` (default:
     the UTM zone of the AOI's centroid) with pixel edges on multiples of ``resolution``
-    (metres) that covers ``aoi``."""
+    (CRS units; ``None``: 10) that covers ``aoi``."""
     if like is not None:
-        if crs is not None:
-            raise OptionError("like cannot be combined with crs")
+        if crs is not None or resolution is not None:
+            raise OptionError("--like cannot be combined with --crs or --resolution (it gives "
+                              "the grid exactly)")
         return grid_like(like)
+    resolution = 10.0 if resolution is None else resolution
     if aoi is None:
         raise OptionError("an AOI (or a raster to take the grid from) is needed")
     if crs is not None:

@@ -37,7 +37,8 @@ def harmonize_many_command(
     sign: str = CATALOG_OPTIONS["sign"],
     requester_pays: bool = CATALOG_OPTIONS["requester_pays"],
     crs: str = typer.Option(None, help="Output CRS (default: the AOI's UTM zone)."),
-    resolution: float = typer.Option(10.0, help="Output resolution in CRS units."),
+    resolution: float = typer.Option(
+        None, help="Output resolution in CRS units (default 10; not with --like)."),
     like: Path = typer.Option(None, help="Write exactly on this raster's grid."),
     model: list[str] = typer.Option(
         None, "--model", "-m", help=f"As for harmonize (default: {', '.join(DEFAULT_MODELS)})."),
