@@ -8,8 +8,8 @@ give each band's data type, nodata, scale and offset (as written in the file) an
 Level-1 TOA input, which is not: the asset's title and the bands' descriptions say the same),
 ``s2l8h:level_shift`` and ``s2l8h:level_shift_max`` (the networks' level minus the input's
 per band and its largest size, where ``harmonize`` recorded it), ``s2l8h:geolocation`` (what
-the scene's MTL says of its geolocation: Level-1 processing level, tier, GEOMETRIC_RMSE_MODEL
-in metres) and ``derived_from`` links to
+the scene's MTL says of its geolocation: Level-1 processing level, collection, tier,
+GEOMETRIC_RMSE_MODEL in metres) and ``derived_from`` links to
 the source Landsat items (a STAC item's JSON, or the scene folder). Everything is read back
 from the written files (their grid, encodings and provenance tags).
 """

@@ -468,7 +468,7 @@ def check_before_run(specs: Sequence[SceneSpec], grid: GeoBox,
         scene = open_scene(spec.folder, toa=options.toa, need_pan=need_pan)
         if not extent_meets(grid, scene.bands_grid().extent):
             raise InputError(spec.folder, f"the scene does not overlap the run's grid (the AOI "
-                             f"or --like raster: {grid.crs}, bounds "
+                             f"or --like raster: {crs_name(grid.crs)}, bounds "
                              f"{tuple(round(v) for v in grid.boundingbox)})")
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from s2l8h.cli._common import console, fail, print_table
-from s2l8h.cli.harmonize import _parse_bounds, show_warnings
+from s2l8h.cli.harmonize import ShownWarnings, _parse_bounds
 
 # Mirror s2l8h.evaluate.baselines.BASELINES, s2l8h.data.simulate.CONDITIONS and
 # s2l8h.evaluate.benchmark.EDGE_MARGIN (kept equal by a test); the evaluate package (SciPy,
@@ -162,24 +161,6 @@ def benchmark_command(
     console.print(f"wrote {output_dir}/results.md, results.csv, results.json, report.html")
 
 
-class _ShownWarnings:
-    """A context that shows the warnings given inside it as ``harmonize`` does
-    (:func:`~s2l8h.cli.harmonize.show_warnings`), each once however often it is entered."""
-
-    def __init__(self) -> None:
-        self.shown: set[str] = set()
-
-    def __enter__(self) -> None:
-        self._context = warnings.catch_warnings(record=True)
-        self._caught = self._context.__enter__()
-        warnings.simplefilter("always")
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._context.__exit__(*exc_info)
-        show_warnings([w for w in self._caught if str(w.message) not in self.shown])
-        self.shown.update(str(w.message) for w in self._caught)
-
-
 def qa_command(
     outputs: list[Path] = typer.Argument(
         ..., help="A harmonized raster, or several, or folders of them (searched with their "
@@ -212,7 +193,7 @@ def qa_command(
         fail("--scene compares one product with its scene; give one product")
     products = _products(outputs)
     scene_inputs = (scene if len(scene) > 1 else scene[0]) if scene else None
-    caught = _ShownWarnings()
+    caught = ShownWarnings()
     if json_out is not None:
         check_output_path(json_out, overwrite)
         with caught:

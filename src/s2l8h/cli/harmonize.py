@@ -33,6 +33,26 @@ def show_warnings(caught: list[warnings.WarningMessage]) -> None:
             error_console.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
 
 
+class ShownWarnings:
+    """A context that records every warning given inside it and, on leaving (an error
+    included), shows them as :func:`show_warnings` does, each once however often it is
+    entered (``shown`` holds what it showed)."""
+
+    def __init__(self) -> None:
+        self.shown: set[str] = set()
+
+    def __enter__(self) -> ShownWarnings:
+        self._context = warnings.catch_warnings(record=True)
+        self._caught = self._context.__enter__()
+        warnings.simplefilter("always")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._context.__exit__(*exc_info)
+        show_warnings([w for w in self._caught if str(w.message) not in self.shown])
+        self.shown.update(str(w.message) for w in self._caught)
+
+
 def mask_flags(text: str) -> tuple[str, ...]:
     """The quality flags of a comma-separated ``--mask`` (empty: none)."""
     return tuple(flag.strip() for flag in text.split(",") if flag.strip())
@@ -128,12 +148,8 @@ def harmonize_command(
         dropout=dropout, overwrite=overwrite, progress=not quiet, precision=precision,
         register_pan=register_pan, pan_blocks=pan_blocks, reference=reference,
         consistency=consistency, filter_input_noise=filter_input_noise)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            result = harmonize(inputs if len(inputs) > 1 else inputs[0], output, options)
-        finally:
-            show_warnings(caught)
+    with ShownWarnings():
+        result = harmonize(inputs if len(inputs) > 1 else inputs[0], output, options)
     console.print(f"wrote {result.path} ({result.grid.height} x {result.grid.width} px, "
                   f"{len(result.models)} model(s), uncertainty: {result.uncertainty}, "
                   f"{result.tiles} tiles, {result.seconds:.1f} s)")
@@ -152,11 +168,7 @@ def demo_command(
     """Run the whole path on the bundled Landsat-8 crop; write a COG and a PNG quicklook."""
     from s2l8h.demo import run_demo
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            result, png = run_demo(output_dir, overwrite=overwrite, progress=not quiet)
-        finally:
-            show_warnings(caught)
+    with ShownWarnings():
+        result, png = run_demo(output_dir, overwrite=overwrite, progress=not quiet)
     console.print(f"[bold]{result.extra['label']}[/bold]")
     console.print(f"wrote {result.path} and {png} ({result.seconds:.1f} s)")

@@ -154,16 +154,10 @@ def info_command(
                  "release description": spec.release_description or "-",
                  "releases of the model": releases}
     else:
-        import warnings
+        from s2l8h.cli.harmonize import ShownWarnings
 
-        from s2l8h.cli.harmonize import show_warnings
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                model = load_model(source)
-            finally:
-                show_warnings(caught)
+        with ShownWarnings():
+            model = load_model(source)
         architecture, config, convention = model.architecture, model.config.to_dict(), \
             model.convention
         params = count_parameters(model)

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from s2l8h.cli._common import console
-from s2l8h.cli.harmonize import show_warnings
+from s2l8h.cli.harmonize import ShownWarnings, show_warnings
 from s2l8h.errors import OptionError, S2L8HWarning
 
 
@@ -39,15 +39,11 @@ def simulate_dataset_command(
                           f"{fractions!r}")
     if size < 1 or stride < 1:
         raise OptionError(f"--size and --stride must be 1 or more, got {size}, {stride}")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            counts = build_simulated_dataset(
-                sentinel2 if len(sentinel2) > 1 else sentinel2[0], output_dir, size=size,
-                stride=stride, fractions=split, offset=offset, platform=platform,
-                noise_std=noise, overwrite=overwrite)
-        finally:
-            show_warnings(caught)
+    with ShownWarnings():
+        counts = build_simulated_dataset(
+            sentinel2 if len(sentinel2) > 1 else sentinel2[0], output_dir, size=size,
+            stride=stride, fractions=split, offset=offset, platform=platform,
+            noise_std=noise, overwrite=overwrite)
     console.print(f"wrote {output_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
                   + " patches passing the quality filter")
 
