@@ -250,6 +250,13 @@ def test_an_atmospheric_offset_is_warned_about_by_the_networks_level(virginia,
     rows = {Path(name).name: summary_row(report) for name, report in reports.items()}
     assert rows["clean.tif"]["warnings"] == 0 and rows["offset.tif"]["warnings"] >= 1
     assert rows["clean.tif"]["geolocation"] == "ok"  # Collection 2, L1TP, Tier 1
+    # No pixel is flagged (mask_flags=()); the simulated scene's edge leaves 1.7 % without
+    # data. The table says so.
+    pixels = reports[str(tmp_path / "clean.tif")]["pixels_percent"]
+    assert pixels == {"valid": 98.3, "flagged": 0.0, "nodata": 1.7}
+    assert rows["clean.tif"]["valid_percent"] == 98.3
+    assert rows["clean.tif"]["flagged_percent"] == 0.0
+    assert "valid %" in result.output and " 98.3 " in result.output
     largest = int(np.argmax(np.abs(shifts["offset"])))
     assert rows["offset.tif"]["level_shift"] == {"band": SENTINEL2_BANDS[largest],
                                                  "value": shifts["offset"][largest]}

@@ -21,7 +21,7 @@ from conftest import make_scene, tiny_model
 from s2l8h import harmonize
 from s2l8h.inference.tiling import BackgroundEmitter, predict_array
 from s2l8h.inference.uncertainty import make_predictor
-from s2l8h.io.cog import BLOCK, CogWriter, overview_sizes
+from s2l8h.io.cog import BLOCK, MASK_FLAGGED, MASK_VALID, CogWriter, overview_sizes
 from s2l8h.io.errors import OutputError
 
 NAMES = ("B02", "B03", "B04", "B8A", "B11", "B12")
@@ -218,3 +218,29 @@ def test_cli_start_up_imports_no_heavy_library() -> None:
     import s2l8h
 
     assert s2l8h.harmonize is harmonize  # the lazy attribute is the function
+
+
+def test_mask_shares_read_the_mask_band_at_a_reduced_size(tmp_path: Path) -> None:
+    """The shares of valid, flagged and nodata pixels, from a decimated read of the band named
+    ``mask`` (to about a pixel of the reduced size); a raster without one is an input error
+    naming it."""
+    from s2l8h.errors import InputError
+    from s2l8h.io.cog import mask_shares
+
+    mask = np.zeros((200, 300), dtype=np.uint16)
+    mask[:, 100:150] = MASK_FLAGGED
+    mask[:, 150:] = MASK_VALID
+    profile = {"driver": "GTiff", "width": 300, "height": 200, "count": 2, "dtype": "uint16",
+               "crs": "EPSG:32618", "transform": rasterio.Affine(10, 0, 0, 0, -10, 0)}
+    with rasterio.open(tmp_path / "product.tif", "w", **profile) as dataset:
+        dataset.write(np.stack([np.ones_like(mask), mask]))
+        dataset.descriptions = ("B02", "mask")
+    exact = mask_shares(tmp_path / "product.tif")
+    assert exact == {"valid": 0.5, "flagged": pytest.approx(1 / 6), "nodata": pytest.approx(1 / 3)}
+    reduced = mask_shares(tmp_path / "product.tif", max_side=50)  # 50 x 34 pixels read
+    for name, share in exact.items():
+        assert reduced[name] == pytest.approx(share, abs=1 / 50)
+    with rasterio.open(tmp_path / "plain.tif", "w", **{**profile, "count": 1}) as dataset:
+        dataset.write(mask[None])
+    with pytest.raises(InputError, match=r"plain.tif: has no band named 'mask'"):
+        mask_shares(tmp_path / "plain.tif")

@@ -414,7 +414,8 @@ def test_pixels_finer_than_the_model_are_warned_about(tmp_path: Path, scene: Sce
         pytest.approx(5.0, abs=0.02)
 
 
-def test_bounds_overlapping_the_scene_in_part_are_kept(tmp_path: Path, scene: Scene) -> None:
+def test_bounds_overlapping_the_scene_in_part_are_kept(tmp_path: Path, scene: Scene,
+                                                      tiny_release: Path) -> None:
     left, _bottom, _right, top = scene.bounds
     bounds = (left - 2_000, top - 200, left + 200, top + 2_000)
     out = harmonize(scene.folder, tmp_path / "part.tif", models=[tiny_model()],
@@ -424,6 +425,17 @@ def test_bounds_overlapping_the_scene_in_part_are_kept(tmp_path: Path, scene: Sc
         assert dataset.transform.c == 692_000 and dataset.transform.f == 5_702_020
         covered = ~dataset.read(1, masked=True).mask
     assert covered.sum() == 21 * 21 and covered[-21:, -21:].all()  # pixels on the scene
+    # What of the grid holds data is said (read whole at this size, so exact).
+    shares = out.extra["mask_shares"]
+    assert shares["valid"] == pytest.approx(21 * 21 / 221**2)
+    assert shares["valid"] + shares["flagged"] + shares["nodata"] == pytest.approx(1)
+    assert shares["nodata"] > 0.99
+    cli = runner.invoke(app, ["harmonize", str(scene.folder), "-o", str(tmp_path / "cli.tif"),
+                              "--model", str(tiny_release), "--bounds",
+                              ",".join(map(str, bounds)), "-q"])
+    assert cli.exit_code == 0, cli.output
+    assert "pixels: 0.9 % valid, 0.0 % flagged by the quality band, 99.1 % no data (outside " \
+        "the scene's footprint, or its fill)" in cli.output
 
 
 def test_bad_all_nodata_scene(tmp_path, outdir, tiny_release) -> None:

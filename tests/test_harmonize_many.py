@@ -33,6 +33,7 @@ from s2l8h.batch.run import PROVENANCE_TAG
 from s2l8h.data import stac
 from s2l8h.data.simulate import simulate_landsat, write_simulated_scene
 from s2l8h.inference.harmonize import harmonize
+from s2l8h.io.cog import mask_shares
 from s2l8h.io.sentinel2 import read_sentinel2
 from test_stac import RUSTAC, VIRGINIA, _item, _lonlat, collection_files, serve
 
@@ -215,6 +216,11 @@ def test_search_run_matches_harmonize_reruns_as_noop_and_catalogue_stacks(landsa
     assert item.properties["s2l8h:geolocation"] == geolocation == \
         {"level1": "L1TP", "collection": "02", "tier": "T1", "rmse_model_m": None}
     assert len(levels["median"]) == 6 and all(value is not None for value in levels["median"])
+    shares = mask_shares(out / f"{item.id}.tif")
+    assert [item.properties[f"s2l8h:{name}_percent"] for name in ("valid", "flagged",
+                                                                  "nodata")] == \
+        [round(100 * shares[name], 1) for name in ("valid", "flagged", "nodata")]
+    assert item.properties["s2l8h:valid_percent"] > 50
     sources = [link for link in item.links if link.rel == "derived_from"]
     assert {link.title for link in sources} == {scenes[0].id, scenes[0].level1["id"]}
     assert all(link.href.startswith(landsat["url"]) for link in sources)

@@ -9,7 +9,8 @@ Level-1 TOA input, which is not: the asset's title and the bands' descriptions s
 ``s2l8h:level_shift`` and ``s2l8h:level_shift_max`` (the networks' level minus the input's
 per band and its largest size, where ``harmonize`` recorded it), ``s2l8h:geolocation`` (what
 the scene's MTL says of its geolocation: Level-1 processing level, collection, tier,
-GEOMETRIC_RMSE_MODEL in metres) and ``derived_from`` links to
+GEOMETRIC_RMSE_MODEL in metres), ``s2l8h:valid_percent``, ``s2l8h:flagged_percent`` and
+``s2l8h:nodata_percent`` (the mask band's shares, to 0.1) and ``derived_from`` links to
 the source Landsat items (a STAC item's JSON, or the scene folder). Everything is read back
 from the written files (their grid, encodings and provenance tags).
 """
@@ -33,7 +34,7 @@ from pystac.extensions.raster import RasterBand, RasterExtension
 
 from s2l8h import __version__
 from s2l8h.inference.checks import LEVEL_SHIFT_TAG
-from s2l8h.io.cog import band_quantity
+from s2l8h.io.cog import band_quantity, mask_shares
 
 DATETIME_TAG = "S2L8H_DATETIME"
 SOURCES_TAG = "S2L8H_SOURCE_ITEMS"
@@ -76,6 +77,9 @@ def product_item(path: str | os.PathLike[str]) -> pystac.Item:
         properties["s2l8h:level_shift"] = medians
         properties["s2l8h:level_shift_max"] = max(
             (abs(value) for value in medians if value is not None), default=None)
+    if "mask" in descriptions:  # a season's products can be filtered on how much is left
+        for name, share in mask_shares(path).items():
+            properties[f"s2l8h:{name}_percent"] = round(100 * share, 1)
     geolocation = json.loads(tags.get("S2L8H_GEOLOCATION", "null"))
     if isinstance(geolocation, dict):
         properties["s2l8h:geolocation"] = geolocation

@@ -180,6 +180,7 @@ def qa_command(
     from s2l8h.evaluate.benchmark import write_json
     from s2l8h.evaluate.qa import (
         consistency_with_scene,
+        pixel_percentages,
         read_report,
         recorded_for_scene,
         report_messages,
@@ -217,6 +218,9 @@ def qa_command(
             if "scene_shift" in recorded:  # the same shift, as the tags give it
                 measured.pop("scene_shift_corrected_m", None)
             report = {**recorded, **measured}
+            shares = pixel_percentages(output)
+            if shares is not None:
+                report["pixels_percent"] = shares
             if made_from is not None and made_from != name:
                 console.print(f"{output.name} was made from {made_from}, not from {name}: "
                               "only the consistency measured against the scene given is "
@@ -297,7 +301,7 @@ def _season_table(reports: dict[str, dict[str, object]]) -> None:
         return os.path.relpath(Path(path).resolve(), common)
 
     for column in ("product", "pan shift m", "noise σ", "level shift", "bias", "SAM°",
-                   "residual shift m", "geolocation", "warnings"):
+                   "residual shift m", "geolocation", "valid %", "flagged %", "warnings"):
         table.add_column(column, no_wrap=column == "product")
 
     def cell(value: object, digits: int) -> str:
@@ -312,6 +316,7 @@ def _season_table(reports: dict[str, dict[str, object]]) -> None:
                       "–" if row["bias"] is None else f"{row['bias']:+.4f}",
                       cell(row["sam_degrees"], 2),
                       cell(row["shift_m"], 1), row["geolocation"] or "–",
+                      cell(row["valid_percent"], 1), cell(row["flagged_percent"], 1),
                       str(row["warnings"]))
     print_table(table)
     for product, report in reports.items():

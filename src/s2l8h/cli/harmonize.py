@@ -53,6 +53,16 @@ class ShownWarnings:
         self.shown.update(str(w.message) for w in self._caught)
 
 
+def pixel_shares_text(shares: dict[str, float]) -> str:
+    """The output's pixel shares (:func:`s2l8h.io.cog.mask_shares`) in words, with what
+    nodata means where the grid has any."""
+    text = (f"{100 * shares['valid']:.1f} % valid, {100 * shares['flagged']:.1f} % flagged by "
+            f"the quality band, {100 * shares['nodata']:.1f} % no data")
+    if shares["nodata"] >= 0.001:
+        text += " (outside the scene's footprint, or its fill)"
+    return text
+
+
 def mask_flags(text: str) -> tuple[str, ...]:
     """The quality flags of a comma-separated ``--mask`` (empty: none)."""
     return tuple(flag.strip() for flag in text.split(",") if flag.strip())
@@ -153,6 +163,9 @@ def harmonize_command(
     console.print(f"wrote {result.path} ({result.grid.height} x {result.grid.width} px, "
                   f"{len(result.models)} model(s), uncertainty: {result.uncertainty}, "
                   f"{result.tiles} tiles, {result.seconds:.1f} s)")
+    shares = result.extra.get("mask_shares")
+    if isinstance(shares, dict):
+        console.print(f"pixels: {pixel_shares_text(shares)}")
     stages = result.extra.get("stage_seconds", {})
     if stages:  # busy seconds; reading and writing overlap the model
         console.print("stages (s): " + ", ".join(f"{name} {seconds:.2f}"
@@ -172,3 +185,4 @@ def demo_command(
         result, png = run_demo(output_dir, overwrite=overwrite, progress=not quiet)
     console.print(f"[bold]{result.extra['label']}[/bold]")
     console.print(f"wrote {result.path} and {png} ({result.seconds:.1f} s)")
+    console.print(f"pixels: {pixel_shares_text(result.extra['mask_shares'])}")

@@ -27,6 +27,7 @@ from s2l8h.inference.checks import (
     shift_magnitude,
     to_landsat,
 )
+from s2l8h.io.cog import mask_shares
 from s2l8h.io.errors import InputError
 from s2l8h.io.grid import WorkingGrids, model_grid, registered_model_grid, warp
 from s2l8h.io.landsat import TOA_MODE_MESSAGE, open_scene
@@ -40,8 +41,10 @@ REPORT_TAGS = ("S2L8H_CHECK_WINDOW", "S2L8H_PAN_SHIFT_M", "S2L8H_PAN_SHIFT_CORRE
 
 
 def read_report(path: str | os.PathLike[str]) -> dict[str, object]:
-    """The checks ``harmonize`` wrote into ``path``'s tags (keys without the prefix), and
-    ``level``, the input's processing level and radiometry (``S2L8H_LEVEL``)."""
+    """The checks ``harmonize`` wrote into ``path``'s tags (keys without the prefix),
+    ``level``, the input's processing level and radiometry (``S2L8H_LEVEL``), and
+    ``pixels_percent``, the product's valid, flagged and nodata pixels
+    (:func:`pixel_percentages`)."""
     try:
         with rasterio.open(path) as dataset:
             tags = dataset.tags()
@@ -59,7 +62,21 @@ def read_report(path: str | os.PathLike[str]) -> dict[str, object]:
                          "give the Landsat scene to compute the consistency")
     if "S2L8H_LEVEL" in tags:
         found = {"level": tags["S2L8H_LEVEL"], **found}
+    shares = pixel_percentages(path)
+    if shares is not None:
+        found["pixels_percent"] = shares
     return found
+
+
+def pixel_percentages(path: str | os.PathLike[str]) -> dict[str, float] | None:
+    """The percentages of ``path``'s pixels that are valid, flagged by the quality band and
+    nodata (:func:`s2l8h.io.cog.mask_shares`, to 0.1); ``None`` for a raster without a
+    ``mask`` band."""
+    try:
+        shares = mask_shares(path)
+    except InputError:
+        return None
+    return {name: round(100 * share, 1) for name, share in shares.items()}
 
 
 def recorded_for_scene(path: str | os.PathLike[str], scene_name: str
@@ -107,9 +124,11 @@ def summary_row(report: dict[str, object]) -> dict[str, object]:
     pan's shift against the bands as measured (m), the least-textured band's input noise σ,
     the largest level shift (its size and band), the consistency's largest |bias|, spectral
     angle (degrees) and residual shift (m), what of the MTL's geolocation is warned about
-    (:func:`geolocation_flags`; ``None`` without the tag) and the number of warnings
-    (:func:`report_messages`)."""
+    (:func:`geolocation_flags`; ``None`` without the tag), the percentages of valid and
+    flagged pixels, and the number of warnings (:func:`report_messages`)."""
     shift = report.get("pan_shift_m")
+    pixels = report.get("pixels_percent")
+    pixels = pixels if isinstance(pixels, dict) else {}
     noise = report.get("input_noise")
     levels = report.get("level_shift")
     medians = levels.get("median") if isinstance(levels, dict) else None
@@ -128,6 +147,7 @@ def summary_row(report: dict[str, object]) -> dict[str, object]:
             "sam_degrees": consistency.get("sam_degrees"),
             "shift_m": None if not residual else round(shift_magnitude(tuple(residual)), 2),
             "geolocation": geolocation_flags(report),
+            "valid_percent": pixels.get("valid"), "flagged_percent": pixels.get("flagged"),
             "warnings": len(report_messages(report))}
 
 

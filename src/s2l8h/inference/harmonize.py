@@ -49,6 +49,7 @@ from s2l8h.io.cog import (
     check_not_an_input,
     check_output_path,
     gdal_cache_bytes,
+    mask_shares,
 )
 from s2l8h.io.errors import InputError, ModelError, OptionError
 from s2l8h.io.grid import (
@@ -76,7 +77,9 @@ DEFAULT_MODELS: tuple[str, ...] = (DEFAULT_MODEL,)
 @dataclass
 class HarmonizeResult:
     """What :func:`harmonize` wrote and how. ``extra``: the input checks, registration, pan
-    map, consistency report, busy seconds per stage, level shift, and ``warnings``: every
+    map, consistency report, busy seconds per stage, level shift, ``mask_shares`` (the
+    output's shares of valid, flagged and nodata pixels, :func:`~s2l8h.io.cog.mask_shares`)
+    and ``warnings``: every
     warning s2l8h gave during the run (:class:`~s2l8h.errors.S2L8HWarning`: input checks, TOA
     mode, stale temporary folders), once each, in order, whether or not the warning filters
     showed it."""
@@ -723,6 +726,7 @@ def harmonize(
                                       "pan_map": pan_map,
                                       "consistency": report, "stage_seconds": stages,
                                       "level_shift": levels,
+                                      "mask_shares": mask_shares(path),
                                       "warnings": list(dict.fromkeys(given))})
 
 

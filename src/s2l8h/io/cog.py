@@ -48,7 +48,7 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
 from s2l8h.errors import S2L8HWarning, warn
-from s2l8h.io.errors import OutputError
+from s2l8h.io.errors import InputError, OutputError
 
 OutputDtype = Literal["uint16", "float32"]
 REFLECTANCE_SCALE = 1e-4
@@ -68,6 +68,27 @@ def gdal_cache_bytes(megabytes: int = GDAL_CACHE_MB) -> int:
     """``GDAL_CACHEMAX`` for ``rasterio.Env``, which takes it in bytes (a bare 256 is 256 bytes
     there, and every block read is then a cache miss)."""
     return megabytes * 2**20
+
+
+def mask_shares(path: str | os.PathLike[str], max_side: int = 2048) -> dict[str, float]:
+    """The shares (0-1) of ``path``'s pixels that its ``mask`` band calls ``valid``,
+    ``flagged`` (by the quality band) and ``nodata`` (outside the scene's data, or the
+    input's fill). Read at most ``max_side`` pixels a side by nearest neighbour, from the
+    COG's overviews where it has them: a share to about 0.1 %, not a pixel count."""
+    try:
+        with rasterio.open(path) as dataset:
+            if "mask" not in dataset.descriptions:
+                raise InputError(path, "has no band named 'mask' (not an s2l8h product)")
+            factor = max(1, -(-max(dataset.height, dataset.width) // max_side))
+            mask = dataset.read(dataset.descriptions.index("mask") + 1, out_shape=(
+                -(-dataset.height // factor), -(-dataset.width // factor)),
+                resampling=Resampling.nearest, masked=False)
+    except rasterio.errors.RasterioIOError as error:
+        raise InputError(path, f"not a readable raster ({error})") from None
+    mask = np.nan_to_num(mask)  # float32 products keep the mask as 0/1/2 too
+    counts = {name: int((mask == value).sum()) for name, value in (
+        ("valid", MASK_VALID), ("flagged", MASK_FLAGGED), ("nodata", MASK_NODATA))}
+    return {name: count / mask.size for name, count in counts.items()}
 
 
 def overview_sizes(height: int, width: int, block: int = BLOCK) -> list[tuple[int, int]]:
