@@ -52,3 +52,48 @@ def test_models_info_bad_path_exits_nonzero(tmp_path: Path) -> None:
     result = runner.invoke(app, ["models", "info", str(tmp_path / "broken")])
     assert result.exit_code == 2
     assert "no model.safetensors or pytorch_model.bin" in result.output
+
+
+def test_models_info_shows_where_weights_came_from(tmp_path: Path) -> None:
+    """Provenance to read (training data with its radiometry, the commands, the card), not one
+    line of a dict; --json gives the figures as numbers and the whole record."""
+    import json
+
+    model = create_model("unet5-upsample", depth=2, growth_factor=3)
+    data = ("Pairs from 1 scene:\n\n- `data/x` (L2A surface reflectance; somewhere, CC0): "
+            "60% / 20% / 20%")
+    save_pretrained(model, tmp_path / "mine", provenance={
+        "weights": "trained by s2l8h train", "training": {
+            "data": data, "command": ["s2l8h train --config mine.yaml", "# 5 min"]}})
+    (tmp_path / "mine" / "README.md").write_text("# card\n")
+    result = runner.invoke(app, ["models", "info", str(tmp_path / "mine")],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "origin: trained by s2l8h train" in lines
+    start = lines.index("trained on:")
+    assert lines[start + 1:start + 4] == ["  Pairs from 1 scene:", "", "  - `data/x` (L2A "
+                                          "surface reflectance; somewhere, CC0): 60% / 20% / 20%"]
+    start = lines.index("made by:")
+    assert lines[start + 1:start + 3] == ["  s2l8h train --config mine.yaml", "  # 5 min"]
+    assert f"model card: {tmp_path / 'mine' / 'README.md'}" in lines
+    assert "{'" not in result.output  # no Python dict printed
+    result = runner.invoke(app, ["models", "info", str(tmp_path / "mine"), "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert record["parameters"] == sum(p.numel() for p in model.parameters())
+    assert record["config"]["growth_factor"] == 3
+    assert record["provenance"]["training"]["data"] == data
+    assert record["model_card"] == str(tmp_path / "mine" / "README.md")
+
+
+def test_models_info_of_an_ensemble_names_each_members_training() -> None:
+    """The default ensemble's members were trained on the same scenes with different
+    degradation ranges: the shared text once, the differing ones under each member."""
+    result = runner.invoke(app, ["models", "info", "lite2.real-wald8"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "trained on (lite2.real-wald8-a):" in result.output
+    assert "trained on (lite2.real-wald8-b):" in result.output
+    assert result.output.count("`data/s2_l2a_zurich_20190530` (L2A surface reflectance") == 2
+    assert "s2l8h version: 0.1.0" in result.output  # the same for both: once
+    assert result.output.count("/lite2-real-wald8-") >= 2  # both model cards

@@ -38,6 +38,66 @@ def _registered_config(spec: Any) -> dict[str, Any]:
     return dict(spec.config)
 
 
+def _registered_document(spec: Any) -> tuple[dict[str, Any], Path | None]:
+    """A registered release's provenance as its bundled weights record it, and its model
+    card (``({}, None)`` for weights not bundled)."""
+    from s2l8h.models.loading import CONFIG_NAME
+    from s2l8h.models.registry import bundled_weights
+
+    if spec.bundled is None:
+        return {}, None
+    folder = Path(bundled_weights(spec))
+    document = folder / CONFIG_NAME
+    provenance = dict(json.loads(document.read_text()).get("provenance", {})) \
+        if document.is_file() else {}
+    return provenance, _card(folder)
+
+
+def _card(weights: Path) -> Path | None:
+    """The model card beside weights (a release folder's README.md), if there is one."""
+    folder = weights if weights.is_dir() else weights.parent
+    card = folder / "README.md"
+    return card if card.is_file() else None
+
+
+def _provenance_lines(provenances: list[dict[str, Any]],
+                      labels: list[str] | None = None) -> dict[str, str]:
+    """What one or more weights' provenance records say of where they came from, to read:
+    the weights' origin, the training data (scenes, radiometry, sources, splits) and the
+    commands that made them. A text the weights (an ensemble's members, named by
+    ``labels``) share is given once; one they differ in, under each one's label."""
+    labels = labels or [str(index + 1) for index in range(len(provenances))]
+    lines: dict[str, str] = {}
+    for key in ("origin", "trained on", "made by", "s2l8h version"):
+        texts = []
+        for provenance in provenances:
+            training = provenance.get("training") or {}
+            commands = training.get("command") or []
+            texts.append({"origin": provenance.get("weights"),
+                          "trained on": training.get("data"),
+                          "made by": "\n".join([commands] if isinstance(commands, str)
+                                                else map(str, commands)),
+                          "s2l8h version": provenance.get("s2l8h_version")}[key] or "")
+        if len(set(texts)) == 1:
+            if texts[0]:
+                lines[key] = str(texts[0])
+        else:
+            lines.update({f"{key} ({label})": str(text) for label, text in
+                          zip(labels, texts, strict=True) if text})
+    return lines
+
+
+def _print_lines(lines: dict[str, str]) -> None:
+    """``key: value``, a value of several lines indented below its key."""
+    for key, value in lines.items():
+        if "\n" in value:
+            console.print(f"[bold]{key}[/bold]:")
+            for line in value.splitlines():
+                console.print(f"  {line}" if line else "", highlight=False)
+        else:
+            console.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+
+
 @app.command("list")
 @one_line_errors
 def list_command(
@@ -104,13 +164,19 @@ def info_command(
     source: str = typer.Argument(
         ..., help="Registered name (model or model.tag: always the registry), weights "
                   "folder/file or hub id."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print JSON: the figures as numbers, the whole configuration "
+                              "and the weights' whole provenance record (each member's, for "
+                              "an ensemble)."),
 ) -> None:
-    """Architecture, convention, release and size of a registered model or of weights on
-    disk."""
+    """Architecture, convention, release, size and provenance (training data, radiometry,
+    the commands that made the weights, the model card) of a registered model or of weights
+    on disk."""
     from s2l8h.models import count_parameters, get_spec, load_model, macs_per_output_pixel
     from s2l8h.models.registry import find_ensemble, is_registered, list_releases
 
     ensemble = find_ensemble(source)
+    record: dict[str, Any]
     if ensemble is not None:
         members = ensemble.members
         specs = [get_spec(member) for member in members]
@@ -118,57 +184,87 @@ def info_command(
                                          spec.convention) for spec in specs)
         params = sum(_spec_parameters(spec.architecture, _registered_config(spec))
                      for spec in specs)
-        for key, value in {"name": source, "ensemble of": ", ".join(members),
-                           "description": ensemble.description or "-",
-                           "parameters": f"{params:,}",
-                           "MACs per output pixel": f"{macs:,.0f} (all members)",
-                           "σ calibration": f"variance x {ensemble.variance_scale:.4g}"
-                           + (f" + {ensemble.noise_variance_scale:.4g} x the input's noise "
-                              "variance" if ensemble.noise_variance_scale else "")
-                           + (f" + {ensemble.level_variance_scale:.4g} x the squared level "
-                              "departure from the input" if ensemble.level_variance_scale
-                              else "")
-                           + (f" + {ensemble.pan_variance_scale:.4g} x the squared "
-                              "disagreement of the pan with the bands"
-                              if ensemble.pan_variance_scale else "")
-                           + ("; all of it x " + " / ".join(
-                               f"{value:.4g}" for value in ensemble.band_variance_factors)
-                              + f" per band ({' '.join(specs[0].convention.output_bands)})"
-                              if ensemble.band_variance_factors else ""),
-                           "member views": ", ".join(ensemble.member_views)
-                           if ensemble.member_views else "identity (all)",
-                           "input convention": specs[0].convention.describe()}.items():
-            console.print(f"[bold]{key}[/bold]: {value}")
-        return
-    if is_registered(source):
-        spec = get_spec(source)
-        architecture, config, convention = spec.architecture, _registered_config(spec), \
-            spec.convention
-        params = _spec_parameters(architecture, config)
-        releases = ", ".join(release.name for release in list_releases(spec.name)) or "-"
-        lines = {"name": spec.name, "release": spec.release or "-",
-                 "weights": spec.hub_id or (f"bundled ({spec.bundled})" if spec.bundled
-                                            else "-"),
-                 "hub id": spec.hub_id or "-",
-                 "description": spec.description,
-                 "release description": spec.release_description or "-",
-                 "releases of the model": releases}
+        documents = [_registered_document(spec) for spec in specs]
+        lines = {"name": source, "ensemble of": ", ".join(members),
+                 "description": ensemble.description or "-",
+                 "parameters": f"{params:,}",
+                 "MACs per output pixel": f"{macs:,.0f} (all members)",
+                 "σ calibration": f"variance x {ensemble.variance_scale:.4g}"
+                 + (f" + {ensemble.noise_variance_scale:.4g} x the input's noise "
+                    "variance" if ensemble.noise_variance_scale else "")
+                 + (f" + {ensemble.level_variance_scale:.4g} x the squared level "
+                    "departure from the input" if ensemble.level_variance_scale
+                    else "")
+                 + (f" + {ensemble.pan_variance_scale:.4g} x the squared "
+                    "disagreement of the pan with the bands"
+                    if ensemble.pan_variance_scale else "")
+                 + ("; all of it x " + " / ".join(
+                     f"{value:.4g}" for value in ensemble.band_variance_factors)
+                    + f" per band ({' '.join(specs[0].convention.output_bands)})"
+                    if ensemble.band_variance_factors else ""),
+                 "member views": ", ".join(ensemble.member_views)
+                 if ensemble.member_views else "identity (all)",
+                 "input convention": specs[0].convention.describe()}
+        record = {"name": source, "members": {
+            member: {"architecture": spec.architecture, "config": _registered_config(spec),
+                     "provenance": provenance, "model_card": None if card is None else str(card)}
+            for member, spec, (provenance, card) in zip(members, specs, documents, strict=True)},
+            "description": ensemble.description, "parameters": params,
+            "macs_per_output_pixel": macs, "sigma_calibration": lines["σ calibration"],
+            "member_views": list(ensemble.member_views) or None,
+            "input_convention": specs[0].convention.describe()}
+        lines.update(_provenance_lines([provenance for provenance, _ in documents],
+                                       list(members)))
+        cards = [str(card) for _, card in documents if card is not None]
+        if cards:
+            lines["model cards"] = "\n".join(cards)
     else:
-        from s2l8h.cli.harmonize import ShownWarnings
+        if is_registered(source):
+            spec = get_spec(source)
+            architecture, config, convention = spec.architecture, _registered_config(spec), \
+                spec.convention
+            params = _spec_parameters(architecture, config)
+            releases = ", ".join(release.name for release in list_releases(spec.name)) or "-"
+            provenance, card = _registered_document(spec)
+            release = spec.release
+            lines = {"name": spec.name, "release": spec.release or "-",
+                     "weights": spec.hub_id or (f"bundled ({spec.bundled})" if spec.bundled
+                                                else "-"),
+                     "hub id": spec.hub_id or "-",
+                     "description": spec.description,
+                     "release description": spec.release_description or "-",
+                     "releases of the model": releases}
+        else:
+            from s2l8h.cli.harmonize import ShownWarnings
 
-        with ShownWarnings():
-            model = load_model(source)
-        architecture, config, convention = model.architecture, model.config.to_dict(), \
-            model.convention
-        params = count_parameters(model)
-        lines = {"name": model.name or "-", "provenance": str(model.provenance)}
-    macs = macs_per_output_pixel(architecture, config, convention)
-    lines.update({
-        "architecture": architecture,
-        "config": ", ".join(f"{key}={value}" for key, value in config.items()),
-        "parameters": f"{params:,}",
-        "MACs per output pixel": f"{macs:,.0f}",
-        "input convention": convention.describe(),
-    })
-    for key, value in lines.items():
-        console.print(f"[bold]{key}[/bold]: {value}")
+            with ShownWarnings():
+                model = load_model(source)
+            architecture, config, convention = model.architecture, model.config.to_dict(), \
+                model.convention
+            params = count_parameters(model)
+            provenance = dict(model.provenance)
+            card = _card(Path(source)) if Path(source).exists() else None
+            release = None
+            lines = {"name": model.name or "-"}
+        macs = macs_per_output_pixel(architecture, config, convention)
+        lines.update({
+            "architecture": architecture,
+            "config": ", ".join(f"{key}={value}" for key, value in config.items()),
+            "parameters": f"{params:,}",
+            "MACs per output pixel": f"{macs:,.0f}",
+            "input convention": convention.describe(),
+        })
+        record = {"name": lines["name"], "release": release,
+                  "architecture": architecture, "config": config, "parameters": params,
+                  "macs_per_output_pixel": macs, "input_convention": convention.describe(),
+                  "provenance": provenance, "model_card": None if card is None else str(card)}
+        lines.update(_provenance_lines([provenance]))
+        if card is not None:
+            lines["model card"] = str(card)
+    if as_json:
+        print_json(record)
+        return
+    _print_lines(lines)
+    if len(json.dumps(record.get("provenance") or record.get("members") or {})) > 2:
+        console.print(f"(the whole record: s2l8h models info {source} --json)",
+                      highlight=False)
