@@ -147,3 +147,22 @@ def test_harmonize_returns_the_stale_folder_warnings_it_gave(scene: Scene, tmp_p
                               f"s2l8h run (process {pid})"]
     assert [m for m in result.extra["warnings"] if m.startswith("removed ")] == stale_messages
     assert not stale.exists()
+
+
+def test_the_clis_warnings_are_shown_when_the_command_fails(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """What a command warned about before it failed still reaches the user (harmonize,
+    harmonize-many and the others run inside ShownWarnings), once, then the error."""
+    from s2l8h.cli.harmonize import ShownWarnings
+
+    shown = ShownWarnings()
+    with pytest.raises(InputError), shown:
+        _give("the pan is shifted")
+        _give("the pan is shifted")
+        raise InputError("scene", "no valid pixel")
+    assert capsys.readouterr().err.count("warning: the pan is shifted") == 1
+    with shown:  # entered again: what it showed is not shown twice
+        _give("the pan is shifted")
+        _give("noisy input")
+    err = capsys.readouterr().err
+    assert "the pan is shifted" not in err and "warning: noisy input" in err

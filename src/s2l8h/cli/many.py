@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import typer
@@ -12,8 +11,8 @@ from s2l8h.cli.harmonize import (
     DEFAULT_MASK_FLAGS,
     DEFAULT_MODELS,
     FLAGS,
+    ShownWarnings,
     mask_flags,
-    show_warnings,
 )
 from s2l8h.cli.stac import CATALOG_OPTIONS, _catalogs
 
@@ -129,14 +128,12 @@ def harmonize_many_command(
         batch_size=batch_size, device=device, dtype=dtype, mask_flags=mask_flags(mask),
         keep_flagged=keep_flagged, toa=toa, mc_passes=mc_passes, dropout=dropout,
         filter_input_noise=filter_input_noise, reference=reference, pan_blocks=pan_blocks)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with ShownWarnings():  # shown on an error too
         result = harmonize_many(
             scenes, output_dir, grid, options, torch_threads=torch_threads, workers=workers,
             threads_per_worker=threads_per_worker, scheduler=scheduler, retries=retries,
             requester_pays=requester_pays, overwrite=overwrite, catalog=not no_catalog,
             progress=not quiet, log=console.print)
-    show_warnings(caught)
     for row in result.rows:
         if row["status"] == "failed":
             error_console.print(f"[red]failed:[/red] {row['scene']}: {row['error']}",
