@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,21 @@ def test_quality_fill_and_cloud_become_nodata_and_mask(tmp_path: Path) -> None:
     unmasked = harmonize(scene.folder, tmp_path / "noflags.tif", models=[tiny_model()],
                          like=like, mask_flags=(), progress=False)
     assert (_read(unmasked.path)[0][6][3 * 20:3 * 30, 3 * 10:3 * 20] == 1).all()
+    # Without its quality band the cloud passes through as data: said, not silent (and not
+    # said when no flag was asked for).
+    files = [path for path in scene.folder.iterdir() if "QA_PIXEL" not in path.name]
+    said = {}
+    for flags in (("cloud", "shadow"), ()):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            bare = harmonize(files, tmp_path / f"noqa{len(flags)}.tif", models=[tiny_model()],
+                             like=like, mask_flags=flags, progress=False)
+        assert (_read(bare.path)[0][6][3 * 20:3 * 30, 3 * 10:3 * 20] == 1).all()
+        said[flags] = [str(w.message) for w in caught if "no quality band" in str(w.message)]
+    assert said[()] == []
+    assert len(said[("cloud", "shadow")]) == 1
+    assert "no quality band (QA_PIXEL or BQA) among the inputs: nothing is flagged, so " \
+        "cloud, shadow pass through as data" in said[("cloud", "shadow")][0]
 
 
 def test_qa_radsat_saturation_is_an_optional_flag(tmp_path: Path) -> None:

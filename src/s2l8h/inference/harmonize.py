@@ -477,7 +477,12 @@ def check_plan_inputs(plan: HarmonizePlan, window: MeasuringWindow | None = None
                       ) -> InputChecks:
     """Measure the pan's registration and the input noise on :func:`read_central_window`'s
     window (``window``, read if not given; its flagged pixels left out); warn about large
-    findings."""
+    findings, and about quality flags asked for from a scene without a quality band."""
+    if plan.options.mask_flags and plan.scene.qa is None:
+        warn_input_check(plan, f"no quality band (QA_PIXEL or BQA) among the inputs: nothing "
+                               f"is flagged, so {', '.join(plan.options.mask_flags)} pass "
+                               "through as data; give the scene's quality band, or --mask '' "
+                               "to go without")
     window = window if window is not None else read_central_window(plan)
     strip = window.strip
     checks = check_inputs(lambda: (strip.multispectral, strip.pan, window.usable),
