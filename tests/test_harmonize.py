@@ -167,6 +167,27 @@ def test_quality_fill_and_cloud_become_nodata_and_mask(tmp_path: Path) -> None:
         "cloud, shadow pass through as data" in said[("cloud", "shadow")][0]
 
 
+def test_a_coarser_output_has_values_exactly_where_its_mask_says(tmp_path: Path) -> None:
+    """Onto a 20 m grid the data are averaged and the mask is taken by nearest neighbour: at
+    the fill's and the cloud's edges an average used to give pixels values that the mask
+    calls nodata or flagged. Values now sit exactly where the mask is valid (and flagged,
+    with keep_flagged), σ bands included."""
+    scene = make_scene(tmp_path / "cloudy", fill_rows=6, cloud_box=(20, 30, 10, 20))
+    for keep_flagged, dtype in ((False, "uint16"), (True, "float32")):
+        result = harmonize(scene.folder, tmp_path / f"{dtype}.tif", models=[tiny_model()],
+                           resolution=20, keep_flagged=keep_flagged, dtype=dtype,
+                           progress=False)
+        with rasterio.open(result.path) as dataset:
+            data = dataset.read()
+            assert dataset.res == (20, 20)
+        mask = data[-1]
+        has_values = np.isfinite(data[:-1]).all(axis=0) & (data[:-1] != 0).all(axis=0)
+        counts = {value: int((mask == value).sum()) for value in (0, 1, 2)}
+        assert counts[0] > 0 and counts[1] > 0 and counts[2] > 0
+        expected = (mask == 1) | ((mask == 2) & keep_flagged)
+        np.testing.assert_array_equal(has_values, expected)
+
+
 def test_qa_radsat_saturation_is_an_optional_flag(tmp_path: Path) -> None:
     scene = make_scene(tmp_path / "saturated")
     radsat = np.zeros((scene.rows, scene.cols), dtype=np.uint16)

@@ -255,6 +255,7 @@ class CogWriter:
         (self._workdir / OWNER_FILE).write_text(json.dumps(
             {"pid": os.getpid(), "host": socket.gethostname(), "output": self.path.name}))
         self._rows_path = self._workdir / "rows.tif"
+        self._kept_flagged = False  # whether flagged pixels keep their values (--keep-flagged)
         # Rows that will be warped stay float32 until then: encoding after the warp keeps
         # uint16 output within half a DN of float32 output.
         self._rows_dtype = self.dtype if grid == rows_grid else "float32"
@@ -328,6 +329,7 @@ class CogWriter:
             return
         mean, mask = mean[:, :rows, :width], mask[:rows, :width]
         keep = mask == MASK_VALID if keep is None else keep[:rows, :width]
+        self._kept_flagged = self._kept_flagged or bool((keep & (mask == MASK_FLAGGED)).any())
         block = self._pack(mean, None if std is None else std[:, :rows, :width], mask, keep,
                            self._rows_dtype)
         self._dataset.write(block, window=rasterio.windows.Window(col0, row0, width, rows))
@@ -396,11 +398,10 @@ class CogWriter:
 
     def _warp(self, destination: Path) -> bool:
         """Warp the float32 rows onto the output grid (GDAL's warper, all cores), then
-        encode to uint16 where asked; return whether any output pixel has data (all its
-        bands finite). (A warped VRT read strip by strip would spare the float copy on disk
-        but took 2.7 times as long.)"""
-        floats = destination.with_name("warped-float.tif") if self.dtype == "uint16" \
-            else destination
+        write them in the output's encoding, data and mask made to agree (:meth:`_encode`);
+        return whether any output pixel has data. (A warped VRT read strip by strip would
+        spare the float copy on disk but took 2.7 times as long.)"""
+        floats = destination.with_name("warped-float.tif")
         bands = len(self.band_names)
         with rasterio.open(self._rows_path) as rows, \
                 rasterio.open(floats, "w", **self._profile(self.grid, "float32")) as warped:
@@ -420,16 +421,15 @@ class CogWriter:
                           resampling=resampling, num_threads=WARP_THREADS,
                           warp_mem_limit=WARP_MEMORY_MB)
         self._rows_path.unlink()  # free its space before the next copy
-        if floats != destination:
-            return self._encode(floats, destination) > 0
-        bands = list(range(1, len(self.band_names) + 1))
-        with rasterio.open(destination) as warped:  # stops at the first block with data
-            return any(bool(np.isfinite(warped.read(bands, window=window)).all(axis=0).any())
-                       for _, window in warped.block_windows(1))
+        return self._encode(floats, destination) > 0
 
     def _encode(self, floats: Path, destination: Path) -> int:
-        """Encode a float32 file of this writer's layout into uint16, strip by strip (NaN:
-        nodata, as write_rows keeps it); return the number of pixels with data."""
+        """Write a float32 file of this writer's layout (NaN: nodata, as write_rows keeps it)
+        in the output's encoding, strip by strip, with the data made to agree with the
+        mask: values only where the mask says valid (or flagged, where flagged pixels keep
+        theirs), and a valid pixel without values marked nodata. (An average onto a coarser
+        grid gives an edge pixel a value from its one valid source pixel while the mask, by
+        nearest neighbour, calls it nodata.) Returns the number of pixels with data."""
         bands = len(self.band_names)
         kept = 0
         with rasterio.open(floats) as source, \
@@ -439,11 +439,16 @@ class CogWriter:
                 window = rasterio.windows.Window(0, row0, source.width,
                                                  min(BLOCK, source.height - row0))
                 values = source.read(window=window)
-                valid = np.isfinite(values[:bands]).all(axis=0)
-                kept += int(valid.sum())
-                block = self._pack(values[:bands], values[bands:2 * bands],
-                                   np.nan_to_num(values[-1]).astype(np.uint16), valid,
-                                   "uint16")
+                mask = np.nan_to_num(values[-1]).astype(np.uint16)
+                finite = np.isfinite(values[:bands]).all(axis=0)
+                if self.with_std:
+                    finite &= np.isfinite(values[bands:2 * bands]).all(axis=0)
+                mask[(mask == MASK_VALID) & ~finite] = MASK_NODATA
+                keep = finite & ((mask == MASK_VALID) |
+                                 ((mask == MASK_FLAGGED) & self._kept_flagged))
+                kept += int(keep.sum())
+                block = self._pack(values[:bands], values[bands:2 * bands], mask, keep,
+                                   self.dtype)
                 encoded.write(block, window=window)
         floats.unlink()
         return kept
