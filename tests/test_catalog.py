@@ -19,19 +19,37 @@ from s2l8h.batch.catalog import DATETIME_TAG, SOURCES_TAG, product_item, write_c
 BANDS = ["B02", "B03", "B04", "B8A", "B11", "B12"]
 
 
-def _product(path: Path, level: str, sources: list[dict]) -> Path:
-    """A 13-band uint16 raster tagged as ``harmonize`` tags its output (the tags the
-    catalogue reads)."""
-    profile = {"driver": "GTiff", "width": 8, "height": 6, "count": 13, "dtype": "uint16",
+def _product(path: Path, level: str, sources: list[dict], dtype: str = "uint16",
+             when: str = "2015-08-04T16:19:21Z") -> Path:
+    """A 13-band raster tagged as ``harmonize`` tags its output (the tags the catalogue
+    reads): uint16 with nodata 0, or float32 with NaN."""
+    profile = {"driver": "GTiff", "width": 8, "height": 6, "count": 13, "dtype": dtype,
                "crs": "EPSG:32616", "transform": Affine(10, 0, 452480, 0, -10, 3408640),
-               "nodata": 0}
+               "nodata": 0 if dtype == "uint16" else np.nan}
     with rasterio.open(path, "w", **profile) as dataset:
-        dataset.write(np.full((13, 6, 8), 1200, dtype=np.uint16))
+        values = np.full((13, 6, 8), 1200 if dtype == "uint16" else 0.02, dtype=dtype)
+        values[-1] = 1
+        dataset.write(values)
         for index, name in enumerate([*BANDS, *(f"{b}_std" for b in BANDS), "mask"], start=1):
             dataset.set_band_description(index, name)
-        dataset.update_tags(S2L8H_LEVEL=level, **{DATETIME_TAG: "2015-08-04T16:19:21Z",
+        dataset.update_tags(S2L8H_LEVEL=level, **{DATETIME_TAG: when,
                                                   SOURCES_TAG: json.dumps(sources)})
     return path
+
+
+def test_a_float32_product_and_one_without_a_date_give_strict_json(tmp_path: Path) -> None:
+    """NaN nodata is written as the raster extension spells it ("nan"), not as a bare NaN no
+    strict JSON parser reads; a product whose scene had no date gets a range, not an
+    error."""
+    path = _product(tmp_path / "p.tif", "L2 surface reflectance", [], dtype="float32",
+                    when="")
+    item = product_item(path)
+    document = json.dumps(item.to_dict(), allow_nan=False)  # raises on a bare NaN
+    bands = json.loads(document)["assets"]["harmonized"]["raster:bands"]
+    assert [band["nodata"] for band in bands] == ["nan"] * 13
+    assert item.datetime is None
+    assert item.common_metadata.start_datetime == item.common_metadata.end_datetime
+    assert item.properties["s2l8h:valid_percent"] == 100.0
 
 
 @pytest.mark.parametrize(("level", "radiometry"), [

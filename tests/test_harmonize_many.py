@@ -171,6 +171,7 @@ def test_search_run_matches_harmonize_reruns_as_noop_and_catalogue_stacks(landsa
     other = harmonize_many(scenes[:1], out, grid, scheduler=address, keep_flagged=True,
                            catalog=False, **OPTIONS)
     assert other.count("failed") == 1 and "pass --overwrite" in other.rows[0]["error"]
+    assert other.dashboard is None  # refused without a task, as a task would refuse it
     # So is the input noise filter switched off: its outputs differ.
     unfiltered = harmonize_many(scenes[:1], out, grid, scheduler=address,
                                 filter_input_noise=False, catalog=False, **OPTIONS)
@@ -386,7 +387,7 @@ def test_what_the_client_can_check_fails_before_any_task(landsat, tmp_path) -> N
     """A wrong option or scene folder is one error before the cluster starts, as
     ``harmonize`` gives it, and nothing is written (not even the output folder)."""
     from conftest import DATA
-    from s2l8h.errors import OptionError, UnknownModelError
+    from s2l8h.errors import OptionError, OutputError, UnknownModelError
     from s2l8h.io.errors import InputError
 
     grid, folders = landsat["grid"], landsat["folders"]
@@ -411,6 +412,31 @@ def test_what_the_client_can_check_fails_before_any_task(landsat, tmp_path) -> N
             harmonize_many(scenes, out, target, scheduler="tcp://127.0.0.1:1", catalog=False,
                            **arguments, **OPTIONS)
         assert not out.exists()
+    # The engine's options, before a cluster starts (a LocalCluster of no workers waited for
+    # ever; no threads divided by zero), and an output folder that is a file.
+    engine = [(dict(workers=0), "--workers and --threads-per-worker must be 1 or more"),
+              (dict(workers=-1), "--workers and --threads-per-worker must be 1 or more"),
+              (dict(threads_per_worker=0), "--workers and --threads-per-worker must be 1"),
+              (dict(retries=-1), "--retries must be 0 or more, got -1"),
+              (dict(torch_threads=0), "--torch-threads must be 1 or more, got 0")]
+    quiet = {key: value for key, value in OPTIONS.items() if key != "torch_threads"}
+    for arguments, message in engine:
+        with pytest.raises(OptionError, match=message):
+            harmonize_many([folders[0]], out, grid, catalog=False, **{**quiet, **arguments})
+        assert not out.exists()
+    (tmp_path / "file.tif").write_bytes(b"mine")
+    with pytest.raises(OutputError, match=r"file\.tif: exists and is not a folder"):
+        harmonize_many([folders[0]], tmp_path / "file.tif", grid, catalog=False, **OPTIONS)
+    assert (tmp_path / "file.tif").read_bytes() == b"mine"
+    # A scheduler that does not answer: one error, and no manifest left behind.
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), \
+            pytest.raises(OptionError, match=r"--scheduler tcp://127\.0\.0\.1:1: no dask "
+                                             "scheduler answered"):
+        harmonize_many([folders[0]], out, grid, scheduler="tcp://127.0.0.1:1", catalog=False,
+                       **OPTIONS)
+    assert not list(out.glob("manifest-*.csv"))
 
 
 def test_cli_over_local_folders(landsat, tmp_path) -> None:
@@ -431,6 +457,7 @@ def test_cli_over_local_folders(landsat, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "done 2, skipped 0, failed 0" in result.output
     assert "dashboard http://127.0.0.1:" in result.output
+    assert " px at 10 m" in result.output
     names = [scene.id for scene in scenes_from_folders(folders)]
     assert _tifs(out) == sorted(f"{name}.tif" for name in names)
     for index, name in enumerate(names):
@@ -483,6 +510,15 @@ def test_aoi_and_grid_rules(tmp_path) -> None:
     assert grid.extent.to_crs("EPSG:4326").contains(aoi.buffer(-1e-6))
     coarse = aoi_grid(aoi, crs="EPSG:32617", resolution=30)
     assert str(coarse.crs) == "EPSG:32617" and coarse.affine.a == 30
+    # In degrees, 10 m as harmonize takes it (not 10 degrees); no pixel size of 0 or less.
+    geographic = aoi_grid(aoi, crs="EPSG:4326")
+    assert geographic.affine.a == pytest.approx(10 / 111_320)
+    assert geographic.shape == (1114, 1114)
+    from s2l8h.errors import OptionError
+
+    for bad in (0, -10, float("nan")):
+        with pytest.raises(OptionError, match="--resolution must be a positive number"):
+            aoi_grid(aoi, resolution=bad)
     # --like gives the grid exactly: a resolution beside it is refused, not ignored.
     import numpy as np
     from affine import Affine

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -83,12 +84,11 @@ def product_item(path: str | os.PathLike[str]) -> pystac.Item:
     geolocation = json.loads(tags.get("S2L8H_GEOLOCATION", "null"))
     if isinstance(geolocation, dict):
         properties["s2l8h:geolocation"] = geolocation
+    # STAC needs a datetime or a range: where the MTL date was missing, a range of nothing.
+    unknown = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) if moment is None else None
     item = pystac.Item(id=path.stem, geometry=footprint.json, bbox=list(footprint.boundingbox),
-                       datetime=moment, properties=properties)
-    if moment is None:  # STAC needs a datetime or a range; the MTL date was missing
-        item.properties["datetime"] = None
-        item.common_metadata.start_datetime = item.common_metadata.end_datetime = \
-            dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+                       datetime=moment, properties=properties, start_datetime=unknown,
+                       end_datetime=unknown)
     asset = pystac.Asset(str(path), media_type=pystac.MediaType.COG, roles=["data"],
                          title=f"Sentinel-2-like {properties['s2l8h:radiometry']}, σ and "
                                "mask (s2l8h)")
@@ -103,7 +103,10 @@ def product_item(path: str | os.PathLike[str]) -> pystac.Item:
     projection.bbox = list(grid.boundingbox)
     raster_bands, eo_bands = [], []
     for index, name in enumerate(descriptions):
-        band = RasterBand.create(data_type=dtypes[index], nodata=nodata)
+        # NaN as the extension spells it ("nan"): JSON has no NaN, and strict parsers
+        # refuse the bare token json.dumps would write.
+        band = RasterBand.create(data_type=dtypes[index], nodata="nan" if nodata is not None
+                                 and math.isnan(nodata) else nodata)
         if (scales[index], offsets[index]) != (1.0, 0.0):
             band.scale, band.offset = scales[index], offsets[index]
         raster_bands.append(band)

@@ -165,6 +165,14 @@ def output_state(path: str | os.PathLike[str], expected: str) -> str:
     return "same" if tag == expected else "other"
 
 
+def _exists_message(output: str, state: str) -> str:
+    """Why an existing output (:func:`output_state` ``other`` or ``unreadable``) is not
+    replaced."""
+    why = "unreadable" if state == "unreadable" else \
+        "written with other inputs, models or options"
+    return f"{output}: exists ({why}); pass --overwrite to replace it"
+
+
 def _scratch() -> str:
     try:
         from distributed import get_worker
@@ -211,9 +219,7 @@ def _run_scene(job: SceneJob) -> dict[str, Any]:
     if state == "same":
         return {"status": "skipped", "seconds": time.perf_counter() - started, **info}
     if state != "missing" and not job.overwrite:
-        why = "unreadable" if state == "unreadable" else \
-            "written with other inputs, models or options"
-        raise OutputError(f"{job.output}: exists ({why}); pass --overwrite to replace it")
+        raise OutputError(_exists_message(job.output, state))
     models = worker_models(job.models, job.options.dropout)
     grid = job.grid
     tags = {PROVENANCE_TAG: job.provenance, DATETIME_TAG: job.scene.datetime or "",
@@ -290,7 +296,11 @@ def _client(scheduler: Any, workers: int, threads_per_worker: int):
     if scheduler is not None and not isinstance(scheduler, str):
         return scheduler, None  # a Client given by the caller
     if scheduler:
-        return Client(scheduler), None
+        try:
+            return Client(scheduler), None
+        except (OSError, TimeoutError) as error:  # unreachable, or not a scheduler
+            raise OptionError(f"--scheduler {scheduler}: no dask scheduler answered ({error})"
+                              ) from None
     cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
                            processes=True, dashboard_address=":0")
     return Client(cluster), cluster
@@ -355,6 +365,10 @@ def harmonize_many(
     if set_by_run:
         raise OptionError(f"harmonize_many sets {', '.join(set_by_run)} itself (the run's "
                           "grid and provenance tags)")
+    _check_engine(scheduler, workers, threads_per_worker, retries, torch_threads)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise OutputError(f"{output_dir}: exists and is not a folder; the run writes a folder "
+                          "of products (give a folder name)")
     sources = tuple(str(m) for m in (options.models or DEFAULT_MODELS))
     if scheduler is None and torch_threads is None:
         torch_threads = max(1, (os.cpu_count() or 1) // (workers * threads_per_worker))
@@ -378,38 +392,51 @@ def harmonize_many(
                              provenance(spec, grid, sources, recorded), overwrite,
                              requester_pays, os.getpid()))
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    manifest = _Manifest(output_dir / f"manifest-{stamp}.csv")
     details: dict[str, dict[str, Any]] = {}
-    pending = []
+    pending, settled = [], []  # settled: (job, manifest row) decided without a task
     for job in jobs:
-        if output_state(job.output, job.provenance) == "same":
-            manifest.add({"scene": job.scene.id, "output": job.output, "status": "skipped",
-                          "source": _source(job.scene)})
+        state = output_state(job.output, job.provenance)
+        row = {"scene": job.scene.id, "output": job.output, "source": _source(job.scene)}
+        if state == "same":
+            settled.append((job, {**row, "status": "skipped"}))
             details[job.scene.id] = {"status": "skipped"}
+        elif state != "missing" and not overwrite:  # refused here, as the task would
+            error = OutputError(_exists_message(job.output, state))
+            settled.append((job, {**row, "status": "failed",
+                                  "error": f"{type(error).__name__}: {error}"}))
+            details[job.scene.id] = {"status": "failed", "error": error, "warnings": []}
         else:
             pending.append(job)
-    say(f"{len(jobs)} scene(s): {len(jobs) - len(pending)} already done, "
-        f"{len(pending)} to run; grid {crs_name(grid.crs)} {grid.height} x {grid.width} px at "
-        f"{grid.resolution.x:g} m; manifest {manifest.path}")
+    refused = sum(row["status"] == "failed" for _, row in settled)
+    say(f"{len(jobs)} scene(s): {len(settled) - refused} already done, "
+        + (f"{refused} refused (output exists), " if refused else "")
+        + f"{len(pending)} to run; grid {crs_name(grid.crs)} {grid.height} x {grid.width} px "
+        f"at {grid.resolution.x:g} {_units(grid)}")
+    # The engine first: a scheduler that does not answer leaves no manifest behind.
+    client, cluster = _client(scheduler, workers, threads_per_worker) if pending else \
+        (None, None)
     dashboard = None
     try:
-        if pending:
-            client, cluster = _client(scheduler, workers, threads_per_worker)
-            try:
+        manifest = _Manifest(output_dir / f"manifest-{stamp}.csv")
+        try:
+            say(f"manifest {manifest.path}")
+            for _, row in settled:
+                manifest.add(row)
+            if client is not None:
                 dashboard = client.dashboard_link
                 say(f"dask scheduler {client.scheduler.address}; dashboard {dashboard}")
                 futures = {client.submit(run_scene, job, key=f"s2l8h-{job.scene.id}-{stamp}",
                                          retries=retries, pure=False): job for job in pending}
                 _collect(futures, as_completed, manifest, details, progress)
-            finally:
-                if cluster is not None:
-                    client.close()
-                    cluster.close()
-                elif isinstance(scheduler, str):
-                    client.close()
-        _remove_stale([job.output for job in jobs])
+        finally:
+            manifest.close()
     finally:
-        manifest.close()
+        if cluster is not None:
+            client.close()
+            cluster.close()
+        elif isinstance(scheduler, str) and client is not None:
+            client.close()
+    _remove_stale([job.output for job in jobs])  # no task of the run is running now
     result = ManyResult(manifest.rows, manifest.path, None, grid, dashboard, details)
     if catalog and result.products:
         result.catalog = write_catalog(result.products, output_dir / "stac")
@@ -419,6 +446,27 @@ def harmonize_many(
                                        else "")
         + (f"; catalogue {result.catalog}" if result.catalog else ""))
     return result
+
+
+def _check_engine(scheduler: Any, workers: int, threads_per_worker: int, retries: int,
+                  torch_threads: int | None) -> None:
+    """The run's engine options, before a cluster starts (a LocalCluster of no workers
+    waits for ever)."""
+    if scheduler is None and (workers < 1 or threads_per_worker < 1):
+        raise OptionError(f"--workers and --threads-per-worker must be 1 or more, got "
+                          f"{workers} and {threads_per_worker}")
+    if retries < 0:
+        raise OptionError(f"--retries must be 0 or more, got {retries}")
+    if torch_threads is not None and torch_threads < 1:
+        raise OptionError(f"--torch-threads must be 1 or more, got {torch_threads}")
+
+
+def _units(grid: GeoBox) -> str:
+    """The unit of the grid's CRS, as a pixel size is written: ``m``, ``°`` ..."""
+    if grid.crs.geographic:
+        return "°"
+    unit = grid.crs.units[0] if grid.crs.units else "m"
+    return {"metre": "m", "meter": "m"}.get(unit, unit)
 
 
 def _collect(futures: dict, as_completed, manifest: _Manifest,

@@ -28,7 +28,7 @@ from odc.geo.geobox import GeoBox
 from odc.geo.geom import Geometry, box, unary_union
 
 from s2l8h.errors import OptionError
-from s2l8h.inference.options import check_crs
+from s2l8h.inference.options import check_crs, check_resolution, default_resolution
 from s2l8h.io.errors import InputError
 from s2l8h.io.grid import grid_like
 from s2l8h.io.mtl import LandsatMetadata, find_value, read_metadata
@@ -244,13 +244,14 @@ def aoi_grid(aoi: Geometry | None = None, *, crs: Any = None,
              like: str | os.PathLike[str] | None = None) -> GeoBox:
     """The output grid of a run: exactly ``like``'s grid, or the grid in ``crs`` (default:
     the UTM zone of the AOI's centroid) with pixel edges on multiples of ``resolution``
-    (CRS units; ``None``: 10) that covers ``aoi``."""
+    (CRS units; ``None``: 10 m, in a geographic CRS in degrees as ``harmonize`` takes it)
+    that covers ``aoi``."""
     if like is not None:
         if crs is not None or resolution is not None:
             raise OptionError("--like cannot be combined with --crs or --resolution (it gives "
                               "the grid exactly)")
         return grid_like(like)
-    resolution = 10.0 if resolution is None else resolution
+    check_resolution(resolution)
     if aoi is None:
         raise OptionError("an AOI (or a raster to take the grid from) is needed")
     if crs is not None:
@@ -264,4 +265,5 @@ def aoi_grid(aoi: Geometry | None = None, *, crs: Any = None,
                               f"latitude {lat:.4f}; UTM spans 80°S to 84°N): give the AOI as "
                               "west,south,east,north (longitude first), or an output CRS"
                               ) from None
+    resolution = default_resolution(target) if resolution is None else resolution
     return GeoBox.from_geopolygon(aoi, resolution=resolution, crs=target)

@@ -37,7 +37,8 @@ def harmonize_many_command(
     requester_pays: bool = CATALOG_OPTIONS["requester_pays"],
     crs: str = typer.Option(None, help="Output CRS (default: the AOI's UTM zone)."),
     resolution: float = typer.Option(
-        None, help="Output resolution in CRS units (default 10; not with --like)."),
+        None, help="Output resolution in CRS units (default 10 m; in a geographic CRS such "
+                   "as EPSG:4326, 10 m in degrees; not with --like)."),
     like: Path = typer.Option(None, help="Write exactly on this raster's grid."),
     model: list[str] = typer.Option(
         None, "--model", "-m", help=f"As for harmonize (default: {', '.join(DEFAULT_MODELS)})."),
@@ -51,7 +52,9 @@ def harmonize_many_command(
     torch_threads: int = typer.Option(
         None, help="PyTorch threads per task, harmonize's --threads (default: cores / "
                    "local worker threads)."),
-    dtype: str = typer.Option("uint16", help="uint16 (reflectance x 10000) | float32"),
+    dtype: str = typer.Option(
+        "uint16", help="As for harmonize: uint16: DN = (reflectance + 0.1) x 10000, sigma x "
+                       "10000, 0 nodata | float32: reflectance, NaN nodata"),
     mask: str = typer.Option(",".join(DEFAULT_MASK_FLAGS),
                              help=f"Quality flags that mark pixels: any of {', '.join(FLAGS)}."),
     keep_flagged: bool = typer.Option(False, help="Keep values on flagged pixels."),

@@ -38,7 +38,12 @@ from s2l8h.inference.checks import (
 )
 from s2l8h.inference.consistency import ConsistentPredictor
 from s2l8h.inference.coregister import SceneRegistration, register_scene
-from s2l8h.inference.options import HarmonizeOptions, check_device, check_grid_size
+from s2l8h.inference.options import (
+    HarmonizeOptions,
+    check_device,
+    check_grid_size,
+    default_resolution,
+)
 from s2l8h.inference.panreg import PAN_MARGIN, PanShiftMap, measure_pan_map
 from s2l8h.inference.tiling import BackgroundEmitter, TilePlan, plan_tiles, run_tiled
 from s2l8h.inference.uncertainty import Predictor, SigmaCalibration, make_predictor
@@ -275,14 +280,6 @@ def warn_finer_than_the_model(grid: GeoBox) -> None:
         warn(f"the output's {size:.3g} m pixels are finer than the 10 m the networks predict: "
              "they hold the 10 m prediction resampled (cubic), no finer detail", S2L8HWarning,
              stacklevel=4)
-
-
-def default_resolution(crs: object) -> float:
-    """10 m in the units of ``crs``: metres, or degrees (10 m of arc at the equator) in a
-    geographic CRS."""
-    from odc.geo import CRS
-
-    return 10.0 / 111_320.0 if CRS(crs).geographic else 10.0
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,20 @@ UNCERTAINTY_METHODS = ("auto", "ensemble", "mc-dropout", "head", "none")
 OUTPUT_DTYPES = ("uint16", "float32")
 
 
+def default_resolution(crs: object) -> float:
+    """10 m in the units of ``crs``: metres, or degrees (10 m of arc at the equator) in a
+    geographic CRS."""
+    from odc.geo import CRS
+
+    return 10.0 / 111_320.0 if CRS(crs).geographic else 10.0
+
+
+def check_resolution(resolution: float | None) -> None:
+    """``--resolution``: a positive number of output CRS units, or none."""
+    if resolution is not None and not (math.isfinite(resolution) and resolution > 0):
+        raise OptionError(f"--resolution must be a positive number, got {resolution}")
+
+
 def check_options(*, tile: int, overlap: int, batch_size: int, threads: int | None,
                   resolution: float | None, mc_passes: int, dtype: str, uncertainty: str,
                   dropout: float | None) -> None:
@@ -48,8 +62,7 @@ def check_options(*, tile: int, overlap: int, batch_size: int, threads: int | No
         raise OptionError(f"--batch-size must be 1 or more, got {batch_size}")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise OptionError(f"--threads must be 1 or more, got {threads}")
-    if resolution is not None and not (math.isfinite(resolution) and resolution > 0):
-        raise OptionError(f"--resolution must be a positive number, got {resolution}")
+    check_resolution(resolution)
     if not isinstance(mc_passes, int) or mc_passes < 2:
         raise OptionError(f"--mc-passes must be 2 or more, got {mc_passes}")
     if dtype not in OUTPUT_DTYPES:
