@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +58,6 @@ def test_models_info_bad_path_exits_nonzero(tmp_path: Path) -> None:
 def test_models_info_shows_where_weights_came_from(tmp_path: Path) -> None:
     """Provenance to read (training data with its radiometry, the commands, the card), not one
     line of a dict; --json gives the figures as numbers and the whole record."""
-    import json
 
     model = create_model("unet5-upsample", depth=2, growth_factor=3)
     data = ("Pairs from 1 scene:\n\n- `data/x` (L2A surface reflectance; somewhere, CC0): "
@@ -97,3 +97,38 @@ def test_models_info_of_an_ensemble_names_each_members_training() -> None:
     assert result.output.count("`data/s2_l2a_zurich_20190530` (L2A surface reflectance") == 2
     assert "s2l8h version: 0.1.0" in result.output  # the same for both: once
     assert result.output.count("/lite2-real-wald8-") >= 2  # both model cards
+
+    listed = json.loads(runner.invoke(app, ["models", "info", "lite2.real-wald8",
+                                            "--json"]).output)
+    assert listed["sigma_calibration"]["variance_scale"] == 0.25
+    assert listed["sigma_calibration"]["pan_variance_scale"] == 4.0
+    assert list(listed["sigma_calibration"]["band_variance_factors"]) == \
+        ["B02", "B03", "B04", "B8A", "B11", "B12"]
+    assert listed["parameters"] == 1_319_128
+
+
+def test_weights_without_their_config_are_named_with_what_they_need(tmp_path: Path) -> None:
+    """A lite network's tensors alone cannot be read as a UNet: the error names the file and
+    says that its config.json is needed."""
+    model = create_model("lite", width=8, blocks=1)
+    save_pretrained(model, tmp_path / "release")
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "release" / "model.safetensors").rename(tmp_path / "bare" / "model.safetensors")
+    path = tmp_path / "bare" / "model.safetensors"
+    result = runner.invoke(app, ["models", "info", str(path)], env={"COLUMNS": "300"})
+    assert result.exit_code == 2, result.output
+    assert f"{path}: not a UNet state dict" in result.output
+    assert "need the config.json their release holds" in result.output
+
+
+def test_an_unknown_name_lists_the_ensembles_too() -> None:
+    """The default is an ensemble: a mistyped name lists the ensembles beside the models and
+    releases."""
+    result = runner.invoke(app, ["models", "info", "foo"], env={"COLUMNS": "400"})
+    assert result.exit_code == 2
+    assert "ensembles: published, lite2.real-wald, " in result.output
+    assert "lite2.real-wald8)" in result.output
+    result = runner.invoke(app, ["models", "info", "lite2.real-wald9"], env={"COLUMNS": "400"})
+    assert result.exit_code == 2
+    assert "unknown release 'lite2.real-wald9'" in result.output
+    assert "ensembles of its releases: lite2.real-wald, lite2.real-wald3" in result.output

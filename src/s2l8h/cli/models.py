@@ -210,7 +210,15 @@ def info_command(
                      "provenance": provenance, "model_card": None if card is None else str(card)}
             for member, spec, (provenance, card) in zip(members, specs, documents, strict=True)},
             "description": ensemble.description, "parameters": params,
-            "macs_per_output_pixel": macs, "sigma_calibration": lines["σ calibration"],
+            "macs_per_output_pixel": macs, "sigma_calibration": {
+                "variance_scale": ensemble.variance_scale,
+                "noise_variance_scale": ensemble.noise_variance_scale,
+                "level_variance_scale": ensemble.level_variance_scale,
+                "pan_variance_scale": ensemble.pan_variance_scale,
+                "band_variance_factors": dict(zip(specs[0].convention.output_bands,
+                                                  ensemble.band_variance_factors,
+                                                  strict=True))
+                if ensemble.band_variance_factors else None},
             "member_views": list(ensemble.member_views) or None,
             "input_convention": specs[0].convention.describe()}
         lines.update(_provenance_lines([provenance for provenance, _ in documents],

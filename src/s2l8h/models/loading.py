@@ -45,6 +45,7 @@ from s2l8h.models.registry import (
     ModelSpec,
     build_network,
     bundled_weights,
+    ensemble_names,
     find_spec,
     full_config,
     get_spec,
@@ -284,7 +285,13 @@ def _assemble(
         provenance = dict(document.get("provenance", {}))
     else:
         architecture = "unet"
-        config = infer_unet_config(state)
+        try:
+            config = infer_unet_config(state)
+        except ModelLoadError as error:
+            raise ModelLoadError(
+                f"{source}: {error}. Without a config.json beside them, weights load only as "
+                "one of the published UNet layouts (read off the tensor names); other "
+                "networks (lite, lite2) need the config.json their release holds") from None
         spec = find_spec(architecture, config)
         convention = spec.convention if spec else PUBLISHED_CONVENTION
         name = spec.name if spec else None
@@ -487,8 +494,8 @@ def load_model(
         get_spec(text)  # raises: an unknown release of a registered model, with its releases
     raise UnknownModelError(
         f"{text}: not a registered model (models: {', '.join(list_models())}; releases: "
-        f"{', '.join(list_models(releases=True))}), an existing file or folder, or a hub id "
-        "owner/name"
+        f"{', '.join(list_models(releases=True))}; ensembles: {ensemble_names()}), an "
+        "existing file or folder, or a hub id owner/name"
     )
 
 

@@ -278,10 +278,20 @@ def _unknown(name: str) -> UnknownModelError:
     model, _, tag = name.partition(".")
     if tag and model in _MODELS:
         tags = ", ".join(release.name for release in list_releases(model)) or "none"
-        return UnknownModelError(f"unknown release {name!r}; releases of {model}: {tags}")
+        ensembles = [ensemble.name for ensemble in list_ensembles()
+                     if ensemble.name.startswith(f"{model}.")]
+        return UnknownModelError(f"unknown release {name!r}; releases of {model}: {tags}"
+                                 + (f"; ensembles of its releases: {', '.join(ensembles)}"
+                                    if ensembles else ""))
     return UnknownModelError(f"unknown model {name!r}; known models: "
                              f"{', '.join(list_models())}; releases: "
-                             f"{', '.join(list_models(releases=True))}")
+                             f"{', '.join(list_models(releases=True))}; ensembles: "
+                             f"{ensemble_names()}")
+
+
+def ensemble_names() -> str:
+    """The registered ensembles' names, for messages."""
+    return ", ".join(ensemble.name for ensemble in list_ensembles())
 
 
 def get_spec(name: str) -> ModelSpec:
