@@ -480,3 +480,25 @@ def test_qa_against_a_level1_scene_shows_the_toa_warning_once(tmp_path: Path) ->
         ({}, "LC80200392015216LGN00")
     recorded, made_from = recorded_for_scene(output, "LC80200392015216LGN00")
     assert made_from == "LC80200392015216LGN00" and "input_noise" in recorded
+
+
+def test_a_strip_along_the_scenes_edge_is_not_judged_for_consistency() -> None:
+    """A bias or a shift measured on one column of 30 m pixels (a grid meeting the scene
+    along its edge) is recorded with its span, but not warned about; the same bias over a
+    block is."""
+    from s2l8h.inference.checks import Consistency, consistency_messages, spans_both_ways
+
+    rng = np.random.default_rng(0)
+    landsat = 0.1 + 0.05 * rng.random((6, 100, 40))
+    for columns, warned in ((slice(39, 40), False), (slice(0, 40), True)):
+        valid = np.zeros((100, 40), dtype=bool)
+        valid[:, columns] = True
+        consistency = Consistency(window=(0, 100, 0, 40))
+        consistency.add(0, 0, landsat + 0.02, landsat, valid)
+        report = consistency.report()
+        assert report["bias"] == pytest.approx([0.02] * 6)
+        assert report["span_px"] == [100, valid.any(axis=0).sum()]
+        assert ("shift_m" in report) is warned  # no shift from a strip one pixel wide
+        assert bool(consistency_messages(report)) is warned
+    assert spans_both_ways(np.ones((8, 8), dtype=bool))
+    assert not spans_both_ways(np.ones((100, 7), dtype=bool))

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,6 +68,8 @@ RESIDUAL_SHIFT_WARNING_M = 6.0
 CHECK_WINDOW = 768
 #: Fewer valid pixels than this in the window: nothing is measured.
 MIN_CHECK_PIXELS = 64
+#: ... spread over at least this many rows and columns for a shift (:func:`spans_both_ways`).
+MIN_CHECK_SPAN = 8
 
 
 def central_window(rows: int, cols: int, size: int = CHECK_WINDOW) -> tuple[int, int, int, int]:
@@ -82,10 +85,19 @@ def measure_shift(reference: np.ndarray, moving: np.ndarray, pixel: float) -> tu
     tapered by a Hann window first: without it the image borders bias sub-pixel shifts
     towards zero (by a quarter of the shift on Sentinel-2 crops)."""
     taper = window("hann", reference.shape)
-    shift, _, _ = phase_cross_correlation((reference - reference.mean()) * taper,
-                                          (moving - moving.mean()) * taper,
-                                          upsample_factor=100, normalization=None)
+    with warnings.catch_warnings():  # a flat image: no shift to find, told by the caller
+        warnings.filterwarnings("ignore", message="Could not determine RMS error")
+        shift, _, _ = phase_cross_correlation((reference - reference.mean()) * taper,
+                                              (moving - moving.mean()) * taper,
+                                              upsample_factor=100, normalization=None)
     return float(-shift[1] * pixel), float(shift[0] * pixel)
+
+
+def spans_both_ways(valid: np.ndarray, pixels: int = MIN_CHECK_SPAN) -> bool:
+    """Whether ``valid`` (h, w) reaches across at least ``pixels`` rows and ``pixels``
+    columns: a shift is measured in two directions, and a strip a few pixels wide (a grid
+    that meets the scene along its edge) holds only one."""
+    return int(valid.any(axis=1).sum()) >= pixels and int(valid.any(axis=0).sum()) >= pixels
 
 
 def pan_intensity(multispectral: np.ndarray, pan: np.ndarray, valid: np.ndarray
@@ -181,6 +193,8 @@ class Consistency:
     _degraded: np.ndarray | None = None
     _input: np.ndarray | None = None
     _window_valid: np.ndarray | None = None
+    _rows: set[int] = field(default_factory=set)  # 30 m rows and columns with a valid pixel
+    _cols: set[int] = field(default_factory=set)
 
     def add(self, row0: int, col0: int, degraded: np.ndarray, landsat: np.ndarray,
             valid: np.ndarray) -> None:
@@ -190,6 +204,8 @@ class Consistency:
             return
         difference = (degraded - landsat)[:, valid]
         self.count += int(valid.sum())
+        self._rows.update((row0 + np.flatnonzero(valid.any(axis=1))).tolist())
+        self._cols.update((col0 + np.flatnonzero(valid.any(axis=0))).tolist())
         self.sum_difference += difference.sum(axis=1)
         self.sum_square += (difference**2).sum(axis=1)
         a, b = degraded[:, valid], landsat[:, valid]
@@ -218,21 +234,23 @@ class Consistency:
 
     def report(self) -> dict[str, object]:
         """Per-band bias and RMSE (reflectance, OLI), mean spectral angle (degrees), residual
-        shift (dx, dy metres), pixels compared."""
+        shift (dx, dy metres), pixels compared and the rows and columns they span (30 m)."""
         if self.count == 0:
             return {"pixels": 0}
         bias = self.sum_difference / self.count
         rmse = np.sqrt(self.sum_square / self.count)
         report: dict[str, object] = {
-            "pixels": self.count, "bias": [round(float(v), 5) for v in bias],
+            "pixels": self.count, "span_px": [len(self._rows), len(self._cols)],
+            "bias": [round(float(v), 5) for v in bias],
             "rmse": [round(float(v), 5) for v in rmse],
             "sam_degrees": round(self.sum_angle / self.count, 3)}
         valid = self._window_valid
-        if valid is not None and valid.sum() >= 64:
+        if valid is not None and valid.sum() >= MIN_CHECK_PIXELS and spans_both_ways(valid):
             degraded = fill_invalid(self._degraded, valid).mean(axis=0)  # type: ignore[arg-type]
             landsat = fill_invalid(self._input, valid).mean(axis=0)  # type: ignore[arg-type]
             shift = measure_shift(landsat, degraded, 30.0)
-            report["shift_m"] = [round(shift[0], 2), round(shift[1], 2)]
+            if all(math.isfinite(value) for value in shift):
+                report["shift_m"] = [round(shift[0], 2), round(shift[1], 2)]
         return report
 
 
@@ -373,8 +391,14 @@ def level_shift_messages(summary: dict | None) -> list[str]:
 
 
 def consistency_messages(report: dict) -> list[str]:
-    """Warnings from a consistency report (:meth:`Consistency.report`)."""
-    found = []
+    """Warnings from a consistency report (:meth:`Consistency.report`); none where the
+    pixels compared span fewer than :data:`MIN_CHECK_SPAN` rows or columns (a strip along
+    the scene's edge, where the output brought back to 30 m lacks the neighbours its PSF
+    reaches)."""
+    found: list[str] = []
+    span = report.get("span_px")
+    if span and min(span) < MIN_CHECK_SPAN:
+        return found
     bias = report.get("bias")
     if bias and max(abs(v) for v in bias) > BIAS_WARNING:
         found.append(f"the output departs from its input by a bias of up to "
