@@ -184,6 +184,13 @@ def test_qa_bicubic_is_consistent_and_a_biased_output_is_reported(virginia,
     result = runner.invoke(app, ["qa", str(bad), "--scene", str(scene), "--json",
                                  str(tmp_path / "bad.json")])
     assert result.exit_code != 0 and "already exists" in result.output
+    # A scene elsewhere: the product and the scene are named, not a reader's grid bounds.
+    marburg = Path(__file__).parent / "data" / "marburg"
+    result = runner.invoke(app, ["qa", str(bad), "--scene", str(marburg), "--toa"],
+                           env={"COLUMNS": "300"})
+    assert result.exit_code == 2
+    assert f"{bad}: does not overlap the scene LC08_L1TP_195025_20130707_20170503_01_T1 " \
+        "given with --scene" in result.output
 
 
 def test_qa_reads_the_tags_and_refuses_a_raster_without_them(virginia, tmp_path: Path
@@ -279,6 +286,12 @@ def test_an_atmospheric_offset_is_warned_about_by_the_networks_level(virginia,
     result = runner.invoke(app, ["qa", str(tmp_path / "season")])
     assert result.exit_code == 0, result.output
     assert "a/offset.tif: the networks would move" in result.output
+    # A product named in capitals, as Landsat names its files, is a GeoTIFF too.
+    (tmp_path / "upper").mkdir()
+    shutil.copy(tmp_path / "offset.tif", tmp_path / "upper" / "OFFSET.TIF")
+    result = runner.invoke(app, ["qa", str(tmp_path / "upper")])
+    assert result.exit_code == 0, result.output
+    assert "trust report: 1 product(s)" in result.output
     assert "b/offset.tif: the networks would move" in result.output
     # A raster without s2l8h's tags named on its own is an error, not left out.
     result = runner.invoke(app, ["qa", str(tmp_path / "offset.tif"),

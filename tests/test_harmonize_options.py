@@ -139,3 +139,12 @@ def test_benchmark_options_are_shared_and_checked(tmp_path: Path) -> None:
     with pytest.raises(OptionError, match="unknown benchmark option"):
         run_conditions(tmp_path / "none.tif", tmp_path / "out", ["all"], tiles=256)
     assert not (tmp_path / "out").exists()
+
+
+def test_mask_flags_are_each_taken_once() -> None:
+    """``--mask cloud,cloud`` is ``cloud``: the provenance a rerun compares holds each flag
+    once, in the order given."""
+    from s2l8h.cli.harmonize import mask_flags
+
+    assert mask_flags(" cloud, cloud,shadow,,cloud ") == ("cloud", "shadow")
+    assert mask_flags("") == ()

@@ -266,6 +266,21 @@ def test_server_down_is_a_clear_error() -> None:
                     retries=0, timeout=2)
 
 
+def test_dates_are_checked_before_any_catalogue_is_asked() -> None:
+    """A month 13 or a start after the end is the option's error, with no request made (the
+    catalogue here is a closed port: reaching it would be another error)."""
+    from s2l8h.errors import OptionError
+
+    url = f"http://127.0.0.1:{_free_port()}"
+    for start, end, message in (("2023-13-01", "2023-12-31", "--start must be a date"),
+                                ("2023-01-01", "June", "--end must be a date"),
+                                ("2023-12-01", "2023-01-31", r"--start \(2023-12-01\) is after")):
+        with pytest.raises(OptionError, match=message):
+            stac.search((0, 0, 1, 1), start, end, catalogs=[_catalog(url)], retries=0,
+                        timeout=2)
+    stac.check_period("2023-01-01", "2023-01-01T23:59:59Z")  # one day, with a time: fine
+
+
 class _Failing(http.server.BaseHTTPRequestHandler):
     calls = 0
     delay = 0.0

@@ -256,11 +256,12 @@ def _products(outputs: list[Path]) -> list[Path]:
     products: list[Path] = []
     for output in outputs:
         if output.is_dir():
-            found = sorted(path for path in output.rglob("*.tif")
-                           if not any(part.startswith(".")
-                                      for part in path.relative_to(output).parts))
+            found = sorted(path for path in output.rglob("*")
+                           if path.suffix.lower() in (".tif", ".tiff") and path.is_file()
+                           and not any(part.startswith(".")
+                                       for part in path.relative_to(output).parts))
             if not found:
-                fail(f"{output}: no GeoTIFF (*.tif) in this folder")
+                fail(f"{output}: no GeoTIFF (*.tif, *.tiff) in this folder")
             products += found
         else:
             products.append(output)

@@ -64,8 +64,8 @@ def pixel_shares_text(shares: dict[str, float]) -> str:
 
 
 def mask_flags(text: str) -> tuple[str, ...]:
-    """The quality flags of a comma-separated ``--mask`` (empty: none)."""
-    return tuple(flag.strip() for flag in text.split(",") if flag.strip())
+    """The quality flags of a comma-separated ``--mask`` (empty: none), each once."""
+    return tuple(dict.fromkeys(flag.strip() for flag in text.split(",") if flag.strip()))
 
 
 def _parse_bounds(text: str | None) -> tuple[float, float, float, float] | None:

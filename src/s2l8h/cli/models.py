@@ -103,7 +103,7 @@ def _print_lines(lines: dict[str, str]) -> None:
 def list_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Registered models, one row per weight release (``model.tag``; the bare model name
+    """Registered models, one row per weight release (model.tag; the bare model name
     loads the model's default release): parameters, multiply-adds per output pixel, where
     the weights are, input convention."""
     from s2l8h.models import DEFAULT_MODEL, get_spec, list_models, macs_per_output_pixel

@@ -21,6 +21,7 @@ co-registration reference for ``harmonize --reference`` from Sentinel-2 items.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -47,7 +48,7 @@ from s2l8h.bands import (
     SR_OFFSET,
     SR_SCALE,
 )
-from s2l8h.errors import CatalogError, OutputError  # also stac.CatalogError
+from s2l8h.errors import CatalogError, OptionError, OutputError  # also stac.CatalogError
 
 #: SCL classes counted as clear: vegetation, not vegetated, water (and dark area, unclassified
 #: are not clear, as in the paper's filter they are treated as unreliable).
@@ -164,11 +165,26 @@ def match_level1(landsat: Sequence[pystac.Item], level1: Sequence[pystac.Item]
             if _scene_key(item) in by_scene}
 
 
+def check_period(start: str, end: str) -> None:
+    """``--start`` and ``--end``: ISO dates (or date-times), the start not after the end;
+    checked before any catalogue is asked."""
+    moments = []
+    for option, text in (("--start", start), ("--end", end)):
+        try:
+            moment = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        except ValueError:
+            raise OptionError(f"{option} must be a date YYYY-MM-DD, got {text!r}") from None
+        moments.append(moment.replace(tzinfo=None))
+    if moments[0] > moments[1]:
+        raise OptionError(f"--start ({start}) is after --end ({end})")
+
+
 def search(bbox: tuple[float, float, float, float], start: str, end: str, *,
            max_cloud: float | None = None, catalogs: Sequence[Catalog] = DEFAULT_CATALOGS,
            limit: int = 500, timeout: float = 30.0, retries: int = 3) -> SearchResult:
     """Search every catalogue for its collections over ``bbox`` (lon/lat) from ``start`` to
     ``end`` (ISO dates). ``max_cloud`` filters on ``eo:cloud_cover`` (percent, scene level)."""
+    check_period(start, end)
     period = f"{start}/{end}"
     landsat: list[pystac.Item] = []
     level1: list[pystac.Item] = []

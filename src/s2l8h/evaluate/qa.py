@@ -29,7 +29,13 @@ from s2l8h.inference.checks import (
 )
 from s2l8h.io.cog import mask_shares
 from s2l8h.io.errors import InputError
-from s2l8h.io.grid import WorkingGrids, model_grid, registered_model_grid, warp
+from s2l8h.io.grid import (
+    WorkingGrids,
+    extent_meets,
+    model_grid,
+    registered_model_grid,
+    warp,
+)
 from s2l8h.io.landsat import TOA_MODE_MESSAGE, open_scene
 from s2l8h.io.mtl import Geolocation
 from s2l8h.io.reader import ReadInputs, SceneReader
@@ -179,11 +185,16 @@ def consistency_with_scene(output: str | os.PathLike[str],
     with rasterio.open(output) as dataset:
         grid = GeoBox.from_rio(dataset)
         registration = json.loads(dataset.tags().get("S2L8H_SCENE_SHIFT", "null"))
+        made_from = dataset.tags().get("S2L8H_SCENE")
     if model_grid(grid) != grid:
         raise InputError(output, "consistency needs an output on a 10 m grid")
     shift = tuple(registration["corrected_m"]) if registration else (0.0, 0.0)
-    reflectance, _, valid = read_prediction(output)
     scene = open_scene(scene_inputs, toa=toa, need_pan=False)
+    if not extent_meets(grid, scene.bands_grid().extent):
+        raise InputError(output, f"does not overlap the scene {scene.name} given with "
+                         "--scene" + (f" (it was made from {made_from})"
+                                      if made_from and made_from != scene.name else ""))
+    reflectance, _, valid = read_prediction(output)
     # As harmonize measures it: on the 10 m grid nested in the scene's own band grid, so the
     # 30 m bands are compared unresampled; an output on another phase is warped onto it.
     fine = registered_model_grid(grid, scene.bands_grid(), shift)

@@ -99,7 +99,8 @@ class HarmonizeResult:
 
     def open(self):
         """The written COG as an ``xarray.DataArray`` (per-band scale/offset applied, nodata as
-        NaN, the ``band`` coordinate holding the band names: ``B02`` ... ``mask``)."""
+        NaN, the ``band`` coordinate holding the band names: ``B02`` ... ``mask``; the mask
+        keeps its 0 for no data, 1 valid, 2 flagged)."""
         import warnings
 
         import rioxarray
@@ -107,7 +108,10 @@ class HarmonizeResult:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="(Scales|Offsets) differ across bands")
             image = rioxarray.open_rasterio(self.path, mask_and_scale=True)
-        return image.assign_coords(band=list(image.attrs["long_name"]))
+        image = image.assign_coords(band=list(image.attrs["long_name"]))
+        if "mask" in image.band.values:  # its 0 is a class, not a value missing
+            image.loc[{"band": "mask"}] = image.sel(band="mask").fillna(0)
+        return image
 
 
 def resolve_models(models: Sequence[str | os.PathLike[str] | Harmonizer] | None,

@@ -553,7 +553,8 @@ class _Headers:
         info = self.peek(path)
         if info.is_s2l8h_output:
             raise InputError(path, f"is an s2l8h output (tag {OUTPUT_TAG}), not a Landsat "
-                             "input; move it out of the scene folder")
+                             "input; give the scene's own files (or its folder, without "
+                             "outputs in it)")
         return info
 
 
