@@ -286,12 +286,12 @@ def test_an_atmospheric_offset_is_warned_about_by_the_networks_level(virginia,
     result = runner.invoke(app, ["qa", str(tmp_path / "season")])
     assert result.exit_code == 0, result.output
     assert "a/offset.tif: the networks would move" in result.output
-    # A product named in capitals, as Landsat names its files, is a GeoTIFF too.
-    (tmp_path / "upper").mkdir()
-    shutil.copy(tmp_path / "offset.tif", tmp_path / "upper" / "OFFSET.TIF")
-    result = runner.invoke(app, ["qa", str(tmp_path / "upper")])
-    assert result.exit_code == 0, result.output
-    assert "trust report: 1 product(s)" in result.output
+    # A product named .tiff is found too.
+    (tmp_path / "tiff").mkdir()
+    shutil.copy(tmp_path / "offset.tif", tmp_path / "tiff" / "offset.tiff")
+    tiff = runner.invoke(app, ["qa", str(tmp_path / "tiff")])
+    assert tiff.exit_code == 0, tiff.output
+    assert "trust report: 1 product(s)" in tiff.output
     assert "b/offset.tif: the networks would move" in result.output
     # A raster without s2l8h's tags named on its own is an error, not left out.
     result = runner.invoke(app, ["qa", str(tmp_path / "offset.tif"),
@@ -515,3 +515,21 @@ def test_a_strip_along_the_scenes_edge_is_not_judged_for_consistency() -> None:
         assert bool(consistency_messages(report)) is warned
     assert spans_both_ways(np.ones((8, 8), dtype=bool))
     assert not spans_both_ways(np.ones((100, 7), dtype=bool))
+
+
+def test_qa_says_a_strip_along_the_scenes_edge_was_not_judged(tmp_path: Path) -> None:
+    """The bundled crop's last 30 m column alone: harmonize warns of no bias or shift there,
+    and qa says the consistency was not judged rather than that the output agrees."""
+    from s2l8h.demo import example_scene
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        harmonize(example_scene(), tmp_path / "strip.tif", toa=True, progress=False,
+                  bounds=(468771, 3392003, 470000, 3395000))
+    assert not [w for w in caught if "departs from its input" in str(w.message)
+                or "the output is shifted" in str(w.message)]
+    result = runner.invoke(app, ["qa", str(tmp_path / "strip.tif")], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert "consistency: not judged: the pixels compared span only 100 x 1 30 m pixels" in \
+        result.output
+    assert "agrees with its input" not in result.output

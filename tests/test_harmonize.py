@@ -243,9 +243,9 @@ def test_uint16_and_float32_outputs_agree(tmp_path: Path, tiny_ensemble, scene: 
             clipped = (reference < -0.0999) & np.isfinite(reference)
             np.testing.assert_allclose(as_uint16.values[:12][clipped], -0.0999, atol=1e-6)
         assert float(np.nanmin(as_float.values[6:12])) >= 0
-        # The mask keeps its classes in both (0 no data is a class, not a missing value).
+        # The mask's 0 (no data) is NaN as every band's nodata, in both; filled, its classes.
         for image in (as_uint16, as_float):
-            mask = image.sel(band="mask").values
+            mask = image.sel(band="mask").fillna(0).values
             assert set(np.unique(mask)) <= {0.0, 1.0, 2.0}
             np.testing.assert_array_equal(mask == 0, np.isnan(image.values[0]) & (mask != 2))
 

@@ -436,7 +436,10 @@ def test_what_the_client_can_check_fails_before_any_task(landsat, tmp_path) -> N
                                              "scheduler answered"):
         harmonize_many([folders[0]], out, grid, scheduler="tcp://127.0.0.1:1", catalog=False,
                        **OPTIONS)
-    assert not list(out.glob("manifest-*.csv"))
+    with pytest.raises(OptionError, match=r"not a scheduler address, e\.g\. tcp://HOST:8786"):
+        harmonize_many([folders[0]], out, grid, scheduler="http://127.0.0.1:8787/status",
+                       catalog=False, **OPTIONS)
+    assert not out.exists()  # nothing written, not even the folder
 
 
 def test_cli_over_local_folders(landsat, tmp_path) -> None:

@@ -279,6 +279,10 @@ def test_dates_are_checked_before_any_catalogue_is_asked() -> None:
             stac.search((0, 0, 1, 1), start, end, catalogs=[_catalog(url)], retries=0,
                         timeout=2)
     stac.check_period("2023-01-01", "2023-01-01T23:59:59Z")  # one day, with a time: fine
+    # Offsets are converted, not dropped: 01:00+02:00 is 23:00 UTC the day before.
+    stac.check_period("2023-01-01T01:00:00+02:00", "2023-01-01T00:00:00Z")
+    with pytest.raises(OptionError, match="is after"):
+        stac.check_period("2023-01-01T01:00:00Z", "2023-01-01T02:00:00+02:00")
 
 
 class _Failing(http.server.BaseHTTPRequestHandler):

@@ -35,7 +35,7 @@ from pystac.extensions.raster import RasterBand, RasterExtension
 
 from s2l8h import __version__
 from s2l8h.inference.checks import LEVEL_SHIFT_TAG
-from s2l8h.io.cog import band_quantity, mask_shares
+from s2l8h.io.cog import band_quantity, mask_percentages
 
 DATETIME_TAG = "S2L8H_DATETIME"
 SOURCES_TAG = "S2L8H_SOURCE_ITEMS"
@@ -79,8 +79,8 @@ def product_item(path: str | os.PathLike[str]) -> pystac.Item:
         properties["s2l8h:level_shift_max"] = max(
             (abs(value) for value in medians if value is not None), default=None)
     if "mask" in descriptions:  # a season's products can be filtered on how much is left
-        for name, share in mask_shares(path).items():
-            properties[f"s2l8h:{name}_percent"] = round(100 * share, 1)
+        for name, percent in mask_percentages(path).items():
+            properties[f"s2l8h:{name}_percent"] = percent
     geolocation = json.loads(tags.get("S2L8H_GEOLOCATION", "null"))
     if isinstance(geolocation, dict):
         properties["s2l8h:geolocation"] = geolocation

@@ -301,9 +301,16 @@ def _client(scheduler: Any, workers: int, threads_per_worker: int):
         except (OSError, TimeoutError) as error:  # unreachable, or not a scheduler
             raise OptionError(f"--scheduler {scheduler}: no dask scheduler answered ({error})"
                               ) from None
+        except ValueError as error:  # a dashboard URL, an address without a port ...
+            raise OptionError(f"--scheduler {scheduler}: not a scheduler address, e.g. "
+                              f"tcp://HOST:8786 ({error})") from None
     cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
                            processes=True, dashboard_address=":0")
-    return Client(cluster), cluster
+    try:
+        return Client(cluster), cluster
+    except BaseException:
+        cluster.close()
+        raise
 
 
 def _remove_stale(outputs: Sequence[str]) -> None:
@@ -380,7 +387,6 @@ def harmonize_many(
     if options.reference is not None:
         recorded["reference"] = _source_identity(options.reference)
     check_before_run(specs, grid, options)
-    output_dir.mkdir(parents=True, exist_ok=True)  # once the inputs have been checked
     jobs = []
     for spec in specs:
         output = output_dir / f"{spec.id}.tif"
@@ -417,6 +423,7 @@ def harmonize_many(
         (None, None)
     dashboard = None
     try:
+        output_dir.mkdir(parents=True, exist_ok=True)  # once the inputs and engine are there
         manifest = _Manifest(output_dir / f"manifest-{stamp}.csv")
         try:
             say(f"manifest {manifest.path}")

@@ -185,7 +185,11 @@ def qa_command(
         recorded_for_scene,
         report_messages,
     )
-    from s2l8h.inference.checks import consistency_messages
+    from s2l8h.inference.checks import (
+        MIN_CHECK_SPAN,
+        consistency_judged,
+        consistency_messages,
+    )
     from s2l8h.io.cog import check_not_an_input, check_output_path
     from s2l8h.io.landsat import open_scene
 
@@ -218,9 +222,10 @@ def qa_command(
             if "scene_shift" in recorded:  # the same shift, as the tags give it
                 measured.pop("scene_shift_corrected_m", None)
             report = {**recorded, **measured}
-            shares = pixel_percentages(output)
-            if shares is not None:
-                report["pixels_percent"] = shares
+            if "pixels_percent" not in report:  # read with the tags when made from it
+                shares = pixel_percentages(output)
+                if shares is not None:
+                    report["pixels_percent"] = shares
             if made_from is not None and made_from != name:
                 console.print(f"{output.name} was made from {made_from}, not from {name}: "
                               "only the consistency measured against the scene given is "
@@ -242,7 +247,12 @@ def qa_command(
         if message not in caught.shown:  # the scene's own TOA warning, shown already
             console.print(f"[yellow]warning:[/yellow] {message}")
     consistency = report.get("consistency")
-    if isinstance(consistency, dict) and not consistency_messages(consistency):
+    if isinstance(consistency, dict) and not consistency_judged(consistency):
+        rows, cols = consistency["span_px"]
+        console.print(f"consistency: not judged: the pixels compared span only {rows} x "
+                      f"{cols} 30 m pixels (rows x columns; {MIN_CHECK_SPAN} x "
+                      f"{MIN_CHECK_SPAN} needed)", highlight=False)
+    elif isinstance(consistency, dict) and not consistency_messages(consistency):
         console.print("consistency: the output agrees with its input (|bias| <= 0.01, "
                       "residual shift <= 6 m)" + (f"; see the {len(messages)} warning(s) above"
                                                   if messages else ""))
@@ -256,8 +266,9 @@ def _products(outputs: list[Path]) -> list[Path]:
     products: list[Path] = []
     for output in outputs:
         if output.is_dir():
+            # s2l8h writes .tif; Landsat's own band files (.TIF) are not products.
             found = sorted(path for path in output.rglob("*")
-                           if path.suffix.lower() in (".tif", ".tiff") and path.is_file()
+                           if path.suffix in (".tif", ".tiff") and path.is_file()
                            and not any(part.startswith(".")
                                        for part in path.relative_to(output).parts))
             if not found:

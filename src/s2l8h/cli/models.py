@@ -67,17 +67,22 @@ def _provenance_lines(provenances: list[dict[str, Any]],
     commands that made them. A text the weights (an ensemble's members, named by
     ``labels``) share is given once; one they differ in, under each one's label."""
     labels = labels or [str(index + 1) for index in range(len(provenances))]
+
+    def text(value: Any) -> str:  # another tool's record may hold anything
+        return "" if not value else value if isinstance(value, str) else json.dumps(value)
+
     lines: dict[str, str] = {}
     for key in ("origin", "trained on", "made by", "s2l8h version"):
         texts = []
         for provenance in provenances:
-            training = provenance.get("training") or {}
+            training = provenance.get("training")
+            training = training if isinstance(training, dict) else {}
             commands = training.get("command") or []
-            texts.append({"origin": provenance.get("weights"),
-                          "trained on": training.get("data"),
-                          "made by": "\n".join([commands] if isinstance(commands, str)
-                                                else map(str, commands)),
-                          "s2l8h version": provenance.get("s2l8h_version")}[key] or "")
+            texts.append({"origin": text(provenance.get("weights")),
+                          "trained on": text(training.get("data")),
+                          "made by": "\n".join(map(text, commands))
+                          if isinstance(commands, list) else text(commands),
+                          "s2l8h version": text(provenance.get("s2l8h_version"))}[key])
         if len(set(texts)) == 1:
             if texts[0]:
                 lines[key] = str(texts[0])

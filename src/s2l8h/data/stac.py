@@ -174,7 +174,9 @@ def check_period(start: str, end: str) -> None:
             moment = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
         except ValueError:
             raise OptionError(f"{option} must be a date YYYY-MM-DD, got {text!r}") from None
-        moments.append(moment.replace(tzinfo=None))
+        if moment.tzinfo is not None:  # compared in UTC; a bare date is taken as UTC
+            moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        moments.append(moment)
     if moments[0] > moments[1]:
         raise OptionError(f"--start ({start}) is after --end ({end})")
 

@@ -27,7 +27,7 @@ from s2l8h.inference.checks import (
     shift_magnitude,
     to_landsat,
 )
-from s2l8h.io.cog import mask_shares
+from s2l8h.io.cog import mask_percentages
 from s2l8h.io.errors import InputError
 from s2l8h.io.grid import (
     WorkingGrids,
@@ -76,13 +76,12 @@ def read_report(path: str | os.PathLike[str]) -> dict[str, object]:
 
 def pixel_percentages(path: str | os.PathLike[str]) -> dict[str, float] | None:
     """The percentages of ``path``'s pixels that are valid, flagged by the quality band and
-    nodata (:func:`s2l8h.io.cog.mask_shares`, to 0.1); ``None`` for a raster without a
+    nodata (:func:`s2l8h.io.cog.mask_percentages`); ``None`` for a raster without a
     ``mask`` band."""
     try:
-        shares = mask_shares(path)
+        return mask_percentages(path)
     except InputError:
         return None
-    return {name: round(100 * share, 1) for name, share in shares.items()}
 
 
 def recorded_for_scene(path: str | os.PathLike[str], scene_name: str

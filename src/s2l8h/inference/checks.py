@@ -390,14 +390,21 @@ def level_shift_messages(summary: dict | None) -> list[str]:
             "scene unlike the training scenes)"]
 
 
+def consistency_judged(report: dict) -> bool:
+    """Whether a consistency report's pixels span enough rows and columns
+    (:data:`MIN_CHECK_SPAN`, 30 m) to judge the output by (a report without ``span_px``,
+    written before it was recorded, is judged)."""
+    span = report.get("span_px")
+    return not span or min(span) >= MIN_CHECK_SPAN
+
+
 def consistency_messages(report: dict) -> list[str]:
     """Warnings from a consistency report (:meth:`Consistency.report`); none where the
     pixels compared span fewer than :data:`MIN_CHECK_SPAN` rows or columns (a strip along
     the scene's edge, where the output brought back to 30 m lacks the neighbours its PSF
     reaches)."""
     found: list[str] = []
-    span = report.get("span_px")
-    if span and min(span) < MIN_CHECK_SPAN:
+    if not consistency_judged(report):
         return found
     bias = report.get("bias")
     if bias and max(abs(v) for v in bias) > BIAS_WARNING:

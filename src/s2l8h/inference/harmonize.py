@@ -98,9 +98,10 @@ class HarmonizeResult:
     extra: dict[str, object] = field(default_factory=dict)
 
     def open(self):
-        """The written COG as an ``xarray.DataArray`` (per-band scale/offset applied, nodata as
-        NaN, the ``band`` coordinate holding the band names: ``B02`` ... ``mask``; the mask
-        keeps its 0 for no data, 1 valid, 2 flagged)."""
+        """The written COG as a lazily read ``xarray.DataArray`` (per-band scale/offset
+        applied, nodata as NaN, the ``band`` coordinate holding the band names: ``B02`` ...
+        ``mask``; the mask's 0, no data, is NaN too: ``.sel(band="mask").fillna(0)`` gives
+        0 no data, 1 valid, 2 flagged)."""
         import warnings
 
         import rioxarray
@@ -108,10 +109,7 @@ class HarmonizeResult:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="(Scales|Offsets) differ across bands")
             image = rioxarray.open_rasterio(self.path, mask_and_scale=True)
-        image = image.assign_coords(band=list(image.attrs["long_name"]))
-        if "mask" in image.band.values:  # its 0 is a class, not a value missing
-            image.loc[{"band": "mask"}] = image.sel(band="mask").fillna(0)
-        return image
+        return image.assign_coords(band=list(image.attrs["long_name"]))
 
 
 def resolve_models(models: Sequence[str | os.PathLike[str] | Harmonizer] | None,
@@ -583,7 +581,8 @@ def open_writer(plan: HarmonizePlan, checks: InputChecks,
                            uncertainty=plan.predictor.method, options=options.record(),
                            checks=found, extra=options.tags)
     return CogWriter(plan.output, plan.grid, plan.model, plan.convention.output_bands,
-                     plan.predictor.gives_variance, options.dtype, tags, options.overwrite)
+                     plan.predictor.gives_variance, options.dtype, tags, options.overwrite,
+                     keep_flagged=options.keep_flagged)
 
 
 def run_plan(plan: HarmonizePlan, reader: SceneReader, writer: CogWriter,

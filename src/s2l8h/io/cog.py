@@ -31,6 +31,7 @@ instead of the level above, so a pixel of level 2 or deeper may come from a neig
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -89,6 +90,11 @@ def mask_shares(path: str | os.PathLike[str], max_side: int = 2048) -> dict[str,
     counts = {name: int((mask == value).sum()) for name, value in (
         ("valid", MASK_VALID), ("flagged", MASK_FLAGGED), ("nodata", MASK_NODATA))}
     return {name: count / mask.size for name, count in counts.items()}
+
+
+def mask_percentages(path: str | os.PathLike[str]) -> dict[str, float]:
+    """:func:`mask_shares` in percent, to 0.1 (as ``qa`` and the catalogue give them)."""
+    return {name: round(100 * share, 1) for name, share in mask_shares(path).items()}
 
 
 def overview_sizes(height: int, width: int, block: int = BLOCK) -> list[tuple[int, int]]:
@@ -235,12 +241,14 @@ class CogWriter:
     ``rows_grid`` is the 10 m grid rows are written on; when it differs from ``grid`` (another
     resolution, CRS or pixel phase), the result is warped at the end: onto a coarser grid by
     the average, onto one as fine (a shift of the pixel edges) by cubic convolution for
-    reflectance and bilinear for σ; the mask by nearest neighbour.
+    reflectance and bilinear for σ; the mask by nearest neighbour; then values are kept
+    exactly where the mask says valid, and flagged with ``keep_flagged``.
     """
 
     def __init__(self, path: str | os.PathLike[str], grid: GeoBox, rows_grid: GeoBox,
                  band_names: tuple[str, ...], with_std: bool, dtype: OutputDtype = "uint16",
-                 tags: dict[str, str] | None = None, overwrite: bool = False) -> None:
+                 tags: dict[str, str] | None = None, overwrite: bool = False,
+                 keep_flagged: bool = False) -> None:
         if dtype not in ("uint16", "float32"):
             raise ValueError(f"dtype must be uint16 or float32, got {dtype!r}")
         self.path = check_output_path(path, overwrite)
@@ -255,7 +263,7 @@ class CogWriter:
         (self._workdir / OWNER_FILE).write_text(json.dumps(
             {"pid": os.getpid(), "host": socket.gethostname(), "output": self.path.name}))
         self._rows_path = self._workdir / "rows.tif"
-        self._kept_flagged = False  # whether flagged pixels keep their values (--keep-flagged)
+        self.keep_flagged = keep_flagged  # flagged pixels keep their values (--keep-flagged)
         # Rows that will be warped stay float32 until then: encoding after the warp keeps
         # uint16 output within half a DN of float32 output.
         self._rows_dtype = self.dtype if grid == rows_grid else "float32"
@@ -329,7 +337,6 @@ class CogWriter:
             return
         mean, mask = mean[:, :rows, :width], mask[:rows, :width]
         keep = mask == MASK_VALID if keep is None else keep[:rows, :width]
-        self._kept_flagged = self._kept_flagged or bool((keep & (mask == MASK_FLAGGED)).any())
         block = self._pack(mean, None if std is None else std[:, :rows, :width], mask, keep,
                            self._rows_dtype)
         self._dataset.write(block, window=rasterio.windows.Window(col0, row0, width, rows))
@@ -401,7 +408,8 @@ class CogWriter:
         write them in the output's encoding, data and mask made to agree (:meth:`_encode`);
         return whether any output pixel has data. (A warped VRT read strip by strip would
         spare the float copy on disk but took 2.7 times as long.)"""
-        floats = destination.with_name("warped-float.tif")
+        floats = destination.with_name("warped-float.tif") if self.dtype == "uint16" \
+            else destination
         bands = len(self.band_names)
         with rasterio.open(self._rows_path) as rows, \
                 rasterio.open(floats, "w", **self._profile(self.grid, "float32")) as warped:
@@ -425,16 +433,20 @@ class CogWriter:
 
     def _encode(self, floats: Path, destination: Path) -> int:
         """Write a float32 file of this writer's layout (NaN: nodata, as write_rows keeps it)
-        in the output's encoding, strip by strip, with the data made to agree with the
-        mask: values only where the mask says valid (or flagged, where flagged pixels keep
-        theirs), and a valid pixel without values marked nodata. (An average onto a coarser
-        grid gives an edge pixel a value from its one valid source pixel while the mask, by
-        nearest neighbour, calls it nodata.) Returns the number of pixels with data."""
+        in the output's encoding into ``destination`` (float32: in place), strip by strip,
+        with the data made to agree with the mask: values only where the mask says valid
+        (and flagged, with ``keep_flagged``), and a valid pixel without values marked
+        nodata. (An average onto a coarser grid gives an edge pixel a value from its one
+        valid source pixel while the mask, by nearest neighbour, calls it nodata.) Returns
+        the number of pixels with data."""
         bands = len(self.band_names)
         kept = 0
-        with rasterio.open(floats) as source, \
-                rasterio.open(destination, "w", **self._profile(self.grid)) as encoded:
-            self._describe(encoded, dict(source.tags()))
+        in_place = floats == destination  # float32: rewritten where it is
+        with rasterio.open(floats, "r+" if in_place else "r") as source, \
+                (contextlib.nullcontext(source) if in_place else
+                 rasterio.open(destination, "w", **self._profile(self.grid))) as encoded:
+            if not in_place:
+                self._describe(encoded, dict(source.tags()))
             for row0 in range(0, source.height, BLOCK):
                 window = rasterio.windows.Window(0, row0, source.width,
                                                  min(BLOCK, source.height - row0))
@@ -445,12 +457,13 @@ class CogWriter:
                     finite &= np.isfinite(values[bands:2 * bands]).all(axis=0)
                 mask[(mask == MASK_VALID) & ~finite] = MASK_NODATA
                 keep = finite & ((mask == MASK_VALID) |
-                                 ((mask == MASK_FLAGGED) & self._kept_flagged))
+                                 ((mask == MASK_FLAGGED) & self.keep_flagged))
                 kept += int(keep.sum())
                 block = self._pack(values[:bands], values[bands:2 * bands], mask, keep,
                                    self.dtype)
                 encoded.write(block, window=window)
-        floats.unlink()
+        if not in_place:
+            floats.unlink()
         return kept
 
     def abort(self) -> None:

@@ -553,8 +553,7 @@ class _Headers:
         info = self.peek(path)
         if info.is_s2l8h_output:
             raise InputError(path, f"is an s2l8h output (tag {OUTPUT_TAG}), not a Landsat "
-                             "input; give the scene's own files (or its folder, without "
-                             "outputs in it)")
+                             "input; give the scene's own files or its folder")
         return info
 
 
