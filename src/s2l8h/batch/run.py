@@ -399,21 +399,21 @@ def harmonize_many(
                              requester_pays, os.getpid()))
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     details: dict[str, dict[str, Any]] = {}
-    pending, settled = [], []  # settled: (job, manifest row) decided without a task
+    pending, settled = [], []  # settled: the manifest rows decided without a task
     for job in jobs:
         state = output_state(job.output, job.provenance)
         row = {"scene": job.scene.id, "output": job.output, "source": _source(job.scene)}
         if state == "same":
-            settled.append((job, {**row, "status": "skipped"}))
+            settled.append({**row, "status": "skipped"})
             details[job.scene.id] = {"status": "skipped"}
         elif state != "missing" and not overwrite:  # refused here, as the task would
             error = OutputError(_exists_message(job.output, state))
-            settled.append((job, {**row, "status": "failed",
-                                  "error": f"{type(error).__name__}: {error}"}))
+            settled.append({**row, "status": "failed",
+                            "error": f"{type(error).__name__}: {error}"})
             details[job.scene.id] = {"status": "failed", "error": error, "warnings": []}
         else:
             pending.append(job)
-    refused = sum(row["status"] == "failed" for _, row in settled)
+    refused = sum(row["status"] == "failed" for row in settled)
     say(f"{len(jobs)} scene(s): {len(settled) - refused} already done, "
         + (f"{refused} refused (output exists), " if refused else "")
         + f"{len(pending)} to run; grid {crs_name(grid.crs)} {grid.height} x {grid.width} px "
@@ -427,7 +427,7 @@ def harmonize_many(
         manifest = _Manifest(output_dir / f"manifest-{stamp}.csv")
         try:
             say(f"manifest {manifest.path}")
-            for _, row in settled:
+            for row in settled:
                 manifest.add(row)
             if client is not None:
                 dashboard = client.dashboard_link

@@ -163,9 +163,7 @@ def harmonize_command(
     console.print(f"wrote {result.path} ({result.grid.height} x {result.grid.width} px, "
                   f"{len(result.models)} model(s), uncertainty: {result.uncertainty}, "
                   f"{result.tiles} tiles, {result.seconds:.1f} s)")
-    shares = result.extra.get("mask_shares")
-    if isinstance(shares, dict):
-        console.print(f"pixels: {pixel_shares_text(shares)}")
+    console.print(f"pixels: {pixel_shares_text(result.extra['mask_shares'])}")
     stages = result.extra.get("stage_seconds", {})
     if stages:  # busy seconds; reading and writing overlap the model
         console.print("stages (s): " + ", ".join(f"{name} {seconds:.2f}"

@@ -85,10 +85,10 @@ def _provenance_lines(provenances: list[dict[str, Any]],
                           "s2l8h version": text(provenance.get("s2l8h_version"))}[key])
         if len(set(texts)) == 1:
             if texts[0]:
-                lines[key] = str(texts[0])
+                lines[key] = texts[0]
         else:
-            lines.update({f"{key} ({label})": str(text) for label, text in
-                          zip(labels, texts, strict=True) if text})
+            lines.update({f"{key} ({label})": member_text for label, member_text in
+                          zip(labels, texts, strict=True) if member_text})
     return lines
 
 

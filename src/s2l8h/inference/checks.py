@@ -117,7 +117,7 @@ def measure_pan_shift(multispectral: np.ndarray, pan: np.ndarray, valid: np.ndar
                       pixel: float = 30.0) -> tuple[float, float]:
     """Shift (dx, dy metres) of the pan (2h, 2w) against the bands (6, h, w) on grids with
     the same edges (module docstring); ``valid`` (h, w) where both have data."""
-    if valid.sum() < 64:
+    if valid.sum() < MIN_CHECK_PIXELS:
         return 0.0, 0.0
     intensity, pan30 = pan_intensity(multispectral, pan, valid)
     pan30 = np.where(valid, pan30, intensity)
